@@ -1,0 +1,100 @@
+//! `AuditSink` and `AuditQuery`: the tamper-evident record of security-relevant acts.
+//!
+//! Adapters: `MemoryAuditSink` (adapters/memory; tests and embedded use). A sink owns its
+//! hash chain: callers hand it plain [`AuditRecord`]s and it links them.
+
+use async_trait::async_trait;
+use qudag_domain::Timestamp;
+use qudag_domain::audit::{AuditAction, AuditRecord, ChainedEvent, Outcome};
+
+use crate::BoxError;
+
+/// Errors an audit sink may return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditSinkError {
+    /// The sink cannot record now; the record was **not** stored and the caller must keep
+    /// it (or refuse the request) — never drop it.
+    #[error("audit sink unavailable")]
+    Unavailable {
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// A query's cursor was not produced by this sink.
+    #[error("invalid audit cursor {0:?}")]
+    InvalidCursor(String),
+}
+
+/// Where audit records go.
+#[cfg_attr(any(test, feature = "testkit"), mockall::automock)]
+#[async_trait]
+pub trait AuditSink: Send + Sync + 'static {
+    /// Append `record` to the chain. When this returns `Ok`, the record is durable to the
+    /// sink's stated policy and ordered after every record acknowledged before it.
+    ///
+    /// # Errors
+    /// `Unavailable`: nothing was recorded.
+    async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError>;
+
+    /// Make everything acknowledged so far durable (called at shutdown).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn flush(&self) -> Result<(), AuditSinkError>;
+}
+
+/// Which records a query wants; every given field must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    /// At or after this instant.
+    pub from: Option<Timestamp>,
+    /// Before this instant.
+    pub to: Option<Timestamp>,
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Exactly this action.
+    pub action: Option<AuditAction>,
+    /// Exactly this outcome.
+    pub outcome: Option<Outcome>,
+}
+
+impl AuditFilter {
+    /// Whether `event` matches.
+    pub fn matches(&self, event: &ChainedEvent) -> bool {
+        let r = &event.record;
+        self.from.is_none_or(|from| r.at >= from)
+            && self.to.is_none_or(|to| r.at < to)
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|a| r.actor.as_deref() == Some(a.as_str()))
+            && self.action.is_none_or(|a| r.action == a)
+            && self.outcome.is_none_or(|o| r.outcome == o)
+    }
+}
+
+/// One page of a query, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditPage {
+    /// The matching events.
+    pub events: Vec<ChainedEvent>,
+    /// Pass this back for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Reading the audit trail.
+#[cfg_attr(any(test, feature = "testkit"), mockall::automock)]
+#[async_trait]
+pub trait AuditQuery: Send + Sync + 'static {
+    /// Up to `limit` events matching `filter`, oldest first, starting after `cursor`.
+    ///
+    /// # Errors
+    /// `InvalidCursor` for a cursor this sink did not hand out; `Unavailable`.
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<AuditPage, AuditSinkError>;
+}

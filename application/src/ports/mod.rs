@@ -1,0 +1,33 @@
+//! The ports: what the core needs from the outside world, in its own words.
+//!
+//! Every port is an object-safe `async_trait` with `Send + Sync + 'static`, so the bootstrap
+//! can choose adapters at run time and hand the core an `Arc<dyn Port>`. Methods take and
+//! return domain types only. Each port has a contract suite in `testkit` that every adapter
+//! must pass unchanged.
+
+pub mod audit;
+pub mod clock;
+pub mod event_bus;
+pub mod health;
+pub mod rate_limiter;
+pub mod session_store;
+pub mod token_verifier;
+
+pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError};
+pub use clock::Clock;
+pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
+pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
+pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};
+pub use session_store::{SessionStore, SessionStoreError};
+pub use token_verifier::{TokenError, TokenVerifier};
+
+#[cfg(any(test, feature = "testkit"))]
+pub use self::{
+    audit::{MockAuditQuery, MockAuditSink},
+    clock::MockClock,
+    event_bus::MockEventBus,
+    health::MockHealthIndicator,
+    rate_limiter::MockRateLimiter,
+    session_store::MockSessionStore,
+    token_verifier::MockTokenVerifier,
+};

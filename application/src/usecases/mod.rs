@@ -1,0 +1,12 @@
+//! Use cases: what the server does with a request, written against ports only.
+
+pub mod health;
+pub mod pipeline;
+pub mod sessions;
+
+pub use health::{Component, ComponentReport, HealthReport, HealthService};
+pub use pipeline::{
+    AuthMode, Dispatcher, LimiterFailurePolicy, Operation, OperationError, Pipeline, PipelineError,
+    RateLimitSettings, RequestContext,
+};
+pub use sessions::{SessionError, SessionService};

@@ -1,0 +1,797 @@
+//! The request pipeline: authenticate → rate-limit → dispatch → authorize → run → audit.
+//!
+//! Each stage is a method of its own, because not every MCP message goes through all of
+//! them (an `initialize` is authenticated and rate-limited but names no tool); a tool call
+//! goes through [`Pipeline::handle`], which runs them all in order. Every refusal is
+//! audited with the reason, and no refused call ever reaches an operation.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
+use qudag_domain::principal::Principal;
+use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
+use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
+use serde_json::{Value, json};
+
+use crate::ports::{
+    AuditSink, Clock, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
+};
+
+/// What the transport knows about a request before the core sees it.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The request id (`X-Request-Id`), for logs and audit.
+    pub request_id: String,
+    /// The client's address (already resolved through trusted proxies).
+    pub client_addr: Option<IpAddr>,
+    /// The bearer credential from `Authorization`, if any.
+    pub bearer: Option<String>,
+}
+
+/// How callers are identified.
+#[derive(Clone)]
+pub enum AuthMode {
+    /// Every request must carry a token this verifier accepts.
+    Required(Arc<dyn TokenVerifier>),
+    /// No authentication: every caller is this principal (local use only).
+    Disabled(Principal),
+}
+
+impl std::fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Required(_) => f.write_str("Required"),
+            Self::Disabled(p) => f.debug_tuple("Disabled").field(p.id()).finish(),
+        }
+    }
+}
+
+/// What to do when the rate limiter cannot decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LimiterFailurePolicy {
+    /// Let the request through (availability first).
+    #[default]
+    FailOpen,
+    /// Refuse the request with 503 (protection first).
+    FailClosed,
+}
+
+/// The rate-limit part of the pipeline's configuration.
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    /// The policy applied to every key.
+    pub policy: QuotaPolicy,
+    /// Count authenticated callers per principal (otherwise per address).
+    pub per_user: bool,
+    /// What to do when the limiter is unavailable.
+    pub on_failure: LimiterFailurePolicy,
+}
+
+/// Something a caller can invoke: a tool, or an admin endpoint.
+#[async_trait]
+pub trait Operation: Send + Sync {
+    /// Its name (the MCP tool name).
+    fn name(&self) -> &str;
+    /// The permission a caller needs.
+    fn permission(&self) -> Permission;
+    /// Its quota cost.
+    fn cost(&self) -> Cost {
+        Cost::ONE
+    }
+    /// Run it for `principal` with `input`.
+    ///
+    /// # Errors
+    /// [`OperationError`]: bad arguments, or a failure while running.
+    async fn run(&self, principal: &Principal, input: Value) -> Result<Value, OperationError>;
+}
+
+/// Finds operations by name.
+pub trait Dispatcher: Send + Sync {
+    /// The operation called `name`, if there is one.
+    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>>;
+}
+
+/// Why an operation did not produce a result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OperationError {
+    /// The input is wrong; `argument` names the offending argument.
+    #[error("invalid argument {argument:?}: {message}")]
+    InvalidArgument {
+        /// The argument's name (or JSON pointer).
+        argument: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The operation failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why the pipeline refused or could not complete a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// No acceptable credential (HTTP 401).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(TokenError),
+    /// Over the rate limit (HTTP 429); the decision says when to come back.
+    #[error("rate limited")]
+    RateLimited(Decision),
+    /// A backend needed to decide is unavailable (HTTP 503).
+    #[error("{component} unavailable")]
+    Unavailable {
+        /// Which component.
+        component: &'static str,
+        /// What went wrong.
+        #[source]
+        source: crate::BoxError,
+    },
+    /// No operation by that name.
+    #[error("unknown operation {0:?}")]
+    UnknownOperation(String),
+    /// The caller may not use the operation (HTTP 403).
+    #[error("forbidden: {}", .0.rule)]
+    Forbidden(AuthzDecision),
+    /// The operation ran and failed (or its input was refused).
+    #[error(transparent)]
+    Operation(OperationError),
+}
+
+/// The pipeline and the ports it runs on.
+pub struct Pipeline {
+    auth: AuthMode,
+    limiter: Arc<dyn RateLimiter>,
+    limits: Option<RateLimitSettings>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline; `limits: None` turns rate limiting off.
+    pub fn new(
+        auth: AuthMode,
+        limiter: Arc<dyn RateLimiter>,
+        limits: Option<RateLimitSettings>,
+        audit: Arc<dyn AuditSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            auth,
+            limiter,
+            limits,
+            audit,
+            clock,
+        }
+    }
+
+    /// Run a named operation through every stage.
+    ///
+    /// # Errors
+    /// The first stage that refuses, as a [`PipelineError`].
+    pub async fn handle(
+        &self,
+        ctx: &RequestContext,
+        dispatcher: &dyn Dispatcher,
+        name: &str,
+        input: Value,
+    ) -> Result<Value, PipelineError> {
+        let principal = self.authenticate(ctx).await?;
+        let operation = dispatcher.resolve(name);
+        let cost = operation.as_ref().map_or(Cost::ONE, |op| op.cost());
+        self.admit(ctx, &principal, cost).await?;
+        let operation =
+            operation.ok_or_else(|| PipelineError::UnknownOperation(name.to_owned()))?;
+        self.invoke(ctx, &principal, operation.as_ref(), input)
+            .await
+    }
+
+    /// Stage 1: who is calling.
+    ///
+    /// # Errors
+    /// `Unauthenticated` (audited as `auth.failed` with the reason), or `Unavailable` when
+    /// the verifier cannot decide.
+    pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, PipelineError> {
+        let verifier = match &self.auth {
+            AuthMode::Disabled(principal) => return Ok(principal.clone()),
+            AuthMode::Required(verifier) => verifier,
+        };
+        let result = match ctx.bearer.as_deref() {
+            None => Err(TokenError::Invalid {
+                reason: "missing_token",
+                description: "no bearer token".into(),
+            }),
+            Some(token) => verifier.verify(token).await,
+        };
+        match result {
+            Ok(principal) => Ok(principal),
+            Err(TokenError::Unavailable { source }) => Err(PipelineError::Unavailable {
+                component: "token_verifier",
+                source,
+            }),
+            Err(error) => {
+                self.audit(
+                    ctx,
+                    AuditRecord::new(self.clock.now(), AuditAction::AuthFailed, Outcome::Denied)
+                        .details(json!({ "reason": error.reason() })),
+                )
+                .await;
+                Err(PipelineError::Unauthenticated(error))
+            }
+        }
+    }
+
+    /// Stage 2: whether the caller has quota left for `cost`. Returns the decision (for
+    /// `RateLimit` headers), or `None` when rate limiting is off or failed open.
+    ///
+    /// # Errors
+    /// `RateLimited` (audited as `rate.limited`), or `Unavailable` when the limiter is down
+    /// and the policy is fail-closed.
+    pub async fn admit(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        cost: Cost,
+    ) -> Result<Option<Decision>, PipelineError> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let key = if limits.per_user && !principal.id().is_anonymous() {
+            RateLimitKey::principal(principal.id())
+        } else {
+            match &ctx.client_addr {
+                Some(addr) => RateLimitKey::address(addr),
+                None => RateLimitKey::custom("ip:unknown"),
+            }
+        };
+        match self.limiter.check(&key, &limits.policy, cost).await {
+            Ok(decision) if decision.allowed => Ok(Some(decision)),
+            Ok(decision) => {
+                self.audit(
+                    ctx,
+                    AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied)
+                        .actor(principal.id().to_string())
+                        .details(json!({
+                            "key": key.as_str(),
+                            "cost": cost.units(),
+                            "retry_after_ms": decision.retry_after.map(|d| d.as_millis()),
+                        })),
+                )
+                .await;
+                Err(PipelineError::RateLimited(decision))
+            }
+            Err(RateLimiterError::Unavailable { source }) => match limits.on_failure {
+                LimiterFailurePolicy::FailOpen => {
+                    tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
+                    Ok(None)
+                }
+                LimiterFailurePolicy::FailClosed => Err(PipelineError::Unavailable {
+                    component: "rate_limiter",
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// Stages 4–6: authorize `principal` for `operation`, run it, and audit the outcome.
+    ///
+    /// # Errors
+    /// `Forbidden` (audited as `tool.denied`) or the operation's own error (audited as a
+    /// failed `tool.called`).
+    pub async fn invoke(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        operation: &dyn Operation,
+        input: Value,
+    ) -> Result<Value, PipelineError> {
+        let decision = authorize(principal.roles(), operation.permission());
+        if !decision.allowed {
+            self.audit(
+                ctx,
+                AuditRecord::new(self.clock.now(), AuditAction::ToolDenied, Outcome::Denied)
+                    .actor(principal.id().to_string())
+                    .target(operation.name())
+                    .details(json!({ "permission": decision.permission, "rule": decision.rule })),
+            )
+            .await;
+            return Err(PipelineError::Forbidden(decision));
+        }
+        let arguments_digest = digest_json(&input);
+        let started = Instant::now();
+        let result = operation.run(principal, input).await;
+        let elapsed = started.elapsed();
+        let (outcome, error) = match &result {
+            Ok(_) => (Outcome::Success, None),
+            Err(e) => (Outcome::Failure, Some(e.to_string())),
+        };
+        self.audit(
+            ctx,
+            AuditRecord::new(self.clock.now(), AuditAction::ToolCalled, outcome)
+                .actor(principal.id().to_string())
+                .target(operation.name())
+                .details(json!({
+                    "duration_us": u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "arguments_digest": arguments_digest,
+                    "error": error,
+                })),
+        )
+        .await;
+        result.map_err(PipelineError::Operation)
+    }
+
+    /// Record an event for this request. A sink failure is logged loudly, never ignored.
+    pub async fn audit(&self, ctx: &RequestContext, mut record: AuditRecord) {
+        if record.request_id.is_none() && !ctx.request_id.is_empty() {
+            record.request_id = Some(ctx.request_id.clone());
+        }
+        if record.client_addr.is_none() {
+            record.client_addr = ctx.client_addr.map(|a| a.to_string());
+        }
+        if let Err(error) = self.audit.record(record.clone()).await {
+            tracing::error!(
+                error = %error,
+                action = %record.action,
+                request_id = %ctx.request_id,
+                record = %serde_json::to_string(&record).unwrap_or_default(),
+                "Audit sink refused a record"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use qudag_domain::Timestamp;
+    use qudag_domain::audit::{ChainHead, ChainedEvent};
+    use qudag_domain::principal::PrincipalId;
+    use qudag_domain::rbac::Role;
+
+    use super::*;
+    use crate::ports::{MockAuditSink, MockClock, MockRateLimiter, MockTokenVerifier};
+
+    /// A tool that counts its runs.
+    struct Probe {
+        runs: Mutex<u32>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl Operation for Probe {
+        fn name(&self) -> &str {
+            "probe"
+        }
+        fn permission(&self) -> Permission {
+            Permission::QuantumExecute
+        }
+        fn cost(&self) -> Cost {
+            Cost::new(5)
+        }
+        async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
+            *self.runs.lock().unwrap() += 1;
+            if self.fail {
+                return Err(OperationError::InvalidArgument {
+                    argument: "qubits".into(),
+                    message: "too many".into(),
+                });
+            }
+            Ok(json!({ "echo": input }))
+        }
+    }
+
+    struct Tools(HashMap<String, Arc<dyn Operation>>);
+
+    impl Dispatcher for Tools {
+        fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn tools(probe: Arc<Probe>) -> Tools {
+        Tools(HashMap::from([(
+            "probe".to_owned(),
+            probe as Arc<dyn Operation>,
+        )]))
+    }
+
+    fn probe(fail: bool) -> Arc<Probe> {
+        Arc::new(Probe {
+            runs: Mutex::new(0),
+            fail,
+        })
+    }
+
+    fn clock() -> Arc<MockClock> {
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| Timestamp::from_secs(1_000));
+        Arc::new(clock)
+    }
+
+    /// An audit sink mock that keeps what it was given.
+    fn recording_audit() -> (Arc<MockAuditSink>, Arc<Mutex<Vec<AuditRecord>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let head = Arc::new(Mutex::new(ChainHead::GENESIS));
+        let mut sink = MockAuditSink::new();
+        let s = seen.clone();
+        sink.expect_record().returning(move |r| {
+            s.lock().unwrap().push(r.clone());
+            let e: ChainedEvent = head.lock().unwrap().append(r);
+            Ok(e)
+        });
+        (Arc::new(sink), seen)
+    }
+
+    fn verifier_accepting(token: &'static str, roles: Vec<Role>) -> Arc<MockTokenVerifier> {
+        let mut v = MockTokenVerifier::new();
+        v.expect_verify().returning(move |t| {
+            if t == token {
+                Ok(Principal::new(
+                    PrincipalId::new("https://iss", "alice"),
+                    roles.clone(),
+                    [],
+                    None,
+                ))
+            } else {
+                Err(TokenError::Invalid {
+                    reason: "bad_signature",
+                    description: "signature mismatch".into(),
+                })
+            }
+        });
+        Arc::new(v)
+    }
+
+    fn allow_all() -> Arc<MockRateLimiter> {
+        let mut l = MockRateLimiter::new();
+        l.expect_check().returning(|_, p, _| {
+            Ok(Decision {
+                allowed: true,
+                limit: p.burst(),
+                remaining: 1,
+                reset_after: Duration::ZERO,
+                retry_after: None,
+            })
+        });
+        Arc::new(l)
+    }
+
+    fn settings(per_user: bool) -> Option<RateLimitSettings> {
+        Some(RateLimitSettings {
+            policy: QuotaPolicy::per_minute(60, 10).unwrap(),
+            per_user,
+            on_failure: LimiterFailurePolicy::FailClosed,
+        })
+    }
+
+    fn ctx(bearer: Option<&str>) -> RequestContext {
+        RequestContext {
+            request_id: "req-1".into(),
+            client_addr: Some("192.0.2.7".parse().unwrap()),
+            bearer: bearer.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_good_call_runs_once_and_is_audited_with_a_digest_not_the_arguments() {
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Developer])),
+            allow_all(),
+            settings(true),
+            audit,
+            clock(),
+        );
+        let op = probe(false);
+        let out = p
+            .handle(
+                &ctx(Some("good")),
+                &tools(op.clone()),
+                "probe",
+                json!({"secret": "hunter2"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"echo": {"secret": "hunter2"}}));
+        assert_eq!(*op.runs.lock().unwrap(), 1);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let r = &seen[0];
+        assert_eq!(r.action, AuditAction::ToolCalled);
+        assert_eq!(r.outcome, Outcome::Success);
+        assert_eq!(r.actor.as_deref(), Some("https://iss#alice"));
+        assert_eq!(r.target.as_deref(), Some("probe"));
+        assert_eq!(r.request_id.as_deref(), Some("req-1"));
+        assert_eq!(r.client_addr.as_deref(), Some("192.0.2.7"));
+        assert_eq!(
+            r.details["arguments_digest"],
+            json!(digest_json(&json!({"secret": "hunter2"})))
+        );
+        assert!(
+            !serde_json::to_string(r).unwrap().contains("hunter2"),
+            "arguments must not reach the audit trail"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_or_bad_tokens_never_reach_the_tool_and_are_audited() {
+        for bearer in [None, Some("forged")] {
+            let (audit, seen) = recording_audit();
+            let mut limiter = MockRateLimiter::new();
+            limiter.expect_check().never();
+            let p = Pipeline::new(
+                AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
+                Arc::new(limiter),
+                settings(true),
+                audit,
+                clock(),
+            );
+            let op = probe(false);
+            let err = p
+                .handle(&ctx(bearer), &tools(op.clone()), "probe", json!({}))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, PipelineError::Unauthenticated(_)), "{err:?}");
+            assert_eq!(*op.runs.lock().unwrap(), 0);
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].action, AuditAction::AuthFailed);
+            let reason = if bearer.is_none() {
+                "missing_token"
+            } else {
+                "bad_signature"
+            };
+            assert_eq!(seen[0].details["reason"], json!(reason));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_verifier_is_unavailable_not_unauthenticated() {
+        let mut v = MockTokenVerifier::new();
+        v.expect_verify().returning(|_| {
+            Err(TokenError::Unavailable {
+                source: "jwks fetch failed".into(),
+            })
+        });
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(Arc::new(v)),
+            allow_all(),
+            None,
+            audit,
+            clock(),
+        );
+        let err = p.authenticate(&ctx(Some("t"))).await.unwrap_err();
+        assert!(matches!(
+            err,
+            PipelineError::Unavailable {
+                component: "token_verifier",
+                ..
+            }
+        ));
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rate_limit_uses_the_tool_cost_and_the_principal_key() {
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_check()
+            .withf(|key, _, cost| key.as_str() == "user:https://iss#alice" && cost.units() == 5)
+            .times(1)
+            .returning(|_, p, _| {
+                Ok(Decision {
+                    allowed: false,
+                    limit: p.burst(),
+                    remaining: 0,
+                    reset_after: Duration::from_secs(9),
+                    retry_after: Some(Duration::from_secs(3)),
+                })
+            });
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Developer])),
+            Arc::new(limiter),
+            settings(true),
+            audit,
+            clock(),
+        );
+        let op = probe(false);
+        let err = p
+            .handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({}))
+            .await
+            .unwrap_err();
+        match err {
+            PipelineError::RateLimited(d) => {
+                assert_eq!(d.retry_after, Some(Duration::from_secs(3)))
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        assert_eq!(*op.runs.lock().unwrap(), 0);
+        assert_eq!(seen.lock().unwrap()[0].action, AuditAction::RateLimited);
+    }
+
+    #[tokio::test]
+    async fn anonymous_or_not_per_user_traffic_is_keyed_by_address() {
+        for (auth, per_user) in [
+            (
+                AuthMode::Disabled(Principal::anonymous([Role::Admin])),
+                true,
+            ),
+            (
+                AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
+                false,
+            ),
+        ] {
+            let mut limiter = MockRateLimiter::new();
+            limiter
+                .expect_check()
+                .withf(|key, _, _| key.as_str() == "ip:192.0.2.7")
+                .times(1)
+                .returning(|_, p, _| {
+                    Ok(Decision {
+                        allowed: true,
+                        limit: p.burst(),
+                        remaining: 9,
+                        reset_after: Duration::ZERO,
+                        retry_after: None,
+                    })
+                });
+            let (audit, _) = recording_audit();
+            let p = Pipeline::new(auth, Arc::new(limiter), settings(per_user), audit, clock());
+            p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({}))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn limiter_outage_follows_the_failure_policy() {
+        for (policy, should_pass) in [
+            (LimiterFailurePolicy::FailOpen, true),
+            (LimiterFailurePolicy::FailClosed, false),
+        ] {
+            let mut limiter = MockRateLimiter::new();
+            limiter.expect_check().returning(|_, _, _| {
+                Err(RateLimiterError::Unavailable {
+                    source: "connection refused".into(),
+                })
+            });
+            let (audit, _) = recording_audit();
+            let limits = RateLimitSettings {
+                on_failure: policy,
+                ..settings(true).unwrap()
+            };
+            let p = Pipeline::new(
+                AuthMode::Disabled(Principal::anonymous([Role::Admin])),
+                Arc::new(limiter),
+                Some(limits),
+                audit,
+                clock(),
+            );
+            let op = probe(false);
+            let result = p
+                .handle(&ctx(None), &tools(op.clone()), "probe", json!({}))
+                .await;
+            assert_eq!(result.is_ok(), should_pass, "{policy:?}: {result:?}");
+            if !should_pass {
+                assert!(matches!(
+                    result,
+                    Err(PipelineError::Unavailable {
+                        component: "rate_limiter",
+                        ..
+                    })
+                ));
+            }
+            assert_eq!(*op.runs.lock().unwrap(), u32::from(should_pass));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_role_without_the_permission_is_forbidden_and_audited() {
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Readonly])),
+            allow_all(),
+            settings(true),
+            audit,
+            clock(),
+        );
+        let op = probe(false);
+        let err = p
+            .handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({}))
+            .await
+            .unwrap_err();
+        match err {
+            PipelineError::Forbidden(d) => {
+                assert_eq!(d.permission, Permission::QuantumExecute);
+                assert!(d.rule.contains("readonly"), "{}", d.rule);
+            }
+            other => panic!("expected Forbidden, got {other:?}"),
+        }
+        assert_eq!(*op.runs.lock().unwrap(), 0);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].action, AuditAction::ToolDenied);
+        assert_eq!(seen[0].target.as_deref(), Some("probe"));
+    }
+
+    #[tokio::test]
+    async fn unknown_operations_are_refused_after_rate_limiting() {
+        let (audit, _) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
+            allow_all(),
+            settings(true),
+            audit,
+            clock(),
+        );
+        let err = p
+            .handle(&ctx(Some("good")), &tools(probe(false)), "nope", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PipelineError::UnknownOperation(ref n) if n == "nope"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_operation_is_audited_as_a_failure() {
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Disabled(Principal::anonymous([Role::Admin])),
+            allow_all(),
+            None,
+            audit,
+            clock(),
+        );
+        let err = p
+            .handle(&ctx(None), &tools(probe(true)), "probe", json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Operation(OperationError::InvalidArgument { ref argument, .. }) if argument == "qubits")
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].outcome, Outcome::Failure);
+        assert!(
+            seen[0].details["error"]
+                .as_str()
+                .unwrap()
+                .contains("qubits")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_audit_outage_does_not_lose_the_response() {
+        let mut sink = MockAuditSink::new();
+        sink.expect_record().times(1).returning(|_| {
+            Err(crate::ports::AuditSinkError::Unavailable {
+                source: "disk full".into(),
+            })
+        });
+        let p = Pipeline::new(
+            AuthMode::Disabled(Principal::anonymous([Role::Admin])),
+            allow_all(),
+            None,
+            Arc::new(sink),
+            clock(),
+        );
+        let out = p
+            .handle(&ctx(None), &tools(probe(false)), "probe", json!({"x": 1}))
+            .await
+            .unwrap();
+        assert_eq!(out["echo"]["x"], json!(1));
+    }
+}

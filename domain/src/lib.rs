@@ -1,0 +1,22 @@
+//! The pure core of the QuDAG MCP server.
+//!
+//! Values and rules only: no I/O, no async runtime, no framework types. Everything that
+//! needs the outside world (time, randomness, storage) is handed in by the caller, so each
+//! rule is a plain function that unit and property tests can pin down exactly.
+//!
+//! - [`session`]: MCP sessions, their ids, owners and expiry.
+//! - [`principal`]: who is calling, and the rules for accepting a token's claims.
+//! - [`quota`]: rate-limit policies and the GCRA arithmetic.
+//! - [`audit`]: audit records and their BLAKE3 hash chain.
+//! - [`rbac`]: roles, permissions and the authorization decision.
+//! - [`time`]: the timestamp type every rule is expressed in.
+#![deny(missing_docs)]
+
+pub mod audit;
+pub mod principal;
+pub mod quota;
+pub mod rbac;
+pub mod session;
+pub mod time;
+
+pub use time::Timestamp;
