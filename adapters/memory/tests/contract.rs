@@ -1,0 +1,43 @@
+//! The shared port contracts, run against the in-memory adapters.
+
+use std::sync::Arc;
+
+use qudag_adapter_memory::{
+    MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore, SystemClock,
+};
+use qudag_application::ports::{EventBus, RateLimiter, SessionStore};
+
+async fn session_store() -> Arc<dyn SessionStore> {
+    Arc::new(MemorySessionStore::new(
+        10_000,
+        Arc::new(SystemClock::new()),
+    ))
+}
+
+async fn rate_limiter() -> Arc<dyn RateLimiter> {
+    Arc::new(MemoryRateLimiter::new(10_000, Arc::new(SystemClock::new())))
+}
+
+async fn audit_sink() -> Arc<MemoryAuditSink> {
+    Arc::new(MemoryAuditSink::new(10_000))
+}
+
+async fn event_bus() -> Arc<dyn EventBus> {
+    Arc::new(MemoryEventBus::default())
+}
+
+mod session_store {
+    qudag_application::session_store_contract!(super::session_store);
+}
+
+mod rate_limiter {
+    qudag_application::rate_limiter_contract!(super::rate_limiter);
+}
+
+mod audit {
+    qudag_application::audit_contract!(super::audit_sink);
+}
+
+mod event_bus {
+    qudag_application::event_bus_contract!(super::event_bus);
+}
