@@ -1,1 +1,117 @@
-//! placeholder
+//! The QuDAG MCP server's inbound HTTP adapter, on poem and poem-openapi.
+//!
+//! - [`health`]: `/health`, `/health/live`, `/health/ready` (an OpenAPI area);
+//! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
+//!   per request;
+//! - [`router`]: everything mounted together, with the OpenAPI document at
+//!   `/openapi.json` and browsable docs at `/docs`.
+//!
+//! The adapter holds no business logic: handlers translate HTTP to use-case calls and
+//! use-case results back to HTTP.
+#![deny(missing_docs)]
+
+pub mod health;
+pub mod request_id;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+use qudag_application::usecases::HealthService;
+
+pub use request_id::{RequestId, RequestIdMiddleware};
+
+/// The title of the OpenAPI document.
+pub const API_TITLE: &str = "QuDAG MCP server";
+
+/// What the HTTP handlers need from the application.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    /// Health and readiness.
+    pub health: Arc<HealthService>,
+    /// The server's version, shown in the OpenAPI document.
+    pub version: String,
+}
+
+/// The OpenAPI areas, combined (a tuple once there is more than one).
+pub type Apis = health::HealthApi;
+
+/// The OpenAPI service over every documented area.
+pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        health::HealthApi::new(state.health.clone()),
+        API_TITLE,
+        &state.version,
+    )
+    .description(
+        "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
+             capabilities. This document covers the operational HTTP endpoints; the MCP \
+             endpoint itself speaks JSON-RPC as the MCP specification defines.",
+    )
+    .license("MIT OR Apache-2.0")
+}
+
+/// The OpenAPI document as pretty JSON, without binding a socket.
+pub fn openapi_json(version: &str) -> String {
+    let state = HttpState {
+        health: Arc::new(HealthService::new(version, Vec::new())),
+        version: version.to_owned(),
+    };
+    openapi_service(&state).spec()
+}
+
+/// Every route, wrapped in the request-id middleware.
+pub fn router(state: HttpState) -> impl Endpoint {
+    let api = openapi_service(&state);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .with(RequestIdMiddleware)
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::StatusCode;
+    use poem::test::TestClient;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn openapi_document_lists_the_health_endpoints() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json("1.2.3")).unwrap();
+        assert_eq!(doc["info"]["title"], API_TITLE);
+        assert_eq!(doc["info"]["version"], "1.2.3");
+        for path in ["/health", "/health/live", "/health/ready"] {
+            assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+        }
+    }
+
+    #[tokio::test]
+    async fn spec_and_docs_are_served() {
+        let state = HttpState {
+            health: Arc::new(HealthService::new("1.2.3", Vec::new())),
+            version: "1.2.3".into(),
+        };
+        let cli = TestClient::new(router(state));
+        let resp = cli.get("/openapi.json").send().await;
+        resp.assert_status_is_ok();
+        let served: serde_json::Value =
+            serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        let generated: serde_json::Value = serde_json::from_str(&openapi_json("1.2.3")).unwrap();
+        assert_eq!(served, generated);
+
+        let resp = cli.get("/docs").send().await;
+        resp.assert_status_is_ok();
+        let html = resp.0.into_body().into_string().await.unwrap();
+        assert!(
+            html.contains("swagger-ui"),
+            "docs page should render Swagger UI"
+        );
+
+        let resp = cli.get("/no-such-path").send().await;
+        resp.assert_status(StatusCode::NOT_FOUND);
+    }
+}
