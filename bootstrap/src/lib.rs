@@ -1,1 +1,17 @@
-//! placeholder
+//! The QuDAG MCP server's composition root: configuration, telemetry, the choice and
+//! wiring of adapters, and the `qudag-mcp` command line.
+//!
+//! This is the only crate that names concrete adapters (in [`wiring`]); everything else
+//! sees ports.
+
+pub mod app;
+pub mod cli;
+pub mod settings;
+pub mod telemetry;
+pub mod wiring;
+
+pub use app::App;
+pub use settings::Settings;
+
+/// The server's version, from the crate.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

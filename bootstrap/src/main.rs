@@ -1,1 +1,83 @@
-fn main() {}
+//! `qudag-mcp`: see `qudag-mcp --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use qudag_mcp::cli::{Cli, Command};
+use qudag_mcp::settings::{self, FlagOverrides, Settings};
+use qudag_mcp::{App, VERSION, telemetry};
+
+/// Exit status for configuration errors (as for command-line usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Openapi { output } => openapi(output.as_deref()),
+        Command::CheckConfig => match load(&cli) {
+            Ok(settings) => {
+                println!("# configuration is valid\n{}", settings.to_toml());
+                for name in settings::unknown_variables(std::env::vars()) {
+                    eprintln!("warning: unknown variable {name} is ignored");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve => match load(&cli) {
+            Ok(settings) => serve(settings),
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(cli: &Cli) -> Result<Settings, ExitCode> {
+    let path = settings::config_path(cli.config.clone(), std::env::vars());
+    Settings::load(path.as_deref(), std::env::vars(), &FlagOverrides::from(&cli.overrides)).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn openapi(output: Option<&std::path::Path>) -> ExitCode {
+    let spec = qudag_adapter_http::openapi_json(VERSION) + "\n";
+    match output {
+        None => {
+            print!("{spec}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write {}: {error}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.logging, telemetry::stdout());
+    for name in settings::unknown_variables(std::env::vars()) {
+        tracing::warn!(variable = %name, "Unknown QUDAG_ variable ignored");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "Cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let app = App::build(settings).await?;
+        app.run(qudag_mcp::app::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "Server failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

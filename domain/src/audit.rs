@@ -214,8 +214,7 @@ impl TryFrom<String> for ChainHash {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(&value, &mut out)
-            .map_err(|e| format!("bad chain hash {value:?}: {e}"))?;
+        hex::decode_to_slice(&value, &mut out).map_err(|e| format!("bad chain hash {value:?}: {e}"))?;
         Ok(Self(out))
     }
 }
@@ -299,9 +298,7 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
 /// A BLAKE3 digest (hex) of a JSON value's canonical form: what the audit trail records
 /// in place of arguments that may hold secrets.
 pub fn digest_json(value: &serde_json::Value) -> String {
-    blake3::hash(canonical_json(value).as_bytes())
-        .to_hex()
-        .to_string()
+    blake3::hash(canonical_json(value).as_bytes()).to_hex().to_string()
 }
 
 /// Where a chain stands: the next sequence number and the hash to link it to.
@@ -315,10 +312,7 @@ pub struct ChainHead {
 
 impl ChainHead {
     /// An empty chain.
-    pub const GENESIS: Self = Self {
-        next_seq: 0,
-        head: ChainHash::GENESIS,
-    };
+    pub const GENESIS: Self = Self { next_seq: 0, head: ChainHash::GENESIS };
 
     /// Link `record` to the chain, returning the stored event and moving the head.
     pub fn append(&mut self, record: AuditRecord) -> ChainedEvent {
@@ -327,12 +321,7 @@ impl ChainHead {
         let hash = chain_hash(&prev_hash, seq, &record);
         self.next_seq += 1;
         self.head = hash;
-        ChainedEvent {
-            seq,
-            record,
-            prev_hash,
-            hash,
-        }
+        ChainedEvent { seq, record, prev_hash, hash }
     }
 }
 
@@ -388,28 +377,15 @@ pub fn verify_chain<'a>(
     let mut head = start;
     for (position, event) in events.into_iter().enumerate() {
         if event.seq != head.next_seq {
-            return Err(ChainBreak::SequenceGap {
-                expected: head.next_seq,
-                found: event.seq,
-                position,
-            });
+            return Err(ChainBreak::SequenceGap { expected: head.next_seq, found: event.seq, position });
         }
         if event.prev_hash != head.head {
-            return Err(ChainBreak::Unlinked {
-                seq: event.seq,
-                position,
-            });
+            return Err(ChainBreak::Unlinked { seq: event.seq, position });
         }
         if chain_hash(&event.prev_hash, event.seq, &event.record) != event.hash {
-            return Err(ChainBreak::Altered {
-                seq: event.seq,
-                position,
-            });
+            return Err(ChainBreak::Altered { seq: event.seq, position });
         }
-        head = ChainHead {
-            next_seq: event.seq + 1,
-            head: event.hash,
-        };
+        head = ChainHead { next_seq: event.seq + 1, head: event.hash };
     }
     Ok(head)
 }
@@ -424,14 +400,10 @@ mod tests {
         (0..n)
             .map(|i| {
                 head.append(
-                    AuditRecord::new(
-                        Timestamp::from_secs(i),
-                        AuditAction::ToolCalled,
-                        Outcome::Success,
-                    )
-                    .actor("iss#alice")
-                    .target(format!("tool-{i}"))
-                    .details(json!({"b": i, "a": [1, {"z": 1, "y": 2}]})),
+                    AuditRecord::new(Timestamp::from_secs(i), AuditAction::ToolCalled, Outcome::Success)
+                        .actor("iss#alice")
+                        .target(format!("tool-{i}"))
+                        .details(json!({"b": i, "a": [1, {"z": 1, "y": 2}]})),
                 )
             })
             .collect()
@@ -444,10 +416,7 @@ mod tests {
         assert_eq!(head.next_seq, 5);
         assert_eq!(head.head, events[4].hash);
         // Verification can resume from any head.
-        let mid = ChainHead {
-            next_seq: 2,
-            head: events[1].hash,
-        };
+        let mid = ChainHead { next_seq: 2, head: events[1].hash };
         assert_eq!(verify_chain(mid, &events[2..]).unwrap(), head);
     }
 
@@ -455,22 +424,10 @@ mod tests {
     fn editing_a_record_is_detected() {
         let mut events = chain(5);
         events[2].record.outcome = Outcome::Failure;
-        assert_eq!(
-            verify_chain(ChainHead::GENESIS, &events),
-            Err(ChainBreak::Altered {
-                seq: 2,
-                position: 2
-            })
-        );
+        assert_eq!(verify_chain(ChainHead::GENESIS, &events), Err(ChainBreak::Altered { seq: 2, position: 2 }));
         let mut events = chain(5);
         events[3].record.details = json!({"b": 3, "a": [1, {"z": 1, "y": 3}]});
-        assert_eq!(
-            verify_chain(ChainHead::GENESIS, &events),
-            Err(ChainBreak::Altered {
-                seq: 3,
-                position: 3
-            })
-        );
+        assert_eq!(verify_chain(ChainHead::GENESIS, &events), Err(ChainBreak::Altered { seq: 3, position: 3 }));
     }
 
     #[test]
@@ -479,11 +436,7 @@ mod tests {
         events.remove(2);
         assert_eq!(
             verify_chain(ChainHead::GENESIS, &events),
-            Err(ChainBreak::SequenceGap {
-                expected: 2,
-                found: 3,
-                position: 2
-            })
+            Err(ChainBreak::SequenceGap { expected: 2, found: 3, position: 2 })
         );
     }
 
@@ -494,13 +447,7 @@ mod tests {
         for (i, e) in events.iter_mut().enumerate() {
             e.seq = i as u64;
         }
-        assert_eq!(
-            verify_chain(ChainHead::GENESIS, &events),
-            Err(ChainBreak::Unlinked {
-                seq: 2,
-                position: 2
-            })
-        );
+        assert_eq!(verify_chain(ChainHead::GENESIS, &events), Err(ChainBreak::Unlinked { seq: 2, position: 2 }));
     }
 
     #[test]
@@ -515,47 +462,29 @@ mod tests {
         let mut events = chain(4);
         events[1].record.actor = Some("iss#mallory".into());
         events[1].hash = chain_hash(&events[1].prev_hash, 1, &events[1].record);
-        assert_eq!(
-            verify_chain(ChainHead::GENESIS, &events),
-            Err(ChainBreak::Unlinked {
-                seq: 2,
-                position: 2
-            })
-        );
+        assert_eq!(verify_chain(ChainHead::GENESIS, &events), Err(ChainBreak::Unlinked { seq: 2, position: 2 }));
     }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = json!({"b": 1, "a": {"d": [3, {"f": 1, "e": 2}], "c": null}});
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":{"c":null,"d":[3,{"e":2,"f":1}]},"b":1}"#
-        );
+        assert_eq!(canonical_json(&v), r#"{"a":{"c":null,"d":[3,{"e":2,"f":1}]},"b":1}"#);
     }
 
     #[test]
     fn stored_form_round_trips_and_still_verifies() {
         let events = chain(3);
-        let lines: Vec<String> = events
-            .iter()
-            .map(|e| serde_json::to_string(e).unwrap())
-            .collect();
+        let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
         assert!(lines[0].contains(r#""action":"tool.called""#));
         assert!(lines[0].contains(&format!(r#""prev_hash":"{}""#, "0".repeat(64))));
-        let back: Vec<ChainedEvent> = lines
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let back: Vec<ChainedEvent> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(back, events);
         assert!(verify_chain(ChainHead::GENESIS, &back).is_ok());
     }
 
     #[test]
     fn digest_ignores_key_order_but_not_values() {
-        assert_eq!(
-            digest_json(&json!({"a": 1, "b": 2})),
-            digest_json(&json!({"b": 2, "a": 1}))
-        );
+        assert_eq!(digest_json(&json!({"a": 1, "b": 2})), digest_json(&json!({"b": 2, "a": 1})));
         assert_ne!(digest_json(&json!({"a": 1})), digest_json(&json!({"a": 2})));
         assert_eq!(digest_json(&json!(null)).len(), 64);
     }

@@ -29,10 +29,7 @@ impl PrincipalId {
 
     /// A principal named `subject` by `issuer`.
     pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
-        Self {
-            issuer: issuer.into(),
-            subject: subject.into(),
-        }
+        Self { issuer: issuer.into(), subject: subject.into() }
     }
 
     /// The principal used for every caller when authentication is disabled.
@@ -79,12 +76,7 @@ impl Principal {
         scopes: impl IntoIterator<Item = String>,
         expires_at: Option<Timestamp>,
     ) -> Self {
-        Self {
-            id,
-            roles: roles.into_iter().collect(),
-            scopes: scopes.into_iter().collect(),
-            expires_at,
-        }
+        Self { id, roles: roles.into_iter().collect(), scopes: scopes.into_iter().collect(), expires_at }
     }
 
     /// The anonymous caller of an unauthenticated deployment, holding `roles`.
@@ -168,11 +160,7 @@ impl ClaimRules {
         if leeway > MAX_LEEWAY {
             return Err(ClaimRulesError::LeewayTooLarge(leeway));
         }
-        Ok(Self {
-            issuer,
-            audience,
-            leeway,
-        })
+        Ok(Self { issuer, audience, leeway })
     }
 
     /// The expected issuer.
@@ -195,16 +183,9 @@ impl ClaimRules {
         // Exact comparison: no normalisation of trailing slashes or case, as RFC 8414 §3.3
         // and OIDC Discovery §4.3 require the issuer to be identical.
         if issuer != self.issuer {
-            return Err(ClaimError::IssuerMismatch {
-                expected: self.issuer.clone(),
-                actual: issuer.to_owned(),
-            });
+            return Err(ClaimError::IssuerMismatch { expected: self.issuer.clone(), actual: issuer.to_owned() });
         }
-        let subject = claims
-            .subject
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or(ClaimError::MissingSubject)?;
+        let subject = claims.subject.as_deref().filter(|s| !s.is_empty()).ok_or(ClaimError::MissingSubject)?;
         if !claims.audience.iter().any(|a| a == &self.audience) {
             return Err(ClaimError::AudienceMismatch {
                 expected: self.audience.clone(),
@@ -217,24 +198,19 @@ impl ClaimRules {
         if now_s >= exp.saturating_add(leeway) {
             return Err(ClaimError::Expired { expired_at: exp });
         }
-        if let Some(nbf) = claims.not_before {
-            if now_s.saturating_add(leeway) < nbf {
-                return Err(ClaimError::NotYetValid { not_before: nbf });
-            }
+        if let Some(nbf) = claims.not_before
+            && now_s.saturating_add(leeway) < nbf
+        {
+            return Err(ClaimError::NotYetValid { not_before: nbf });
         }
-        if let Some(iat) = claims.issued_at {
-            if now_s.saturating_add(leeway) < iat {
-                return Err(ClaimError::IssuedInFuture { issued_at: iat });
-            }
+        if let Some(iat) = claims.issued_at
+            && now_s.saturating_add(leeway) < iat
+        {
+            return Err(ClaimError::IssuedInFuture { issued_at: iat });
         }
         let roles = claims.roles.iter().filter_map(|r| Role::parse(r));
         let scopes = claims.scopes.iter().filter(|s| !s.is_empty()).cloned();
-        Ok(Principal::new(
-            PrincipalId::new(issuer, subject),
-            roles,
-            scopes,
-            Some(Timestamp::from_secs(exp)),
-        ))
+        Ok(Principal::new(PrincipalId::new(issuer, subject), roles, scopes, Some(Timestamp::from_secs(exp))))
     }
 }
 
@@ -343,98 +319,44 @@ mod tests {
 
     #[test]
     fn accepts_good_claims_and_keeps_known_roles_only() {
-        let p = rules()
-            .accept(&good(), Timestamp::from_secs(1_000))
-            .unwrap();
+        let p = rules().accept(&good(), Timestamp::from_secs(1_000)).unwrap();
         assert_eq!(p.id(), &PrincipalId::new(ISS, "alice"));
-        assert_eq!(
-            p.roles().iter().copied().collect::<Vec<_>>(),
-            vec![Role::Developer]
-        );
-        assert_eq!(
-            p.scopes().iter().cloned().collect::<Vec<_>>(),
-            vec!["quantum:execute".to_owned()]
-        );
+        assert_eq!(p.roles().iter().copied().collect::<Vec<_>>(), vec![Role::Developer]);
+        assert_eq!(p.scopes().iter().cloned().collect::<Vec<_>>(), vec!["quantum:execute".to_owned()]);
         assert_eq!(p.expires_at(), Some(Timestamp::from_secs(2_000)));
     }
 
     #[test]
     fn issuer_must_match_exactly() {
-        for iss in [
-            format!("{ISS}/"),
-            ISS.to_uppercase(),
-            "https://evil.example".into(),
-        ] {
-            let c = Claims {
-                issuer: Some(iss.clone()),
-                ..good()
-            };
+        for iss in [format!("{ISS}/"), ISS.to_uppercase(), "https://evil.example".into()] {
+            let c = Claims { issuer: Some(iss.clone()), ..good() };
             assert!(
-                matches!(
-                    rules().accept(&c, Timestamp::from_secs(1_000)),
-                    Err(ClaimError::IssuerMismatch { .. })
-                ),
+                matches!(rules().accept(&c, Timestamp::from_secs(1_000)), Err(ClaimError::IssuerMismatch { .. })),
                 "{iss}"
             );
         }
-        let c = Claims {
-            issuer: None,
-            ..good()
-        };
-        assert_eq!(
-            rules().accept(&c, Timestamp::from_secs(1_000)),
-            Err(ClaimError::MissingIssuer)
-        );
+        let c = Claims { issuer: None, ..good() };
+        assert_eq!(rules().accept(&c, Timestamp::from_secs(1_000)), Err(ClaimError::MissingIssuer));
     }
 
     #[test]
     fn audience_must_contain_ours() {
-        let c = Claims {
-            audience: vec!["https://mcp.example".into()],
-            ..good()
-        };
+        let c = Claims { audience: vec!["https://mcp.example".into()], ..good() };
         let err = rules().accept(&c, Timestamp::from_secs(1_000)).unwrap_err();
         assert_eq!(err.reason_code(), "wrong_audience");
-        let c = Claims {
-            audience: vec![],
-            ..good()
-        };
+        let c = Claims { audience: vec![], ..good() };
         assert!(rules().accept(&c, Timestamp::from_secs(1_000)).is_err());
     }
 
     #[test]
     fn subject_and_expiry_are_required() {
         let now = Timestamp::from_secs(1_000);
+        assert_eq!(rules().accept(&Claims { subject: None, ..good() }, now), Err(ClaimError::MissingSubject));
         assert_eq!(
-            rules().accept(
-                &Claims {
-                    subject: None,
-                    ..good()
-                },
-                now
-            ),
+            rules().accept(&Claims { subject: Some(String::new()), ..good() }, now),
             Err(ClaimError::MissingSubject)
         );
-        assert_eq!(
-            rules().accept(
-                &Claims {
-                    subject: Some(String::new()),
-                    ..good()
-                },
-                now
-            ),
-            Err(ClaimError::MissingSubject)
-        );
-        assert_eq!(
-            rules().accept(
-                &Claims {
-                    expires_at: None,
-                    ..good()
-                },
-                now
-            ),
-            Err(ClaimError::MissingExpiry)
-        );
+        assert_eq!(rules().accept(&Claims { expires_at: None, ..good() }, now), Err(ClaimError::MissingExpiry));
     }
 
     #[test]
@@ -449,21 +371,10 @@ mod tests {
 
     #[test]
     fn not_before_and_issued_at_honour_leeway() {
-        let c = Claims {
-            not_before: Some(1_100),
-            issued_at: None,
-            ..good()
-        };
+        let c = Claims { not_before: Some(1_100), issued_at: None, ..good() };
         assert!(rules().accept(&c, Timestamp::from_secs(1_070)).is_ok());
-        assert_eq!(
-            rules().accept(&c, Timestamp::from_secs(1_069)),
-            Err(ClaimError::NotYetValid { not_before: 1_100 })
-        );
-        let c = Claims {
-            not_before: None,
-            issued_at: Some(1_100),
-            ..good()
-        };
+        assert_eq!(rules().accept(&c, Timestamp::from_secs(1_069)), Err(ClaimError::NotYetValid { not_before: 1_100 }));
+        let c = Claims { not_before: None, issued_at: Some(1_100), ..good() };
         assert_eq!(
             rules().accept(&c, Timestamp::from_secs(1_000)),
             Err(ClaimError::IssuedInFuture { issued_at: 1_100 })
@@ -477,14 +388,8 @@ mod tests {
             Err(ClaimRulesError::LeewayTooLarge(Duration::from_secs(61)))
         );
         assert!(ClaimRules::new(ISS, AUD, MAX_LEEWAY).is_ok());
-        assert_eq!(
-            ClaimRules::new("", AUD, Duration::ZERO),
-            Err(ClaimRulesError::EmptyIssuer)
-        );
-        assert_eq!(
-            ClaimRules::new(ISS, "", Duration::ZERO),
-            Err(ClaimRulesError::EmptyAudience)
-        );
+        assert_eq!(ClaimRules::new("", AUD, Duration::ZERO), Err(ClaimRulesError::EmptyIssuer));
+        assert_eq!(ClaimRules::new(ISS, "", Duration::ZERO), Err(ClaimRulesError::EmptyAudience));
     }
 
     #[test]
@@ -492,9 +397,6 @@ mod tests {
         let p = Principal::anonymous([Role::Admin]);
         assert!(p.id().is_anonymous());
         assert!(!PrincipalId::new(ISS, "anonymous").is_anonymous());
-        assert_eq!(
-            PrincipalId::new(ISS, "bob").to_string(),
-            format!("{ISS}#bob")
-        );
+        assert_eq!(PrincipalId::new(ISS, "bob").to_string(), format!("{ISS}#bob"));
     }
 }

@@ -40,11 +40,7 @@ impl QuotaPolicy {
         if duration_micros(period) < u64::from(limit) {
             return Err(QuotaPolicyError::PeriodTooShort { limit, period });
         }
-        Ok(Self {
-            limit,
-            period,
-            burst,
-        })
+        Ok(Self { limit, period, burst })
     }
 
     /// `limit` units per minute, bursting to `burst`.
@@ -77,8 +73,7 @@ impl QuotaPolicy {
 
     /// `τ = T · burst`: how far ahead of now the TAT may run.
     pub fn tolerance_micros(&self) -> u64 {
-        self.emission_interval_micros()
-            .saturating_mul(u64::from(self.burst))
+        self.emission_interval_micros().saturating_mul(u64::from(self.burst))
     }
 
     /// Decide a request of `cost` units at `now` against the stored `state` (none for a key
@@ -86,19 +81,12 @@ impl QuotaPolicy {
     ///
     /// A denied request leaves the state as it was: refusals cost nothing. A cost larger
     /// than the burst can never be allowed and is denied with no `retry_after`.
-    pub fn decide(
-        &self,
-        state: Option<GcraState>,
-        now: Timestamp,
-        cost: u32,
-    ) -> (Decision, GcraState) {
+    pub fn decide(&self, state: Option<GcraState>, now: Timestamp, cost: u32) -> (Decision, GcraState) {
         let now_us = now.as_micros();
         let t = self.emission_interval_micros();
         let tau = self.tolerance_micros();
         let tat = state.map_or(now_us, |s| s.tat.max(now_us));
-        let unchanged = GcraState {
-            tat: state.map_or(now_us, |s| s.tat),
-        };
+        let unchanged = GcraState { tat: state.map_or(now_us, |s| s.tat) };
 
         if cost > self.burst {
             let decision = Decision {
@@ -232,14 +220,8 @@ mod tests {
 
     #[test]
     fn policy_is_validated() {
-        assert_eq!(
-            QuotaPolicy::new(0, MINUTE, 1),
-            Err(QuotaPolicyError::ZeroLimit)
-        );
-        assert_eq!(
-            QuotaPolicy::new(1, MINUTE, 0),
-            Err(QuotaPolicyError::ZeroBurst)
-        );
+        assert_eq!(QuotaPolicy::new(0, MINUTE, 1), Err(QuotaPolicyError::ZeroLimit));
+        assert_eq!(QuotaPolicy::new(1, MINUTE, 0), Err(QuotaPolicyError::ZeroBurst));
         assert!(matches!(
             QuotaPolicy::new(1_000, Duration::from_micros(999), 1),
             Err(QuotaPolicyError::PeriodTooShort { .. })

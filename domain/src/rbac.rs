@@ -37,13 +37,7 @@ pub enum Role {
 
 impl Role {
     /// All roles.
-    pub const ALL: [Self; 5] = [
-        Self::Admin,
-        Self::Developer,
-        Self::Operator,
-        Self::Auditor,
-        Self::Readonly,
-    ];
+    pub const ALL: [Self; 5] = [Self::Admin, Self::Developer, Self::Operator, Self::Auditor, Self::Readonly];
 
     /// The role's name in tokens.
     pub fn as_str(self) -> &'static str {
@@ -251,10 +245,7 @@ pub struct AuthzDecision {
 ///
 /// Roles are checked in [`Role::ALL`] order so the reported rule is deterministic.
 pub fn authorize(roles: &BTreeSet<Role>, permission: Permission) -> AuthzDecision {
-    match Role::ALL
-        .into_iter()
-        .find(|r| roles.contains(r) && r.grants(permission))
-    {
+    match Role::ALL.into_iter().find(|r| roles.contains(r) && r.grants(permission)) {
         Some(role) => AuthzDecision {
             allowed: true,
             permission,
@@ -265,10 +256,7 @@ pub fn authorize(roles: &BTreeSet<Role>, permission: Permission) -> AuthzDecisio
             allowed: false,
             permission,
             granted_by: None,
-            rule: format!(
-                "caller has no recognised role; {permission} needs one of: {}",
-                granting_roles(permission)
-            ),
+            rule: format!("caller has no recognised role; {permission} needs one of: {}", granting_roles(permission)),
         },
         None => AuthzDecision {
             allowed: false,
@@ -276,11 +264,7 @@ pub fn authorize(roles: &BTreeSet<Role>, permission: Permission) -> AuthzDecisio
             granted_by: None,
             rule: format!(
                 "none of the caller's roles ({}) grants {permission}; it needs one of: {}",
-                roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
                 granting_roles(permission)
             ),
         },
@@ -288,12 +272,7 @@ pub fn authorize(roles: &BTreeSet<Role>, permission: Permission) -> AuthzDecisio
 }
 
 fn granting_roles(permission: Permission) -> String {
-    Role::ALL
-        .into_iter()
-        .filter(|r| r.grants(permission))
-        .map(Role::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    Role::ALL.into_iter().filter(|r| r.grants(permission)).map(Role::as_str).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -314,14 +293,7 @@ mod tests {
 
     #[test]
     fn developer_builds_but_cannot_touch_vault_audit_or_admin() {
-        for p in [
-            P::QuantumExecute,
-            P::QuantumWrite,
-            P::CryptoWrite,
-            P::CryptoExecute,
-            P::DagWrite,
-            P::SystemRead,
-        ] {
+        for p in [P::QuantumExecute, P::QuantumWrite, P::CryptoWrite, P::CryptoExecute, P::DagWrite, P::SystemRead] {
             assert!(Role::Developer.grants(p), "{p}");
         }
         for p in [P::VaultWrite, P::AuditRead, P::Admin, P::NetworkWrite] {
@@ -331,23 +303,10 @@ mod tests {
 
     #[test]
     fn operator_executes_and_monitors_and_reads_vault_and_network_only() {
-        for p in [
-            P::QuantumExecute,
-            P::CryptoExecute,
-            P::SystemMonitor,
-            P::VaultRead,
-            P::NetworkRead,
-        ] {
+        for p in [P::QuantumExecute, P::CryptoExecute, P::SystemMonitor, P::VaultRead, P::NetworkRead] {
             assert!(Role::Operator.grants(p), "{p}");
         }
-        for p in [
-            P::VaultWrite,
-            P::NetworkWrite,
-            P::QuantumWrite,
-            P::CryptoWrite,
-            P::AuditRead,
-            P::Admin,
-        ] {
+        for p in [P::VaultWrite, P::NetworkWrite, P::QuantumWrite, P::CryptoWrite, P::AuditRead, P::Admin] {
             assert!(!Role::Operator.grants(p), "{p}");
         }
     }
@@ -362,37 +321,24 @@ mod tests {
 
     #[test]
     fn readonly_is_minimal() {
-        let granted: Vec<_> = Permission::ALL
-            .into_iter()
-            .filter(|p| Role::Readonly.grants(*p))
-            .collect();
+        let granted: Vec<_> = Permission::ALL.into_iter().filter(|p| Role::Readonly.grants(*p)).collect();
         assert_eq!(granted, vec![P::DagRead, P::SystemRead]);
     }
 
     #[test]
     fn decisions_name_their_rule() {
-        let d = authorize(
-            &roles(&[Role::Readonly, Role::Developer]),
-            P::QuantumExecute,
-        );
+        let d = authorize(&roles(&[Role::Readonly, Role::Developer]), P::QuantumExecute);
         assert!(d.allowed);
         assert_eq!(d.granted_by, Some(Role::Developer));
         assert_eq!(d.rule, "role developer grants quantum:execute");
 
         let d = authorize(&roles(&[Role::Readonly]), P::VaultWrite);
         assert!(!d.allowed);
-        assert_eq!(
-            d.rule,
-            "none of the caller's roles (readonly) grants vault:write; it needs one of: admin"
-        );
+        assert_eq!(d.rule, "none of the caller's roles (readonly) grants vault:write; it needs one of: admin");
 
         let d = authorize(&BTreeSet::new(), P::SystemRead);
         assert!(!d.allowed);
-        assert!(
-            d.rule.starts_with("caller has no recognised role"),
-            "{}",
-            d.rule
-        );
+        assert!(d.rule.starts_with("caller has no recognised role"), "{}", d.rule);
         assert!(d.rule.contains("readonly"), "{}", d.rule);
     }
 
@@ -400,17 +346,11 @@ mod tests {
     fn names_round_trip() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
-            assert_eq!(
-                serde_json::to_value(r).unwrap(),
-                serde_json::json!(r.as_str())
-            );
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(r.as_str()));
         }
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.as_str()), Some(p));
-            assert_eq!(
-                serde_json::to_value(p).unwrap(),
-                serde_json::json!(p.as_str())
-            );
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
         }
         assert_eq!(Role::parse("Admin"), None);
     }

@@ -36,13 +36,9 @@ impl SessionId {
     /// # Errors
     /// [`SessionIdError`] when the text is not exactly 64 lowercase hex digits.
     pub fn parse(text: &str) -> Result<Self, SessionIdError> {
-        let well_formed = text.len() == SESSION_ID_ENTROPY_BYTES * 2
-            && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if well_formed {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(SessionIdError)
-        }
+        let well_formed =
+            text.len() == SESSION_ID_ENTROPY_BYTES * 2 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if well_formed { Ok(Self(text.to_owned())) } else { Err(SessionIdError) }
     }
 
     /// The id as sent in `Mcp-Session-Id`.
@@ -97,14 +93,8 @@ impl ProtocolVersion {
         let shaped = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter()
-                .enumerate()
-                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-        if shaped {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(ProtocolVersionError(text.chars().take(64).collect()))
-        }
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if shaped { Ok(Self(text.to_owned())) } else { Err(ProtocolVersionError(text.chars().take(64).collect())) }
     }
 
     /// The revision label.
@@ -182,10 +172,7 @@ impl SessionTimeouts {
 impl Default for SessionTimeouts {
     /// 30 minutes idle, 24 hours absolute.
     fn default() -> Self {
-        Self {
-            idle: Duration::from_secs(30 * 60),
-            absolute: Duration::from_secs(24 * 60 * 60),
-        }
+        Self { idle: Duration::from_secs(30 * 60), absolute: Duration::from_secs(24 * 60 * 60) }
     }
 }
 
@@ -321,15 +308,9 @@ impl Session {
     /// # Errors
     /// [`SessionAccessError::NotFound`] when the caller is not the owner (indistinguishable,
     /// on purpose, from an unknown id) and [`SessionAccessError::Expired`] once expired.
-    pub fn check_access(
-        &self,
-        caller: &PrincipalId,
-        now: Timestamp,
-    ) -> Result<(), SessionAccessError> {
+    pub fn check_access(&self, caller: &PrincipalId, now: Timestamp) -> Result<(), SessionAccessError> {
         if &self.owner != caller {
-            return Err(SessionAccessError::NotFound {
-                owner_mismatch: true,
-            });
+            return Err(SessionAccessError::NotFound { owner_mismatch: true });
         }
         if self.is_expired(now) {
             return Err(SessionAccessError::Expired);
@@ -366,10 +347,7 @@ mod tests {
             SessionId::from_entropy([7; SESSION_ID_ENTROPY_BYTES]),
             alice(),
             ProtocolVersion::parse("2025-11-25").unwrap(),
-            ClientInfo {
-                name: "test".into(),
-                version: "1".into(),
-            },
+            ClientInfo { name: "test".into(), version: "1".into() },
             serde_json::json!({}),
             SessionTimeouts::new(Duration::from_secs(60), Duration::from_secs(300)).unwrap(),
             now,
@@ -381,20 +359,10 @@ mod tests {
         let id = SessionId::from_entropy([0xab; SESSION_ID_ENTROPY_BYTES]);
         assert_eq!(id.as_str().len(), 64);
         assert_eq!(SessionId::parse(id.as_str()).unwrap(), id);
-        for bad in [
-            "",
-            "abc",
-            &"A".repeat(64),
-            &"g".repeat(64),
-            &"a".repeat(63),
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "abc", &"A".repeat(64), &"g".repeat(64), &"a".repeat(63), &"a".repeat(65)] {
             assert_eq!(SessionId::parse(bad), Err(SessionIdError), "{bad:?}");
         }
-        assert!(
-            !format!("{id:?}").contains(id.as_str()),
-            "Debug must not leak the id"
-        );
+        assert!(!format!("{id:?}").contains(id.as_str()), "Debug must not leak the id");
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<SessionId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<SessionId>("\"nope\"").is_err());
@@ -410,10 +378,7 @@ mod tests {
 
     #[test]
     fn timeouts_are_validated() {
-        assert_eq!(
-            SessionTimeouts::new(Duration::ZERO, Duration::from_secs(1)),
-            Err(SessionTimeoutsError::Zero)
-        );
+        assert_eq!(SessionTimeouts::new(Duration::ZERO, Duration::from_secs(1)), Err(SessionTimeoutsError::Zero));
         assert!(matches!(
             SessionTimeouts::new(Duration::from_secs(2), Duration::from_secs(1)),
             Err(SessionTimeoutsError::IdleExceedsAbsolute { .. })
@@ -436,10 +401,7 @@ mod tests {
         // ... but never past the absolute one.
         assert_eq!(s.expires_at(), Timestamp::from_secs(1_300));
         assert!(s.is_expired(Timestamp::from_secs(1_300)));
-        assert_eq!(
-            s.time_to_live(Timestamp::from_secs(1_290)),
-            Duration::from_secs(10)
-        );
+        assert_eq!(s.time_to_live(Timestamp::from_secs(1_290)), Duration::from_secs(10));
     }
 
     #[test]
@@ -456,31 +418,14 @@ mod tests {
         let s = session(t0);
         assert_eq!(s.check_access(&alice(), t0), Ok(()));
         let mallory = PrincipalId::new("https://issuer.example", "mallory");
-        assert_eq!(
-            s.check_access(&mallory, t0),
-            Err(SessionAccessError::NotFound {
-                owner_mismatch: true
-            })
-        );
+        assert_eq!(s.check_access(&mallory, t0), Err(SessionAccessError::NotFound { owner_mismatch: true }));
         // Same subject from another issuer is another principal.
         let other_issuer = PrincipalId::new("https://evil.example", "alice");
-        assert!(matches!(
-            s.check_access(&other_issuer, t0),
-            Err(SessionAccessError::NotFound { .. })
-        ));
+        assert!(matches!(s.check_access(&other_issuer, t0), Err(SessionAccessError::NotFound { .. })));
         // Expiry is reported to the owner only.
         let late = Timestamp::from_secs(61);
-        assert_eq!(
-            s.check_access(&alice(), late),
-            Err(SessionAccessError::Expired)
-        );
-        assert_eq!(
-            SessionAccessError::NotFound {
-                owner_mismatch: true
-            }
-            .to_string(),
-            "session not found"
-        );
+        assert_eq!(s.check_access(&alice(), late), Err(SessionAccessError::Expired));
+        assert_eq!(SessionAccessError::NotFound { owner_mismatch: true }.to_string(), "session not found");
     }
 
     #[test]

@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A point in time, in microseconds since 1970-01-01T00:00:00Z.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 
@@ -71,12 +69,7 @@ impl Timestamp {
         let days = secs / 86_400;
         let rem = secs % 86_400;
         let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            rem / 3_600,
-            (rem % 3_600) / 60,
-            rem % 60
-        )
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3_600, (rem % 3_600) / 60, rem % 60)
     }
 
     /// The UTC calendar day this instant falls on, as days since the epoch.
@@ -118,35 +111,23 @@ mod tests {
 
     #[test]
     fn formats_known_instants_as_rfc3339() {
-        assert_eq!(
-            Timestamp::UNIX_EPOCH.to_rfc3339(),
-            "1970-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(Timestamp::UNIX_EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000000Z");
         // 2000-02-29 (a leap day in a century leap year) 12:34:56.789 UTC.
         let t = Timestamp::from_millis(951_827_696_789);
         assert_eq!(t.to_rfc3339(), "2000-02-29T12:34:56.789000Z");
         // 2026-11-24T00:00:00Z
-        assert_eq!(
-            Timestamp::from_secs(1_795_478_400).to_rfc3339(),
-            "2026-11-24T00:00:00.000000Z"
-        );
+        assert_eq!(Timestamp::from_secs(1_795_478_400).to_rfc3339(), "2026-11-24T00:00:00.000000Z");
     }
 
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp::from_secs(10);
-        assert_eq!(
-            t.saturating_sub(Duration::from_secs(20)),
-            Timestamp::UNIX_EPOCH
-        );
+        assert_eq!(t.saturating_sub(Duration::from_secs(20)), Timestamp::UNIX_EPOCH);
         assert_eq!(
             Timestamp::from_micros(u64::MAX).saturating_add(Duration::from_secs(1)),
             Timestamp::from_micros(u64::MAX)
         );
-        assert_eq!(
-            Timestamp::from_secs(5).saturating_duration_since(Timestamp::from_secs(9)),
-            Duration::ZERO
-        );
+        assert_eq!(Timestamp::from_secs(5).saturating_duration_since(Timestamp::from_secs(9)), Duration::ZERO);
         assert_eq!(t.day_number(), 0);
         assert_eq!(Timestamp::from_secs(86_400).day_number(), 1);
     }

@@ -1,1 +1,3 @@
-fn main() {}
+//! End-to-end tests: the real server on a loopback port.
+
+mod foundation;

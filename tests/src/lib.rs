@@ -1,1 +1,75 @@
-//! placeholder
+//! The end-to-end harness: the real server, built from [`Settings`] exactly as the binary
+//! builds it, on a random loopback port, driven over HTTP.
+//!
+//! Logs are silent unless `TEST_LOG` is set (then they go to stdout, shown for failing
+//! tests).
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use qudag_mcp::{App, Settings};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running server and a client for it.
+#[derive(Debug)]
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Start a server on the defaults (loopback, random port).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Start a server with settings adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    static LOGS: Once = Once::new();
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let mut logging = Settings::default().logging;
+            logging.level = "debug".into();
+            qudag_mcp::telemetry::init(&logging, tracing_subscriber_test_writer());
+        }
+    });
+    let mut settings = Settings::default();
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.shutdown_grace_secs = 5;
+    configure(&mut settings);
+    let app = App::build(settings).await.expect("the app builds");
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    let handle = tokio::spawn(async move { app.run(async move { signal.cancelled().await }).await });
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    TestApp { addr, client, shutdown, handle }
+}
+
+fn tracing_subscriber_test_writer() -> impl for<'a> qudag_mcp::telemetry::MakeWriter<'a> + Send + Sync + 'static {
+    qudag_mcp::telemetry::stdout()
+}
+
+impl TestApp {
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Signal shutdown and wait for the server to finish draining.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.handle).await??
+    }
+}

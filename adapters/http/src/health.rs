@@ -78,14 +78,7 @@ impl From<HealthReport> for HealthBody {
                 .components
                 .into_iter()
                 .map(|(name, c)| {
-                    (
-                        name,
-                        ComponentBody {
-                            status: c.status.into(),
-                            required: c.required,
-                            detail: c.detail,
-                        },
-                    )
+                    (name, ComponentBody { status: c.status.into(), required: c.required, detail: c.detail })
                 })
                 .collect(),
         }
@@ -199,11 +192,7 @@ mod tests {
         Arc::new(HealthService::new(
             "9.9.9",
             vec![
-                Component {
-                    name: "session_store".into(),
-                    required: true,
-                    indicator: Arc::new(Fixed(session)),
-                },
+                Component { name: "session_store".into(), required: true, indicator: Arc::new(Fixed(session)) },
                 Component {
                     name: "audit".into(),
                     required: false,
@@ -220,10 +209,7 @@ mod tests {
     #[tokio::test]
     async fn healthy_server_reports_each_component() {
         let health = service(false);
-        let cli = TestClient::new(router(HttpState {
-            health,
-            version: "9.9.9".into(),
-        }));
+        let cli = TestClient::new(router(HttpState { health, version: "9.9.9".into() }));
         let resp = cli.get("/health").send().await;
         resp.assert_status_is_ok();
         assert_eq!(
@@ -244,19 +230,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_required_component_down_fails_readiness_but_not_liveness() {
-        let cli = TestClient::new(router(HttpState {
-            health: service(true),
-            version: "9.9.9".into(),
-        }));
+        let cli = TestClient::new(router(HttpState { health: service(true), version: "9.9.9".into() }));
         let resp = cli.get("/health/ready").send().await;
         resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         let b = body(resp).await;
         assert_eq!(b["status"], "down");
         assert_eq!(b["components"]["session_store"]["detail"], "unreachable");
-        cli.get("/health")
-            .send()
-            .await
-            .assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        cli.get("/health").send().await.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         let resp = cli.get("/health/live").send().await;
         resp.assert_status_is_ok();
         assert_eq!(body(resp).await, json!({ "status": "up" }));
@@ -265,10 +245,7 @@ mod tests {
     #[tokio::test]
     async fn draining_fails_readiness() {
         let health = service(false);
-        let cli = TestClient::new(router(HttpState {
-            health: health.clone(),
-            version: "9.9.9".into(),
-        }));
+        let cli = TestClient::new(router(HttpState { health: health.clone(), version: "9.9.9".into() }));
         cli.get("/health/ready").send().await.assert_status_is_ok();
         health.start_draining();
         let resp = cli.get("/health/ready").send().await;

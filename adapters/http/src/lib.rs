@@ -38,25 +38,18 @@ pub type Apis = health::HealthApi;
 
 /// The OpenAPI service over every documented area.
 pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        health::HealthApi::new(state.health.clone()),
-        API_TITLE,
-        &state.version,
-    )
-    .description(
-        "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
+    OpenApiService::new(health::HealthApi::new(state.health.clone()), API_TITLE, &state.version)
+        .description(
+            "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
              capabilities. This document covers the operational HTTP endpoints; the MCP \
              endpoint itself speaks JSON-RPC as the MCP specification defines.",
-    )
-    .license("MIT OR Apache-2.0")
+        )
+        .license("MIT OR Apache-2.0")
 }
 
 /// The OpenAPI document as pretty JSON, without binding a socket.
 pub fn openapi_json(version: &str) -> String {
-    let state = HttpState {
-        health: Arc::new(HealthService::new(version, Vec::new())),
-        version: version.to_owned(),
-    };
+    let state = HttpState { health: Arc::new(HealthService::new(version, Vec::new())), version: version.to_owned() };
     openapi_service(&state).spec()
 }
 
@@ -65,11 +58,7 @@ pub fn router(state: HttpState) -> impl Endpoint {
     let api = openapi_service(&state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    Route::new()
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .nest("/", api)
-        .with(RequestIdMiddleware)
+    Route::new().at("/openapi.json", spec).nest("/docs", docs).nest("/", api).with(RequestIdMiddleware)
 }
 
 #[cfg(test)]
@@ -91,25 +80,18 @@ mod tests {
 
     #[tokio::test]
     async fn spec_and_docs_are_served() {
-        let state = HttpState {
-            health: Arc::new(HealthService::new("1.2.3", Vec::new())),
-            version: "1.2.3".into(),
-        };
+        let state = HttpState { health: Arc::new(HealthService::new("1.2.3", Vec::new())), version: "1.2.3".into() };
         let cli = TestClient::new(router(state));
         let resp = cli.get("/openapi.json").send().await;
         resp.assert_status_is_ok();
-        let served: serde_json::Value =
-            serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        let served: serde_json::Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
         let generated: serde_json::Value = serde_json::from_str(&openapi_json("1.2.3")).unwrap();
         assert_eq!(served, generated);
 
         let resp = cli.get("/docs").send().await;
         resp.assert_status_is_ok();
         let html = resp.0.into_body().into_string().await.unwrap();
-        assert!(
-            html.contains("swagger-ui"),
-            "docs page should render Swagger UI"
-        );
+        assert!(html.contains("swagger-ui"), "docs page should render Swagger UI");
 
         let resp = cli.get("/no-such-path").send().await;
         resp.assert_status(StatusCode::NOT_FOUND);

@@ -27,9 +27,7 @@ impl RequestId {
             .filter(|v| {
                 !v.is_empty()
                     && v.len() <= MAX_LEN
-                    && v.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
-                    })
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
             })
             .map_or_else(Self::generate, |v| Self(v.to_owned()))
     }
@@ -80,11 +78,7 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
             }
             let status = resp.status().as_u16();
             tracing::Span::current().record("http.response.status_code", status);
-            tracing::debug!(
-                status,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                "Request finished"
-            );
+            tracing::debug!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "Request finished");
             Ok(resp)
         }
         .instrument(span)
@@ -112,11 +106,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_well_formed_client_id_is_kept_and_echoed() {
-        let resp = client()
-            .get("/")
-            .header(HEADER, "abc-123.x:y_z")
-            .send()
-            .await;
+        let resp = client().get("/").header(HEADER, "abc-123.x:y_z").send().await;
         resp.assert_status_is_ok();
         resp.assert_header(HEADER, "abc-123.x:y_z");
         resp.assert_text("abc-123.x:y_z").await;
@@ -126,25 +116,13 @@ mod tests {
     async fn a_missing_or_malformed_id_is_replaced_by_a_uuid() {
         let long = "a".repeat(129);
         let cli = client();
-        for bad in [
-            None,
-            Some("has space"),
-            Some("<script>"),
-            Some(long.as_str()),
-        ] {
+        for bad in [None, Some("has space"), Some("<script>"), Some(long.as_str())] {
             let mut req = cli.get("/");
             if let Some(v) = bad {
                 req = req.header(HEADER, v);
             }
             let resp = req.send().await;
-            let id = resp
-                .0
-                .headers()
-                .get(HEADER)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned();
+            let id = resp.0.headers().get(HEADER).unwrap().to_str().unwrap().to_owned();
             assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} gave {id}");
             resp.assert_text(id).await;
         }
@@ -152,11 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_responses_carry_the_id_too() {
-        let resp = client()
-            .get("/missing")
-            .header(HEADER, "req-404")
-            .send()
-            .await;
+        let resp = client().get("/missing").header(HEADER, "req-404").send().await;
         resp.assert_status(poem::http::StatusCode::NOT_FOUND);
         resp.assert_header(HEADER, "req-404");
     }

@@ -27,13 +27,7 @@ struct State {
 impl MemoryAuditSink {
     /// A sink keeping the newest `retain` events (at least one).
     pub fn new(retain: usize) -> Self {
-        Self {
-            state: Mutex::new(State {
-                head: ChainHead::GENESIS,
-                events: VecDeque::new(),
-            }),
-            retain: retain.max(1),
-        }
+        Self { state: Mutex::new(State { head: ChainHead::GENESIS, events: VecDeque::new() }), retain: retain.max(1) }
     }
 
     /// Where the chain stands.
@@ -47,9 +41,7 @@ impl MemoryAuditSink {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -87,21 +79,15 @@ impl AuditQuery for MemoryAuditSink {
             },
         };
         let limit = limit.max(1);
-        let mut matching = state
-            .events
-            .iter()
-            .filter(|e| after.is_none_or(|a| e.seq > a))
-            .filter(|e| filter.matches(e));
+        let mut matching =
+            state.events.iter().filter(|e| after.is_none_or(|a| e.seq > a)).filter(|e| filter.matches(e));
         let events: Vec<ChainedEvent> = matching.by_ref().take(limit).cloned().collect();
         let more = matching.next().is_some();
         let next_cursor = match events.last() {
             Some(last) if more => Some(last.seq.to_string()),
             _ => None,
         };
-        Ok(AuditPage {
-            events,
-            next_cursor,
-        })
+        Ok(AuditPage { events, next_cursor })
     }
 }
 
@@ -109,10 +95,7 @@ impl AuditQuery for MemoryAuditSink {
 impl HealthIndicator for MemoryAuditSink {
     async fn health(&self) -> ComponentHealth {
         let head = self.head();
-        ComponentHealth::up(format!(
-            "memory (not durable): {} events recorded",
-            head.next_seq
-        ))
+        ComponentHealth::up(format!("memory (not durable): {} events recorded", head.next_seq))
     }
 }
 
@@ -127,23 +110,13 @@ mod tests {
     async fn retention_drops_old_events_but_the_chain_continues() {
         let sink = MemoryAuditSink::new(3);
         for i in 0..10 {
-            sink.record(AuditRecord::new(
-                Timestamp::from_secs(i),
-                AuditAction::ToolCalled,
-                Outcome::Success,
-            ))
-            .await
-            .unwrap();
+            sink.record(AuditRecord::new(Timestamp::from_secs(i), AuditAction::ToolCalled, Outcome::Success))
+                .await
+                .unwrap();
         }
         let kept = sink.events();
-        assert_eq!(
-            kept.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![7, 8, 9]
-        );
-        let start = ChainHead {
-            next_seq: 7,
-            head: kept[0].prev_hash,
-        };
+        assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 8, 9]);
+        let start = ChainHead { next_seq: 7, head: kept[0].prev_hash };
         assert_eq!(verify_chain(start, &kept).unwrap(), sink.head());
     }
 }

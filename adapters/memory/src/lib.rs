@@ -6,7 +6,6 @@
 //! | [`MemoryRateLimiter`] | `RateLimiter` |
 //! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery` |
 //! | [`MemoryEventBus`] | `EventBus` |
-//! | [`SystemClock`] | `Clock` |
 //!
 //! Everything is bounded: expired sessions and idle limiter keys are evicted, and a flood
 //! of distinct keys cannot grow memory without limit. State lives in this process only;
@@ -14,14 +13,12 @@
 #![deny(missing_docs)]
 
 mod audit;
-mod clock;
 mod event_bus;
 mod rate_limiter;
 mod session_store;
 mod shard;
 
 pub use audit::MemoryAuditSink;
-pub use clock::SystemClock;
 pub use event_bus::MemoryEventBus;
 pub use rate_limiter::MemoryRateLimiter;
 pub use session_store::MemorySessionStore;

@@ -2,9 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use qudag_application::ports::{
-    Clock, ComponentHealth, HealthIndicator, RateLimitKey, RateLimiter, RateLimiterError,
-};
+use qudag_application::ports::{Clock, ComponentHealth, HealthIndicator, RateLimitKey, RateLimiter, RateLimiterError};
 use qudag_domain::quota::{Cost, Decision, GcraState, QuotaPolicy};
 
 use crate::shard::{SHARDS, Sharded};
@@ -24,9 +22,7 @@ pub struct MemoryRateLimiter {
 
 impl std::fmt::Debug for MemoryRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryRateLimiter")
-            .field("max_keys_per_shard", &self.max_keys_per_shard)
-            .finish()
+        f.debug_struct("MemoryRateLimiter").field("max_keys_per_shard", &self.max_keys_per_shard).finish()
     }
 }
 
@@ -66,12 +62,7 @@ impl MemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn check(
-        &self,
-        key: &RateLimitKey,
-        policy: &QuotaPolicy,
-        cost: Cost,
-    ) -> Result<Decision, RateLimiterError> {
+    async fn check(&self, key: &RateLimitKey, policy: &QuotaPolicy, cost: Cost) -> Result<Decision, RateLimiterError> {
         let now = self.clock.now();
         let mut shard = self.keys.shard(key.as_str());
         let state = shard.get(key.as_str()).copied();
@@ -89,8 +80,7 @@ impl RateLimiter for MemoryRateLimiter {
                 let threshold = *threshold;
                 let before = shard.len();
                 shard.retain(|_, s| s.tat > threshold);
-                self.evicted_active
-                    .fetch_add((before - shard.len()) as u64, Ordering::Relaxed);
+                self.evicted_active.fetch_add((before - shard.len()) as u64, Ordering::Relaxed);
             }
         }
         shard.insert(key.as_str().to_owned(), next);
@@ -102,10 +92,7 @@ impl RateLimiter for MemoryRateLimiter {
 impl HealthIndicator for MemoryRateLimiter {
     async fn health(&self) -> ComponentHealth {
         let evicted = self.evicted_active.load(Ordering::Relaxed);
-        ComponentHealth::up(format!(
-            "memory: {} keys, {evicted} active keys evicted under pressure",
-            self.len()
-        ))
+        ComponentHealth::up(format!("memory: {} keys, {evicted} active keys evicted under pressure", self.len()))
     }
 }
 
@@ -124,10 +111,7 @@ mod tests {
         let limiter = MemoryRateLimiter::new(1_000, clock.clone());
         let policy = QuotaPolicy::new(1, Duration::from_secs(3_600), 5).unwrap();
         for i in 0..50_000 {
-            let d = limiter
-                .check(&RateLimitKey::custom(format!("ip:{i}")), &policy, Cost::ONE)
-                .await
-                .unwrap();
+            let d = limiter.check(&RateLimitKey::custom(format!("ip:{i}")), &policy, Cost::ONE).await.unwrap();
             assert!(d.allowed);
         }
         let held = limiter.len();
@@ -145,16 +129,10 @@ mod tests {
         // next one arrives, so every shard always has an idle key to give up first.
         let fast = QuotaPolicy::new(10, Duration::from_secs(1), 1).unwrap();
         for i in 0..2_000 {
-            limiter
-                .check(&RateLimitKey::custom(format!("k{i}")), &fast, Cost::ONE)
-                .await
-                .unwrap();
+            limiter.check(&RateLimitKey::custom(format!("k{i}")), &fast, Cost::ONE).await.unwrap();
             clock.advance(Duration::from_millis(200));
         }
-        assert!(
-            !limiter.check(&hot, &slow, Cost::ONE).await.unwrap().allowed,
-            "the active key kept its state"
-        );
+        assert!(!limiter.check(&hot, &slow, Cost::ONE).await.unwrap().allowed, "the active key kept its state");
         assert!(limiter.len() <= SHARDS * 2);
     }
 
@@ -164,10 +142,7 @@ mod tests {
         let limiter = MemoryRateLimiter::new(10_000, clock.clone());
         let policy = QuotaPolicy::new(10, Duration::from_secs(1), 1).unwrap();
         for i in 0..10 {
-            limiter
-                .check(&RateLimitKey::custom(format!("k{i}")), &policy, Cost::ONE)
-                .await
-                .unwrap();
+            limiter.check(&RateLimitKey::custom(format!("k{i}")), &policy, Cost::ONE).await.unwrap();
         }
         assert_eq!(limiter.sweep(), 0, "nothing has drained yet");
         clock.advance(Duration::from_secs(1));
@@ -180,10 +155,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(0)));
         let limiter = MemoryRateLimiter::new(100, clock);
         let policy = QuotaPolicy::new(1, Duration::from_secs(60), 2).unwrap();
-        let d = limiter
-            .check(&RateLimitKey::custom("big"), &policy, Cost::new(3))
-            .await
-            .unwrap();
+        let d = limiter.check(&RateLimitKey::custom("big"), &policy, Cost::new(3)).await.unwrap();
         assert!(!d.allowed);
         assert!(limiter.is_empty());
     }

@@ -2,9 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use qudag_application::ports::{
-    Clock, ComponentHealth, HealthIndicator, SessionStore, SessionStoreError,
-};
+use qudag_application::ports::{Clock, ComponentHealth, HealthIndicator, SessionStore, SessionStoreError};
 use qudag_domain::Timestamp;
 use qudag_domain::session::{Session, SessionId};
 
@@ -34,12 +32,7 @@ impl std::fmt::Debug for MemorySessionStore {
 impl MemorySessionStore {
     /// A store holding at most `capacity` live sessions.
     pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            sessions: Sharded::new(),
-            len: AtomicUsize::new(0),
-            capacity,
-            clock,
-        }
+        Self { sessions: Sharded::new(), len: AtomicUsize::new(0), capacity, clock }
     }
 
     /// Drop every session expired at `now`; returns how many were dropped.
@@ -65,11 +58,7 @@ impl MemorySessionStore {
     }
 
     fn reserve_slot(&self) -> bool {
-        self.len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
+        self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1)).is_ok()
     }
 }
 
@@ -79,9 +68,7 @@ impl SessionStore for MemorySessionStore {
         if !self.reserve_slot() {
             self.sweep(self.clock.now());
             if !self.reserve_slot() {
-                return Err(SessionStoreError::CapacityExceeded {
-                    capacity: self.capacity,
-                });
+                return Err(SessionStoreError::CapacityExceeded { capacity: self.capacity });
             }
         }
         let mut shard = self.sessions.shard(session.id());
@@ -93,11 +80,7 @@ impl SessionStore for MemorySessionStore {
         Ok(())
     }
 
-    async fn load(
-        &self,
-        id: &SessionId,
-        now: Timestamp,
-    ) -> Result<Option<Session>, SessionStoreError> {
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, SessionStoreError> {
         let mut shard = self.sessions.shard(id);
         match shard.get(id) {
             Some(s) if s.is_expired(now) => {
@@ -130,22 +113,14 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn count(&self, now: Timestamp) -> Result<usize, SessionStoreError> {
-        Ok(self
-            .sessions
-            .each_shard()
-            .map(|shard| shard.values().filter(|s| !s.is_expired(now)).count())
-            .sum())
+        Ok(self.sessions.each_shard().map(|shard| shard.values().filter(|s| !s.is_expired(now)).count()).sum())
     }
 }
 
 #[async_trait]
 impl HealthIndicator for MemorySessionStore {
     async fn health(&self) -> ComponentHealth {
-        ComponentHealth::up(format!(
-            "memory: {} of {} sessions",
-            self.len(),
-            self.capacity
-        ))
+        ComponentHealth::up(format!("memory: {} of {} sessions", self.len(), self.capacity))
     }
 }
 
@@ -166,17 +141,11 @@ mod tests {
         store.create(&sample_session("a", t)).await.unwrap();
         store.create(&sample_session("b", t)).await.unwrap();
         let err = store.create(&sample_session("c", t)).await.unwrap_err();
-        assert!(matches!(
-            err,
-            SessionStoreError::CapacityExceeded { capacity: 2 }
-        ));
+        assert!(matches!(err, SessionStoreError::CapacityExceeded { capacity: 2 }));
 
         // Past the idle timeout both are dead: a create sweeps them and succeeds.
         clock.advance(Duration::from_secs(61));
-        store
-            .create(&sample_session("c", clock.now()))
-            .await
-            .unwrap();
+        store.create(&sample_session("c", clock.now())).await.unwrap();
         assert_eq!(store.len(), 1);
     }
 
@@ -190,13 +159,7 @@ mod tests {
         store.create(&fresh).await.unwrap();
         assert_eq!(store.sweep(Timestamp::from_secs(70)), 1);
         assert_eq!(store.len(), 1);
-        assert!(
-            store
-                .load(fresh.id(), Timestamp::from_secs(70))
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(store.load(fresh.id(), Timestamp::from_secs(70)).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -206,16 +169,10 @@ mod tests {
         let s = sample_session("a", clock.now());
         store.create(&s).await.unwrap();
         for _ in 0..10 {
-            assert!(matches!(
-                store.create(&s).await,
-                Err(SessionStoreError::Conflict)
-            ));
+            assert!(matches!(store.create(&s).await, Err(SessionStoreError::Conflict)));
         }
         assert_eq!(store.len(), 1);
-        store
-            .create(&sample_session("b", clock.now()))
-            .await
-            .unwrap();
+        store.create(&sample_session("b", clock.now())).await.unwrap();
         assert!(matches!(
             store.create(&sample_session("c", clock.now())).await,
             Err(SessionStoreError::CapacityExceeded { .. })

@@ -2,16 +2,11 @@
 
 use std::sync::Arc;
 
-use qudag_adapter_memory::{
-    MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore, SystemClock,
-};
-use qudag_application::ports::{EventBus, RateLimiter, SessionStore};
+use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore};
+use qudag_application::ports::{EventBus, RateLimiter, SessionStore, SystemClock};
 
 async fn session_store() -> Arc<dyn SessionStore> {
-    Arc::new(MemorySessionStore::new(
-        10_000,
-        Arc::new(SystemClock::new()),
-    ))
+    Arc::new(MemorySessionStore::new(10_000, Arc::new(SystemClock::new())))
 }
 
 async fn rate_limiter() -> Arc<dyn RateLimiter> {

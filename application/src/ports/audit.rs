@@ -65,10 +65,7 @@ impl AuditFilter {
         let r = &event.record;
         self.from.is_none_or(|from| r.at >= from)
             && self.to.is_none_or(|to| r.at < to)
-            && self
-                .actor
-                .as_ref()
-                .is_none_or(|a| r.actor.as_deref() == Some(a.as_str()))
+            && self.actor.as_ref().is_none_or(|a| r.actor.as_deref() == Some(a.as_str()))
             && self.action.is_none_or(|a| r.action == a)
             && self.outcome.is_none_or(|o| r.outcome == o)
     }

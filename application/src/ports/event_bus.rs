@@ -64,16 +64,12 @@ pub trait EventBus: Send + Sync + 'static {
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn publish(&self, topic: &Topic, payload: serde_json::Value)
-    -> Result<(), EventBusError>;
+    async fn publish(&self, topic: &Topic, payload: serde_json::Value) -> Result<(), EventBusError>;
 
     /// A stream of the messages published on `topic` from now on. Dropping the stream
     /// unsubscribes.
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn subscribe(
-        &self,
-        topic: &Topic,
-    ) -> Result<BoxStream<'static, BusMessage>, EventBusError>;
+    async fn subscribe(&self, topic: &Topic) -> Result<BoxStream<'static, BusMessage>, EventBusError>;
 }

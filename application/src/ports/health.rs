@@ -31,26 +31,17 @@ pub struct ComponentHealth {
 impl ComponentHealth {
     /// Up, with an optional fact.
     pub fn up(detail: impl Into<Option<String>>) -> Self {
-        Self {
-            status: HealthStatus::Up,
-            detail: detail.into(),
-        }
+        Self { status: HealthStatus::Up, detail: detail.into() }
     }
 
     /// Degraded, with the reason.
     pub fn degraded(reason: impl Into<String>) -> Self {
-        Self {
-            status: HealthStatus::Degraded,
-            detail: Some(reason.into()),
-        }
+        Self { status: HealthStatus::Degraded, detail: Some(reason.into()) }
     }
 
     /// Down, with the reason.
     pub fn down(reason: impl Into<String>) -> Self {
-        Self {
-            status: HealthStatus::Down,
-            detail: Some(reason.into()),
-        }
+        Self { status: HealthStatus::Down, detail: Some(reason.into()) }
     }
 }
 

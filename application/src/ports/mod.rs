@@ -14,7 +14,7 @@ pub mod session_store;
 pub mod token_verifier;
 
 pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError};
-pub use clock::Clock;
+pub use clock::{Clock, SystemClock};
 pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
 pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
 pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};

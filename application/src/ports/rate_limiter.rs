@@ -66,10 +66,5 @@ pub trait RateLimiter: Send + Sync + 'static {
     ///
     /// # Errors
     /// `Unavailable` when the backend cannot be reached.
-    async fn check(
-        &self,
-        key: &RateLimitKey,
-        policy: &QuotaPolicy,
-        cost: Cost,
-    ) -> Result<Decision, RateLimiterError>;
+    async fn check(&self, key: &RateLimitKey, policy: &QuotaPolicy, cost: Cost) -> Result<Decision, RateLimiterError>;
 }

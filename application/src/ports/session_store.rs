@@ -56,11 +56,7 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// `Unavailable`, or `Corrupt` when the stored form cannot be read.
-    async fn load(
-        &self,
-        id: &SessionId,
-        now: Timestamp,
-    ) -> Result<Option<Session>, SessionStoreError>;
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, SessionStoreError>;
 
     /// Replace a stored session (after `touch`, or a state change).
     ///

@@ -51,16 +51,9 @@ pub async fn order_is_preserved(bus: Arc<dyn EventBus>) {
 
 /// Topics do not leak into each other.
 pub async fn topics_are_isolated(bus: Arc<dyn EventBus>) {
-    let mut one = bus
-        .subscribe(&Topic::new("contract/one"))
-        .await
-        .expect("subscribe");
-    bus.publish(&Topic::new("contract/two"), json!("two"))
-        .await
-        .expect("publish");
-    bus.publish(&Topic::new("contract/one"), json!("one"))
-        .await
-        .expect("publish");
+    let mut one = bus.subscribe(&Topic::new("contract/one")).await.expect("subscribe");
+    bus.publish(&Topic::new("contract/two"), json!("two")).await.expect("publish");
+    bus.publish(&Topic::new("contract/one"), json!("one")).await.expect("publish");
     assert_eq!(next(&mut one).await.payload, json!("one"));
     assert!(nothing_within(&mut one, Duration::from_millis(200)).await);
 }
@@ -68,21 +61,13 @@ pub async fn topics_are_isolated(bus: Arc<dyn EventBus>) {
 /// Publishing with no subscriber, or after a subscriber went away, succeeds.
 pub async fn publishing_without_subscribers_succeeds(bus: Arc<dyn EventBus>) {
     let topic = Topic::new("contract/empty");
-    bus.publish(&topic, json!(1))
-        .await
-        .expect("publish with nobody listening");
+    bus.publish(&topic, json!(1)).await.expect("publish with nobody listening");
     let s = bus.subscribe(&topic).await.expect("subscribe");
     drop(s);
-    bus.publish(&topic, json!(2))
-        .await
-        .expect("publish after unsubscribe");
+    bus.publish(&topic, json!(2)).await.expect("publish after unsubscribe");
     let mut late = bus.subscribe(&topic).await.expect("subscribe");
     bus.publish(&topic, json!(3)).await.expect("publish");
-    assert_eq!(
-        next(&mut late).await.payload,
-        json!(3),
-        "earlier messages are not replayed"
-    );
+    assert_eq!(next(&mut late).await.payload, json!(3), "earlier messages are not replayed");
 }
 
 /// Expand the `EventBus` contract into one `#[tokio::test]` per check.

@@ -32,8 +32,7 @@ impl ManualClock {
 
     /// Move the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
-        self.0
-            .fetch_add(qudag_domain::time::duration_micros(d), Ordering::SeqCst);
+        self.0.fetch_add(qudag_domain::time::duration_micros(d), Ordering::SeqCst);
     }
 
     /// Set the clock to `t` (tests may move it backwards to check monotonic handling).

@@ -37,10 +37,7 @@ pub async fn allows_exactly_the_burst(limiter: Arc<dyn RateLimiter>) {
     let d = limiter.check(&k, &policy, Cost::ONE).await.expect("check");
     assert!(!d.allowed);
     let retry = d.retry_after.expect("retry hint");
-    assert!(
-        retry > Duration::from_secs(3_500) && retry <= Duration::from_secs(3_600),
-        "{retry:?}"
-    );
+    assert!(retry > Duration::from_secs(3_500) && retry <= Duration::from_secs(3_600), "{retry:?}");
 }
 
 /// Units come back at the policy's rate.
@@ -48,59 +45,28 @@ pub async fn refills_at_the_rate(limiter: Arc<dyn RateLimiter>) {
     // 20 per second: one unit every 50 ms.
     let policy = QuotaPolicy::new(20, Duration::from_secs(1), 2).expect("policy");
     let k = key("refill");
-    assert!(
-        limiter
-            .check(&k, &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed
-    );
-    assert!(
-        limiter
-            .check(&k, &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed
-    );
+    assert!(limiter.check(&k, &policy, Cost::ONE).await.expect("check").allowed);
+    assert!(limiter.check(&k, &policy, Cost::ONE).await.expect("check").allowed);
     let denied = limiter.check(&k, &policy, Cost::ONE).await.expect("check");
     assert!(!denied.allowed);
     tokio::time::sleep(denied.retry_after.expect("hint") + Duration::from_millis(20)).await;
-    assert!(
-        limiter
-            .check(&k, &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed,
-        "a unit refilled after retry_after"
-    );
+    assert!(limiter.check(&k, &policy, Cost::ONE).await.expect("check").allowed, "a unit refilled after retry_after");
 }
 
 /// Costs spend several units; a denial spends nothing; a cost over the burst is never allowed.
 pub async fn cost_weights_are_honoured(limiter: Arc<dyn RateLimiter>) {
     let policy = slow(10);
     let k = key("cost");
-    let d = limiter
-        .check(&k, &policy, Cost::new(7))
-        .await
-        .expect("check");
+    let d = limiter.check(&k, &policy, Cost::new(7)).await.expect("check");
     assert!(d.allowed);
     assert_eq!(d.remaining, 3);
-    let d = limiter
-        .check(&k, &policy, Cost::new(4))
-        .await
-        .expect("check");
+    let d = limiter.check(&k, &policy, Cost::new(4)).await.expect("check");
     assert!(!d.allowed);
     assert_eq!(d.remaining, 3);
-    let d = limiter
-        .check(&k, &policy, Cost::new(3))
-        .await
-        .expect("check");
+    let d = limiter.check(&k, &policy, Cost::new(3)).await.expect("check");
     assert!(d.allowed);
     assert_eq!(d.remaining, 0);
-    let d = limiter
-        .check(&key("cost-huge"), &policy, Cost::new(11))
-        .await
-        .expect("check");
+    let d = limiter.check(&key("cost-huge"), &policy, Cost::new(11)).await.expect("check");
     assert!(!d.allowed);
     assert_eq!(d.retry_after, None);
 }
@@ -113,13 +79,7 @@ pub async fn concurrent_callers_never_exceed_the_limit(limiter: Arc<dyn RateLimi
         .map(|_| {
             let limiter = limiter.clone();
             let k = k.clone();
-            tokio::spawn(async move {
-                limiter
-                    .check(&k, &policy, Cost::ONE)
-                    .await
-                    .expect("check")
-                    .allowed
-            })
+            tokio::spawn(async move { limiter.check(&k, &policy, Cost::ONE).await.expect("check").allowed })
         })
         .collect();
     let mut allowed = 0;
@@ -134,27 +94,9 @@ pub async fn concurrent_callers_never_exceed_the_limit(limiter: Arc<dyn RateLimi
 /// Keys do not share allowance.
 pub async fn keys_are_independent(limiter: Arc<dyn RateLimiter>) {
     let policy = slow(1);
-    assert!(
-        limiter
-            .check(&key("a"), &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed
-    );
-    assert!(
-        !limiter
-            .check(&key("a"), &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed
-    );
-    assert!(
-        limiter
-            .check(&key("b"), &policy, Cost::ONE)
-            .await
-            .expect("check")
-            .allowed
-    );
+    assert!(limiter.check(&key("a"), &policy, Cost::ONE).await.expect("check").allowed);
+    assert!(!limiter.check(&key("a"), &policy, Cost::ONE).await.expect("check").allowed);
+    assert!(limiter.check(&key("b"), &policy, Cost::ONE).await.expect("check").allowed);
 }
 
 /// Once a key's state has fully drained it behaves as new: the whole burst is back.
@@ -168,10 +110,7 @@ pub async fn drained_keys_start_afresh(limiter: Arc<dyn RateLimiter>) {
     }
     let reset = last.expect("decided").reset_after;
     tokio::time::sleep(reset + Duration::from_millis(20)).await;
-    let d = limiter
-        .check(&k, &policy, Cost::new(3))
-        .await
-        .expect("check");
+    let d = limiter.check(&k, &policy, Cost::new(3)).await.expect("check");
     assert!(d.allowed, "full burst after reset_after");
 }
 

@@ -20,10 +20,7 @@ pub fn sample_session(subject: &str, now: Timestamp) -> Session {
         new_session_id().expect("entropy"),
         PrincipalId::new("https://issuer.test", subject),
         ProtocolVersion::parse("2025-11-25").expect("version"),
-        ClientInfo {
-            name: "contract".into(),
-            version: "1.0".into(),
-        },
+        ClientInfo { name: "contract".into(), version: "1.0".into() },
         serde_json::json!({ "roots": { "listChanged": true } }),
         SessionTimeouts::new(Duration::from_secs(60), Duration::from_secs(300)).expect("timeouts"),
         now,
@@ -33,10 +30,7 @@ pub fn sample_session(subject: &str, now: Timestamp) -> Session {
 /// The present, rounded to whole seconds, so every check runs against a realistic
 /// timestamp (stores may key TTLs off the difference to the wall clock).
 pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     Timestamp::from_secs(secs)
 }
 
@@ -56,18 +50,8 @@ pub async fn duplicate_create_is_a_conflict(store: Arc<dyn SessionStore>) {
     store.create(&s).await.expect("create");
     let mut other = s.clone();
     other.mark_initialized();
-    assert!(matches!(
-        store.create(&other).await,
-        Err(SessionStoreError::Conflict)
-    ));
-    assert!(
-        !store
-            .load(s.id(), t)
-            .await
-            .expect("load")
-            .expect("present")
-            .is_initialized()
-    );
+    assert!(matches!(store.create(&other).await, Err(SessionStoreError::Conflict)));
+    assert!(!store.load(s.id(), t).await.expect("load").expect("present").is_initialized());
 }
 
 /// Unknown ids load as `None`.
@@ -81,20 +65,8 @@ pub async fn expired_sessions_are_not_returned(store: Arc<dyn SessionStore>) {
     let t = now();
     let s = sample_session("alice", t);
     store.create(&s).await.expect("create");
-    assert!(
-        store
-            .load(s.id(), t.saturating_add(Duration::from_secs(59)))
-            .await
-            .expect("load")
-            .is_some()
-    );
-    assert!(
-        store
-            .load(s.id(), t.saturating_add(Duration::from_secs(60)))
-            .await
-            .expect("load")
-            .is_none()
-    );
+    assert!(store.load(s.id(), t.saturating_add(Duration::from_secs(59))).await.expect("load").is_some());
+    assert!(store.load(s.id(), t.saturating_add(Duration::from_secs(60))).await.expect("load").is_none());
 }
 
 /// `save` persists changes; saving a deleted session is `NotFound` and does not revive it.
@@ -106,19 +78,12 @@ pub async fn save_updates_but_never_resurrects(store: Arc<dyn SessionStore>) {
     s.touch(t.saturating_add(Duration::from_secs(30)));
     store.save(&s).await.expect("save");
     let later = t.saturating_add(Duration::from_secs(80));
-    let loaded = store
-        .load(s.id(), later)
-        .await
-        .expect("load")
-        .expect("idle deadline moved by the touch");
+    let loaded = store.load(s.id(), later).await.expect("load").expect("idle deadline moved by the touch");
     assert!(loaded.is_initialized());
     assert_eq!(loaded.last_seen(), s.last_seen());
 
     assert!(store.delete(s.id()).await.expect("delete"));
-    assert!(matches!(
-        store.save(&s).await,
-        Err(SessionStoreError::NotFound)
-    ));
+    assert!(matches!(store.save(&s).await, Err(SessionStoreError::NotFound)));
     assert!(store.load(s.id(), t).await.expect("load").is_none());
 }
 
@@ -137,10 +102,7 @@ pub async fn count_counts_live_sessions(store: Arc<dyn SessionStore>) {
     let t = now();
     let before = store.count(t).await.expect("count");
     for name in ["a", "b", "c"] {
-        store
-            .create(&sample_session(name, t))
-            .await
-            .expect("create");
+        store.create(&sample_session(name, t)).await.expect("create");
     }
     assert_eq!(store.count(t).await.expect("count"), before + 3);
     let after_expiry = t.saturating_add(Duration::from_secs(301));
@@ -150,9 +112,7 @@ pub async fn count_counts_live_sessions(store: Arc<dyn SessionStore>) {
 /// Many concurrent creates of distinct sessions all land.
 pub async fn concurrent_creates_all_land(store: Arc<dyn SessionStore>) {
     let t = now();
-    let sessions: Vec<Session> = (0..64)
-        .map(|i| sample_session(&format!("user{i}"), t))
-        .collect();
+    let sessions: Vec<Session> = (0..64).map(|i| sample_session(&format!("user{i}"), t)).collect();
     let results = futures::future::join_all(sessions.iter().map(|s| store.create(s))).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     for s in &sessions {

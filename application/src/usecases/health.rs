@@ -21,10 +21,7 @@ pub struct Component {
 
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Component")
-            .field("name", &self.name)
-            .field("required", &self.required)
-            .finish()
+        f.debug_struct("Component").field("name", &self.name).field("required", &self.required).finish()
     }
 }
 
@@ -71,11 +68,7 @@ pub struct HealthService {
 impl HealthService {
     /// A service reporting on `components` for server `version`.
     pub fn new(version: impl Into<String>, components: Vec<Component>) -> Self {
-        Self {
-            components,
-            draining: AtomicBool::new(false),
-            version: version.into(),
-        }
+        Self { components, draining: AtomicBool::new(false), version: version.into() }
     }
 
     /// Mark the server as draining: readiness fails from now on.
@@ -90,8 +83,7 @@ impl HealthService {
 
     /// Ask every component, concurrently, and combine the answers.
     pub async fn report(&self) -> HealthReport {
-        let answers =
-            futures::future::join_all(self.components.iter().map(|c| c.indicator.health())).await;
+        let answers = futures::future::join_all(self.components.iter().map(|c| c.indicator.health())).await;
         let mut status = HealthStatus::Up;
         let mut components = BTreeMap::new();
         for (component, health) in self.components.iter().zip(answers) {
@@ -103,23 +95,14 @@ impl HealthService {
             status = status.max(effect);
             components.insert(
                 component.name.clone(),
-                ComponentReport {
-                    status: health.status,
-                    required: component.required,
-                    detail: health.detail,
-                },
+                ComponentReport { status: health.status, required: component.required, detail: health.detail },
             );
         }
         let draining = self.is_draining();
         if draining {
             status = HealthStatus::Down;
         }
-        HealthReport {
-            status,
-            draining,
-            version: self.version.clone(),
-            components,
-        }
+        HealthReport { status, draining, version: self.version.clone(), components }
     }
 }
 
@@ -131,11 +114,7 @@ mod tests {
     fn component(name: &str, required: bool, health: ComponentHealth) -> Component {
         let mut mock = MockHealthIndicator::new();
         mock.expect_health().returning(move || health.clone());
-        Component {
-            name: name.into(),
-            required,
-            indicator: Arc::new(mock),
-        }
+        Component { name: name.into(), required, indicator: Arc::new(mock) }
     }
 
     #[tokio::test]
@@ -151,10 +130,7 @@ mod tests {
     async fn optional_component_down_degrades_but_stays_ready() {
         let svc = HealthService::new(
             "1.0",
-            vec![
-                component("a", true, ComponentHealth::up(None)),
-                component("b", false, ComponentHealth::down("gone")),
-            ],
+            vec![component("a", true, ComponentHealth::up(None)), component("b", false, ComponentHealth::down("gone"))],
         );
         let r = svc.report().await;
         assert_eq!(r.status, HealthStatus::Degraded);

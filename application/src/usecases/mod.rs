@@ -6,7 +6,7 @@ pub mod sessions;
 
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use pipeline::{
-    AuthMode, Dispatcher, LimiterFailurePolicy, Operation, OperationError, Pipeline, PipelineError,
-    RateLimitSettings, RequestContext,
+    AuthMode, Dispatcher, LimiterFailurePolicy, Operation, OperationError, Pipeline, PipelineError, RateLimitSettings,
+    RequestContext,
 };
 pub use sessions::{SessionError, SessionService};

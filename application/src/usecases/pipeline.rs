@@ -16,9 +16,7 @@ use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
 use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
 use serde_json::{Value, json};
 
-use crate::ports::{
-    AuditSink, Clock, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
-};
+use crate::ports::{AuditSink, Clock, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier};
 
 /// What the transport knows about a request before the core sees it.
 #[derive(Clone, Debug, Default)]
@@ -151,10 +149,7 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("auth", &self.auth)
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+        f.debug_struct("Pipeline").field("auth", &self.auth).field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
@@ -167,13 +162,7 @@ impl Pipeline {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            auth,
-            limiter,
-            limits,
-            audit,
-            clock,
-        }
+        Self { auth, limiter, limits, audit, clock }
     }
 
     /// Run a named operation through every stage.
@@ -191,10 +180,8 @@ impl Pipeline {
         let operation = dispatcher.resolve(name);
         let cost = operation.as_ref().map_or(Cost::ONE, |op| op.cost());
         self.admit(ctx, &principal, cost).await?;
-        let operation =
-            operation.ok_or_else(|| PipelineError::UnknownOperation(name.to_owned()))?;
-        self.invoke(ctx, &principal, operation.as_ref(), input)
-            .await
+        let operation = operation.ok_or_else(|| PipelineError::UnknownOperation(name.to_owned()))?;
+        self.invoke(ctx, &principal, operation.as_ref(), input).await
     }
 
     /// Stage 1: who is calling.
@@ -208,18 +195,14 @@ impl Pipeline {
             AuthMode::Required(verifier) => verifier,
         };
         let result = match ctx.bearer.as_deref() {
-            None => Err(TokenError::Invalid {
-                reason: "missing_token",
-                description: "no bearer token".into(),
-            }),
+            None => Err(TokenError::Invalid { reason: "missing_token", description: "no bearer token".into() }),
             Some(token) => verifier.verify(token).await,
         };
         match result {
             Ok(principal) => Ok(principal),
-            Err(TokenError::Unavailable { source }) => Err(PipelineError::Unavailable {
-                component: "token_verifier",
-                source,
-            }),
+            Err(TokenError::Unavailable { source }) => {
+                Err(PipelineError::Unavailable { component: "token_verifier", source })
+            }
             Err(error) => {
                 self.audit(
                     ctx,
@@ -276,10 +259,9 @@ impl Pipeline {
                     tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
                     Ok(None)
                 }
-                LimiterFailurePolicy::FailClosed => Err(PipelineError::Unavailable {
-                    component: "rate_limiter",
-                    source,
-                }),
+                LimiterFailurePolicy::FailClosed => {
+                    Err(PipelineError::Unavailable { component: "rate_limiter", source })
+                }
             },
         }
     }
@@ -385,10 +367,7 @@ mod tests {
         async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
             *self.runs.lock().unwrap() += 1;
             if self.fail {
-                return Err(OperationError::InvalidArgument {
-                    argument: "qubits".into(),
-                    message: "too many".into(),
-                });
+                return Err(OperationError::InvalidArgument { argument: "qubits".into(), message: "too many".into() });
             }
             Ok(json!({ "echo": input }))
         }
@@ -403,17 +382,11 @@ mod tests {
     }
 
     fn tools(probe: Arc<Probe>) -> Tools {
-        Tools(HashMap::from([(
-            "probe".to_owned(),
-            probe as Arc<dyn Operation>,
-        )]))
+        Tools(HashMap::from([("probe".to_owned(), probe as Arc<dyn Operation>)]))
     }
 
     fn probe(fail: bool) -> Arc<Probe> {
-        Arc::new(Probe {
-            runs: Mutex::new(0),
-            fail,
-        })
+        Arc::new(Probe { runs: Mutex::new(0), fail })
     }
 
     fn clock() -> Arc<MockClock> {
@@ -440,17 +413,9 @@ mod tests {
         let mut v = MockTokenVerifier::new();
         v.expect_verify().returning(move |t| {
             if t == token {
-                Ok(Principal::new(
-                    PrincipalId::new("https://iss", "alice"),
-                    roles.clone(),
-                    [],
-                    None,
-                ))
+                Ok(Principal::new(PrincipalId::new("https://iss", "alice"), roles.clone(), [], None))
             } else {
-                Err(TokenError::Invalid {
-                    reason: "bad_signature",
-                    description: "signature mismatch".into(),
-                })
+                Err(TokenError::Invalid { reason: "bad_signature", description: "signature mismatch".into() })
             }
         });
         Arc::new(v)
@@ -497,15 +462,8 @@ mod tests {
             clock(),
         );
         let op = probe(false);
-        let out = p
-            .handle(
-                &ctx(Some("good")),
-                &tools(op.clone()),
-                "probe",
-                json!({"secret": "hunter2"}),
-            )
-            .await
-            .unwrap();
+        let out =
+            p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({"secret": "hunter2"})).await.unwrap();
         assert_eq!(out, json!({"echo": {"secret": "hunter2"}}));
         assert_eq!(*op.runs.lock().unwrap(), 1);
         let seen = seen.lock().unwrap();
@@ -517,14 +475,8 @@ mod tests {
         assert_eq!(r.target.as_deref(), Some("probe"));
         assert_eq!(r.request_id.as_deref(), Some("req-1"));
         assert_eq!(r.client_addr.as_deref(), Some("192.0.2.7"));
-        assert_eq!(
-            r.details["arguments_digest"],
-            json!(digest_json(&json!({"secret": "hunter2"})))
-        );
-        assert!(
-            !serde_json::to_string(r).unwrap().contains("hunter2"),
-            "arguments must not reach the audit trail"
-        );
+        assert_eq!(r.details["arguments_digest"], json!(digest_json(&json!({"secret": "hunter2"}))));
+        assert!(!serde_json::to_string(r).unwrap().contains("hunter2"), "arguments must not reach the audit trail");
     }
 
     #[tokio::test]
@@ -541,20 +493,13 @@ mod tests {
                 clock(),
             );
             let op = probe(false);
-            let err = p
-                .handle(&ctx(bearer), &tools(op.clone()), "probe", json!({}))
-                .await
-                .unwrap_err();
+            let err = p.handle(&ctx(bearer), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
             assert!(matches!(err, PipelineError::Unauthenticated(_)), "{err:?}");
             assert_eq!(*op.runs.lock().unwrap(), 0);
             let seen = seen.lock().unwrap();
             assert_eq!(seen.len(), 1);
             assert_eq!(seen[0].action, AuditAction::AuthFailed);
-            let reason = if bearer.is_none() {
-                "missing_token"
-            } else {
-                "bad_signature"
-            };
+            let reason = if bearer.is_none() { "missing_token" } else { "bad_signature" };
             assert_eq!(seen[0].details["reason"], json!(reason));
         }
     }
@@ -562,27 +507,11 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_verifier_is_unavailable_not_unauthenticated() {
         let mut v = MockTokenVerifier::new();
-        v.expect_verify().returning(|_| {
-            Err(TokenError::Unavailable {
-                source: "jwks fetch failed".into(),
-            })
-        });
+        v.expect_verify().returning(|_| Err(TokenError::Unavailable { source: "jwks fetch failed".into() }));
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(Arc::new(v)),
-            allow_all(),
-            None,
-            audit,
-            clock(),
-        );
+        let p = Pipeline::new(AuthMode::Required(Arc::new(v)), allow_all(), None, audit, clock());
         let err = p.authenticate(&ctx(Some("t"))).await.unwrap_err();
-        assert!(matches!(
-            err,
-            PipelineError::Unavailable {
-                component: "token_verifier",
-                ..
-            }
-        ));
+        assert!(matches!(err, PipelineError::Unavailable { component: "token_verifier", .. }));
         assert!(seen.lock().unwrap().is_empty());
     }
 
@@ -611,10 +540,7 @@ mod tests {
             clock(),
         );
         let op = probe(false);
-        let err = p
-            .handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({}))
-            .await
-            .unwrap_err();
+        let err = p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
         match err {
             PipelineError::RateLimited(d) => {
                 assert_eq!(d.retry_after, Some(Duration::from_secs(3)))
@@ -628,54 +554,35 @@ mod tests {
     #[tokio::test]
     async fn anonymous_or_not_per_user_traffic_is_keyed_by_address() {
         for (auth, per_user) in [
-            (
-                AuthMode::Disabled(Principal::anonymous([Role::Admin])),
-                true,
-            ),
-            (
-                AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
-                false,
-            ),
+            (AuthMode::Disabled(Principal::anonymous([Role::Admin])), true),
+            (AuthMode::Required(verifier_accepting("good", vec![Role::Admin])), false),
         ] {
             let mut limiter = MockRateLimiter::new();
-            limiter
-                .expect_check()
-                .withf(|key, _, _| key.as_str() == "ip:192.0.2.7")
-                .times(1)
-                .returning(|_, p, _| {
-                    Ok(Decision {
-                        allowed: true,
-                        limit: p.burst(),
-                        remaining: 9,
-                        reset_after: Duration::ZERO,
-                        retry_after: None,
-                    })
-                });
+            limiter.expect_check().withf(|key, _, _| key.as_str() == "ip:192.0.2.7").times(1).returning(|_, p, _| {
+                Ok(Decision {
+                    allowed: true,
+                    limit: p.burst(),
+                    remaining: 9,
+                    reset_after: Duration::ZERO,
+                    retry_after: None,
+                })
+            });
             let (audit, _) = recording_audit();
             let p = Pipeline::new(auth, Arc::new(limiter), settings(per_user), audit, clock());
-            p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({}))
-                .await
-                .unwrap();
+            p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap();
         }
     }
 
     #[tokio::test]
     async fn limiter_outage_follows_the_failure_policy() {
-        for (policy, should_pass) in [
-            (LimiterFailurePolicy::FailOpen, true),
-            (LimiterFailurePolicy::FailClosed, false),
-        ] {
+        for (policy, should_pass) in [(LimiterFailurePolicy::FailOpen, true), (LimiterFailurePolicy::FailClosed, false)]
+        {
             let mut limiter = MockRateLimiter::new();
-            limiter.expect_check().returning(|_, _, _| {
-                Err(RateLimiterError::Unavailable {
-                    source: "connection refused".into(),
-                })
-            });
+            limiter
+                .expect_check()
+                .returning(|_, _, _| Err(RateLimiterError::Unavailable { source: "connection refused".into() }));
             let (audit, _) = recording_audit();
-            let limits = RateLimitSettings {
-                on_failure: policy,
-                ..settings(true).unwrap()
-            };
+            let limits = RateLimitSettings { on_failure: policy, ..settings(true).unwrap() };
             let p = Pipeline::new(
                 AuthMode::Disabled(Principal::anonymous([Role::Admin])),
                 Arc::new(limiter),
@@ -684,18 +591,10 @@ mod tests {
                 clock(),
             );
             let op = probe(false);
-            let result = p
-                .handle(&ctx(None), &tools(op.clone()), "probe", json!({}))
-                .await;
+            let result = p.handle(&ctx(None), &tools(op.clone()), "probe", json!({})).await;
             assert_eq!(result.is_ok(), should_pass, "{policy:?}: {result:?}");
             if !should_pass {
-                assert!(matches!(
-                    result,
-                    Err(PipelineError::Unavailable {
-                        component: "rate_limiter",
-                        ..
-                    })
-                ));
+                assert!(matches!(result, Err(PipelineError::Unavailable { component: "rate_limiter", .. })));
             }
             assert_eq!(*op.runs.lock().unwrap(), u32::from(should_pass));
         }
@@ -712,10 +611,7 @@ mod tests {
             clock(),
         );
         let op = probe(false);
-        let err = p
-            .handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({}))
-            .await
-            .unwrap_err();
+        let err = p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
         match err {
             PipelineError::Forbidden(d) => {
                 assert_eq!(d.permission, Permission::QuantumExecute);
@@ -739,48 +635,30 @@ mod tests {
             audit,
             clock(),
         );
-        let err = p
-            .handle(&ctx(Some("good")), &tools(probe(false)), "nope", json!({}))
-            .await
-            .unwrap_err();
+        let err = p.handle(&ctx(Some("good")), &tools(probe(false)), "nope", json!({})).await.unwrap_err();
         assert!(matches!(err, PipelineError::UnknownOperation(ref n) if n == "nope"));
     }
 
     #[tokio::test]
     async fn a_failing_operation_is_audited_as_a_failure() {
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Disabled(Principal::anonymous([Role::Admin])),
-            allow_all(),
-            None,
-            audit,
-            clock(),
-        );
-        let err = p
-            .handle(&ctx(None), &tools(probe(true)), "probe", json!({}))
-            .await
-            .unwrap_err();
+        let p =
+            Pipeline::new(AuthMode::Disabled(Principal::anonymous([Role::Admin])), allow_all(), None, audit, clock());
+        let err = p.handle(&ctx(None), &tools(probe(true)), "probe", json!({})).await.unwrap_err();
         assert!(
             matches!(err, PipelineError::Operation(OperationError::InvalidArgument { ref argument, .. }) if argument == "qubits")
         );
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].outcome, Outcome::Failure);
-        assert!(
-            seen[0].details["error"]
-                .as_str()
-                .unwrap()
-                .contains("qubits")
-        );
+        assert!(seen[0].details["error"].as_str().unwrap().contains("qubits"));
     }
 
     #[tokio::test]
     async fn an_audit_outage_does_not_lose_the_response() {
         let mut sink = MockAuditSink::new();
-        sink.expect_record().times(1).returning(|_| {
-            Err(crate::ports::AuditSinkError::Unavailable {
-                source: "disk full".into(),
-            })
-        });
+        sink.expect_record()
+            .times(1)
+            .returning(|_| Err(crate::ports::AuditSinkError::Unavailable { source: "disk full".into() }));
         let p = Pipeline::new(
             AuthMode::Disabled(Principal::anonymous([Role::Admin])),
             allow_all(),
@@ -788,10 +666,7 @@ mod tests {
             Arc::new(sink),
             clock(),
         );
-        let out = p
-            .handle(&ctx(None), &tools(probe(false)), "probe", json!({"x": 1}))
-            .await
-            .unwrap();
+        let out = p.handle(&ctx(None), &tools(probe(false)), "probe", json!({"x": 1})).await.unwrap();
         assert_eq!(out["echo"]["x"], json!(1));
     }
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
 use qudag_domain::principal::PrincipalId;
 use qudag_domain::session::{
-    ClientInfo, ProtocolVersion, SESSION_ID_ENTROPY_BYTES, Session, SessionAccessError, SessionId,
-    SessionTimeouts,
+    ClientInfo, ProtocolVersion, SESSION_ID_ENTROPY_BYTES, Session, SessionAccessError, SessionId, SessionTimeouts,
 };
 use serde_json::json;
 
@@ -46,9 +45,7 @@ pub struct SessionService {
 
 impl std::fmt::Debug for SessionService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService")
-            .field("timeouts", &self.timeouts)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionService").field("timeouts", &self.timeouts).finish_non_exhaustive()
     }
 }
 
@@ -60,12 +57,7 @@ impl SessionService {
         pipeline: Arc<Pipeline>,
         timeouts: SessionTimeouts,
     ) -> Self {
-        Self {
-            store,
-            clock,
-            pipeline,
-            timeouts,
-        }
+        Self { store, clock, pipeline, timeouts }
     }
 
     /// Open a new session for `owner`.
@@ -128,11 +120,7 @@ impl SessionService {
         caller: &PrincipalId,
     ) -> Result<Session, SessionError> {
         let now = self.clock.now();
-        let mut session = self
-            .store
-            .load(id, now)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let mut session = self.store.load(id, now).await?.ok_or(SessionError::NotFound)?;
         self.check_access(ctx, &session, caller).await?;
         if now.saturating_duration_since(session.last_seen()) >= TOUCH_GRANULARITY {
             session.touch(now);
@@ -161,18 +149,9 @@ impl SessionService {
     ///
     /// # Errors
     /// `NotFound` when unknown or not the caller's; `Store`.
-    pub async fn close(
-        &self,
-        ctx: &RequestContext,
-        id: &SessionId,
-        caller: &PrincipalId,
-    ) -> Result<(), SessionError> {
+    pub async fn close(&self, ctx: &RequestContext, id: &SessionId, caller: &PrincipalId) -> Result<(), SessionError> {
         let now = self.clock.now();
-        let session = self
-            .store
-            .load(id, now)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let session = self.store.load(id, now).await?.ok_or(SessionError::NotFound)?;
         self.check_access(ctx, &session, caller).await?;
         if !self.store.delete(id).await? {
             return Err(SessionError::NotFound);
@@ -197,20 +176,14 @@ impl SessionService {
     ) -> Result<(), SessionError> {
         match session.check_access(caller, self.clock.now()) {
             Ok(()) => Ok(()),
-            Err(SessionAccessError::NotFound {
-                owner_mismatch: true,
-            }) => {
+            Err(SessionAccessError::NotFound { owner_mismatch: true }) => {
                 self.pipeline
                     .audit(
                         ctx,
-                        AuditRecord::new(
-                            self.clock.now(),
-                            AuditAction::SessionHijackAttempt,
-                            Outcome::Denied,
-                        )
-                        .actor(caller.to_string())
-                        .target(session_ref(session.id()))
-                        .details(json!({ "owner": session.owner().to_string() })),
+                        AuditRecord::new(self.clock.now(), AuditAction::SessionHijackAttempt, Outcome::Denied)
+                            .actor(caller.to_string())
+                            .target(session_ref(session.id()))
+                            .details(json!({ "owner": session.owner().to_string() })),
                     )
                     .await;
                 Err(SessionError::NotFound)
@@ -258,10 +231,7 @@ mod tests {
         PrincipalId::new("https://iss", "alice")
     }
 
-    fn service(
-        store: MockSessionStore,
-        clock: Arc<ManualClock>,
-    ) -> (SessionService, Arc<Mutex<Vec<AuditRecord>>>) {
+    fn service(store: MockSessionStore, clock: Arc<ManualClock>) -> (SessionService, Arc<Mutex<Vec<AuditRecord>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let head = Mutex::new(ChainHead::GENESIS);
@@ -277,10 +247,7 @@ mod tests {
             Arc::new(sink),
             clock.clone(),
         ));
-        (
-            SessionService::new(Arc::new(store), clock, pipeline, SessionTimeouts::default()),
-            seen,
-        )
+        (SessionService::new(Arc::new(store), clock, pipeline, SessionTimeouts::default()), seen)
     }
 
     fn stored(now: Timestamp) -> Session {
@@ -323,11 +290,7 @@ mod tests {
         assert_eq!(s.owner(), &alice());
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].action, AuditAction::SessionCreated);
-        assert!(
-            !serde_json::to_string(&seen[0])
-                .unwrap()
-                .contains(s.id().as_str())
-        );
+        assert!(!serde_json::to_string(&seen[0]).unwrap().contains(s.id().as_str()));
     }
 
     #[tokio::test]
@@ -337,24 +300,12 @@ mod tests {
         store.expect_create().times(2).returning(move |_| {
             let mut c = calls.lock().unwrap();
             *c += 1;
-            if *c == 1 {
-                Err(SessionStoreError::Conflict)
-            } else {
-                Ok(())
-            }
+            if *c == 1 { Err(SessionStoreError::Conflict) } else { Ok(()) }
         });
         let (svc, _) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(1))));
         let version = ProtocolVersion::parse("2025-06-18").unwrap();
         assert!(
-            svc.open(
-                &RequestContext::default(),
-                &alice(),
-                version,
-                ClientInfo::default(),
-                json!({})
-            )
-            .await
-            .is_ok()
+            svc.open(&RequestContext::default(), &alice(), version, ClientInfo::default(), json!({})).await.is_ok()
         );
     }
 
@@ -363,16 +314,11 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store
-            .expect_load()
-            .returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
         store.expect_save().never();
         let (svc, seen) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(200))));
         let mallory = PrincipalId::new("https://iss", "mallory");
-        let err = svc
-            .resume(&RequestContext::default(), &id, &mallory)
-            .await
-            .unwrap_err();
+        let err = svc.resume(&RequestContext::default(), &id, &mallory).await.unwrap_err();
         assert!(matches!(err, SessionError::NotFound));
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].action, AuditAction::SessionHijackAttempt);
@@ -384,25 +330,14 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store
-            .expect_load()
-            .returning(move |_, _| Ok(Some(session.clone())));
-        store
-            .expect_save()
-            .times(1)
-            .withf(|s| s.last_seen() == Timestamp::from_secs(105))
-            .returning(|_| Ok(()));
+        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_save().times(1).withf(|s| s.last_seen() == Timestamp::from_secs(105)).returning(|_| Ok(()));
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(100_000_500)));
         let (svc, _) = service(store, clock.clone());
         // Half a millisecond after creation: no write.
-        svc.resume(&RequestContext::default(), &id, &alice())
-            .await
-            .unwrap();
+        svc.resume(&RequestContext::default(), &id, &alice()).await.unwrap();
         clock.set(Timestamp::from_secs(105));
-        let s = svc
-            .resume(&RequestContext::default(), &id, &alice())
-            .await
-            .unwrap();
+        let s = svc.resume(&RequestContext::default(), &id, &alice()).await.unwrap();
         assert_eq!(s.last_seen(), Timestamp::from_secs(105));
     }
 
@@ -411,49 +346,22 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store
-            .expect_load()
-            .returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
         store.expect_delete().times(1).returning(|_| Ok(true));
         let (svc, seen) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(101))));
         let stranger = PrincipalId::new("https://iss", "eve");
-        assert!(matches!(
-            svc.close(&RequestContext::default(), &id, &stranger).await,
-            Err(SessionError::NotFound)
-        ));
-        svc.close(&RequestContext::default(), &id, &alice())
-            .await
-            .unwrap();
+        assert!(matches!(svc.close(&RequestContext::default(), &id, &stranger).await, Err(SessionError::NotFound)));
+        svc.close(&RequestContext::default(), &id, &alice()).await.unwrap();
         let actions: Vec<_> = seen.lock().unwrap().iter().map(|r| r.action).collect();
-        assert_eq!(
-            actions,
-            vec![
-                AuditAction::SessionHijackAttempt,
-                AuditAction::SessionTerminated
-            ]
-        );
+        assert_eq!(actions, vec![AuditAction::SessionHijackAttempt, AuditAction::SessionTerminated]);
     }
 
     #[tokio::test]
     async fn a_store_outage_surfaces_as_a_store_error() {
         let mut store = MockSessionStore::new();
-        store.expect_load().returning(|_, _| {
-            Err(SessionStoreError::Unavailable {
-                source: "down".into(),
-            })
-        });
+        store.expect_load().returning(|_, _| Err(SessionStoreError::Unavailable { source: "down".into() }));
         let (svc, _) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(1))));
-        let err = svc
-            .resume(
-                &RequestContext::default(),
-                &new_session_id().unwrap(),
-                &alice(),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            SessionError::Store(SessionStoreError::Unavailable { .. })
-        ));
+        let err = svc.resume(&RequestContext::default(), &new_session_id().unwrap(), &alice()).await.unwrap_err();
+        assert!(matches!(err, SessionError::Store(SessionStoreError::Unavailable { .. })));
     }
 }

@@ -1,0 +1,203 @@
+//! The server's life: bind, serve, drain, stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use poem::Server;
+use poem::listener::TcpAcceptor;
+use qudag_adapter_http::{HttpState, router};
+use qudag_application::ports::AuditSink;
+use qudag_application::usecases::{
+    AuthMode, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
+};
+use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
+use qudag_domain::principal::Principal;
+use qudag_domain::quota::QuotaPolicy;
+use qudag_domain::rbac::Role;
+use qudag_domain::session::SessionTimeouts;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{FailurePolicy, Settings};
+use crate::wiring::{self, Adapters};
+
+/// The use cases, wired to the chosen adapters.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Health and readiness.
+    pub health: Arc<HealthService>,
+    /// Authenticate → rate-limit → dispatch → authorize → audit.
+    pub pipeline: Arc<Pipeline>,
+    /// Stateful-era sessions.
+    pub sessions: Arc<SessionService>,
+}
+
+/// A server, bound and ready to run.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    settings: Settings,
+    adapters: Adapters,
+    services: Services,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Wire the adapters and bind the listening socket.
+    ///
+    /// # Errors
+    /// When the configuration names an adapter this build lacks, or the socket cannot be
+    /// bound (the message names the address and the variables that set it).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let adapters = wiring::build(&settings)?;
+        let services = services(&settings, &adapters)?;
+        let addr = settings.server.bind_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (set by QUDAG_HOST and QUDAG_PORT)"))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        Ok(Self { listener, local_addr, settings, adapters, services })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The wired use cases.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serve until `shutdown` completes, then drain: readiness fails at once, in-flight
+    /// requests get the grace period, audit is flushed.
+    ///
+    /// # Errors
+    /// When the server cannot run (the listener fails).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, local_addr, settings, adapters, services } = self;
+        let clock = adapters.clock.clone();
+        let audit = adapters.audit.clone();
+        let config_digest = digest_json(&serde_json::to_value(&settings).unwrap_or_default());
+        record(
+            audit.as_ref(),
+            AuditRecord::new(clock.now(), AuditAction::ServerStarted, Outcome::Success)
+                .details(serde_json::json!({ "version": crate::VERSION, "config_digest": config_digest, "address": local_addr.to_string() })),
+        )
+        .await;
+
+        let upkeep = CancellationToken::new();
+        for job in adapters.maintenance {
+            let stop = upkeep.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(job.every);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = tick.tick() => (job.run)(),
+                    }
+                }
+                tracing::debug!(job = job.name, "Maintenance stopped");
+            });
+        }
+
+        let state = HttpState { health: services.health.clone(), version: crate::VERSION.to_owned() };
+        let health = services.health.clone();
+        let grace = settings.server.shutdown_grace();
+        let signal = async move {
+            shutdown.await;
+            health.start_draining();
+            tracing::info!(grace_secs = grace.as_secs(), "Shutting down: readiness off, draining in-flight requests");
+        };
+        tracing::info!(address = %local_addr, version = crate::VERSION, "Listening");
+        let acceptor = TcpAcceptor::from_tokio(listener).context("adopting the listening socket")?;
+        let served = Server::new_with_acceptor(acceptor)
+            .name("qudag-mcp")
+            .run_with_graceful_shutdown(router(state), signal, Some(grace))
+            .await;
+        upkeep.cancel();
+
+        record(audit.as_ref(), AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
+        if let Err(error) = audit.flush().await {
+            tracing::error!(%error, "Audit flush at shutdown failed");
+        }
+        served.context("serving HTTP")?;
+        tracing::info!("Stopped");
+        Ok(())
+    }
+}
+
+fn services(settings: &Settings, adapters: &Adapters) -> anyhow::Result<Services> {
+    let health = Arc::new(HealthService::new(crate::VERSION, adapters.components.clone()));
+    let r = &settings.rate_limit;
+    let limits = if r.requests_per_minute == 0 {
+        None
+    } else {
+        Some(RateLimitSettings {
+            policy: QuotaPolicy::per_minute(r.requests_per_minute, r.burst)
+                .context("QUDAG_RATE_LIMIT / QUDAG_RATE_LIMIT_BURST")?,
+            per_user: r.per_user,
+            on_failure: match r.on_failure {
+                FailurePolicy::FailOpen => LimiterFailurePolicy::FailOpen,
+                FailurePolicy::FailClosed => LimiterFailurePolicy::FailClosed,
+            },
+        })
+    };
+    // Authentication arrives with the OAuth adapter; until then every caller is the
+    // anonymous principal, and the server only serves its operational endpoints.
+    let auth = AuthMode::Disabled(Principal::anonymous([Role::Admin]));
+    let pipeline =
+        Arc::new(Pipeline::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone()));
+    let s = &settings.sessions;
+    let timeouts = SessionTimeouts::new(
+        std::time::Duration::from_secs(s.idle_timeout_secs),
+        std::time::Duration::from_secs(s.absolute_timeout_secs),
+    )
+    .context("QUDAG_SESSION_IDLE_TIMEOUT_SECS / QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS")?;
+    let sessions =
+        Arc::new(SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), pipeline.clone(), timeouts));
+    Ok(Services { health, pipeline, sessions })
+}
+
+async fn record(audit: &dyn AuditSink, record: AuditRecord) {
+    let action = record.action;
+    if let Err(error) = audit.record(record).await {
+        tracing::error!(%error, %action, "Audit sink refused a record");
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "Cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "Cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "SIGINT", "Signal received"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "Signal received"),
+    }
+}

@@ -1,0 +1,72 @@
+//! The `qudag-mcp` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::FlagOverrides;
+
+/// QuDAG MCP server: the QuDAG capabilities for AI agents over MCP Streamable HTTP.
+///
+/// Configuration is layered: built-in defaults, then the TOML file given by --config (or
+/// QUDAG_CONFIG), then QUDAG_* environment variables, then flags. See
+/// docs/configuration.md for every setting.
+#[derive(Debug, Parser)]
+#[command(name = "qudag-mcp", version, about, long_about)]
+pub struct Cli {
+    /// A TOML configuration file (overrides defaults; overridden by QUDAG_* and flags).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Flags that override the environment.
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that override `QUDAG_*` variables.
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// Address to bind (overrides QUDAG_HOST).
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// Port to listen on (overrides QUDAG_PORT).
+    #[arg(long, global = true)]
+    pub port: Option<String>,
+    /// Log level or filter (overrides QUDAG_LOG_LEVEL).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// `text` or `json` (overrides QUDAG_LOG_FORMAT).
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+}
+
+impl From<&OverrideArgs> for FlagOverrides {
+    fn from(a: &OverrideArgs) -> Self {
+        Self {
+            host: a.host.clone(),
+            port: a.port.clone(),
+            log_level: a.log_level.clone(),
+            log_format: a.log_format.clone(),
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server until SIGINT or SIGTERM.
+    Serve,
+    /// Print the OpenAPI document of the HTTP endpoints (no socket is bound).
+    Openapi {
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load and validate the configuration, print the effective settings, and exit:
+    /// status 0 when valid, 2 with the offending variable and value when not.
+    CheckConfig,
+}

@@ -1,0 +1,723 @@
+//! The server's configuration: one [`Settings`] tree, layered
+//! defaults → TOML file (`--config`) → `QUDAG_*` environment → command-line flags,
+//! and validated as a whole before anything starts.
+//!
+//! Every environment variable is declared once in [`ENV_VARS`] with its TOML key, default
+//! and meaning; `docs/configuration.md` documents exactly that list (a test keeps them in
+//! step). An invalid value is a [`ConfigError`] naming where it came from (the variable,
+//! the file and key, or the flag) and the value itself.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Listening socket and shutdown.
+    pub server: ServerSettings,
+    /// Log level and format.
+    pub logging: LoggingSettings,
+    /// MCP sessions (stateful protocol era).
+    pub sessions: SessionSettings,
+    /// Rate limits on `/mcp`.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// The transport protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Plain HTTP (behind a TLS-terminating proxy, or on loopback).
+    #[default]
+    Http,
+    /// HTTPS with rustls.
+    Https,
+}
+
+/// Listening socket and shutdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `http` or `https`.
+    pub protocol: Protocol,
+    /// The address to bind (an IP address; `localhost` means 127.0.0.1).
+    pub host: String,
+    /// The TCP port (0 picks a free one).
+    pub port: u16,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { protocol: Protocol::Http, host: "127.0.0.1".into(), port: 3000, shutdown_grace_secs: 30 }
+    }
+}
+
+impl ServerSettings {
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let ip = parse_host(&self.host).map_err(|reason| ConfigError::invalid("QUDAG_HOST", &self.host, reason))?;
+        Ok(SocketAddr::new(ip, self.port))
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log level and format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter directive such as
+    /// `info,qudag_adapter_http=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// MCP sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Seconds a session may stay unused.
+    pub idle_timeout_secs: u64,
+    /// Seconds a session may live at most.
+    pub absolute_timeout_secs: u64,
+    /// Live sessions held at most (memory store).
+    pub max_sessions: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 1_800, absolute_timeout_secs: 86_400, max_sessions: 10_000 }
+    }
+}
+
+/// What to do when the rate limiter's backend is unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Let requests through.
+    #[default]
+    FailOpen,
+    /// Refuse requests with 503.
+    FailClosed,
+}
+
+/// Rate limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per minute per caller; 0 turns rate limiting off.
+    pub requests_per_minute: u32,
+    /// Requests a caller may make at once from a full allowance.
+    pub burst: u32,
+    /// Count authenticated callers per principal rather than per address.
+    pub per_user: bool,
+    /// Keys remembered at most (memory limiter).
+    pub max_keys: usize,
+    /// `fail-open` or `fail-closed`.
+    pub on_failure: FailurePolicy,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 600,
+            burst: 100,
+            per_user: true,
+            max_keys: 100_000,
+            on_failure: FailurePolicy::FailOpen,
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is malformed or out of range.
+    #[error("invalid {source_name}={value:?}: {reason}")]
+    Invalid {
+        /// Where it came from: a variable, `file:key`, or `--flag`.
+        source_name: String,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration file cannot be read or parsed.
+    #[error("configuration file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(source: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+        Self::Invalid { source_name: source.into(), value: value.to_string(), reason: reason.into() }
+    }
+}
+
+/// One `QUDAG_*` variable.
+#[derive(Debug)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// The TOML key it overrides (`section.key`).
+    pub key: &'static str,
+    /// The default, as written in the docs.
+    pub default: &'static str,
+    /// What it means.
+    pub help: &'static str,
+    apply: fn(&mut Settings, &str) -> Result<(), String>,
+}
+
+/// Every environment variable the server reads, in documentation order.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "QUDAG_PROTOCOL",
+        key: "server.protocol",
+        default: "http",
+        help: "`http`, or `https` (TLS with rustls; not yet available in this version: refused at start-up)",
+        apply: |s, v| {
+            s.server.protocol = parse_choice(v, &[("http", Protocol::Http), ("https", Protocol::Https)])?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_HOST",
+        key: "server.host",
+        default: "127.0.0.1",
+        help: "IP address to bind; `0.0.0.0` or `::` for every interface, `localhost` for 127.0.0.1",
+        apply: |s, v| {
+            parse_host(v)?;
+            s.server.host = v.to_owned();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_PORT",
+        key: "server.port",
+        default: "3000",
+        help: "TCP port to listen on, 0 to 65535 (0 picks a free port and logs it)",
+        apply: |s, v| {
+            s.server.port = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SHUTDOWN_GRACE_SECS",
+        key: "server.shutdown_grace_secs",
+        default: "30",
+        help: "seconds in-flight requests get to finish after SIGTERM or SIGINT",
+        apply: |s, v| {
+            s.server.shutdown_grace_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_LOG_LEVEL",
+        key: "logging.level",
+        default: "info",
+        help: "`error`, `warn`, `info`, `debug`, `trace`, or a filter directive such as `info,qudag_adapter_http=debug`",
+        apply: |s, v| {
+            validate_log_level(v)?;
+            s.logging.level = v.to_owned();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_LOG_FORMAT",
+        key: "logging.format",
+        default: "text",
+        help: "`text` (human-readable) or `json` (one object per line)",
+        apply: |s, v| {
+            s.logging.format = parse_choice(v, &[("text", LogFormat::Text), ("json", LogFormat::Json)])?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SESSION_IDLE_TIMEOUT_SECS",
+        key: "sessions.idle_timeout_secs",
+        default: "1800",
+        help: "seconds an MCP session may stay unused before it expires",
+        apply: |s, v| {
+            s.sessions.idle_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS",
+        key: "sessions.absolute_timeout_secs",
+        default: "86400",
+        help: "seconds an MCP session may live at most, however busy",
+        apply: |s, v| {
+            s.sessions.absolute_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_SESSIONS",
+        key: "sessions.max_sessions",
+        default: "10000",
+        help: "live sessions held at most by the in-memory store; new sessions are refused beyond it",
+        apply: |s, v| {
+            s.sessions.max_sessions = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_RATE_LIMIT",
+        key: "rate_limit.requests_per_minute",
+        default: "600",
+        help: "requests per minute per caller on `/mcp`; 0 turns rate limiting off",
+        apply: |s, v| {
+            s.rate_limit.requests_per_minute = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_RATE_LIMIT_BURST",
+        key: "rate_limit.burst",
+        default: "100",
+        help: "requests a caller may make at once from a full allowance (at least 1)",
+        apply: |s, v| {
+            s.rate_limit.burst = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_RATE_LIMIT_PER_USER",
+        key: "rate_limit.per_user",
+        default: "true",
+        help: "count authenticated callers per principal (`true`) or per client address (`false`); unauthenticated traffic is always counted per address",
+        apply: |s, v| {
+            s.rate_limit.per_user = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_RATE_LIMIT_MAX_KEYS",
+        key: "rate_limit.max_keys",
+        default: "100000",
+        help: "callers the in-memory limiter remembers at most; idle ones are forgotten first",
+        apply: |s, v| {
+            s.rate_limit.max_keys = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_RATE_LIMIT_FAILURE",
+        key: "rate_limit.on_failure",
+        default: "fail-open",
+        help: "when the limiter's backend is unreachable: `fail-open` (serve) or `fail-closed` (refuse with 503)",
+        apply: |s, v| {
+            s.rate_limit.on_failure =
+                parse_choice(v, &[("fail-open", FailurePolicy::FailOpen), ("fail-closed", FailurePolicy::FailClosed)])?;
+            Ok(())
+        },
+    },
+];
+
+/// Values given as command-line flags (the highest layer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagOverrides {
+    /// `--host`
+    pub host: Option<String>,
+    /// `--port`
+    pub port: Option<String>,
+    /// `--log-level`
+    pub log_level: Option<String>,
+    /// `--log-format`
+    pub log_format: Option<String>,
+}
+
+impl Settings {
+    /// Load the layers in order: defaults, the TOML file at `file` (if any), the `QUDAG_*`
+    /// variables from `env`, then `flags`; then validate the whole.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &FlagOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut settings = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("QUDAG_")).collect();
+        for var in ENV_VARS {
+            if let Some((_, value)) = env.iter().find(|(k, _)| k == var.name) {
+                (var.apply)(&mut settings, value.trim())
+                    .map_err(|reason| ConfigError::invalid(var.name, value, reason))?;
+            }
+        }
+        let flag_layers: [(&str, &Option<String>, &str); 4] = [
+            ("--host", &flags.host, "QUDAG_HOST"),
+            ("--port", &flags.port, "QUDAG_PORT"),
+            ("--log-level", &flags.log_level, "QUDAG_LOG_LEVEL"),
+            ("--log-format", &flags.log_format, "QUDAG_LOG_FORMAT"),
+        ];
+        for (flag, value, var_name) in flag_layers {
+            if let Some(value) = value {
+                let var = ENV_VARS.iter().find(|v| v.name == var_name).expect("every flag mirrors a declared variable");
+                (var.apply)(&mut settings, value).map_err(|reason| ConfigError::invalid(flag, value, reason))?;
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Read a TOML file over the defaults; keys it leaves out keep their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] when it cannot be read, is not valid TOML, or has an unknown
+    /// key.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File { path: path.display().to_string(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File { path: path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Check the values together, naming the variable of the first bad one.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.protocol == Protocol::Https {
+            return Err(ConfigError::invalid(
+                "QUDAG_PROTOCOL",
+                "https",
+                "TLS is not available in this version; serve plain HTTP behind a TLS-terminating proxy",
+            ));
+        }
+        self.server.bind_addr()?;
+        validate_log_level(&self.logging.level)
+            .map_err(|reason| ConfigError::invalid("QUDAG_LOG_LEVEL", &self.logging.level, reason))?;
+        let s = &self.sessions;
+        if s.idle_timeout_secs == 0 {
+            return Err(ConfigError::invalid("QUDAG_SESSION_IDLE_TIMEOUT_SECS", 0, "must be at least 1"));
+        }
+        if s.absolute_timeout_secs < s.idle_timeout_secs {
+            return Err(ConfigError::invalid(
+                "QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS",
+                s.absolute_timeout_secs,
+                format!("must be at least the idle timeout ({} s)", s.idle_timeout_secs),
+            ));
+        }
+        if s.max_sessions == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
+        }
+        let r = &self.rate_limit;
+        if r.requests_per_minute > 0 {
+            if r.burst == 0 {
+                return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_BURST", 0, "must be at least 1"));
+            }
+            if r.max_keys == 0 {
+                return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_MAX_KEYS", 0, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (no secrets exist yet; when they do, they are
+    /// redacted here).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// The configuration file named by `--config` or `QUDAG_CONFIG`.
+pub fn config_path(flag: Option<PathBuf>, env: impl IntoIterator<Item = (String, String)>) -> Option<PathBuf> {
+    flag.or_else(|| env.into_iter().find(|(k, _)| k == "QUDAG_CONFIG").map(|(_, v)| PathBuf::from(v)))
+}
+
+/// `QUDAG_*` variables the server does not know: likely typos, worth a warning.
+pub fn unknown_variables(env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    env.into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("QUDAG_") && k != "QUDAG_CONFIG" && !k.starts_with("QUDAG_TEST_"))
+        .filter(|k| !ENV_VARS.iter().any(|v| v.name == k))
+        .collect()
+}
+
+fn parse_host(v: &str) -> Result<IpAddr, String> {
+    if v.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    v.parse::<IpAddr>().map_err(|_| "expected an IP address such as 127.0.0.1, 0.0.0.0 or ::, or `localhost`".into())
+}
+
+fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    v.parse::<T>().map_err(|e| format!("expected a whole number: {e}"))
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn parse_choice<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(v))
+        .map(|(_, t)| *t)
+        .ok_or_else(|| format!("expected one of: {}", choices.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")))
+}
+
+fn validate_log_level(v: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let directives: Vec<&str> = v.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        return Err("must not be empty".into());
+    }
+    for directive in directives {
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (Some(target), level),
+            None => (None, directive),
+        };
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!("{level:?} is not a level (expected one of: {})", LEVELS.join(", ")));
+        }
+        if let Some(target) = target
+            && (target.is_empty() || !target.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        {
+            return Err(format!("{target:?} is not a module path"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(None, env(pairs), &FlagOverrides::default())
+    }
+
+    fn names(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { source_name, .. } => source_name,
+            ConfigError::File { path, .. } => path,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.server.bind_addr().unwrap(), "127.0.0.1:3000".parse().unwrap());
+    }
+
+    #[test]
+    fn every_variable_applies_its_value() {
+        let s = load(&[
+            ("QUDAG_HOST", "0.0.0.0"),
+            ("QUDAG_PORT", "8080"),
+            ("QUDAG_SHUTDOWN_GRACE_SECS", "5"),
+            ("QUDAG_LOG_LEVEL", "info,qudag_adapter_http=debug"),
+            ("QUDAG_LOG_FORMAT", "JSON"),
+            ("QUDAG_SESSION_IDLE_TIMEOUT_SECS", "60"),
+            ("QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS", "120"),
+            ("QUDAG_MAX_SESSIONS", "5"),
+            ("QUDAG_RATE_LIMIT", "30"),
+            ("QUDAG_RATE_LIMIT_BURST", "3"),
+            ("QUDAG_RATE_LIMIT_PER_USER", "false"),
+            ("QUDAG_RATE_LIMIT_MAX_KEYS", "50"),
+            ("QUDAG_RATE_LIMIT_FAILURE", "fail-closed"),
+            ("QUDAG_PROTOCOL", "http"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.bind_addr().unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(s.server.shutdown_grace(), Duration::from_secs(5));
+        assert_eq!(s.logging.level, "info,qudag_adapter_http=debug");
+        assert_eq!(s.logging.format, LogFormat::Json);
+        assert_eq!(
+            (s.sessions.idle_timeout_secs, s.sessions.absolute_timeout_secs, s.sessions.max_sessions),
+            (60, 120, 5)
+        );
+        assert_eq!(s.rate_limit.requests_per_minute, 30);
+        assert_eq!(s.rate_limit.burst, 3);
+        assert!(!s.rate_limit.per_user);
+        assert_eq!(s.rate_limit.max_keys, 50);
+        assert_eq!(s.rate_limit.on_failure, FailurePolicy::FailClosed);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let cases: &[(&str, &str)] = &[
+            ("QUDAG_PORT", "abc"),
+            ("QUDAG_PORT", "65536"),
+            ("QUDAG_PORT", "-1"),
+            ("QUDAG_HOST", "not a host"),
+            ("QUDAG_LOG_FORMAT", "xml"),
+            ("QUDAG_LOG_LEVEL", "loud"),
+            ("QUDAG_LOG_LEVEL", "info,foo=verbose"),
+            ("QUDAG_PROTOCOL", "gopher"),
+            ("QUDAG_RATE_LIMIT", "many"),
+            ("QUDAG_RATE_LIMIT_PER_USER", "maybe"),
+            ("QUDAG_RATE_LIMIT_FAILURE", "fail-sideways"),
+            ("QUDAG_SESSION_IDLE_TIMEOUT_SECS", "1.5"),
+        ];
+        for (name, value) in cases {
+            let err = load(&[(name, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(name), "{text}");
+            assert!(text.contains(value), "{text}");
+            assert_eq!(names(err), *name);
+        }
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_variable() {
+        let err = load(&[("QUDAG_SESSION_IDLE_TIMEOUT_SECS", "600"), ("QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS", "60")])
+            .unwrap_err();
+        assert_eq!(names(err), "QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS");
+        assert_eq!(names(load(&[("QUDAG_RATE_LIMIT_BURST", "0")]).unwrap_err()), "QUDAG_RATE_LIMIT_BURST");
+        assert!(
+            load(&[("QUDAG_RATE_LIMIT", "0"), ("QUDAG_RATE_LIMIT_BURST", "0")]).is_ok(),
+            "burst is moot when limiting is off"
+        );
+        let err = load(&[("QUDAG_PROTOCOL", "https")]).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_PROTOCOL");
+        assert!(err.to_string().contains("TLS"), "{err}");
+    }
+
+    #[test]
+    fn precedence_is_flags_over_env_over_file_over_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[server]\nport = 4000\nhost = \"0.0.0.0\"\n[logging]\nformat = \"json\"\nlevel = \"warn\"")
+            .unwrap();
+        let from_file = Settings::load(Some(file.path()), env(&[]), &FlagOverrides::default()).unwrap();
+        assert_eq!(from_file.server.port, 4000);
+        assert_eq!(from_file.server.host, "0.0.0.0");
+        assert_eq!(from_file.server.shutdown_grace_secs, 30, "keys a file leaves out keep their defaults");
+
+        let env_over_file =
+            Settings::load(Some(file.path()), env(&[("QUDAG_PORT", "5000")]), &FlagOverrides::default()).unwrap();
+        assert_eq!(env_over_file.server.port, 5000);
+        assert_eq!(env_over_file.logging.level, "warn");
+
+        let flags = FlagOverrides { port: Some("6000".into()), log_level: Some("debug".into()), ..Default::default() };
+        let all =
+            Settings::load(Some(file.path()), env(&[("QUDAG_PORT", "5000"), ("QUDAG_LOG_LEVEL", "error")]), &flags)
+                .unwrap();
+        assert_eq!(all.server.port, 6000);
+        assert_eq!(all.logging.level, "debug");
+        assert_eq!(all.logging.format, LogFormat::Json);
+        assert_eq!(all.server.host, "0.0.0.0");
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let flags = FlagOverrides { port: Some("http".into()), ..Default::default() };
+        let err = Settings::load(None, env(&[]), &flags).unwrap_err();
+        assert_eq!(names(err), "--port");
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_problem() {
+        let mut unknown = tempfile::NamedTempFile::new().unwrap();
+        writeln!(unknown, "[server]\nprot = 1").unwrap();
+        let err = Settings::load(Some(unknown.path()), env(&[]), &FlagOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        assert!(err.to_string().contains(&unknown.path().display().to_string()));
+
+        let mut wrong_type = tempfile::NamedTempFile::new().unwrap();
+        writeln!(wrong_type, "[server]\nport = \"abc\"").unwrap();
+        assert!(matches!(
+            Settings::load(Some(wrong_type.path()), env(&[]), &FlagOverrides::default()),
+            Err(ConfigError::File { .. })
+        ));
+
+        let missing = Path::new("/nonexistent/qudag.toml");
+        let err = Settings::load(Some(missing), env(&[]), &FlagOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/qudag.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_file_value_is_still_caught_by_validation() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[logging]\nlevel = \"shouting\"").unwrap();
+        let err = Settings::load(Some(file.path()), env(&[]), &FlagOverrides::default()).unwrap_err();
+        assert_eq!(names(err), "QUDAG_LOG_LEVEL");
+    }
+
+    #[test]
+    fn unknown_qudag_variables_are_reported() {
+        let unknown = unknown_variables(env(&[
+            ("QUDAG_PROT", "1"),
+            ("QUDAG_PORT", "1"),
+            ("HOME", "/"),
+            ("QUDAG_TEST_REDIS_URL", "x"),
+        ]));
+        assert_eq!(unknown, vec!["QUDAG_PROT".to_owned()]);
+    }
+
+    #[test]
+    fn effective_configuration_round_trips_through_toml() {
+        let s = load(&[("QUDAG_PORT", "1234"), ("QUDAG_RATE_LIMIT_FAILURE", "fail-closed")]).unwrap();
+        let back: Settings = toml::from_str(&s.to_toml()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn every_variable_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        for var in ENV_VARS {
+            let row = doc.lines().find(|l| l.contains(&format!("`{}`", var.name)));
+            let row = row.unwrap_or_else(|| panic!("{} is not in docs/configuration.md", var.name));
+            assert!(row.contains(&format!("`{}`", var.key)), "{}: TOML key {} missing from its row", var.name, var.key);
+            assert!(
+                row.contains(&format!("`{}`", var.default)),
+                "{}: default {} missing from its row",
+                var.name,
+                var.default
+            );
+        }
+    }
+}

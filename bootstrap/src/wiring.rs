@@ -1,0 +1,134 @@
+//! The one place that chooses adapters: configuration → `Arc<dyn Port>`.
+//!
+//! Each backend is behind a cargo feature; asking for one that was not compiled in is a
+//! start-up error naming the feature.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qudag_application::ports::{AuditQuery, AuditSink, Clock, EventBus, RateLimiter, SessionStore, SystemClock};
+use qudag_application::usecases::Component;
+
+use crate::settings::Settings;
+
+/// The adapters chosen for this process, as ports.
+pub struct Adapters {
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Where sessions live.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Rate-limit decisions.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Where audit records go.
+    pub audit: Arc<dyn AuditSink>,
+    /// Reading the audit trail back.
+    pub audit_query: Arc<dyn AuditQuery>,
+    /// Notifications.
+    pub events: Arc<dyn EventBus>,
+    /// What `/health` reports on.
+    pub components: Vec<Component>,
+    /// Periodic upkeep (evicting expired sessions and drained limiter keys).
+    pub maintenance: Vec<Maintenance>,
+}
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adapters").field("components", &self.components).finish_non_exhaustive()
+    }
+}
+
+/// A job run every `every` for the life of the server.
+pub struct Maintenance {
+    /// Its name, for logs.
+    pub name: &'static str,
+    /// The interval.
+    pub every: Duration,
+    /// The job.
+    pub run: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maintenance").field("name", &self.name).field("every", &self.every).finish()
+    }
+}
+
+/// A configuration that this build cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// The adapter needs a cargo feature this binary was built without.
+    #[error("{what} needs the `{feature}` cargo feature, which this build of qudag-mcp does not include")]
+    MissingFeature {
+        /// What was asked for.
+        what: &'static str,
+        /// The feature to build with.
+        feature: &'static str,
+    },
+}
+
+/// Build the adapters `settings` ask for.
+///
+/// # Errors
+/// [`WiringError::MissingFeature`] when they name an adapter not compiled in.
+pub fn build(settings: &Settings) -> Result<Adapters, WiringError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    memory(settings, clock)
+}
+
+#[cfg(feature = "memory")]
+fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
+    use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore};
+
+    /// Events the in-memory audit sink keeps for queries.
+    const AUDIT_RETAIN: usize = 100_000;
+
+    let sessions = Arc::new(MemorySessionStore::new(settings.sessions.max_sessions, clock.clone()));
+    let limiter = Arc::new(MemoryRateLimiter::new(settings.rate_limit.max_keys, clock.clone()));
+    let audit = Arc::new(MemoryAuditSink::new(AUDIT_RETAIN));
+    let events = Arc::new(MemoryEventBus::default());
+    let components = vec![
+        Component { name: "session_store".into(), required: true, indicator: sessions.clone() },
+        Component { name: "rate_limiter".into(), required: false, indicator: limiter.clone() },
+        Component { name: "audit".into(), required: true, indicator: audit.clone() },
+    ];
+    let sweep_sessions = {
+        let (sessions, clock) = (sessions.clone(), clock.clone());
+        Maintenance {
+            name: "session sweep",
+            every: Duration::from_secs(30),
+            run: Box::new(move || {
+                let dropped = sessions.sweep(clock.now());
+                tracing::debug!(dropped, "Expired sessions swept");
+            }),
+        }
+    };
+    let sweep_limiter = {
+        let limiter = limiter.clone();
+        Maintenance {
+            name: "rate-limit sweep",
+            every: Duration::from_secs(60),
+            run: Box::new(move || {
+                let dropped = limiter.sweep();
+                tracing::debug!(dropped, "Drained rate-limit keys swept");
+            }),
+        }
+    };
+    Ok(Adapters {
+        clock,
+        sessions,
+        limiter,
+        audit: audit.clone(),
+        audit_query: audit,
+        events,
+        components,
+        maintenance: vec![sweep_sessions, sweep_limiter],
+    })
+}
+
+#[cfg(not(feature = "memory"))]
+fn memory(_settings: &Settings, _clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
+    Err(WiringError::MissingFeature {
+        what: "the in-memory session store, rate limiter and audit sink",
+        feature: "memory",
+    })
+}

@@ -1,0 +1,166 @@
+//! The `qudag-mcp` binary as operators use it: exit codes, messages, signals.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"));
+    // Start from a clean slate: no QUDAG_* from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("QUDAG_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("qudag-mcp {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_config_accepts_the_defaults() {
+    let out = bin().arg("check-config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("port = 3000"), "{stdout}");
+}
+
+#[test]
+fn check_config_exits_2_naming_the_bad_variable() {
+    for (var, value) in
+        [("QUDAG_PORT", "abc"), ("QUDAG_LOG_FORMAT", "yaml"), ("QUDAG_HOST", "nowhere"), ("QUDAG_LOG_LEVEL", "chatty")]
+    {
+        let out = bin().arg("check-config").env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var) && stderr.contains(value), "{var}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn serve_refuses_bad_configuration_before_binding() {
+    let out = bin().arg("serve").env("QUDAG_PORT", "99999").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QUDAG_PORT"));
+}
+
+#[test]
+fn flags_override_the_environment_and_are_named_in_errors() {
+    let out = bin().args(["check-config", "--port", "4321"]).env("QUDAG_PORT", "1234").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("port = 4321"));
+    let out = bin().args(["check-config", "--port", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
+}
+
+#[test]
+fn a_config_file_is_read_and_its_errors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[server]\nport = 4444\n").unwrap();
+    let out = bin().args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("port = 4444"));
+
+    let out = bin().arg("check-config").env("QUDAG_CONFIG", &good).env("QUDAG_PORT", "5555").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("port = 5555"), "env overrides the file");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nport = 4444\ncolour = \"blue\"\n").unwrap();
+    let out = bin().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("colour"), "{stderr}");
+}
+
+#[test]
+fn the_committed_openapi_document_matches_the_binary() {
+    let out = bin().arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let committed = include_str!("../../docs/openapi.json");
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "docs/openapi.json is stale: regenerate it with `cargo run -p qudag-mcp -- openapi --output docs/openapi.json`"
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `serve` on a free port and return it with the port it logged.
+fn start_server() -> (Server, u16, BufReader<std::process::ChildStdout>) {
+    let mut child = bin()
+        .arg("serve")
+        .env("QUDAG_PORT", "0")
+        .env("QUDAG_LOG_FORMAT", "json")
+        .env("QUDAG_SHUTDOWN_GRACE_SECS", "5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("server exited before listening");
+        }
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if entry["message"] == "Listening" {
+            let addr: std::net::SocketAddr = entry["address"].as_str().unwrap().parse().unwrap();
+            return (server, addr.port(), stdout);
+        }
+    }
+    panic!("server did not log its address in time");
+}
+
+#[tokio::test]
+async fn serve_answers_health_and_exits_0_on_sigterm() {
+    let (mut server, port, mut stdout) = start_server();
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(rest.contains("SIGTERM"), "the signal is logged: {rest}");
+    assert!(rest.contains("\"Stopped\""), "the stop is logged: {rest}");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = bin().arg("serve").env("QUDAG_PORT", &port).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("QUDAG_PORT"), "{stderr}");
+}
