@@ -204,6 +204,10 @@ pub struct Session {
     last_seen: Timestamp,
     timeouts: SessionTimeouts,
     initialized: bool,
+    #[serde(default)]
+    log_level: Option<String>,
+    #[serde(default)]
+    resource_subscriptions: std::collections::BTreeSet<String>,
 }
 
 impl Session {
@@ -227,6 +231,8 @@ impl Session {
             last_seen: now,
             timeouts,
             initialized: false,
+            log_level: None,
+            resource_subscriptions: std::collections::BTreeSet::new(),
         }
     }
 
@@ -278,6 +284,31 @@ impl Session {
     /// Record `notifications/initialized`.
     pub fn mark_initialized(&mut self) {
         self.initialized = true;
+    }
+
+    /// The minimum log level the client asked for (`logging/setLevel`), if any.
+    pub fn log_level(&self) -> Option<&str> {
+        self.log_level.as_deref()
+    }
+
+    /// Record the client's `logging/setLevel`.
+    pub fn set_log_level(&mut self, level: impl Into<String>) {
+        self.log_level = Some(level.into());
+    }
+
+    /// The resource URIs the client subscribed to (`resources/subscribe`).
+    pub fn resource_subscriptions(&self) -> &std::collections::BTreeSet<String> {
+        &self.resource_subscriptions
+    }
+
+    /// Subscribe to `uri`; returns whether it was new.
+    pub fn subscribe(&mut self, uri: impl Into<String>) -> bool {
+        self.resource_subscriptions.insert(uri.into())
+    }
+
+    /// Unsubscribe from `uri`; returns whether it was subscribed.
+    pub fn unsubscribe(&mut self, uri: &str) -> bool {
+        self.resource_subscriptions.remove(uri)
     }
 
     /// The instant the session expires unless used again: the earlier of the idle and the
@@ -432,8 +463,16 @@ mod tests {
     fn sessions_survive_serialization() {
         let mut s = session(Timestamp::from_secs(5));
         s.mark_initialized();
+        s.set_log_level("debug");
+        assert!(s.subscribe("test://a"));
+        assert!(!s.subscribe("test://a"));
         let back: Session = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(back.is_initialized());
+        assert_eq!(back.log_level(), Some("debug"));
+        assert_eq!(back.resource_subscriptions().len(), 1);
+        let mut back = back;
+        assert!(back.unsubscribe("test://a"));
+        assert!(!back.unsubscribe("test://a"));
     }
 }
