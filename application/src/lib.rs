@@ -12,6 +12,7 @@
 //!   pass, a manual clock, and mockall mocks of the ports.
 #![deny(missing_docs)]
 
+pub mod mcp;
 pub mod ports;
 pub mod usecases;
 

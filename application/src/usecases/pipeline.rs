@@ -278,31 +278,58 @@ impl Pipeline {
         operation: &dyn Operation,
         input: Value,
     ) -> Result<Value, PipelineError> {
-        let decision = authorize(principal.roles(), operation.permission());
-        if !decision.allowed {
-            self.audit(
-                ctx,
-                AuditRecord::new(self.clock.now(), AuditAction::ToolDenied, Outcome::Denied)
-                    .actor(principal.id().to_string())
-                    .target(operation.name())
-                    .details(json!({ "permission": decision.permission, "rule": decision.rule })),
-            )
-            .await;
-            return Err(PipelineError::Forbidden(decision));
-        }
+        self.authorize(ctx, principal, operation.name(), operation.permission()).await?;
         let arguments_digest = digest_json(&input);
         let started = Instant::now();
         let result = operation.run(principal, input).await;
-        let elapsed = started.elapsed();
-        let (outcome, error) = match &result {
-            Ok(_) => (Outcome::Success, None),
-            Err(e) => (Outcome::Failure, Some(e.to_string())),
-        };
+        let error = result.as_ref().err().map(ToString::to_string);
+        self.record_call(ctx, principal, operation.name(), arguments_digest, error, started.elapsed()).await;
+        result.map_err(PipelineError::Operation)
+    }
+
+    /// Stage 4: whether `principal` may use `target`, which needs `permission`.
+    ///
+    /// # Errors
+    /// `Forbidden`, audited as `tool.denied` with the rule that decided.
+    pub async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        target: &str,
+        permission: Permission,
+    ) -> Result<(), PipelineError> {
+        let decision = authorize(principal.roles(), permission);
+        if decision.allowed {
+            return Ok(());
+        }
+        self.audit(
+            ctx,
+            AuditRecord::new(self.clock.now(), AuditAction::ToolDenied, Outcome::Denied)
+                .actor(principal.id().to_string())
+                .target(target)
+                .details(json!({ "permission": decision.permission, "rule": decision.rule })),
+        )
+        .await;
+        Err(PipelineError::Forbidden(decision))
+    }
+
+    /// Stage 6: audit a finished call of `target` — who, how long, a digest of the
+    /// arguments (never the arguments), and the error if it failed.
+    pub async fn record_call(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        target: &str,
+        arguments_digest: String,
+        error: Option<String>,
+        elapsed: std::time::Duration,
+    ) {
+        let outcome = if error.is_some() { Outcome::Failure } else { Outcome::Success };
         self.audit(
             ctx,
             AuditRecord::new(self.clock.now(), AuditAction::ToolCalled, outcome)
                 .actor(principal.id().to_string())
-                .target(operation.name())
+                .target(target)
                 .details(json!({
                     "duration_us": u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                     "arguments_digest": arguments_digest,
@@ -310,7 +337,6 @@ impl Pipeline {
                 })),
         )
         .await;
-        result.map_err(PipelineError::Operation)
     }
 
     /// Record an event for this request. A sink failure is logged loudly, never ignored.

@@ -1,0 +1,263 @@
+//! What the server offers, as handler traits, and the catalog that holds them in a fixed
+//! order (list results are deterministic, as 2026-07-28 `tools/list` asks).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use qudag_domain::quota::Cost;
+use qudag_domain::rbac::Permission;
+use rmcp::model::{
+    CallToolResult, CompleteRequestParams, CompletionInfo, ErrorData, GetPromptResult, Implementation,
+    InputRequiredResult, JsonObject, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool,
+};
+
+use crate::mcp::context::CallContext;
+
+/// Which wire eras an entry is offered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Availability {
+    /// Both.
+    #[default]
+    Both,
+    /// Only to sessions of the stateful era (2025-03-26 … 2025-11-25).
+    StatefulOnly,
+    /// Only to stateless (2026-07-28) requests.
+    StatelessOnly,
+}
+
+impl Availability {
+    /// Whether the entry is offered in the given era.
+    pub fn includes(self, stateless: bool) -> bool {
+        match self {
+            Self::Both => true,
+            Self::StatefulOnly => !stateless,
+            Self::StatelessOnly => stateless,
+        }
+    }
+}
+
+/// What a tool call produced.
+#[derive(Debug, Clone)]
+pub enum ToolResponse {
+    /// The final result (which may itself report a tool error with `isError`).
+    Complete(CallToolResult),
+    /// The tool needs input from the client first (2026-07-28 input-required result).
+    InputRequired(InputRequiredResult),
+}
+
+/// A tool.
+#[async_trait]
+pub trait ToolHandler: Send + Sync + 'static {
+    /// Its definition, as listed.
+    fn tool(&self) -> Tool;
+    /// The permission a caller needs.
+    fn permission(&self) -> Permission;
+    /// Its quota cost.
+    fn cost(&self) -> Cost {
+        Cost::ONE
+    }
+    /// The eras it is offered in.
+    fn availability(&self) -> Availability {
+        Availability::Both
+    }
+    /// Run it. Bad arguments and business failures are a result with `isError`; an
+    /// `Err` is a protocol error (e.g. -32602, or -32021 for a missing client capability).
+    async fn call(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ErrorData>;
+}
+
+/// What a prompt produced.
+#[derive(Debug, Clone)]
+pub enum PromptResponse {
+    /// The messages.
+    Complete(GetPromptResult),
+    /// Input needed from the client first.
+    InputRequired(InputRequiredResult),
+}
+
+/// A prompt.
+#[async_trait]
+pub trait PromptHandler: Send + Sync + 'static {
+    /// Its definition, as listed.
+    fn prompt(&self) -> Prompt;
+    /// The permission a caller needs.
+    fn permission(&self) -> Permission {
+        Permission::SystemRead
+    }
+    /// The eras it is offered in.
+    fn availability(&self) -> Availability {
+        Availability::Both
+    }
+    /// Render it with `arguments`.
+    async fn get(&self, cx: &CallContext, arguments: JsonObject) -> Result<PromptResponse, ErrorData>;
+}
+
+/// A source of resources.
+#[async_trait]
+pub trait ResourceProvider: Send + Sync + 'static {
+    /// The concrete resources it lists.
+    fn resources(&self) -> Vec<Resource>;
+    /// The URI templates it lists.
+    fn templates(&self) -> Vec<ResourceTemplate> {
+        Vec::new()
+    }
+    /// The permission a caller needs to read.
+    fn permission(&self) -> Permission {
+        Permission::SystemRead
+    }
+    /// Read `uri`; `Ok(None)` when this provider does not know it.
+    async fn read(&self, cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ErrorData>;
+}
+
+/// Argument completion.
+#[async_trait]
+pub trait Completer: Send + Sync + 'static {
+    /// Suggestions for the argument in `params`.
+    async fn complete(&self, cx: &CallContext, params: &CompleteRequestParams) -> Result<CompletionInfo, ErrorData>;
+}
+
+/// Everything the server offers, in a fixed order.
+#[derive(Clone)]
+pub struct Catalog {
+    server_info: Implementation,
+    instructions: Option<String>,
+    tools: Vec<Arc<dyn ToolHandler>>,
+    tool_index: HashMap<String, usize>,
+    prompts: Vec<Arc<dyn PromptHandler>>,
+    prompt_index: HashMap<String, usize>,
+    resources: Vec<Arc<dyn ResourceProvider>>,
+    completer: Option<Arc<dyn Completer>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("server_info", &self.server_info.name)
+            .field("tools", &self.tool_index.len())
+            .field("prompts", &self.prompt_index.len())
+            .field("resources", &self.resources.len())
+            .finish()
+    }
+}
+
+impl Catalog {
+    /// Start a catalog for a server describing itself as `server_info`.
+    pub fn builder(server_info: Implementation) -> CatalogBuilder {
+        CatalogBuilder {
+            catalog: Self {
+                server_info,
+                instructions: None,
+                tools: Vec::new(),
+                tool_index: HashMap::new(),
+                prompts: Vec::new(),
+                prompt_index: HashMap::new(),
+                resources: Vec::new(),
+                completer: None,
+            },
+        }
+    }
+
+    /// How the server names itself.
+    pub fn server_info(&self) -> &Implementation {
+        &self.server_info
+    }
+
+    /// Instructions for clients, if any.
+    pub fn instructions(&self) -> Option<&str> {
+        self.instructions.as_deref()
+    }
+
+    /// The tools offered in an era, in registration order.
+    pub fn tools(&self, stateless: bool) -> impl Iterator<Item = &Arc<dyn ToolHandler>> {
+        self.tools.iter().filter(move |t| t.availability().includes(stateless))
+    }
+
+    /// The tool called `name` in an era.
+    pub fn tool(&self, name: &str, stateless: bool) -> Option<&Arc<dyn ToolHandler>> {
+        self.tool_index.get(name).map(|&i| &self.tools[i]).filter(|t| t.availability().includes(stateless))
+    }
+
+    /// The prompts offered in an era, in registration order.
+    pub fn prompts(&self, stateless: bool) -> impl Iterator<Item = &Arc<dyn PromptHandler>> {
+        self.prompts.iter().filter(move |p| p.availability().includes(stateless))
+    }
+
+    /// The prompt called `name` in an era.
+    pub fn prompt(&self, name: &str, stateless: bool) -> Option<&Arc<dyn PromptHandler>> {
+        self.prompt_index.get(name).map(|&i| &self.prompts[i]).filter(|p| p.availability().includes(stateless))
+    }
+
+    /// The resource providers, in registration order.
+    pub fn resource_providers(&self) -> &[Arc<dyn ResourceProvider>] {
+        &self.resources
+    }
+
+    /// The completer, if any.
+    pub fn completer(&self) -> Option<&Arc<dyn Completer>> {
+        self.completer.as_ref()
+    }
+
+    /// Whether anything is offered of each kind (for capabilities).
+    pub fn offers(&self) -> (bool, bool, bool) {
+        (!self.tools.is_empty(), !self.prompts.is_empty(), !self.resources.is_empty())
+    }
+}
+
+/// Builds a [`Catalog`].
+#[derive(Debug)]
+pub struct CatalogBuilder {
+    catalog: Catalog,
+}
+
+impl CatalogBuilder {
+    /// Instructions for clients.
+    pub fn instructions(mut self, text: impl Into<String>) -> Self {
+        self.catalog.instructions = Some(text.into());
+        self
+    }
+
+    /// Add a tool; a later tool with the same name replaces the earlier one in place.
+    pub fn tool(mut self, handler: impl ToolHandler) -> Self {
+        let name = handler.tool().name.to_string();
+        let handler: Arc<dyn ToolHandler> = Arc::new(handler);
+        match self.catalog.tool_index.get(&name) {
+            Some(&i) => self.catalog.tools[i] = handler,
+            None => {
+                self.catalog.tool_index.insert(name, self.catalog.tools.len());
+                self.catalog.tools.push(handler);
+            }
+        }
+        self
+    }
+
+    /// Add a prompt; a later prompt with the same name replaces the earlier one in place.
+    pub fn prompt(mut self, handler: impl PromptHandler) -> Self {
+        let name = handler.prompt().name.clone();
+        let handler: Arc<dyn PromptHandler> = Arc::new(handler);
+        match self.catalog.prompt_index.get(&name) {
+            Some(&i) => self.catalog.prompts[i] = handler,
+            None => {
+                self.catalog.prompt_index.insert(name, self.catalog.prompts.len());
+                self.catalog.prompts.push(handler);
+            }
+        }
+        self
+    }
+
+    /// Add a resource provider.
+    pub fn resources(mut self, provider: impl ResourceProvider) -> Self {
+        self.catalog.resources.push(Arc::new(provider));
+        self
+    }
+
+    /// Set the completer.
+    pub fn completer(mut self, completer: impl Completer) -> Self {
+        self.catalog.completer = Some(Arc::new(completer));
+        self
+    }
+
+    /// The catalog.
+    pub fn build(self) -> Catalog {
+        self.catalog
+    }
+}

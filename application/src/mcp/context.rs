@@ -1,0 +1,217 @@
+//! What a handler may do while it runs: report progress, log, ask the client for input,
+//! and seal state for an input-required round trip.
+#![allow(deprecated)] // logging and sampling are deprecated in 2026-07-28 but still part of the stateful era
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use qudag_domain::principal::Principal;
+use rmcp::model::{
+    ClientCapabilities, ClientResult, ErrorData, InputResponses, LoggingLevel, LoggingMessageNotification,
+    LoggingMessageNotificationParam, NumberOrString, ProgressNotification, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion, RequestStateCodec, SealOptions, ServerJsonRpcMessage, ServerNotification, ServerRequest,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::usecases::RequestContext;
+
+/// Where the messages of one request's response stream go (notifications, and in the
+/// stateful era requests to the client), before its final response.
+pub type Outbox = mpsc::UnboundedSender<ServerJsonRpcMessage>;
+
+/// How long a server-to-client request may wait for the client's answer.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long sealed request state stays valid.
+pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
+
+/// Server-to-client requests waiting for their answers, by session and request id.
+#[derive(Debug, Default)]
+pub struct PendingRequests {
+    next: AtomicU64,
+    waiting: std::sync::Mutex<HashMap<(String, String), oneshot::Sender<Result<ClientResult, ErrorData>>>>,
+}
+
+impl PendingRequests {
+    fn register(&self, session: &str) -> (NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("qudag-{n}");
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert((session.to_owned(), id.clone()), tx);
+        (NumberOrString::String(id.into()), rx)
+    }
+
+    fn forget(&self, session: &str, id: &NumberOrString) {
+        self.lock().remove(&(session.to_owned(), id.to_string()));
+    }
+
+    /// Hand the client's answer to the request waiting for it; false if none waits.
+    pub fn deliver(&self, session: &str, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) -> bool {
+        match self.lock().remove(&(session.to_owned(), id.to_string())) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), oneshot::Sender<Result<ClientResult, ErrorData>>>> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The context of one request, as a handler sees it.
+pub struct CallContext {
+    /// Transport facts: request id, client address.
+    pub request: RequestContext,
+    /// Who is calling.
+    pub principal: Principal,
+    /// Whether this is a stateless (2026-07-28) request.
+    pub stateless: bool,
+    /// The protocol version in force.
+    pub protocol_version: ProtocolVersion,
+    /// What the client can do (from `initialize`, or from this request's `_meta`).
+    pub client_capabilities: ClientCapabilities,
+    /// The progress token, if the client asked for progress.
+    pub progress_token: Option<ProgressToken>,
+    /// The least severe log level the client wants, if it asked for logs.
+    pub log_level: Option<LoggingLevel>,
+    /// Answers to an earlier input-required result.
+    pub input_responses: Option<InputResponses>,
+    /// Sealed state echoed from an earlier input-required result.
+    pub request_state: Option<String>,
+    pub(crate) outbox: Option<Outbox>,
+    pub(crate) peer: Option<(String, Arc<PendingRequests>)>,
+    pub(crate) codec: Arc<RequestStateCodec>,
+    pub(crate) binding: String,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("request_id", &self.request.request_id)
+            .field("principal", self.principal.id())
+            .field("stateless", &self.stateless)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallContext {
+    /// Send `notifications/progress`, when the client asked for progress.
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        let Some(token) = self.progress_token.clone() else { return };
+        let mut param = ProgressNotificationParam::new(token, progress);
+        if let Some(total) = total {
+            param = param.with_total(total);
+        }
+        if let Some(message) = message {
+            param = param.with_message(message);
+        }
+        self.send(ServerNotification::ProgressNotification(ProgressNotification::new(param)));
+    }
+
+    /// Send `notifications/message` at `level`, when the client wants that level.
+    ///
+    /// Stateless requests get logs only when they set `io.modelcontextprotocol/logLevel`
+    /// (2026-07-28 basic/utilities/logging); stateful sessions get everything at or above
+    /// the level set with `logging/setLevel`, or everything when none was set.
+    pub fn log(&self, level: LoggingLevel, data: Value) {
+        let wanted = match self.log_level {
+            Some(min) => rank(level) >= rank(min),
+            None => !self.stateless,
+        };
+        if wanted {
+            let param = LoggingMessageNotificationParam::new(level, data);
+            self.send(ServerNotification::LoggingMessageNotification(LoggingMessageNotification::new(param)));
+        }
+    }
+
+    /// Whether the client can answer a request for `method` (`sampling/createMessage`,
+    /// `elicitation/create`, `roots/list`).
+    pub fn client_supports(&self, method: &str) -> bool {
+        let c = &self.client_capabilities;
+        match method {
+            "sampling/createMessage" => c.sampling.is_some(),
+            "elicitation/create" => c.elicitation.is_some(),
+            "roots/list" => c.roots.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Ask the client (stateful era only) and wait for its answer.
+    ///
+    /// # Errors
+    /// -32601 on a stateless request (2026-07-28 servers send no requests: use an
+    /// input-required result), -32603 when the client does not answer in time or the
+    /// stream is gone, or the client's own error.
+    pub async fn request_client(&self, request: ServerRequest) -> Result<ClientResult, ErrorData> {
+        let (Some((session, pending)), Some(outbox)) = (&self.peer, &self.outbox) else {
+            return Err(ErrorData::internal_error(
+                "server-to-client requests need a stateful session and a response stream",
+                None,
+            ));
+        };
+        let (id, answer) = pending.register(session);
+        if outbox.send(ServerJsonRpcMessage::request(request, id.clone())).is_err() {
+            pending.forget(session, &id);
+            return Err(ErrorData::internal_error("the response stream is closed", None));
+        }
+        match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ErrorData::internal_error("the session ended before the client answered", None)),
+            Err(_) => {
+                pending.forget(session, &id);
+                Err(ErrorData::internal_error("the client did not answer in time", None))
+            }
+        }
+    }
+
+    /// Seal `state` for an input-required result: integrity-protected, bound to this
+    /// caller and operation, expiring after [`REQUEST_STATE_TTL`].
+    pub fn seal_state(&self, state: &Value) -> String {
+        let options = SealOptions::new().associated_data(self.binding.as_bytes()).ttl(REQUEST_STATE_TTL);
+        self.codec.seal_with(state.to_string().as_bytes(), &options)
+    }
+
+    /// Open the request state the client echoed.
+    ///
+    /// # Errors
+    /// -32602 when it is absent, altered, expired, or sealed for another caller or
+    /// operation (2026-07-28 basic/patterns/mrtr: state that fails verification MUST be
+    /// rejected).
+    pub fn open_state(&self) -> Result<Option<Value>, ErrorData> {
+        let Some(sealed) = &self.request_state else { return Ok(None) };
+        let invalid = || ErrorData::invalid_params("requestState is invalid or expired", None);
+        let bytes = self.codec.open_with(sealed, self.binding.as_bytes()).map_err(|_| invalid())?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| invalid())
+    }
+
+    /// The client's answer under `key`, from `inputResponses`.
+    pub fn input_response(&self, key: &str) -> Option<&Value> {
+        self.input_responses.as_ref().and_then(|r| r.get(key))
+    }
+
+    fn send(&self, notification: ServerNotification) {
+        if let Some(outbox) = &self.outbox {
+            // A closed outbox means nobody listens any more; the notification has nowhere to go.
+            let _ = outbox.send(ServerJsonRpcMessage::notification(notification));
+        }
+    }
+}
+
+/// Severity order of MCP log levels (RFC 5424).
+pub fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}

@@ -1,0 +1,495 @@
+//! The engine: one method per MCP request, written against the catalog and the use cases.
+//!
+//! The transport decides the era of each HTTP request and hands the engine a parsed
+//! `rmcp::model::ClientRequest`; the engine answers with a `ServerResult` or an
+//! `ErrorData`, and [`wire`](super::wire) shapes that for the era on the way out.
+#![allow(deprecated)] // logging, sampling and subscriptions are deprecated in 2026-07-28, current before it
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use qudag_domain::audit::digest_json;
+use qudag_domain::principal::Principal;
+use qudag_domain::quota::Cost;
+use qudag_domain::session::{ClientInfo, ProtocolVersion as DomainVersion, Session};
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ClientNotification, ClientRequest, ClientResult, CompleteResult, DiscoverResult,
+    ErrorData, GetMeta, InitializeRequestParams, InitializeResult, JsonObject, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel, NumberOrString,
+    PromptsCapability, ProtocolVersion, RequestId, RequestStateCodec, ResourcesCapability, ServerCapabilities,
+    ServerResult, ToolsCapability,
+};
+use serde_json::Value;
+
+use super::catalog::{Catalog, PromptResponse, ToolResponse};
+use super::context::{CallContext, Outbox, PendingRequests};
+use super::wire;
+use crate::usecases::{Pipeline, PipelineError, RequestContext, SessionError, SessionService};
+
+/// How long list results may be cached (2026-07-28 server/utilities/caching).
+const LIST_TTL_MS: u64 = 60_000;
+
+/// Items per page of a list result.
+pub const PAGE_SIZE: usize = 100;
+
+/// The wire era of one request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Era {
+    /// 2025-03-26 … 2025-11-25: initialize handshake and sessions.
+    Stateful(ProtocolVersion),
+    /// 2026-07-28: each request carries its own `_meta`.
+    Stateless(ProtocolVersion),
+}
+
+impl Era {
+    /// Whether this is the stateless era.
+    pub fn is_stateless(&self) -> bool {
+        matches!(self, Self::Stateless(_))
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> &ProtocolVersion {
+        match self {
+            Self::Stateful(v) | Self::Stateless(v) => v,
+        }
+    }
+}
+
+/// One request as the transport hands it over.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Transport facts.
+    pub ctx: RequestContext,
+    /// The authenticated caller.
+    pub principal: Principal,
+    /// The era.
+    pub era: Era,
+    /// The session (stateful era).
+    pub session: Option<Session>,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A JSON-RPC error for the client.
+    #[error("{}", .0.message)]
+    Rpc(ErrorData),
+    /// The pipeline refused (authorization, rate limit, backend).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The session store failed, or the session vanished.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<ErrorData> for EngineError {
+    fn from(e: ErrorData) -> Self {
+        Self::Rpc(e)
+    }
+}
+
+/// The MCP engine.
+pub struct McpEngine {
+    catalog: Arc<Catalog>,
+    pipeline: Arc<Pipeline>,
+    sessions: Arc<SessionService>,
+    pending: Arc<PendingRequests>,
+    codec: Arc<RequestStateCodec>,
+    running: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for McpEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpEngine").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
+impl McpEngine {
+    /// An engine serving `catalog`. `state_key` (at least 32 bytes) seals input-required
+    /// request state; nodes behind one load balancer must share it.
+    ///
+    /// # Errors
+    /// When the key is shorter than 32 bytes.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        pipeline: Arc<Pipeline>,
+        sessions: Arc<SessionService>,
+        state_key: Vec<u8>,
+    ) -> Result<Self, String> {
+        let codec = RequestStateCodec::try_new(state_key).map_err(|e| format!("request-state key: {e}"))?;
+        Ok(Self {
+            catalog,
+            pipeline,
+            sessions,
+            pending: Arc::new(PendingRequests::default()),
+            codec: Arc::new(codec),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// The session service.
+    pub fn sessions(&self) -> &Arc<SessionService> {
+        &self.sessions
+    }
+
+    /// What the server can do, as declared to clients of an era.
+    pub fn capabilities(&self, stateless: bool) -> ServerCapabilities {
+        let (tools, prompts, resources) = self.catalog.offers();
+        let mut caps = ServerCapabilities::default();
+        if tools {
+            let mut t = ToolsCapability::default();
+            t.list_changed = (!stateless).then_some(true);
+            caps.tools = Some(t);
+        }
+        if prompts {
+            let mut p = PromptsCapability::default();
+            p.list_changed = (!stateless).then_some(true);
+            caps.prompts = Some(p);
+        }
+        if resources {
+            let mut r = ResourcesCapability::default();
+            if !stateless {
+                r.subscribe = Some(true);
+                r.list_changed = Some(true);
+            }
+            caps.resources = Some(r);
+        }
+        if self.catalog.completer().is_some() {
+            caps.completions = Some(JsonObject::new());
+        }
+        if !stateless {
+            caps.logging = Some(JsonObject::new());
+        }
+        caps
+    }
+
+    /// Handle `initialize`: negotiate the version, open a session bound to `principal`.
+    ///
+    /// # Errors
+    /// When the session cannot be stored.
+    pub async fn initialize(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        params: &InitializeRequestParams,
+    ) -> Result<(Session, InitializeResult), EngineError> {
+        let version = wire::negotiate(params.protocol_version.as_str());
+        let domain_version = DomainVersion::parse(version.as_str())
+            .map_err(|e| ErrorData::internal_error(format!("negotiated version: {e}"), None))?;
+        let client = ClientInfo {
+            name: params.client_info.name.clone(),
+            version: params.client_info.version.clone(),
+        };
+        let caps = serde_json::to_value(&params.capabilities).unwrap_or(Value::Null);
+        let session = self.sessions.open(ctx, principal.id(), domain_version, client, caps).await?;
+        let mut result = InitializeResult::new(self.capabilities(false))
+            .with_protocol_version(version)
+            .with_server_info(self.catalog.server_info().clone());
+        if let Some(instructions) = self.catalog.instructions() {
+            result = result.with_instructions(instructions);
+        }
+        Ok((session, result))
+    }
+
+    /// The quota cost of a request (a tool's own cost for `tools/call`, one otherwise).
+    pub fn cost_of(&self, request: &ClientRequest, stateless: bool) -> Cost {
+        match request {
+            ClientRequest::CallToolRequest(r) => {
+                self.catalog.tool(&r.params.name, stateless).map_or(Cost::ONE, |t| t.cost())
+            }
+            _ => Cost::ONE,
+        }
+    }
+
+    /// Handle a request.
+    ///
+    /// # Errors
+    /// A JSON-RPC error, a pipeline refusal, or a session failure.
+    pub async fn handle(
+        &self,
+        inbound: &Inbound,
+        request: ClientRequest,
+        outbox: Option<Outbox>,
+    ) -> Result<ServerResult, EngineError> {
+        let stateless = inbound.era.is_stateless();
+        let method = request.method().to_owned();
+        if stateless && wire::REMOVED_IN_STATELESS.contains(&method.as_str()) {
+            return Err(wire::method_not_found(&method).into());
+        }
+        let cx = self.context(inbound, &request, outbox);
+        match request {
+            ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
+            ClientRequest::InitializeRequest(_) => {
+                Err(ErrorData::invalid_request("the session is already initialized", None).into())
+            }
+            ClientRequest::DiscoverRequest(_) => {
+                let versions = wire::all_versions();
+                let result = DiscoverResult::new(versions, self.capabilities(true))
+                    .with_server_info(self.catalog.server_info().clone())
+                    .with_ttl_ms(LIST_TTL_MS)
+                    .with_cache_scope(rmcp::model::CacheScope::Public);
+                Ok(ServerResult::DiscoverResult(result))
+            }
+            ClientRequest::SetLevelRequest(r) => {
+                let mut session = self.session(inbound)?;
+                let level = serde_json::to_value(r.params.level).ok().and_then(|v| v.as_str().map(str::to_owned));
+                session.set_log_level(level.unwrap_or_else(|| "info".into()));
+                self.sessions.save(&session).await?;
+                Ok(ServerResult::empty(()))
+            }
+            ClientRequest::SubscribeRequest(r) => {
+                let mut session = self.session(inbound)?;
+                if session.subscribe(r.params.uri) {
+                    self.sessions.save(&session).await?;
+                }
+                Ok(ServerResult::empty(()))
+            }
+            ClientRequest::UnsubscribeRequest(r) => {
+                let mut session = self.session(inbound)?;
+                if session.unsubscribe(&r.params.uri) {
+                    self.sessions.save(&session).await?;
+                }
+                Ok(ServerResult::empty(()))
+            }
+            ClientRequest::ListToolsRequest(r) => {
+                let cursor = r.params.and_then(|p| p.cursor);
+                let tools: Vec<_> = self.catalog.tools(stateless).map(|t| t.tool()).collect();
+                let (tools, next) = wire::page(tools, cursor.as_deref(), PAGE_SIZE)?;
+                let mut result = ListToolsResult::with_all_items(tools);
+                result.next_cursor = next;
+                Ok(ServerResult::ListToolsResult(self.cacheable_list(result, stateless)))
+            }
+            ClientRequest::CallToolRequest(r) => {
+                let name = r.params.name.to_string();
+                let tool = self
+                    .catalog
+                    .tool(&name, stateless)
+                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown tool: {name}"), None))?
+                    .clone();
+                self.pipeline.authorize(&inbound.ctx, &inbound.principal, &name, tool.permission()).await?;
+                let arguments = r.params.arguments.unwrap_or_default();
+                let digest = digest_json(&Value::Object(arguments.clone()));
+                let started = Instant::now();
+                let outcome = tool.call(&cx, arguments).await;
+                let error = match &outcome {
+                    Ok(ToolResponse::Complete(result)) if result.is_error == Some(true) => {
+                        Some(wire::first_text(&result.content).unwrap_or_else(|| "tool reported an error".into()))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(e.message.to_string()),
+                };
+                self.pipeline
+                    .record_call(&inbound.ctx, &inbound.principal, &name, digest, error, started.elapsed())
+                    .await;
+                match outcome? {
+                    ToolResponse::Complete(result) => Ok(ServerResult::CallToolResult(result)),
+                    ToolResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
+                    ToolResponse::InputRequired(_) => Ok(ServerResult::CallToolResult(CallToolResult::error(vec![
+                        rmcp::model::ContentBlock::text("this tool needs input the stateful era cannot carry"),
+                    ]))),
+                }
+            }
+            ClientRequest::ListPromptsRequest(r) => {
+                let cursor = r.params.and_then(|p| p.cursor);
+                let prompts: Vec<_> = self.catalog.prompts(stateless).map(|p| p.prompt()).collect();
+                let (prompts, next) = wire::page(prompts, cursor.as_deref(), PAGE_SIZE)?;
+                let mut result = ListPromptsResult::with_all_items(prompts);
+                result.next_cursor = next;
+                Ok(ServerResult::ListPromptsResult(self.cacheable_prompts(result, stateless)))
+            }
+            ClientRequest::GetPromptRequest(r) => {
+                let name = r.params.name.clone();
+                let prompt = self
+                    .catalog
+                    .prompt(&name, stateless)
+                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown prompt: {name}"), None))?
+                    .clone();
+                self.pipeline.authorize(&inbound.ctx, &inbound.principal, &name, prompt.permission()).await?;
+                match prompt.get(&cx, r.params.arguments.unwrap_or_default()).await? {
+                    PromptResponse::Complete(result) => Ok(ServerResult::GetPromptResult(result)),
+                    PromptResponse::InputRequired(result) if stateless => {
+                        Ok(ServerResult::InputRequiredResult(result))
+                    }
+                    PromptResponse::InputRequired(_) => {
+                        Err(ErrorData::invalid_params("this prompt needs input the stateful era cannot carry", None)
+                            .into())
+                    }
+                }
+            }
+            ClientRequest::ListResourcesRequest(r) => {
+                let cursor = r.params.and_then(|p| p.cursor);
+                let resources: Vec<_> =
+                    self.catalog.resource_providers().iter().flat_map(|p| p.resources()).collect();
+                let (resources, next) = wire::page(resources, cursor.as_deref(), PAGE_SIZE)?;
+                let mut result = ListResourcesResult::with_all_items(resources);
+                result.next_cursor = next;
+                if stateless {
+                    result = result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public);
+                }
+                Ok(ServerResult::ListResourcesResult(result))
+            }
+            ClientRequest::ListResourceTemplatesRequest(r) => {
+                let cursor = r.params.and_then(|p| p.cursor);
+                let templates: Vec<_> =
+                    self.catalog.resource_providers().iter().flat_map(|p| p.templates()).collect();
+                let (templates, next) = wire::page(templates, cursor.as_deref(), PAGE_SIZE)?;
+                let mut result = ListResourceTemplatesResult::with_all_items(templates);
+                result.next_cursor = next;
+                if stateless {
+                    result = result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public);
+                }
+                Ok(ServerResult::ListResourceTemplatesResult(result))
+            }
+            ClientRequest::ReadResourceRequest(r) => {
+                let uri = r.params.uri.clone();
+                for provider in self.catalog.resource_providers() {
+                    if let Some(mut result) = provider.read(&cx, &uri).await? {
+                        self.pipeline
+                            .authorize(&inbound.ctx, &inbound.principal, &uri, provider.permission())
+                            .await?;
+                        if stateless {
+                            result = result.with_ttl_ms(0).with_cache_scope(rmcp::model::CacheScope::Private);
+                        }
+                        return Ok(ServerResult::ReadResourceResult(result));
+                    }
+                }
+                Err(wire::resource_not_found(&uri, stateless).into())
+            }
+            ClientRequest::CompleteRequest(r) => {
+                let completer = self
+                    .catalog
+                    .completer()
+                    .ok_or_else(|| wire::method_not_found("completion/complete"))?
+                    .clone();
+                let info = completer.complete(&cx, &r.params).await?;
+                Ok(ServerResult::CompleteResult(CompleteResult::new(info)))
+            }
+            ClientRequest::CustomRequest(r) if wire::is_known_method(&r.method) => {
+                Err(ErrorData::invalid_params(format!("invalid params for {}", r.method), None).into())
+            }
+            other => Err(wire::method_not_found(other.method()).into()),
+        }
+    }
+
+    /// Handle a notification from the client.
+    ///
+    /// # Errors
+    /// When the session cannot be updated.
+    pub async fn notify(&self, inbound: &Inbound, notification: ClientNotification) -> Result<(), EngineError> {
+        match notification {
+            ClientNotification::InitializedNotification(_) => {
+                if let Some(mut session) = inbound.session.clone()
+                    && !session.is_initialized()
+                {
+                    session.mark_initialized();
+                    self.sessions.save(&session).await?;
+                }
+            }
+            ClientNotification::CancelledNotification(n) => {
+                if let (Some(session), Some(id)) = (&inbound.session, n.params.request_id) {
+                    let key = (session.id().as_str().to_owned(), id.to_string());
+                    let handle = self.running_lock().remove(&key);
+                    if let Some(handle) = handle {
+                        handle.abort();
+                        tracing::debug!(request = %key.1, "Request cancelled by the client");
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Route the client's answer to a server-to-client request; false if nothing waits.
+    pub fn deliver(&self, session: &Session, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) -> bool {
+        self.pending.deliver(session.id().as_str(), id, answer)
+    }
+
+    /// Remember a running request so `notifications/cancelled` can stop it.
+    pub fn track(&self, session: &Session, id: &RequestId, handle: tokio::task::AbortHandle) {
+        self.running_lock().insert((session.id().as_str().to_owned(), id.to_string()), handle);
+    }
+
+    /// Forget a finished request.
+    pub fn untrack(&self, session: &Session, id: &RequestId) {
+        self.running_lock().remove(&(session.id().as_str().to_owned(), id.to_string()));
+    }
+
+    fn running_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), tokio::task::AbortHandle>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn session(&self, inbound: &Inbound) -> Result<Session, ErrorData> {
+        inbound.session.clone().ok_or_else(|| ErrorData::invalid_request("this method needs a session", None))
+    }
+
+    fn cacheable_list(&self, result: ListToolsResult, stateless: bool) -> ListToolsResult {
+        if stateless {
+            result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public)
+        } else {
+            result
+        }
+    }
+
+    fn cacheable_prompts(&self, result: ListPromptsResult, stateless: bool) -> ListPromptsResult {
+        if stateless {
+            result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public)
+        } else {
+            result
+        }
+    }
+
+    fn context(&self, inbound: &Inbound, request: &ClientRequest, outbox: Option<Outbox>) -> CallContext {
+        let meta = request.get_meta();
+        let stateless = inbound.era.is_stateless();
+        let (client_capabilities, log_level) = match (&inbound.session, stateless) {
+            (Some(session), false) => (
+                serde_json::from_value::<ClientCapabilities>(session.client_capabilities().clone())
+                    .unwrap_or_default(),
+                session
+                    .log_level()
+                    .and_then(|l| serde_json::from_value::<LoggingLevel>(Value::String(l.to_owned())).ok()),
+            ),
+            _ => (meta.client_capabilities().unwrap_or_default(), meta.log_level()),
+        };
+        let (input_responses, request_state, name) = match request {
+            ClientRequest::CallToolRequest(r) => {
+                (r.params.input_responses.clone(), r.params.request_state.clone(), r.params.name.to_string())
+            }
+            ClientRequest::GetPromptRequest(r) => {
+                (r.params.input_responses.clone(), r.params.request_state.clone(), r.params.name.clone())
+            }
+            ClientRequest::ReadResourceRequest(r) => {
+                (r.params.input_responses.clone(), r.params.request_state.clone(), r.params.uri.clone())
+            }
+            _ => (None, None, String::new()),
+        };
+        let peer = inbound.session.as_ref().filter(|_| !stateless).map(|s| (s.id().as_str().to_owned(), self.pending.clone()));
+        CallContext {
+            request: inbound.ctx.clone(),
+            principal: inbound.principal.clone(),
+            stateless,
+            protocol_version: inbound.era.version().clone(),
+            client_capabilities,
+            progress_token: meta.get_progress_token(),
+            log_level,
+            input_responses,
+            request_state,
+            outbox,
+            peer,
+            codec: self.codec.clone(),
+            binding: format!("{}|{}|{}", inbound.principal.id(), request.method(), name),
+        }
+    }
+}
