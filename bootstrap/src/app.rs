@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use poem::Server;
 use poem::listener::TcpAcceptor;
+use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
 use qudag_adapter_http::{HttpState, router};
+use qudag_application::mcp::{Catalog, McpEngine};
 use qudag_application::ports::AuditSink;
 use qudag_application::usecases::{
     AuthMode, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
@@ -32,6 +34,8 @@ pub struct Services {
     pub pipeline: Arc<Pipeline>,
     /// Stateful-era sessions.
     pub sessions: Arc<SessionService>,
+    /// The MCP engine.
+    pub engine: Arc<McpEngine>,
 }
 
 /// A server, bound and ready to run.
@@ -50,14 +54,23 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Wire the adapters and bind the listening socket.
+    /// Wire the adapters and bind the listening socket, serving the QuDAG tools.
     ///
     /// # Errors
     /// When the configuration names an adapter this build lacks, or the socket cannot be
     /// bound (the message names the address and the variables that set it).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None).await
+    }
+
+    /// As [`App::build`], serving `fixtures` instead of the product when given.
+    ///
+    /// # Errors
+    /// As [`App::build`], and when the fixture is not compiled in.
+    pub async fn build_with(settings: Settings, fixtures: Option<crate::cli::Fixtures>) -> anyhow::Result<Self> {
         let adapters = wiring::build(&settings)?;
-        let services = services(&settings, &adapters)?;
+        let catalog = wiring::catalog(fixtures)?;
+        let services = services(&settings, &adapters, catalog)?;
         let addr = settings.server.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -85,7 +98,7 @@ impl App {
         let Self { listener, local_addr, settings, adapters, services } = self;
         let clock = adapters.clock.clone();
         let audit = adapters.audit.clone();
-        let config_digest = digest_json(&serde_json::to_value(&settings).unwrap_or_default());
+        let config_digest = digest_json(&serde_json::Value::String(settings.to_toml()));
         record(
             audit.as_ref(),
             AuditRecord::new(clock.now(), AuditAction::ServerStarted, Outcome::Success)
@@ -109,7 +122,17 @@ impl App {
             });
         }
 
-        let state = HttpState { health: services.health.clone(), version: crate::VERSION.to_owned() };
+        let mcp = McpEndpoint::new(
+            services.engine.clone(),
+            adapters.events.clone(),
+            McpHttpConfig {
+                allowed_origins: settings.mcp.cors_origins.clone(),
+                loopback: local_addr.ip().is_loopback(),
+                max_body_bytes: settings.mcp.max_body_bytes,
+                ..McpHttpConfig::default()
+            },
+        );
+        let state = HttpState { health: services.health.clone(), version: crate::VERSION.to_owned(), mcp: Some(mcp) };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();
         let signal = async move {
@@ -135,7 +158,7 @@ impl App {
     }
 }
 
-fn services(settings: &Settings, adapters: &Adapters) -> anyhow::Result<Services> {
+fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyhow::Result<Services> {
     let health = Arc::new(HealthService::new(crate::VERSION, adapters.components.clone()));
     let r = &settings.rate_limit;
     let limits = if r.requests_per_minute == 0 {
@@ -151,9 +174,16 @@ fn services(settings: &Settings, adapters: &Adapters) -> anyhow::Result<Services
             },
         })
     };
-    // Authentication arrives with the OAuth adapter; until then every caller is the
-    // anonymous principal, and the server only serves its operational endpoints.
-    let auth = AuthMode::Disabled(Principal::anonymous([Role::Admin]));
+    let auth = if settings.auth.require_auth {
+        tracing::warn!(
+            "Authentication is required but no token verifier is configured: every /mcp request will be refused \
+             with 401 (set QUDAG_REQUIRE_AUTH=false for local use)"
+        );
+        AuthMode::Required(Arc::new(wiring::UnconfiguredVerifier))
+    } else {
+        tracing::warn!("Authentication is off (QUDAG_REQUIRE_AUTH=false): every caller of /mcp acts as admin");
+        AuthMode::Disabled(Principal::anonymous([Role::Admin]))
+    };
     let pipeline =
         Arc::new(Pipeline::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone()));
     let s = &settings.sessions;
@@ -164,7 +194,18 @@ fn services(settings: &Settings, adapters: &Adapters) -> anyhow::Result<Services
     .context("QUDAG_SESSION_IDLE_TIMEOUT_SECS / QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS")?;
     let sessions =
         Arc::new(SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), pipeline.clone(), timeouts));
-    Ok(Services { health, pipeline, sessions })
+    let state_key = match settings.request_state_key_bytes().map_err(anyhow::Error::msg)? {
+        Some(key) => key,
+        None => {
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no entropy for the request-state key: {e}"))?;
+            key
+        }
+    };
+    let engine = Arc::new(
+        McpEngine::new(Arc::new(catalog), pipeline.clone(), sessions.clone(), state_key).map_err(anyhow::Error::msg)?,
+    );
+    Ok(Services { health, pipeline, sessions, engine })
 }
 
 async fn record(audit: &dyn AuditSink, record: AuditRecord) {

@@ -55,11 +55,24 @@ impl From<&OverrideArgs> for FlagOverrides {
     }
 }
 
+/// Test fixtures `serve` can offer instead of the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fixtures {
+    /// The MCP conformance suite's fixtures.
+    Conformance,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server until SIGINT or SIGTERM.
-    Serve,
+    Serve {
+        /// Serve a test fixture instead of the QuDAG tools (builds with the matching cargo
+        /// feature only). `conformance`: the official MCP conformance suite's tools,
+        /// resources and prompts, plus an `echo` tool for benchmarks.
+        #[arg(long, value_enum, value_name = "FIXTURE")]
+        fixtures: Option<Fixtures>,
+    },
     /// Print the OpenAPI document of the HTTP endpoints (no socket is bound).
     Openapi {
         /// Write to this file instead of standard output.

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Serve => match load(&cli) {
-            Ok(settings) => serve(settings),
+        Command::Serve { fixtures } => match load(&cli) {
+            Ok(settings) => serve(settings, *fixtures),
             Err(code) => code,
         },
     }
@@ -56,7 +56,7 @@ fn openapi(output: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
+fn serve(settings: Settings, fixtures: Option<qudag_mcp::cli::Fixtures>) -> ExitCode {
     telemetry::init(&settings.logging, telemetry::stdout());
     for name in settings::unknown_variables(std::env::vars()) {
         tracing::warn!(variable = %name, "Unknown QUDAG_ variable ignored");
@@ -69,7 +69,7 @@ fn serve(settings: Settings) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let app = App::build(settings).await?;
+        let app = App::build_with(settings, fixtures).await?;
         app.run(qudag_mcp::app::shutdown_signal()).await
     });
     match result {

@@ -27,6 +27,56 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// Rate limits on `/mcp`.
     pub rate_limit: RateLimitSettings,
+    /// Authentication of `/mcp` callers.
+    pub auth: AuthSettings,
+    /// The MCP endpoint.
+    pub mcp: McpSettings,
+}
+
+/// Authentication of `/mcp` callers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Require a bearer token on every `/mcp` request.
+    pub require_auth: bool,
+    /// Allow `require_auth = false` on a non-loopback address (never in production).
+    pub allow_unauthenticated_network: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { require_auth: true, allow_unauthenticated_network: false }
+    }
+}
+
+/// The MCP endpoint.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSettings {
+    /// Browser origins allowed to call `/mcp` besides loopback ones (loopback origins are
+    /// allowed when the server is bound to loopback).
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Hex key (at least 32 bytes) sealing input-required request state; random per
+    /// process when unset, so several nodes must share one.
+    pub request_state_key: Option<String>,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self { cors_origins: Vec::new(), max_body_bytes: 4 * 1024 * 1024, request_state_key: None }
+    }
+}
+
+impl fmt::Debug for McpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpSettings")
+            .field("cors_origins", &self.cors_origins)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_state_key", &self.request_state_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The transport protocol.
@@ -346,6 +396,56 @@ pub const ENV_VARS: &[EnvVar] = &[
             Ok(())
         },
     },
+    EnvVar {
+        name: "QUDAG_REQUIRE_AUTH",
+        key: "auth.require_auth",
+        default: "true",
+        help: "require a bearer token on `/mcp`; `false` only for local use (refused on a non-loopback address unless QUDAG_ALLOW_UNAUTHENTICATED_NETWORK is set)",
+        apply: |s, v| {
+            s.auth.require_auth = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_ALLOW_UNAUTHENTICATED_NETWORK",
+        key: "auth.allow_unauthenticated_network",
+        default: "false",
+        help: "allow QUDAG_REQUIRE_AUTH=false on a non-loopback address; anyone who can reach the port can then use every tool",
+        apply: |s, v| {
+            s.auth.allow_unauthenticated_network = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_CORS_ORIGINS",
+        key: "mcp.cors_origins",
+        default: "",
+        help: "comma-separated browser origins allowed on `/mcp` (e.g. `https://app.example.com`); requests with any other `Origin` get 403; loopback origins are allowed while bound to loopback",
+        apply: |s, v| {
+            s.mcp.cors_origins = v.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_BODY_BYTES",
+        key: "mcp.max_body_bytes",
+        default: "4194304",
+        help: "largest request body accepted on `/mcp`, in bytes; larger ones get 413",
+        apply: |s, v| {
+            s.mcp.max_body_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REQUEST_STATE_KEY",
+        key: "mcp.request_state_key",
+        default: "",
+        help: "hex key of at least 32 bytes sealing input-required request state; random per process when unset, so nodes behind one load balancer must share one",
+        apply: |s, v| {
+            s.mcp.request_state_key = Some(v.to_owned());
+            Ok(())
+        },
+    },
 ];
 
 /// Values given as command-line flags (the highest layer).
@@ -436,6 +536,24 @@ impl Settings {
                 format!("must be at least the idle timeout ({} s)", s.idle_timeout_secs),
             ));
         }
+        if !self.auth.require_auth
+            && !self.auth.allow_unauthenticated_network
+            && !self.server.bind_addr()?.ip().is_loopback()
+        {
+            return Err(ConfigError::invalid(
+                "QUDAG_REQUIRE_AUTH",
+                "false",
+                format!(
+                    "authentication may be off only on a loopback address, not {}; set QUDAG_ALLOW_UNAUTHENTICATED_NETWORK=true to force it",
+                    self.server.host
+                ),
+            ));
+        }
+        if self.mcp.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("QUDAG_MAX_BODY_BYTES", self.mcp.max_body_bytes, "must be at least 1024"));
+        }
+        self.request_state_key_bytes()
+            .map_err(|reason| ConfigError::invalid("QUDAG_REQUEST_STATE_KEY", "<redacted>", reason))?;
         if s.max_sessions == 0 {
             return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
         }
@@ -451,10 +569,32 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective configuration as TOML (no secrets exist yet; when they do, they are
-    /// redacted here).
+    /// The request-state key's bytes, if one is configured.
+    ///
+    /// # Errors
+    /// When it is not hex or shorter than 32 bytes.
+    pub fn request_state_key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(hex) = &self.mcp.request_state_key else { return Ok(None) };
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("expected an even number of hex digits".into());
+        }
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect();
+        if bytes.len() < 32 {
+            return Err(format!("expected at least 32 bytes (64 hex digits), got {}", bytes.len()));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        let mut shown = self.clone();
+        if shown.mcp.request_state_key.is_some() {
+            shown.mcp.request_state_key = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
 
@@ -688,6 +828,43 @@ mod tests {
     }
 
     #[test]
+    fn authentication_may_be_off_only_on_loopback() {
+        assert!(load(&[("QUDAG_REQUIRE_AUTH", "false")]).is_ok());
+        let err = load(&[("QUDAG_REQUIRE_AUTH", "false"), ("QUDAG_HOST", "0.0.0.0")]).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_REQUIRE_AUTH");
+        assert!(err.to_string().contains("QUDAG_ALLOW_UNAUTHENTICATED_NETWORK"), "{err}");
+        assert!(
+            load(&[
+                ("QUDAG_REQUIRE_AUTH", "false"),
+                ("QUDAG_HOST", "0.0.0.0"),
+                ("QUDAG_ALLOW_UNAUTHENTICATED_NETWORK", "true")
+            ])
+            .is_ok()
+        );
+        assert!(load(&[("QUDAG_HOST", "0.0.0.0")]).is_ok(), "with authentication on, any address");
+    }
+
+    #[test]
+    fn request_state_keys_are_validated_and_never_shown() {
+        let key = "ab".repeat(32);
+        let s = load(&[("QUDAG_REQUEST_STATE_KEY", &key)]).unwrap();
+        assert_eq!(s.request_state_key_bytes().unwrap().unwrap().len(), 32);
+        assert!(!s.to_toml().contains(&key));
+        assert!(!format!("{s:?}").contains(&key));
+        for bad in ["abc", "zz".repeat(32).as_str(), "ab".repeat(31).as_str()] {
+            let err = load(&[("QUDAG_REQUEST_STATE_KEY", bad)]).unwrap_err();
+            assert_eq!(names(err.clone()), "QUDAG_REQUEST_STATE_KEY");
+            assert!(!err.to_string().contains(bad), "the key is not echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_a_list() {
+        let s = load(&[("QUDAG_CORS_ORIGINS", "https://a.example, https://b.example ,")]).unwrap();
+        assert_eq!(s.mcp.cors_origins, vec!["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
     fn unknown_qudag_variables_are_reported() {
         let unknown = unknown_variables(env(&[
             ("QUDAG_PROT", "1"),
@@ -709,7 +886,7 @@ mod tests {
     fn every_variable_is_documented() {
         let doc = include_str!("../../docs/configuration.md");
         for var in ENV_VARS {
-            let row = doc.lines().find(|l| l.contains(&format!("`{}`", var.name)));
+            let row = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", var.name)));
             let row = row.unwrap_or_else(|| panic!("{} is not in docs/configuration.md", var.name));
             assert!(row.contains(&format!("`{}`", var.key)), "{}: TOML key {} missing from its row", var.name, var.key);
             assert!(

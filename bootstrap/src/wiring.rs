@@ -66,6 +66,43 @@ pub enum WiringError {
     },
 }
 
+/// The tools, resources and prompts to serve: the product, or a test fixture.
+///
+/// # Errors
+/// [`WiringError::MissingFeature`] for a fixture this build does not include.
+pub fn catalog(fixtures: Option<crate::cli::Fixtures>) -> Result<qudag_application::mcp::Catalog, WiringError> {
+    let info = rmcp::model::Implementation::new("qudag-mcp", crate::VERSION);
+    match fixtures {
+        None => Ok(qudag_application::mcp::Catalog::builder(info)
+            .instructions("QuDAG MCP server: post-quantum cryptography, quantum circuits, vault, .dark names.")
+            .build()),
+        #[cfg(feature = "conformance")]
+        Some(crate::cli::Fixtures::Conformance) => Ok(qudag_application::mcp::fixtures::conformance::catalog(info)),
+        #[cfg(not(feature = "conformance"))]
+        Some(crate::cli::Fixtures::Conformance) => {
+            Err(WiringError::MissingFeature { what: "--fixtures conformance", feature: "conformance" })
+        }
+    }
+}
+
+/// Refuses every token: the verifier used while authentication is required but no
+/// token verifier is configured, so `/mcp` fails closed with 401.
+#[derive(Debug)]
+pub struct UnconfiguredVerifier;
+
+#[async_trait::async_trait]
+impl qudag_application::ports::TokenVerifier for UnconfiguredVerifier {
+    async fn verify(
+        &self,
+        _token: &str,
+    ) -> Result<qudag_domain::principal::Principal, qudag_application::ports::TokenError> {
+        Err(qudag_application::ports::TokenError::Invalid {
+            reason: "no_verifier",
+            description: "this server has no token verifier configured".into(),
+        })
+    }
+}
+
 /// Build the adapters `settings` ask for.
 ///
 /// # Errors

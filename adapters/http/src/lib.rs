@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod health;
+pub mod mcp;
 pub mod request_id;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct HttpState {
     pub health: Arc<HealthService>,
     /// The server's version, shown in the OpenAPI document.
     pub version: String,
+    /// The MCP endpoint, mounted at `/mcp`.
+    pub mcp: Option<mcp::McpEndpoint>,
 }
 
 /// The OpenAPI areas, combined (a tuple once there is more than one).
@@ -49,7 +52,8 @@ pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
 
 /// The OpenAPI document as pretty JSON, without binding a socket.
 pub fn openapi_json(version: &str) -> String {
-    let state = HttpState { health: Arc::new(HealthService::new(version, Vec::new())), version: version.to_owned() };
+    let state =
+        HttpState { health: Arc::new(HealthService::new(version, Vec::new())), version: version.to_owned(), mcp: None };
     openapi_service(&state).spec()
 }
 
@@ -58,7 +62,11 @@ pub fn router(state: HttpState) -> impl Endpoint {
     let api = openapi_service(&state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    Route::new().at("/openapi.json", spec).nest("/docs", docs).nest("/", api).with(RequestIdMiddleware)
+    let mut route = Route::new().at("/openapi.json", spec).nest("/docs", docs);
+    if let Some(mcp) = state.mcp {
+        route = route.at("/mcp", mcp);
+    }
+    route.nest("/", api).with(RequestIdMiddleware)
 }
 
 #[cfg(test)]
@@ -80,7 +88,8 @@ mod tests {
 
     #[tokio::test]
     async fn spec_and_docs_are_served() {
-        let state = HttpState { health: Arc::new(HealthService::new("1.2.3", Vec::new())), version: "1.2.3".into() };
+        let state =
+            HttpState { health: Arc::new(HealthService::new("1.2.3", Vec::new())), version: "1.2.3".into(), mcp: None };
         let cli = TestClient::new(router(state));
         let resp = cli.get("/openapi.json").send().await;
         resp.assert_status_is_ok();

@@ -1,0 +1,862 @@
+//! `/mcp`: MCP Streamable HTTP in both wire eras on one endpoint.
+//!
+//! Each POST is classified: a request carrying an `Mcp-Session-Id`, or an `initialize`
+//! without modern `_meta`, is stateful (2025-03-26 … 2025-11-25, basic/transports); one
+//! carrying `_meta` protocol metadata or a modern `MCP-Protocol-Version` is stateless
+//! (2026-07-28 basic/transports/streamable-http). The engine answers; this module owns the
+//! HTTP side: Origin checks, media types, body limits, status codes, the request-metadata
+//! headers, sessions on the wire, and the choice between a JSON body and an SSE stream.
+//!
+//! A request's answer is sent as plain JSON when the handler finishes without emitting
+//! anything first (the common case, and the cheapest); as soon as it emits a notification
+//! or a request to the client, the response becomes an SSE stream carrying those messages
+//! and then the final response.
+
+pub mod headers;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use poem::http::{HeaderValue, Method, StatusCode};
+use poem::{Body, Endpoint, Request, Response};
+use qudag_application::mcp::engine::EngineError;
+use qudag_application::mcp::wire;
+use qudag_application::mcp::{Era, Inbound, McpEngine};
+use qudag_application::ports::{EventBus, Topic};
+use qudag_application::usecases::{PipelineError, RequestContext, SessionError};
+use qudag_domain::principal::Principal;
+use qudag_domain::session::SessionId;
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::RequestId as HttpRequestId;
+
+/// Application error codes, outside the JSON-RPC and MCP reserved ranges.
+pub mod codes {
+    /// The caller lacks the permission (HTTP 403).
+    pub const FORBIDDEN: i32 = -31001;
+    /// Over the rate limit (HTTP 429).
+    pub const RATE_LIMITED: i32 = -31002;
+    /// A backend is unavailable (HTTP 503).
+    pub const UNAVAILABLE: i32 = -31003;
+    /// Authentication failed (HTTP 401).
+    pub const UNAUTHENTICATED: i32 = -31004;
+}
+
+/// Settings of the MCP endpoint.
+#[derive(Clone, Debug)]
+pub struct McpHttpConfig {
+    /// Origins allowed besides loopback ones (`QUDAG_CORS_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// Whether the server is bound to a loopback address: then loopback origins are
+    /// allowed and the `Host` header must name loopback (DNS-rebinding protection).
+    pub loopback: bool,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments.
+    pub keep_alive: Duration,
+}
+
+impl Default for McpHttpConfig {
+    fn default() -> Self {
+        Self { allowed_origins: Vec::new(), loopback: true, max_body_bytes: 4 << 20, keep_alive: Duration::from_secs(15) }
+    }
+}
+
+/// The `/mcp` endpoint.
+#[derive(Clone)]
+pub struct McpEndpoint {
+    engine: Arc<McpEngine>,
+    events: Arc<dyn EventBus>,
+    config: Arc<McpHttpConfig>,
+}
+
+impl std::fmt::Debug for McpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpEndpoint").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Endpoint for McpEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        Ok(self.dispatch(req).await)
+    }
+}
+
+impl McpEndpoint {
+    /// An endpoint over `engine`, delivering session notifications from `events`.
+    pub fn new(engine: Arc<McpEngine>, events: Arc<dyn EventBus>, config: McpHttpConfig) -> Self {
+        Self { engine, events, config: Arc::new(config) }
+    }
+
+    async fn dispatch(&self, req: Request) -> Response {
+        if let Some(refusal) = self.check_origin(&req) {
+            return refusal;
+        }
+        match *req.method() {
+            Method::POST => self.post(req).await,
+            Method::GET => self.get(req).await,
+            Method::DELETE => self.delete(req).await,
+            _ => Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header("allow", "GET, POST, DELETE")
+                .body("method not allowed on the MCP endpoint"),
+        }
+    }
+
+    /// DNS-rebinding protection (2025-11-25 basic/transports, "Security Warning"): an
+    /// `Origin` that is present and not allowed gets 403, as does a non-loopback `Host`
+    /// on a loopback-bound server.
+    fn check_origin(&self, req: &Request) -> Option<Response> {
+        let headers = req.headers();
+        if let Some(origin) = headers::text(headers, "origin") {
+            let allowed = self.config.allowed_origins.iter().any(|o| o == origin || o == "*")
+                || (self.config.loopback && is_loopback_origin(origin));
+            if !allowed {
+                return Some(rpc_error(StatusCode::FORBIDDEN, None, ErrorData::invalid_request(
+                    format!("origin {origin} is not allowed"),
+                    None,
+                )));
+            }
+        }
+        if self.config.loopback
+            && let Some(host) = headers::text(headers, "host")
+            && !is_loopback_host(host)
+        {
+            return Some(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                ErrorData::invalid_request(format!("host {host} is not served here"), None),
+            ));
+        }
+        None
+    }
+
+    async fn post(&self, req: Request) -> Response {
+        let headers = req.headers().clone();
+        if !headers::is_json(&headers) {
+            return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+        }
+        if !(headers::accepts(&headers, "application/json") && headers::accepts(&headers, "text/event-stream")) {
+            return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list application/json and text/event-stream");
+        }
+        let ctx = request_context(&req);
+        let principal = match self.engine.pipeline().authenticate(&ctx).await {
+            Ok(p) => p,
+            Err(e) => return pipeline_error(e, None),
+        };
+        let body = match req.into_body().into_bytes_limit(self.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body exceeds {} bytes", self.config.max_body_bytes),
+                );
+            }
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+        };
+        let value: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::parse_error(format!("invalid JSON: {e}"), None));
+            }
+        };
+        if value.is_array() {
+            return self.batch(ctx, principal, &headers, value).await;
+        }
+        let id = request_id_of(&value);
+        let session_header = headers::text(&headers, headers::SESSION_ID);
+        let meta_version =
+            value.pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion").and_then(Value::as_str);
+        let header_version = headers::text(&headers, headers::PROTOCOL_VERSION);
+        let stateless = session_header.is_none()
+            && (meta_version.is_some()
+                || header_version.is_some_and(|v| !wire::is_stateful_version(v) && v != "2024-11-05"));
+        if stateless {
+            self.stateless(ctx, principal, &headers, value, id).await
+        } else {
+            self.stateful(ctx, principal, &headers, value, id).await
+        }
+    }
+
+    async fn stateful(
+        &self,
+        ctx: RequestContext,
+        principal: Principal,
+        headers: &poem::http::HeaderMap,
+        value: Value,
+        id: Option<RequestId>,
+    ) -> Response {
+        if let Some(v) = headers::text(headers, headers::PROTOCOL_VERSION)
+            && !wire::is_stateful_version(v)
+            && v != "2024-11-05"
+        {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                ErrorData::invalid_request(format!("unsupported MCP-Protocol-Version {v}"), None),
+            );
+        }
+        let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+            Ok(m) => m,
+            Err(e) => {
+                return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(format!("{e}"), None));
+            }
+        };
+        let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
+            return match message {
+                JsonRpcMessage::Request(r) => match r.request {
+                    ClientRequest::InitializeRequest(init) => self.initialize(ctx, principal, r.id, init.params).await,
+                    _ => rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        Some(r.id),
+                        ErrorData::invalid_request("Mcp-Session-Id header required: initialize first", None),
+                    ),
+                },
+                _ => rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    ErrorData::invalid_request("Mcp-Session-Id header required: initialize first", None),
+                ),
+            };
+        };
+        let session = match self.resume(&ctx, &principal, raw_session).await {
+            Ok(s) => s,
+            Err(response) => return response,
+        };
+        let version = wire::version(session.protocol_version().as_str());
+        let inbound = Inbound { ctx, principal, era: Era::Stateful(version), session: Some(session.clone()) };
+        match message {
+            JsonRpcMessage::Request(r) => {
+                if matches!(r.request, ClientRequest::InitializeRequest(_)) {
+                    return rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        Some(r.id),
+                        ErrorData::invalid_request("this session is already initialized", None),
+                    );
+                }
+                let cost = self.engine.cost_of(&r.request, false);
+                if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+                    return pipeline_error(e, Some(r.id));
+                }
+                self.respond(inbound, r.id, r.request).await
+            }
+            JsonRpcMessage::Notification(n) => match self.engine.notify(&inbound, n.notification).await {
+                Ok(()) => accepted(),
+                Err(e) => engine_error(e, None, false).1,
+            },
+            JsonRpcMessage::Response(r) => {
+                if !self.engine.deliver(&session, &r.id, Ok(r.result)) {
+                    tracing::debug!(id = %r.id, "Client answered a request nobody waits for");
+                }
+                accepted()
+            }
+            JsonRpcMessage::Error(e) => {
+                if let Some(id) = &e.id {
+                    self.engine.deliver(&session, id, Err(e.error));
+                }
+                accepted()
+            }
+        }
+    }
+
+    async fn initialize(
+        &self,
+        ctx: RequestContext,
+        principal: Principal,
+        id: RequestId,
+        params: rmcp::model::InitializeRequestParams,
+    ) -> Response {
+        if let Err(e) = self.engine.pipeline().admit(&ctx, &principal, qudag_domain::quota::Cost::ONE).await {
+            return pipeline_error(e, Some(id));
+        }
+        match self.engine.initialize(&ctx, &principal, &params).await {
+            Ok((session, result)) => {
+                let message = ServerJsonRpcMessage::response(rmcp::model::ServerResult::InitializeResult(result), id);
+                let mut response = json_response(StatusCode::OK, &message);
+                if let Ok(value) = HeaderValue::from_str(session.id().as_str()) {
+                    response.headers_mut().insert(headers::SESSION_ID, value);
+                }
+                response
+            }
+            Err(e) => engine_error(e, Some(id), false).1,
+        }
+    }
+
+    async fn resume(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        raw: &str,
+    ) -> Result<qudag_domain::session::Session, Response> {
+        let not_found = || {
+            rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
+        };
+        let id = SessionId::parse(raw).map_err(|_| not_found())?;
+        match self.engine.sessions().resume(ctx, &id, principal.id()).await {
+            Ok(s) => Ok(s),
+            Err(SessionError::NotFound) => Err(not_found()),
+            Err(e) => Err(engine_error(EngineError::Session(e), None, false).1),
+        }
+    }
+
+    async fn stateless(
+        &self,
+        ctx: RequestContext,
+        principal: Principal,
+        headers: &poem::http::HeaderMap,
+        value: Value,
+        id: Option<RequestId>,
+    ) -> Response {
+        let bad = |code: ErrorData| rpc_error(StatusCode::BAD_REQUEST, id.clone(), code);
+        let Some(method) = value.get("method").and_then(Value::as_str).map(str::to_owned) else {
+            return bad(ErrorData::invalid_request("a stateless POST carries one request or notification", None));
+        };
+        // 2026-07-28 basic/index, "Request Metadata": the two required keys.
+        let meta = value.pointer("/params/_meta").and_then(Value::as_object);
+        let Some(meta) = meta else {
+            return bad(ErrorData::invalid_params("params._meta is required", None));
+        };
+        let Some(version) = meta.get("io.modelcontextprotocol/protocolVersion").and_then(Value::as_str) else {
+            return bad(ErrorData::invalid_params("_meta io.modelcontextprotocol/protocolVersion is required", None));
+        };
+        let version = version.to_owned();
+        let version = version.as_str();
+        if !meta.get("io.modelcontextprotocol/clientCapabilities").is_some_and(Value::is_object) {
+            return bad(ErrorData::invalid_params(
+                "_meta io.modelcontextprotocol/clientCapabilities is required",
+                None,
+            ));
+        }
+        // basic/transports/streamable-http, "Request Metadata Headers".
+        match headers::text(headers, headers::PROTOCOL_VERSION) {
+            Some(h) if h == version => {}
+            Some(h) => {
+                return bad(wire::header_mismatch(format!(
+                    "MCP-Protocol-Version header {h} does not match _meta protocolVersion {version}"
+                )));
+            }
+            None => return bad(wire::header_mismatch("MCP-Protocol-Version header is required")),
+        }
+        if !wire::is_stateless_version(version) {
+            return bad(wire::unsupported_version(version));
+        }
+        match headers::text(headers, headers::METHOD) {
+            Some(h) if h == method => {}
+            Some(h) => {
+                return bad(wire::header_mismatch(format!(
+                    "Mcp-Method header {h} does not match body method {method}"
+                )));
+            }
+            None => return bad(wire::header_mismatch("Mcp-Method header is required")),
+        }
+        let name_field = match method.as_str() {
+            "tools/call" | "prompts/get" => Some("name"),
+            "resources/read" => Some("uri"),
+            _ => None,
+        };
+        if let Some(field) = name_field {
+            let body_name = value.pointer(&format!("/params/{field}")).and_then(Value::as_str).unwrap_or_default();
+            match headers::text(headers, headers::NAME).map(headers::decode_value) {
+                Some(Some(h)) if h == body_name => {}
+                Some(Some(h)) => {
+                    return bad(wire::header_mismatch(format!(
+                        "Mcp-Name header {h} does not match body {field} {body_name}"
+                    )));
+                }
+                Some(None) => return bad(wire::header_mismatch("Mcp-Name header is malformed")),
+                None => return bad(wire::header_mismatch("Mcp-Name header is required")),
+            }
+        }
+        if method == "tools/call"
+            && let Some(refusal) = self.check_param_headers(headers, &value)
+        {
+            return bad(refusal);
+        }
+        let Some(request_id) = id.clone() else {
+            // No client-to-server notification is defined over HTTP in 2026-07-28; accept and
+            // ignore what arrives (basic/transports: 202 for an accepted notification).
+            return accepted();
+        };
+        if !wire::is_known_method(&method)
+            || wire::REMOVED_IN_STATELESS.contains(&method.as_str())
+            || method == "subscriptions/listen"
+        {
+            return rpc_error(StatusCode::NOT_FOUND, id, wire::method_not_found(&method));
+        }
+        let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+            Ok(m) => m,
+            Err(e) => return bad(ErrorData::invalid_params(format!("{e}"), None)),
+        };
+        let JsonRpcMessage::Request(r) = message else {
+            return bad(ErrorData::invalid_request("expected a request", None));
+        };
+        let inbound = Inbound { ctx, principal, era: Era::Stateless(wire::version(version)), session: None };
+        let cost = self.engine.cost_of(&r.request, true);
+        if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+            return pipeline_error(e, Some(request_id));
+        }
+        self.respond(inbound, r.id, r.request).await
+    }
+
+    /// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations.
+    fn check_param_headers(&self, headers: &poem::http::HeaderMap, value: &Value) -> Option<ErrorData> {
+        let name = value.pointer("/params/name").and_then(Value::as_str)?;
+        let tool = self.engine.catalog().tool(name, true)?.tool();
+        let properties = tool.input_schema.get("properties").and_then(Value::as_object)?;
+        for (property, schema) in properties {
+            let Some(header) = schema.get("x-mcp-header").and_then(Value::as_str) else { continue };
+            let argument = value.pointer(&format!("/params/arguments/{property}")).filter(|v| !v.is_null());
+            let sent = headers::text(headers, &format!("{}{}", headers::PARAM_PREFIX, header.to_ascii_lowercase()));
+            match (argument, sent) {
+                (None, _) => {}
+                (Some(_), None) => return Some(wire::header_mismatch(format!("Mcp-Param-{header} header is required"))),
+                (Some(arg), Some(raw)) => {
+                    let Some(decoded) = headers::decode_value(raw) else {
+                        return Some(wire::header_mismatch(format!("Mcp-Param-{header} header is malformed")));
+                    };
+                    let matches = match arg {
+                        Value::String(s) => *s == decoded,
+                        Value::Bool(b) => decoded == b.to_string(),
+                        Value::Number(n) => decoded.parse::<f64>().ok() == n.as_f64(),
+                        _ => false,
+                    };
+                    if !matches {
+                        return Some(wire::header_mismatch(format!(
+                            "Mcp-Param-{header} header does not match argument {property}"
+                        )));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// 2025-03-26 batches (basic, "Batching"): only in sessions that negotiated it.
+    async fn batch(&self, ctx: RequestContext, principal: Principal, headers: &poem::http::HeaderMap, value: Value) -> Response {
+        let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorData::invalid_request("batches are accepted only in 2025-03-26 sessions", None),
+            );
+        };
+        let session = match self.resume(&ctx, &principal, raw_session).await {
+            Ok(s) => s,
+            Err(response) => return response,
+        };
+        if session.protocol_version().as_str() != "2025-03-26" {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorData::invalid_request("JSON-RPC batches were removed after 2025-03-26", None),
+            );
+        }
+        let items = match value {
+            Value::Array(items) if !items.is_empty() => items,
+            _ => return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::invalid_request("empty batch", None)),
+        };
+        let inbound = Inbound {
+            ctx,
+            principal,
+            era: Era::Stateful(wire::version("2025-03-26")),
+            session: Some(session.clone()),
+        };
+        let mut replies = Vec::new();
+        for item in items {
+            let id = request_id_of(&item);
+            let message: ClientJsonRpcMessage = match serde_json::from_value(item) {
+                Ok(m) => m,
+                Err(e) => {
+                    replies.push(ServerJsonRpcMessage::error(ErrorData::invalid_request(format!("{e}"), None), id));
+                    continue;
+                }
+            };
+            match message {
+                JsonRpcMessage::Request(r) => {
+                    if matches!(r.request, ClientRequest::InitializeRequest(_)) {
+                        replies.push(ServerJsonRpcMessage::error(
+                            ErrorData::invalid_request("initialize must not be part of a batch", None),
+                            Some(r.id),
+                        ));
+                        continue;
+                    }
+                    let cost = self.engine.cost_of(&r.request, false);
+                    if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+                        return pipeline_error(e, Some(r.id));
+                    }
+                    let outcome = self.engine.handle(&inbound, r.request, None).await;
+                    replies.push(final_message(r.id, Ok(outcome), false).0);
+                }
+                JsonRpcMessage::Notification(n) => {
+                    if let Err(e) = self.engine.notify(&inbound, n.notification).await {
+                        tracing::warn!(error = %e, "Batched notification failed");
+                    }
+                }
+                JsonRpcMessage::Response(r) => {
+                    self.engine.deliver(&session, &r.id, Ok(r.result));
+                }
+                JsonRpcMessage::Error(e) => {
+                    if let Some(id) = &e.id {
+                        self.engine.deliver(&session, id, Err(e.error));
+                    }
+                }
+            }
+        }
+        if replies.is_empty() {
+            return accepted();
+        }
+        let body = format!("[{}]", replies.iter().map(wire::encode).collect::<Vec<_>>().join(","));
+        Response::builder().status(StatusCode::OK).content_type("application/json").body(body)
+    }
+
+    /// Run a request and answer with JSON, or with SSE once it emits anything before its
+    /// final response.
+    async fn respond(&self, inbound: Inbound, id: RequestId, request: ClientRequest) -> Response {
+        let stateless = inbound.era.is_stateless();
+        let session = inbound.session.clone();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let engine = self.engine.clone();
+        let mut task = tokio::spawn(async move { engine.handle(&inbound, request, Some(tx)).await });
+        if let Some(session) = &session {
+            self.engine.track(session, &id, task.abort_handle());
+        }
+        // Closing a stateless response stream cancels its request (2026-07-28
+        // streamable-http, "Cancellation"); in the stateful era disconnection is not
+        // cancellation, so the work finishes.
+        let guard = AbortGuard { handle: task.abort_handle(), armed: stateless };
+        let untrack = Untrack { engine: self.engine.clone(), session, id: id.clone() };
+        tokio::select! {
+            biased;
+            joined = &mut task => {
+                let mut queued = Vec::new();
+                while let Ok(m) = rx.try_recv() {
+                    queued.push(m);
+                }
+                drop(untrack);
+                let (message, status) = final_message(id, joined.map_err(|e| e.to_string()), stateless);
+                if queued.is_empty() {
+                    drop(guard);
+                    json_response(status, &message)
+                } else {
+                    queued.push(message);
+                    sse_response(futures::stream::iter(queued).boxed(), self.config.keep_alive)
+                }
+            }
+            first = rx.recv() => {
+                let head = futures::stream::iter(first);
+                let tail = futures::stream::unfold(
+                    Some((rx, task, guard, untrack, id)),
+                    move |state| async move {
+                        let (mut rx, task, guard, untrack, id) = state?;
+                        match rx.recv().await {
+                            Some(m) => Some((m, Some((rx, task, guard, untrack, id)))),
+                            None => {
+                                let joined = task.await;
+                                drop(untrack);
+                                drop(guard);
+                                Some((final_message(id, joined.map_err(|e| e.to_string()), stateless).0, None))
+                            }
+                        }
+                    },
+                );
+                sse_response(head.chain(tail).boxed(), self.config.keep_alive)
+            }
+        }
+    }
+
+    async fn get(&self, req: Request) -> Response {
+        let headers = req.headers().clone();
+        let Some(raw_session) = headers::text(&headers, headers::SESSION_ID).map(str::to_owned) else {
+            return Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header("allow", "POST")
+                .body("GET needs an Mcp-Session-Id (stateful sessions only)");
+        };
+        if !headers::accepts(&headers, "text/event-stream") {
+            return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list text/event-stream");
+        }
+        let ctx = request_context(&req);
+        let principal = match self.engine.pipeline().authenticate(&ctx).await {
+            Ok(p) => p,
+            Err(e) => return pipeline_error(e, None),
+        };
+        let session = match self.resume(&ctx, &principal, &raw_session).await {
+            Ok(s) => s,
+            Err(response) => return response,
+        };
+        let topic = Topic::new(format!("session/{}", session.id().as_str()));
+        let stream = match self.events.subscribe(&topic).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot subscribe a session stream");
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
+                );
+            }
+        };
+        let events = stream.filter_map(|m| async move { serde_json::from_value::<ServerJsonRpcMessage>(m.payload).ok() });
+        sse_response(events.boxed(), self.config.keep_alive)
+    }
+
+    async fn delete(&self, req: Request) -> Response {
+        let headers = req.headers().clone();
+        let Some(raw_session) = headers::text(&headers, headers::SESSION_ID) else {
+            return Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header("allow", "POST")
+                .body("DELETE needs an Mcp-Session-Id (stateful sessions only)");
+        };
+        let ctx = request_context(&req);
+        let principal = match self.engine.pipeline().authenticate(&ctx).await {
+            Ok(p) => p,
+            Err(e) => return pipeline_error(e, None),
+        };
+        let Ok(id) = SessionId::parse(raw_session) else {
+            return rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None));
+        };
+        match self.engine.sessions().close(&ctx, &id, principal.id()).await {
+            Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+            Err(SessionError::NotFound) => {
+                rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
+            }
+            Err(e) => engine_error(EngineError::Session(e), None, false).1,
+        }
+    }
+}
+
+/// Aborts a request's task when the response is dropped, if armed.
+struct AbortGuard {
+    handle: tokio::task::AbortHandle,
+    armed: bool,
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if self.armed && !self.handle.is_finished() {
+            self.handle.abort();
+        }
+    }
+}
+
+/// Forgets a stateful request in the engine's cancellation registry when done.
+struct Untrack {
+    engine: Arc<McpEngine>,
+    session: Option<qudag_domain::session::Session>,
+    id: RequestId,
+}
+
+impl Drop for Untrack {
+    fn drop(&mut self) {
+        if let Some(session) = &self.session {
+            self.engine.untrack(session, &self.id);
+        }
+    }
+}
+
+fn request_context(req: &Request) -> RequestContext {
+    let request_id = req.extensions().get::<HttpRequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let client_addr: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let bearer = headers::text(req.headers(), "authorization").and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
+    RequestContext { request_id, client_addr, bearer }
+}
+
+fn request_id_of(value: &Value) -> Option<RequestId> {
+    value.get("id").and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok())
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    is_loopback_host(rest)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The final message for a request and the HTTP status it warrants when sent alone.
+fn final_message(
+    id: RequestId,
+    joined: Result<Result<rmcp::model::ServerResult, EngineError>, String>,
+    stateless: bool,
+) -> (ServerJsonRpcMessage, StatusCode) {
+    match joined {
+        Ok(Ok(result)) => (ServerJsonRpcMessage::response(wire::shape_result(result, stateless), id), StatusCode::OK),
+        Ok(Err(e)) => {
+            let (message, response_status) = engine_error_message(e, Some(id), stateless);
+            (message, response_status)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Request handler failed");
+            (ServerJsonRpcMessage::error(ErrorData::internal_error("internal error", None), Some(id)), StatusCode::OK)
+        }
+    }
+}
+
+fn engine_error_message(e: EngineError, id: Option<RequestId>, stateless: bool) -> (ServerJsonRpcMessage, StatusCode) {
+    match e {
+        EngineError::Rpc(error) => {
+            let status = if stateless { stateless_status(&error) } else { StatusCode::OK };
+            (ServerJsonRpcMessage::error(error, id), status)
+        }
+        EngineError::Pipeline(p) => {
+            let (status, error) = pipeline_error_data(&p);
+            (ServerJsonRpcMessage::error(error, id), status)
+        }
+        EngineError::Session(SessionError::NotFound) => (
+            ServerJsonRpcMessage::error(ErrorData::new(ErrorCode(-32001), "session not found", None), id),
+            StatusCode::NOT_FOUND,
+        ),
+        EngineError::Session(other) => {
+            tracing::error!(error = %other, "Session store failed");
+            (
+                ServerJsonRpcMessage::error(
+                    ErrorData::new(ErrorCode(codes::UNAVAILABLE), "session store unavailable", None),
+                    id,
+                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+fn engine_error(e: EngineError, id: Option<RequestId>, stateless: bool) -> (StatusCode, Response) {
+    let (message, status) = engine_error_message(e, id, stateless);
+    (status, json_response(status, &message))
+}
+
+/// HTTP status of a JSON-RPC error on the stateless wire (2026-07-28 streamable-http).
+fn stateless_status(error: &ErrorData) -> StatusCode {
+    match error.code {
+        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        ErrorCode::HEADER_MISMATCH | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    }
+}
+
+fn pipeline_error_data(e: &PipelineError) -> (StatusCode, ErrorData) {
+    match e {
+        PipelineError::Unauthenticated(t) => (
+            StatusCode::UNAUTHORIZED,
+            ErrorData::new(ErrorCode(codes::UNAUTHENTICATED), format!("unauthenticated: {}", t.reason()), None),
+        ),
+        PipelineError::RateLimited(d) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorData::new(
+                ErrorCode(codes::RATE_LIMITED),
+                "rate limit exceeded",
+                Some(serde_json::json!({ "retryAfterSeconds": d.retry_after.map(|r| r.as_secs_f64().ceil() as u64) })),
+            ),
+        ),
+        PipelineError::Forbidden(d) => (
+            StatusCode::FORBIDDEN,
+            ErrorData::new(
+                ErrorCode(codes::FORBIDDEN),
+                format!("forbidden: {}", d.rule),
+                Some(serde_json::json!({ "requiredPermission": d.permission })),
+            ),
+        ),
+        PipelineError::Unavailable { component, .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorData::new(ErrorCode(codes::UNAVAILABLE), format!("{component} unavailable"), None),
+        ),
+        PipelineError::UnknownOperation(name) => {
+            (StatusCode::OK, ErrorData::invalid_params(format!("unknown operation {name}"), None))
+        }
+        PipelineError::Operation(op) => (StatusCode::OK, ErrorData::internal_error(op.to_string(), None)),
+        other => (StatusCode::INTERNAL_SERVER_ERROR, ErrorData::internal_error(other.to_string(), None)),
+    }
+}
+
+fn pipeline_error(e: PipelineError, id: Option<RequestId>) -> Response {
+    let (status, error) = pipeline_error_data(&e);
+    let mut response = json_response(status, &ServerJsonRpcMessage::error(error, id));
+    if let PipelineError::RateLimited(d) = &e {
+        let headers = response.headers_mut();
+        if let Some(retry) = d.retry_after
+            && let Ok(v) = HeaderValue::from_str(&(retry.as_secs_f64().ceil() as u64).max(1).to_string())
+        {
+            headers.insert("retry-after", v);
+        }
+    }
+    if matches!(e, PipelineError::Unauthenticated(_)) {
+        response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
+    Response::builder().status(status).content_type("application/json").body(wire::encode(message))
+}
+
+fn rpc_error(status: StatusCode, id: Option<RequestId>, error: ErrorData) -> Response {
+    json_response(status, &ServerJsonRpcMessage::error(error, id))
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    Response::builder().status(status).content_type("text/plain; charset=utf-8").body(message.to_owned())
+}
+
+fn accepted() -> Response {
+    Response::builder().status(StatusCode::ACCEPTED).finish()
+}
+
+/// An SSE response: one `data:` line of compact JSON per message, keep-alive comments.
+fn sse_response(messages: futures::stream::BoxStream<'static, ServerJsonRpcMessage>, keep_alive: Duration) -> Response {
+    let frames = messages.map(|m| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m)))));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+    let mut frames = frames.boxed();
+    let with_keep_alive = futures::stream::poll_fn(move |cx| {
+        use futures::StreamExt as _;
+        if let std::task::Poll::Ready(next) = frames.poll_next_unpin(cx) {
+            return std::task::Poll::Ready(next);
+        }
+        ticks.poll_tick(cx).map(|_| Some(Ok(Bytes::from_static(b": keep-alive\n\n"))))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/event-stream")
+        .header("cache-control", "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_bytes_stream(with_keep_alive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_and_origins_are_recognised() {
+        for ok in ["localhost", "localhost:3000", "127.0.0.1:8080", "[::1]:9", "[::1]", "127.0.0.1"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example.com", "evil.example.com:3000", "10.0.0.1:80", "localhost.evil.com"] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+        assert!(is_loopback_origin("http://localhost:3000"));
+        assert!(!is_loopback_origin("http://evil.example.com"));
+        assert!(!is_loopback_origin("null"));
+    }
+}
