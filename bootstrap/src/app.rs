@@ -125,6 +125,7 @@ impl App {
         let mcp = McpEndpoint::new(
             services.engine.clone(),
             adapters.events.clone(),
+            adapters.event_store.clone(),
             McpHttpConfig {
                 allowed_origins: settings.mcp.cors_origins.clone(),
                 loopback: local_addr.ip().is_loopback(),

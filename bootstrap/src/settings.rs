@@ -578,10 +578,8 @@ impl Settings {
         if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("expected an even number of hex digits".into());
         }
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-            .collect();
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
         if bytes.len() < 32 {
             return Err(format!("expected at least 32 bytes (64 hex digits), got {}", bytes.len()));
         }

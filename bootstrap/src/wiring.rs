@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use qudag_application::ports::{AuditQuery, AuditSink, Clock, EventBus, RateLimiter, SessionStore, SystemClock};
+use qudag_application::ports::{
+    AuditQuery, AuditSink, Clock, EventBus, EventStore, RateLimiter, SessionStore, SystemClock,
+};
 use qudag_application::usecases::Component;
 
 use crate::settings::Settings;
@@ -25,6 +27,8 @@ pub struct Adapters {
     pub audit_query: Arc<dyn AuditQuery>,
     /// Notifications.
     pub events: Arc<dyn EventBus>,
+    /// Resumable SSE streams.
+    pub event_store: Arc<dyn EventStore>,
     /// What `/health` reports on.
     pub components: Vec<Component>,
     /// Periodic upkeep (evicting expired sessions and drained limiter keys).
@@ -114,7 +118,9 @@ pub fn build(settings: &Settings) -> Result<Adapters, WiringError> {
 
 #[cfg(feature = "memory")]
 fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
-    use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore};
+    use qudag_adapter_memory::{
+        MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryRateLimiter, MemorySessionStore,
+    };
 
     /// Events the in-memory audit sink keeps for queries.
     const AUDIT_RETAIN: usize = 100_000;
@@ -123,6 +129,7 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
     let limiter = Arc::new(MemoryRateLimiter::new(settings.rate_limit.max_keys, clock.clone()));
     let audit = Arc::new(MemoryAuditSink::new(AUDIT_RETAIN));
     let events = Arc::new(MemoryEventBus::default());
+    let event_store = Arc::new(MemoryEventStore::default());
     let components = vec![
         Component { name: "session_store".into(), required: true, indicator: sessions.clone() },
         Component { name: "rate_limiter".into(), required: false, indicator: limiter.clone() },
@@ -150,6 +157,17 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
             }),
         }
     };
+    let sweep_streams = {
+        let (store, idle) = (event_store.clone(), Duration::from_secs(settings.sessions.idle_timeout_secs));
+        Maintenance {
+            name: "stream sweep",
+            every: Duration::from_secs(60),
+            run: Box::new(move || {
+                let dropped = store.sweep(idle);
+                tracing::debug!(dropped, "Streams of idle sessions swept");
+            }),
+        }
+    };
     Ok(Adapters {
         clock,
         sessions,
@@ -157,8 +175,9 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
         audit: audit.clone(),
         audit_query: audit,
         events,
+        event_store,
         components,
-        maintenance: vec![sweep_sessions, sweep_limiter],
+        maintenance: vec![sweep_sessions, sweep_limiter, sweep_streams],
     })
 }
 

@@ -6,6 +6,7 @@
 //! | [`MemoryRateLimiter`] | `RateLimiter` |
 //! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery` |
 //! | [`MemoryEventBus`] | `EventBus` |
+//! | [`MemoryEventStore`] | `EventStore` |
 //!
 //! Everything is bounded: expired sessions and idle limiter keys are evicted, and a flood
 //! of distinct keys cannot grow memory without limit. State lives in this process only;
@@ -14,11 +15,13 @@
 
 mod audit;
 mod event_bus;
+mod event_store;
 mod rate_limiter;
 mod session_store;
 mod shard;
 
 pub use audit::MemoryAuditSink;
 pub use event_bus::MemoryEventBus;
+pub use event_store::MemoryEventStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use session_store::MemorySessionStore;

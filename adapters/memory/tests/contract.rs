@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryRateLimiter, MemorySessionStore};
-use qudag_application::ports::{EventBus, RateLimiter, SessionStore, SystemClock};
+use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryRateLimiter, MemorySessionStore};
+use qudag_application::ports::{EventBus, EventStore, RateLimiter, SessionStore, SystemClock};
 
 async fn session_store() -> Arc<dyn SessionStore> {
     Arc::new(MemorySessionStore::new(10_000, Arc::new(SystemClock::new())))
@@ -35,4 +35,12 @@ mod audit {
 
 mod event_bus {
     qudag_application::event_bus_contract!(super::event_bus);
+}
+
+async fn event_store() -> Arc<dyn EventStore> {
+    Arc::new(MemoryEventStore::default())
+}
+
+mod event_store {
+    qudag_application::event_store_contract!(super::event_store);
 }

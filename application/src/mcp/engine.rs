@@ -14,11 +14,11 @@ use qudag_domain::principal::Principal;
 use qudag_domain::quota::Cost;
 use qudag_domain::session::{ClientInfo, ProtocolVersion as DomainVersion, Session};
 use rmcp::model::{
-    CallToolResult, ClientCapabilities, ClientNotification, ClientRequest, ClientResult, CompleteResult, DiscoverResult,
-    ErrorData, GetMeta, InitializeRequestParams, InitializeResult, JsonObject, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel, NumberOrString,
-    PromptsCapability, ProtocolVersion, RequestId, RequestStateCodec, ResourcesCapability, ServerCapabilities,
-    ServerResult, ToolsCapability,
+    CallToolResult, ClientCapabilities, ClientNotification, ClientRequest, ClientResult, CompleteResult,
+    DiscoverResult, ErrorData, GetMeta, InitializeRequestParams, InitializeResult, JsonObject, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel, NumberOrString, PromptsCapability,
+    ProtocolVersion, RequestId, RequestStateCodec, ResourcesCapability, ServerCapabilities, ServerResult,
+    ToolsCapability,
 };
 use serde_json::Value;
 
@@ -187,10 +187,7 @@ impl McpEngine {
         let version = wire::negotiate(params.protocol_version.as_str());
         let domain_version = DomainVersion::parse(version.as_str())
             .map_err(|e| ErrorData::internal_error(format!("negotiated version: {e}"), None))?;
-        let client = ClientInfo {
-            name: params.client_info.name.clone(),
-            version: params.client_info.version.clone(),
-        };
+        let client = ClientInfo { name: params.client_info.name.clone(), version: params.client_info.version.clone() };
         let caps = serde_json::to_value(&params.capabilities).unwrap_or(Value::Null);
         let session = self.sessions.open(ctx, principal.id(), domain_version, client, caps).await?;
         let mut result = InitializeResult::new(self.capabilities(false))
@@ -295,9 +292,11 @@ impl McpEngine {
                 match outcome? {
                     ToolResponse::Complete(result) => Ok(ServerResult::CallToolResult(result)),
                     ToolResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
-                    ToolResponse::InputRequired(_) => Ok(ServerResult::CallToolResult(CallToolResult::error(vec![
-                        rmcp::model::ContentBlock::text("this tool needs input the stateful era cannot carry"),
-                    ]))),
+                    ToolResponse::InputRequired(_) => {
+                        Ok(ServerResult::CallToolResult(CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                            "this tool needs input the stateful era cannot carry",
+                        )])))
+                    }
                 }
             }
             ClientRequest::ListPromptsRequest(r) => {
@@ -318,9 +317,7 @@ impl McpEngine {
                 self.pipeline.authorize(&inbound.ctx, &inbound.principal, &name, prompt.permission()).await?;
                 match prompt.get(&cx, r.params.arguments.unwrap_or_default()).await? {
                     PromptResponse::Complete(result) => Ok(ServerResult::GetPromptResult(result)),
-                    PromptResponse::InputRequired(result) if stateless => {
-                        Ok(ServerResult::InputRequiredResult(result))
-                    }
+                    PromptResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
                     PromptResponse::InputRequired(_) => {
                         Err(ErrorData::invalid_params("this prompt needs input the stateful era cannot carry", None)
                             .into())
@@ -329,8 +326,7 @@ impl McpEngine {
             }
             ClientRequest::ListResourcesRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let resources: Vec<_> =
-                    self.catalog.resource_providers().iter().flat_map(|p| p.resources()).collect();
+                let resources: Vec<_> = self.catalog.resource_providers().iter().flat_map(|p| p.resources()).collect();
                 let (resources, next) = wire::page(resources, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourcesResult::with_all_items(resources);
                 result.next_cursor = next;
@@ -341,8 +337,7 @@ impl McpEngine {
             }
             ClientRequest::ListResourceTemplatesRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let templates: Vec<_> =
-                    self.catalog.resource_providers().iter().flat_map(|p| p.templates()).collect();
+                let templates: Vec<_> = self.catalog.resource_providers().iter().flat_map(|p| p.templates()).collect();
                 let (templates, next) = wire::page(templates, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourceTemplatesResult::with_all_items(templates);
                 result.next_cursor = next;
@@ -355,9 +350,7 @@ impl McpEngine {
                 let uri = r.params.uri.clone();
                 for provider in self.catalog.resource_providers() {
                     if let Some(mut result) = provider.read(&cx, &uri).await? {
-                        self.pipeline
-                            .authorize(&inbound.ctx, &inbound.principal, &uri, provider.permission())
-                            .await?;
+                        self.pipeline.authorize(&inbound.ctx, &inbound.principal, &uri, provider.permission()).await?;
                         if stateless {
                             result = result.with_ttl_ms(0).with_cache_scope(rmcp::model::CacheScope::Private);
                         }
@@ -367,11 +360,8 @@ impl McpEngine {
                 Err(wire::resource_not_found(&uri, stateless).into())
             }
             ClientRequest::CompleteRequest(r) => {
-                let completer = self
-                    .catalog
-                    .completer()
-                    .ok_or_else(|| wire::method_not_found("completion/complete"))?
-                    .clone();
+                let completer =
+                    self.catalog.completer().ok_or_else(|| wire::method_not_found("completion/complete"))?.clone();
                 let info = completer.complete(&cx, &r.params).await?;
                 Ok(ServerResult::CompleteResult(CompleteResult::new(info)))
             }
@@ -455,8 +445,7 @@ impl McpEngine {
         let stateless = inbound.era.is_stateless();
         let (client_capabilities, log_level) = match (&inbound.session, stateless) {
             (Some(session), false) => (
-                serde_json::from_value::<ClientCapabilities>(session.client_capabilities().clone())
-                    .unwrap_or_default(),
+                serde_json::from_value::<ClientCapabilities>(session.client_capabilities().clone()).unwrap_or_default(),
                 session
                     .log_level()
                     .and_then(|l| serde_json::from_value::<LoggingLevel>(Value::String(l.to_owned())).ok()),
@@ -475,7 +464,8 @@ impl McpEngine {
             }
             _ => (None, None, String::new()),
         };
-        let peer = inbound.session.as_ref().filter(|_| !stateless).map(|s| (s.id().as_str().to_owned(), self.pending.clone()));
+        let peer =
+            inbound.session.as_ref().filter(|_| !stateless).map(|s| (s.id().as_str().to_owned(), self.pending.clone()));
         CallContext {
             request: inbound.ctx.clone(),
             principal: inbound.principal.clone(),

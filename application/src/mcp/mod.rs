@@ -19,6 +19,9 @@ pub mod wire;
 #[cfg(feature = "conformance")]
 pub mod fixtures;
 
-pub use catalog::{Availability, Catalog, CatalogBuilder, Completer, PromptHandler, PromptResponse, ResourceProvider, ToolHandler, ToolResponse};
+pub use catalog::{
+    Availability, Catalog, CatalogBuilder, Completer, PromptHandler, PromptResponse, ResourceProvider, ToolHandler,
+    ToolResponse,
+};
 pub use context::{CallContext, Outbox};
 pub use engine::{Era, Inbound, McpEngine};

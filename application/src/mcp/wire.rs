@@ -15,9 +15,7 @@
 
 use std::borrow::Cow;
 
-use rmcp::model::{
-    ContentBlock, ErrorCode, ErrorData, ProtocolVersion, ServerJsonRpcMessage, ServerResult,
-};
+use rmcp::model::{ContentBlock, ErrorCode, ErrorData, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
 use serde_json::{Value, json};
 
 /// Versions served with the initialize handshake, oldest first.

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod clock;
 pub mod event_bus;
+pub mod event_store;
 pub mod health;
 pub mod rate_limiter;
 pub mod session_store;
@@ -16,6 +17,7 @@ pub mod token_verifier;
 pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError};
 pub use clock::{Clock, SystemClock};
 pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
+pub use event_store::{EventBatch, EventId, EventStore, EventStoreError, StreamKey};
 pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
 pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};
 pub use session_store::{SessionStore, SessionStoreError};
@@ -26,6 +28,7 @@ pub use self::{
     audit::{MockAuditQuery, MockAuditSink},
     clock::MockClock,
     event_bus::MockEventBus,
+    event_store::MockEventStore,
     health::MockHealthIndicator,
     rate_limiter::MockRateLimiter,
     session_store::MockSessionStore,

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod event_bus;
+pub mod event_store;
 pub mod rate_limiter;
 pub mod session_store;
 

@@ -97,7 +97,11 @@ mod tests {
     fn sentinel_values_are_decoded_strictly() {
         assert_eq!(decode_value("=?base64?SGVsbG8=?=").as_deref(), Some("Hello"));
         assert_eq!(decode_value("SGVsbG8=").as_deref(), Some("SGVsbG8="));
-        assert_eq!(decode_value("=?base64?SGVsbG8="), Some("=?base64?SGVsbG8=".into()), "unterminated: taken literally");
+        assert_eq!(
+            decode_value("=?base64?SGVsbG8="),
+            Some("=?base64?SGVsbG8=".into()),
+            "unterminated: taken literally"
+        );
         assert_eq!(decode_value("=?base64?SGVsbG8?="), None, "bad padding");
         assert_eq!(decode_value("=?base64?SGVs!!!bG8=?="), None, "bad characters");
         assert_eq!(decode_value("=?base64?4pyTIMOgIGxhIG1vZGU=?=").as_deref(), Some("✓ à la mode"));

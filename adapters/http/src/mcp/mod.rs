@@ -25,7 +25,7 @@ use poem::{Body, Endpoint, Request, Response};
 use qudag_application::mcp::engine::EngineError;
 use qudag_application::mcp::wire;
 use qudag_application::mcp::{Era, Inbound, McpEngine};
-use qudag_application::ports::{EventBus, Topic};
+use qudag_application::ports::{EventBus, EventId, EventStore, StreamKey, Topic};
 use qudag_application::usecases::{PipelineError, RequestContext, SessionError};
 use qudag_domain::principal::Principal;
 use qudag_domain::session::SessionId;
@@ -65,7 +65,12 @@ pub struct McpHttpConfig {
 
 impl Default for McpHttpConfig {
     fn default() -> Self {
-        Self { allowed_origins: Vec::new(), loopback: true, max_body_bytes: 4 << 20, keep_alive: Duration::from_secs(15) }
+        Self {
+            allowed_origins: Vec::new(),
+            loopback: true,
+            max_body_bytes: 4 << 20,
+            keep_alive: Duration::from_secs(15),
+        }
     }
 }
 
@@ -74,6 +79,7 @@ impl Default for McpHttpConfig {
 pub struct McpEndpoint {
     engine: Arc<McpEngine>,
     events: Arc<dyn EventBus>,
+    store: Arc<dyn EventStore>,
     config: Arc<McpHttpConfig>,
 }
 
@@ -92,9 +98,15 @@ impl Endpoint for McpEndpoint {
 }
 
 impl McpEndpoint {
-    /// An endpoint over `engine`, delivering session notifications from `events`.
-    pub fn new(engine: Arc<McpEngine>, events: Arc<dyn EventBus>, config: McpHttpConfig) -> Self {
-        Self { engine, events, config: Arc::new(config) }
+    /// An endpoint over `engine`, delivering session notifications from `events` and
+    /// keeping stateful SSE streams resumable in `store`.
+    pub fn new(
+        engine: Arc<McpEngine>,
+        events: Arc<dyn EventBus>,
+        store: Arc<dyn EventStore>,
+        config: McpHttpConfig,
+    ) -> Self {
+        Self { engine, events, store, config: Arc::new(config) }
     }
 
     async fn dispatch(&self, req: Request) -> Response {
@@ -121,10 +133,11 @@ impl McpEndpoint {
             let allowed = self.config.allowed_origins.iter().any(|o| o == origin || o == "*")
                 || (self.config.loopback && is_loopback_origin(origin));
             if !allowed {
-                return Some(rpc_error(StatusCode::FORBIDDEN, None, ErrorData::invalid_request(
-                    format!("origin {origin} is not allowed"),
+                return Some(rpc_error(
+                    StatusCode::FORBIDDEN,
                     None,
-                )));
+                    ErrorData::invalid_request(format!("origin {origin} is not allowed"), None),
+                ));
             }
         }
         if self.config.loopback
@@ -166,7 +179,11 @@ impl McpEndpoint {
         let value: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::parse_error(format!("invalid JSON: {e}"), None));
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    ErrorData::parse_error(format!("invalid JSON: {e}"), None),
+                );
             }
         };
         if value.is_array() {
@@ -297,9 +314,8 @@ impl McpEndpoint {
         principal: &Principal,
         raw: &str,
     ) -> Result<qudag_domain::session::Session, Response> {
-        let not_found = || {
-            rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
-        };
+        let not_found =
+            || rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None));
         let id = SessionId::parse(raw).map_err(|_| not_found())?;
         match self.engine.sessions().resume(ctx, &id, principal.id()).await {
             Ok(s) => Ok(s),
@@ -418,7 +434,9 @@ impl McpEndpoint {
             let sent = headers::text(headers, &format!("{}{}", headers::PARAM_PREFIX, header.to_ascii_lowercase()));
             match (argument, sent) {
                 (None, _) => {}
-                (Some(_), None) => return Some(wire::header_mismatch(format!("Mcp-Param-{header} header is required"))),
+                (Some(_), None) => {
+                    return Some(wire::header_mismatch(format!("Mcp-Param-{header} header is required")));
+                }
                 (Some(arg), Some(raw)) => {
                     let Some(decoded) = headers::decode_value(raw) else {
                         return Some(wire::header_mismatch(format!("Mcp-Param-{header} header is malformed")));
@@ -441,7 +459,13 @@ impl McpEndpoint {
     }
 
     /// 2025-03-26 batches (basic, "Batching"): only in sessions that negotiated it.
-    async fn batch(&self, ctx: RequestContext, principal: Principal, headers: &poem::http::HeaderMap, value: Value) -> Response {
+    async fn batch(
+        &self,
+        ctx: RequestContext,
+        principal: Principal,
+        headers: &poem::http::HeaderMap,
+        value: Value,
+    ) -> Response {
         let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
             return rpc_error(
                 StatusCode::BAD_REQUEST,
@@ -464,12 +488,8 @@ impl McpEndpoint {
             Value::Array(items) if !items.is_empty() => items,
             _ => return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::invalid_request("empty batch", None)),
         };
-        let inbound = Inbound {
-            ctx,
-            principal,
-            era: Era::Stateful(wire::version("2025-03-26")),
-            session: Some(session.clone()),
-        };
+        let inbound =
+            Inbound { ctx, principal, era: Era::Stateful(wire::version("2025-03-26")), session: Some(session.clone()) };
         let mut replies = Vec::new();
         for item in items {
             let id = request_id_of(&item);
@@ -552,6 +572,36 @@ impl McpEndpoint {
                 }
             }
             first = rx.recv() => {
+                if let Some(session) = untrack.session.clone()
+                    && let Ok(stream) = self.store.open(session.id().as_str()).await
+                {
+                    // Stateful: every message goes through the event store first, so a client
+                    // that loses the connection resumes with Last-Event-ID (2025-11-25
+                    // basic/transports, "Resumability and Redelivery").
+                    let key = StreamKey { session: session.id().as_str().to_owned(), stream };
+                    let store = self.store.clone();
+                    let pump_key = key.clone();
+                    tokio::spawn(async move {
+                        let mut rx = rx;
+                        let mut next = first;
+                        while let Some(message) = next {
+                            if let Err(e) = store.append(&pump_key, wire::encode(&message)).await {
+                                tracing::error!(error = %e, "Cannot store an SSE event");
+                            }
+                            next = rx.recv().await;
+                        }
+                        let joined = task.await;
+                        drop(untrack);
+                        drop(guard);
+                        let last = final_message(id, joined.map_err(|e| e.to_string()), false).0;
+                        if let Err(e) = store.append(&pump_key, wire::encode(&last)).await {
+                            tracing::error!(error = %e, "Cannot store the final SSE event");
+                        }
+                        let _ = store.close(&pump_key).await;
+                    });
+                    let priming = session.protocol_version().as_str() >= "2025-11-25";
+                    return sse_body(self.tail(key, 0, priming), self.config.keep_alive);
+                }
                 let head = futures::stream::iter(first);
                 let tail = futures::stream::unfold(
                     Some((rx, task, guard, untrack, id)),
@@ -571,6 +621,44 @@ impl McpEndpoint {
                 sse_response(head.chain(tail).boxed(), self.config.keep_alive)
             }
         }
+    }
+
+    /// The frames of a stored stream after `after`, following it until it closes; with
+    /// `priming`, first an event carrying only an id and a retry hint (2025-11-25
+    /// basic/transports: the server SHOULD prime the client to reconnect).
+    fn tail(&self, key: StreamKey, after: u64, priming: bool) -> futures::stream::BoxStream<'static, Bytes> {
+        let store = self.store.clone();
+        let wait = self.config.keep_alive;
+        let prime = priming.then(|| Bytes::from(format!("id: {}-{after}\nretry: 1000\ndata: \n\n", key.stream)));
+        let events = futures::stream::unfold(Some((store, key, after)), move |state| async move {
+            let (store, key, after) = state?;
+            match store.read(&key, after, wait).await {
+                Ok(batch) => {
+                    let last = batch.events.last().map_or(after, |(seq, _)| *seq);
+                    let frames: Vec<Bytes> = batch
+                        .events
+                        .iter()
+                        .map(|(seq, payload)| {
+                            Bytes::from(format!(
+                                "id: {}\nevent: message\ndata: {payload}\n\n",
+                                EventId { stream: key.stream, seq: *seq }
+                            ))
+                        })
+                        .collect();
+                    let next = if batch.closed && last == after { None } else { Some((store, key, last)) };
+                    if frames.is_empty() && next.is_none() {
+                        return None;
+                    }
+                    Some((futures::stream::iter(frames), next))
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "SSE stream ended");
+                    None
+                }
+            }
+        })
+        .flatten();
+        futures::stream::iter(prime).chain(events).boxed()
     }
 
     async fn get(&self, req: Request) -> Response {
@@ -593,6 +681,14 @@ impl McpEndpoint {
             Ok(s) => s,
             Err(response) => return response,
         };
+        if let Some(last) = headers::text(&headers, headers::LAST_EVENT_ID).and_then(EventId::parse)
+            && last.stream != 0
+        {
+            let key = StreamKey { session: session.id().as_str().to_owned(), stream: last.stream };
+            if self.store.read(&key, last.seq, Duration::ZERO).await.is_ok() {
+                return sse_body(self.tail(key, last.seq, false), self.config.keep_alive);
+            }
+        }
         let topic = Topic::new(format!("session/{}", session.id().as_str()));
         let stream = match self.events.subscribe(&topic).await {
             Ok(s) => s,
@@ -605,7 +701,8 @@ impl McpEndpoint {
                 );
             }
         };
-        let events = stream.filter_map(|m| async move { serde_json::from_value::<ServerJsonRpcMessage>(m.payload).ok() });
+        let events =
+            stream.filter_map(|m| async move { serde_json::from_value::<ServerJsonRpcMessage>(m.payload).ok() });
         sse_response(events.boxed(), self.config.keep_alive)
     }
 
@@ -623,10 +720,19 @@ impl McpEndpoint {
             Err(e) => return pipeline_error(e, None),
         };
         let Ok(id) = SessionId::parse(raw_session) else {
-            return rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None));
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                ErrorData::new(ErrorCode(-32001), "session not found", None),
+            );
         };
         match self.engine.sessions().close(&ctx, &id, principal.id()).await {
-            Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).finish(),
+            Ok(()) => {
+                if let Err(e) = self.store.forget_session(id.as_str()).await {
+                    tracing::warn!(error = %e, "Cannot drop the streams of a closed session");
+                }
+                Response::builder().status(StatusCode::NO_CONTENT).finish()
+            }
             Err(SessionError::NotFound) => {
                 rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
             }
@@ -749,9 +855,9 @@ fn engine_error(e: EngineError, id: Option<RequestId>, stateless: bool) -> (Stat
 fn stateless_status(error: &ErrorData) -> StatusCode {
     match error.code {
         ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        ErrorCode::HEADER_MISMATCH | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::HEADER_MISMATCH
+        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     }
 }
@@ -823,11 +929,16 @@ fn accepted() -> Response {
     Response::builder().status(StatusCode::ACCEPTED).finish()
 }
 
-/// An SSE response: one `data:` line of compact JSON per message, keep-alive comments.
+/// An SSE response of messages without event ids: one `data:` line of compact JSON each.
 fn sse_response(messages: futures::stream::BoxStream<'static, ServerJsonRpcMessage>, keep_alive: Duration) -> Response {
-    let frames = messages.map(|m| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m)))));
+    let frames = messages.map(|m| Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m))));
+    sse_body(frames.boxed(), keep_alive)
+}
+
+/// An SSE response of ready frames, with keep-alive comments while idle.
+fn sse_body(frames: futures::stream::BoxStream<'static, Bytes>, keep_alive: Duration) -> Response {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
-    let mut frames = frames.boxed();
+    let mut frames = frames.map(Ok::<Bytes, std::io::Error>).boxed();
     let with_keep_alive = futures::stream::poll_fn(move |cx| {
         use futures::StreamExt as _;
         if let std::task::Poll::Ready(next) = frames.poll_next_unpin(cx) {
