@@ -204,7 +204,8 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
         }
     };
     let engine = Arc::new(
-        McpEngine::new(Arc::new(catalog), pipeline.clone(), sessions.clone(), state_key).map_err(anyhow::Error::msg)?,
+        McpEngine::new(Arc::new(catalog), pipeline.clone(), sessions.clone(), adapters.events.clone(), state_key)
+            .map_err(anyhow::Error::msg)?,
     );
     Ok(Services { health, pipeline, sessions, engine })
 }

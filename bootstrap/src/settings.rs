@@ -575,7 +575,7 @@ impl Settings {
     /// When it is not hex or shorter than 32 bytes.
     pub fn request_state_key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
         let Some(hex) = &self.mcp.request_state_key else { return Ok(None) };
-        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("expected an even number of hex digits".into());
         }
         let bytes: Vec<u8> =

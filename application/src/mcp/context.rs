@@ -16,6 +16,7 @@ use rmcp::model::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ports::EventBus;
 use crate::usecases::RequestContext;
 
 /// Where the messages of one request's response stream go (notifications, and in the
@@ -28,11 +29,31 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long sealed request state stays valid.
 pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
 
+/// The event-bus topic carrying catalog and resource changes to every open stream:
+/// `{"kind": "tools" | "prompts" | "resources" | "resource", "uri"?: "…"}`.
+pub const CHANGES_TOPIC: &str = "mcp/changes";
+
+/// What changed, for list-changed and resource-updated notifications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The tool list.
+    Tools,
+    /// The prompt list.
+    Prompts,
+    /// The resource list.
+    Resources,
+    /// One resource's content.
+    Resource(String),
+}
+
+type Answer = oneshot::Sender<Result<ClientResult, ErrorData>>;
+type Waiting = HashMap<(String, String), Answer>;
+
 /// Server-to-client requests waiting for their answers, by session and request id.
 #[derive(Debug, Default)]
 pub struct PendingRequests {
     next: AtomicU64,
-    waiting: std::sync::Mutex<HashMap<(String, String), oneshot::Sender<Result<ClientResult, ErrorData>>>>,
+    waiting: std::sync::Mutex<Waiting>,
 }
 
 impl PendingRequests {
@@ -56,9 +77,7 @@ impl PendingRequests {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), oneshot::Sender<Result<ClientResult, ErrorData>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -87,6 +106,7 @@ pub struct CallContext {
     pub(crate) peer: Option<(String, Arc<PendingRequests>)>,
     pub(crate) codec: Arc<RequestStateCodec>,
     pub(crate) binding: String,
+    pub(crate) events: Option<Arc<dyn EventBus>>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -187,6 +207,21 @@ impl CallContext {
         let invalid = || ErrorData::invalid_params("requestState is invalid or expired", None);
         let bytes = self.codec.open_with(sealed, self.binding.as_bytes()).map_err(|_| invalid())?;
         serde_json::from_slice(&bytes).map(Some).map_err(|_| invalid())
+    }
+
+    /// Announce a change to every open stream that asked for it (stateful GET streams and
+    /// `subscriptions/listen` streams, on every node sharing the event bus).
+    pub async fn publish_change(&self, change: Change) {
+        let Some(events) = &self.events else { return };
+        let payload = match &change {
+            Change::Tools => serde_json::json!({ "kind": "tools" }),
+            Change::Prompts => serde_json::json!({ "kind": "prompts" }),
+            Change::Resources => serde_json::json!({ "kind": "resources" }),
+            Change::Resource(uri) => serde_json::json!({ "kind": "resource", "uri": uri }),
+        };
+        if let Err(e) = events.publish(&crate::ports::Topic::new(CHANGES_TOPIC), payload).await {
+            tracing::warn!(error = %e, change = ?change, "Change notification not published");
+        }
     }
 
     /// The client's answer under `key`, from `inputResponses`.

@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::catalog::{Catalog, PromptResponse, ToolResponse};
 use super::context::{CallContext, Outbox, PendingRequests};
 use super::wire;
+use crate::ports::EventBus;
 use crate::usecases::{Pipeline, PipelineError, RequestContext, SessionError, SessionService};
 
 /// How long list results may be cached (2026-07-28 server/utilities/caching).
@@ -96,6 +97,7 @@ pub struct McpEngine {
     sessions: Arc<SessionService>,
     pending: Arc<PendingRequests>,
     codec: Arc<RequestStateCodec>,
+    events: Arc<dyn EventBus>,
     running: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
 }
 
@@ -106,8 +108,9 @@ impl std::fmt::Debug for McpEngine {
 }
 
 impl McpEngine {
-    /// An engine serving `catalog`. `state_key` (at least 32 bytes) seals input-required
-    /// request state; nodes behind one load balancer must share it.
+    /// An engine serving `catalog`, announcing changes on `events`. `state_key` (at least
+    /// 32 bytes) seals input-required request state; nodes behind one load balancer must
+    /// share it.
     ///
     /// # Errors
     /// When the key is shorter than 32 bytes.
@@ -115,6 +118,7 @@ impl McpEngine {
         catalog: Arc<Catalog>,
         pipeline: Arc<Pipeline>,
         sessions: Arc<SessionService>,
+        events: Arc<dyn EventBus>,
         state_key: Vec<u8>,
     ) -> Result<Self, String> {
         let codec = RequestStateCodec::try_new(state_key).map_err(|e| format!("request-state key: {e}"))?;
@@ -124,6 +128,7 @@ impl McpEngine {
             sessions,
             pending: Arc::new(PendingRequests::default()),
             codec: Arc::new(codec),
+            events,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -149,20 +154,18 @@ impl McpEngine {
         let mut caps = ServerCapabilities::default();
         if tools {
             let mut t = ToolsCapability::default();
-            t.list_changed = (!stateless).then_some(true);
+            t.list_changed = Some(true);
             caps.tools = Some(t);
         }
         if prompts {
             let mut p = PromptsCapability::default();
-            p.list_changed = (!stateless).then_some(true);
+            p.list_changed = Some(true);
             caps.prompts = Some(p);
         }
         if resources {
             let mut r = ResourcesCapability::default();
-            if !stateless {
-                r.subscribe = Some(true);
-                r.list_changed = Some(true);
-            }
+            r.subscribe = Some(true);
+            r.list_changed = Some(true);
             caps.resources = Some(r);
         }
         if self.catalog.completer().is_some() {
@@ -479,6 +482,7 @@ impl McpEngine {
             outbox,
             peer,
             codec: self.codec.clone(),
+            events: Some(self.events.clone()),
             binding: format!("{}|{}|{}", inbound.principal.id(), request.method(), name),
         }
     }

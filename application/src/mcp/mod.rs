@@ -23,5 +23,5 @@ pub use catalog::{
     Availability, Catalog, CatalogBuilder, Completer, PromptHandler, PromptResponse, ResourceProvider, ToolHandler,
     ToolResponse,
 };
-pub use context::{CallContext, Outbox};
+pub use context::{CallContext, Change, Outbox};
 pub use engine::{Era, Inbound, McpEngine};

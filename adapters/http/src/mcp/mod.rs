@@ -30,7 +30,10 @@ use qudag_application::usecases::{PipelineError, RequestContext, SessionError};
 use qudag_domain::principal::Principal;
 use qudag_domain::session::SessionId;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
+    ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, GetMeta, JsonRpcMessage, NotificationMetaObject,
+    PromptListChangedNotification, RequestId, ResourceListChangedNotification, ResourceUpdatedNotification,
+    ResourceUpdatedNotificationParam, ServerJsonRpcMessage, ServerNotification, SubscriptionFilter,
+    SubscriptionsAcknowledgedNotification, SubscriptionsAcknowledgedNotificationParams, ToolListChangedNotification,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -402,10 +405,14 @@ impl McpEndpoint {
             // ignore what arrives (basic/transports: 202 for an accepted notification).
             return accepted();
         };
-        if !wire::is_known_method(&method)
-            || wire::REMOVED_IN_STATELESS.contains(&method.as_str())
-            || method == "subscriptions/listen"
-        {
+        if method == "subscriptions/listen" {
+            let filter = value.pointer("/params/notifications").cloned().unwrap_or(Value::Null);
+            return match serde_json::from_value::<SubscriptionFilter>(filter) {
+                Ok(filter) => self.listen(request_id, filter).await,
+                Err(e) => bad(ErrorData::invalid_params(format!("params.notifications: {e}"), None)),
+            };
+        }
+        if !wire::is_known_method(&method) || wire::REMOVED_IN_STATELESS.contains(&method.as_str()) {
             return rpc_error(StatusCode::NOT_FOUND, id, wire::method_not_found(&method));
         }
         let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
@@ -421,6 +428,51 @@ impl McpEndpoint {
             return pipeline_error(e, Some(request_id));
         }
         self.respond(inbound, r.id, r.request).await
+    }
+
+    /// `subscriptions/listen` (2026-07-28 basic/patterns/subscriptions): acknowledge the
+    /// subset of `filter` the server honours, then stream the matching change
+    /// notifications, each tagged with the subscription id, until the client closes.
+    async fn listen(&self, id: RequestId, filter: SubscriptionFilter) -> Response {
+        let accepted = filter.supported_by(&self.engine.capabilities(true));
+        // Subscribe before acknowledging, so no change after the ack is missed.
+        let changes = match self.events.subscribe(&Topic::new(CHANGES_TOPIC)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot subscribe to changes");
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(id),
+                    ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
+                );
+            }
+        };
+        let mut meta = NotificationMetaObject::new();
+        meta.set_subscription_id(id.clone());
+        let ack =
+            ServerNotification::SubscriptionsAcknowledgedNotification(SubscriptionsAcknowledgedNotification::new(
+                SubscriptionsAcknowledgedNotificationParams::new(accepted.clone()).with_meta(meta),
+            ));
+        let notifications = changes.filter_map(move |m| {
+            let accepted = accepted.clone();
+            let id = id.clone();
+            async move {
+                let mut n = change_notification(&m.payload, |kind, uri| match kind {
+                    "tools" => accepted.tools_list_changed == Some(true),
+                    "prompts" => accepted.prompts_list_changed == Some(true),
+                    "resources" => accepted.resources_list_changed == Some(true),
+                    "resource" => accepted
+                        .resource_subscriptions
+                        .as_ref()
+                        .is_some_and(|uris| uri.is_some_and(|u| uris.iter().any(|s| s == u))),
+                    _ => false,
+                })?;
+                n.get_meta_mut().set_subscription_id(id);
+                Some(ServerJsonRpcMessage::notification(n))
+            }
+        });
+        let stream = futures::stream::iter([ServerJsonRpcMessage::notification(ack)]).chain(notifications);
+        sse_response(stream.boxed(), self.config.keep_alive)
     }
 
     /// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations.
@@ -768,6 +820,28 @@ impl Drop for Untrack {
             self.engine.untrack(session, &self.id);
         }
     }
+}
+
+/// The event-bus topic of catalog and resource changes (see
+/// `qudag_application::mcp::context::CHANGES_TOPIC`).
+const CHANGES_TOPIC: &str = qudag_application::mcp::context::CHANGES_TOPIC;
+
+/// The notification for a change published on the bus, if `wanted(kind, uri)`.
+fn change_notification(payload: &Value, wanted: impl Fn(&str, Option<&str>) -> bool) -> Option<ServerNotification> {
+    let kind = payload.get("kind")?.as_str()?;
+    let uri = payload.get("uri").and_then(Value::as_str);
+    if !wanted(kind, uri) {
+        return None;
+    }
+    Some(match kind {
+        "tools" => ServerNotification::ToolListChangedNotification(ToolListChangedNotification::default()),
+        "prompts" => ServerNotification::PromptListChangedNotification(PromptListChangedNotification::default()),
+        "resources" => ServerNotification::ResourceListChangedNotification(ResourceListChangedNotification::default()),
+        "resource" => ServerNotification::ResourceUpdatedNotification(ResourceUpdatedNotification::new(
+            ResourceUpdatedNotificationParam::new(uri?),
+        )),
+        _ => return None,
+    })
 }
 
 fn request_context(req: &Request) -> RequestContext {
