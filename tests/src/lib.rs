@@ -30,6 +30,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// Start a server with settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(configure, None).await
+}
+
+/// Start a server serving the MCP conformance fixture, authentication off, with settings
+/// adjusted by `configure`.
+#[cfg(feature = "conformance")]
+pub async fn spawn_fixture_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(
+        |s| {
+            s.auth.require_auth = false;
+            configure(s);
+        },
+        Some(qudag_mcp::cli::Fixtures::Conformance),
+    )
+    .await
+}
+
+async fn spawn(configure: impl FnOnce(&mut Settings), fixtures: Option<qudag_mcp::cli::Fixtures>) -> TestApp {
     static LOGS: Once = Once::new();
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
@@ -43,7 +61,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.port = 0;
     settings.server.shutdown_grace_secs = 5;
     configure(&mut settings);
-    let app = App::build(settings).await.expect("the app builds");
+    let app = App::build_with(settings, fixtures).await.expect("the app builds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

@@ -566,7 +566,7 @@ impl McpEndpoint {
                         return pipeline_error(e, Some(r.id));
                     }
                     let outcome = self.engine.handle(&inbound, r.request, None).await;
-                    replies.push(final_message(r.id, Ok(outcome), false).0);
+                    replies.extend(final_message(r.id, Ok(outcome), false).map(|(m, _)| m));
                 }
                 JsonRpcMessage::Notification(n) => {
                     if let Err(e) = self.engine.notify(&inbound, n.notification).await {
@@ -614,7 +614,9 @@ impl McpEndpoint {
                     queued.push(m);
                 }
                 drop(untrack);
-                let (message, status) = final_message(id, joined.map_err(|e| e.to_string()), stateless);
+                let Some((message, status)) = final_message(id, joined, stateless) else {
+                    return Response::builder().status(StatusCode::NO_CONTENT).finish();
+                };
                 if queued.is_empty() {
                     drop(guard);
                     json_response(status, &message)
@@ -645,8 +647,9 @@ impl McpEndpoint {
                         let joined = task.await;
                         drop(untrack);
                         drop(guard);
-                        let last = final_message(id, joined.map_err(|e| e.to_string()), false).0;
-                        if let Err(e) = store.append(&pump_key, wire::encode(&last)).await {
+                        if let Some((last, _)) = final_message(id, joined, false)
+                            && let Err(e) = store.append(&pump_key, wire::encode(&last)).await
+                        {
                             tracing::error!(error = %e, "Cannot store the final SSE event");
                         }
                         let _ = store.close(&pump_key).await;
@@ -665,7 +668,7 @@ impl McpEndpoint {
                                 let joined = task.await;
                                 drop(untrack);
                                 drop(guard);
-                                Some((final_message(id, joined.map_err(|e| e.to_string()), stateless).0, None))
+                                final_message(id, joined, stateless).map(|(m, _)| (m, None))
                             }
                         }
                     },
@@ -874,13 +877,19 @@ fn is_loopback_host(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The final message for a request and the HTTP status it warrants when sent alone.
-fn final_message(
-    id: RequestId,
-    joined: Result<Result<rmcp::model::ServerResult, EngineError>, String>,
-    stateless: bool,
-) -> (ServerJsonRpcMessage, StatusCode) {
-    match joined {
+/// How a request's task ended.
+type Joined = Result<Result<rmcp::model::ServerResult, EngineError>, tokio::task::JoinError>;
+
+/// The final message for a request and the HTTP status it warrants when sent alone;
+/// `None` when the request was cancelled, which gets no response (basic/utilities/
+/// cancellation: the receiver SHOULD NOT send one).
+fn final_message(id: RequestId, joined: Joined, stateless: bool) -> Option<(ServerJsonRpcMessage, StatusCode)> {
+    if let Err(e) = &joined
+        && e.is_cancelled()
+    {
+        return None;
+    }
+    Some(match joined.map_err(|e| e.to_string()) {
         Ok(Ok(result)) => (ServerJsonRpcMessage::response(wire::shape_result(result, stateless), id), StatusCode::OK),
         Ok(Err(e)) => {
             let (message, response_status) = engine_error_message(e, Some(id), stateless);
@@ -890,7 +899,7 @@ fn final_message(
             tracing::error!(error = %e, "Request handler failed");
             (ServerJsonRpcMessage::error(ErrorData::internal_error("internal error", None), Some(id)), StatusCode::OK)
         }
-    }
+    })
 }
 
 fn engine_error_message(e: EngineError, id: Option<RequestId>, stateless: bool) -> (ServerJsonRpcMessage, StatusCode) {

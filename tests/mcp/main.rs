@@ -1,0 +1,8 @@
+//! The MCP endpoint end to end: both wire eras over real HTTP against the conformance
+//! fixture.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod client;
+mod stateful;
+mod stateless;
+mod transport;
