@@ -93,25 +93,22 @@ async fn request_metadata_is_validated_in_order() {
     .await;
     assert_eq!(status_code(r).await, (400, -32020, json!(105)));
     // Mcp-Name must match the tool, and may be base64-encoded.
-    let call = |name: &'static str| {
+    let call = || {
         json!({"jsonrpc": "2.0", "id": 106, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"text": "a"}, "_meta": meta(json!({}))}})
     };
-    let r = post(
-        &app,
-        &[("mcp-protocol-version", STATELESS), ("mcp-method", "tools/call"), ("mcp-name", "other")],
-        call("x"),
-    )
-    .await;
+    let r =
+        post(&app, &[("mcp-protocol-version", STATELESS), ("mcp-method", "tools/call"), ("mcp-name", "other")], call())
+            .await;
     assert_eq!(status_code(r).await, (400, -32020, json!(106)));
     let r = post(
         &app,
         &[("mcp-protocol-version", STATELESS), ("mcp-method", "tools/call"), ("mcp-name", "=?base64?ZWNobw==?=")],
-        call("x"),
+        call(),
     )
     .await;
     assert_eq!(r.status(), 200);
-    let r = post(&app, &[("mcp-protocol-version", STATELESS), ("mcp-method", "tools/call")], call("x")).await;
+    let r = post(&app, &[("mcp-protocol-version", STATELESS), ("mcp-method", "tools/call")], call()).await;
     assert_eq!(r.status(), 400, "Mcp-Name is required for tools/call");
     app.stop().await.unwrap();
 }
