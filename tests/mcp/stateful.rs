@@ -267,3 +267,30 @@ async fn cancelling_a_request_stops_it_without_a_response() {
     assert!(progress < 50, "the work stopped early ({progress} of 50 steps)");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn list_changes_reach_the_standalone_get_stream() {
+    let app = spawn_fixture_app(|_| {}).await;
+    let session = Session::open(&app, json!({})).await;
+    let get = app
+        .client
+        .get(app.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .header("mcp-protocol-version", STATEFUL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["content-type"], "text/event-stream");
+    let reader = tokio::spawn(read_events(get, |e| e.json()["method"] == "notifications/tools/list_changed"));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let other = Session::open(&app, json!({})).await;
+    let done = other.call(1, "tools/call", json!({"name": "test_trigger_tool_change", "arguments": {}})).await;
+    assert!(done["result"]["content"].is_array());
+    let events = reader.await.unwrap();
+    assert_eq!(events.last().unwrap().json()["method"], "notifications/tools/list_changed", "{events:?}");
+    let no_session = app.client.get(app.url("/mcp")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(no_session.status(), 405);
+    app.stop().await.unwrap();
+}

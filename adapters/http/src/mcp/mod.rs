@@ -744,8 +744,10 @@ impl McpEndpoint {
                 return sse_body(self.tail(key, last.seq, false), self.config.keep_alive);
             }
         }
-        let topic = Topic::new(format!("session/{}", session.id().as_str()));
-        let stream = match self.events.subscribe(&topic).await {
+        // The standalone stream carries change notifications: list changes, and updates of
+        // the resources this session subscribed to (as of opening the stream).
+        let subscribed = session.resource_subscriptions().clone();
+        let changes = match self.events.subscribe(&Topic::new(CHANGES_TOPIC)).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "Cannot subscribe a session stream");
@@ -756,9 +758,17 @@ impl McpEndpoint {
                 );
             }
         };
-        let events =
-            stream.filter_map(|m| async move { serde_json::from_value::<ServerJsonRpcMessage>(m.payload).ok() });
-        sse_response(events.boxed(), self.config.keep_alive)
+        let notifications = changes.filter_map(move |m| {
+            let subscribed = subscribed.clone();
+            async move {
+                let n = change_notification(&m.payload, |kind, uri| match kind {
+                    "resource" => uri.is_some_and(|u| subscribed.contains(u)),
+                    _ => true,
+                })?;
+                Some(ServerJsonRpcMessage::notification(n))
+            }
+        });
+        sse_response(notifications.boxed(), self.config.keep_alive)
     }
 
     async fn delete(&self, req: Request) -> Response {
