@@ -67,7 +67,16 @@ impl App {
     ///
     /// # Errors
     /// As [`App::build`], and when the fixture is not compiled in.
-    pub async fn build_with(settings: Settings, fixtures: Option<crate::cli::Fixtures>) -> anyhow::Result<Self> {
+    pub async fn build_with(mut settings: Settings, fixtures: Option<crate::cli::Fixtures>) -> anyhow::Result<Self> {
+        if fixtures.is_some() {
+            // Test fixtures are served on loopback only, without authentication.
+            let addr = settings.server.bind_addr()?;
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "--fixtures serves test fixtures on a loopback address only, not {addr} (QUDAG_HOST)"
+            );
+            settings.auth.require_auth = false;
+        }
         let adapters = wiring::build(&settings)?;
         let catalog = wiring::catalog(fixtures)?;
         let services = services(&settings, &adapters, catalog)?;

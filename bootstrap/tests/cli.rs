@@ -164,3 +164,16 @@ async fn a_taken_port_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("QUDAG_PORT"), "{stderr}");
 }
+
+#[test]
+fn fixtures_are_refused_off_loopback() {
+    let out = bin()
+        .args(["serve", "--fixtures", "conformance"])
+        .env("QUDAG_HOST", "0.0.0.0")
+        .env("QUDAG_PORT", "0")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback") || stderr.contains("conformance"), "{stderr}");
+}
