@@ -269,22 +269,36 @@ impl McpEndpoint {
                 }
                 self.respond(inbound, r.id, r.request).await
             }
-            JsonRpcMessage::Notification(n) => match self.engine.notify(&inbound, n.notification).await {
+            other => match self.absorb(&inbound, &session, other).await {
                 Ok(()) => accepted(),
                 Err(e) => engine_error(e, None, false).1,
             },
+        }
+    }
+
+    /// Take in a message that needs no answer: a notification, or the client's answer to
+    /// a request of ours (routed to the call waiting for it).
+    async fn absorb(
+        &self,
+        inbound: &Inbound,
+        session: &qudag_domain::session::Session,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), EngineError> {
+        match message {
+            JsonRpcMessage::Notification(n) => self.engine.notify(inbound, n.notification).await,
             JsonRpcMessage::Response(r) => {
-                if !self.engine.deliver(&session, &r.id, Ok(r.result)) {
+                if !self.engine.deliver(session, &r.id, Ok(r.result)) {
                     tracing::debug!(id = %r.id, "Client answered a request nobody waits for");
                 }
-                accepted()
+                Ok(())
             }
             JsonRpcMessage::Error(e) => {
                 if let Some(id) = &e.id {
-                    self.engine.deliver(&session, id, Err(e.error));
+                    self.engine.deliver(session, id, Err(e.error));
                 }
-                accepted()
+                Ok(())
             }
+            JsonRpcMessage::Request(_) => Ok(()),
         }
     }
 
@@ -317,12 +331,10 @@ impl McpEndpoint {
         principal: &Principal,
         raw: &str,
     ) -> Result<qudag_domain::session::Session, Response> {
-        let not_found =
-            || rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None));
-        let id = SessionId::parse(raw).map_err(|_| not_found())?;
+        let id = SessionId::parse(raw).map_err(|_| session_not_found())?;
         match self.engine.sessions().resume(ctx, &id, principal.id()).await {
             Ok(s) => Ok(s),
-            Err(SessionError::NotFound) => Err(not_found()),
+            Err(SessionError::NotFound) => Err(session_not_found()),
             Err(e) => Err(engine_error(EngineError::Session(e), None, false).1),
         }
     }
@@ -438,14 +450,7 @@ impl McpEndpoint {
         // Subscribe before acknowledging, so no change after the ack is missed.
         let changes = match self.events.subscribe(&Topic::new(CHANGES_TOPIC)).await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot subscribe to changes");
-                return rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Some(id),
-                    ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
-                );
-            }
+            Err(e) => return bus_unavailable(Some(id), &e),
         };
         let mut meta = NotificationMetaObject::new();
         meta.set_subscription_id(id.clone());
@@ -568,17 +573,9 @@ impl McpEndpoint {
                     let outcome = self.engine.handle(&inbound, r.request, None).await;
                     replies.extend(final_message(r.id, Ok(outcome), false).map(|(m, _)| m));
                 }
-                JsonRpcMessage::Notification(n) => {
-                    if let Err(e) = self.engine.notify(&inbound, n.notification).await {
-                        tracing::warn!(error = %e, "Batched notification failed");
-                    }
-                }
-                JsonRpcMessage::Response(r) => {
-                    self.engine.deliver(&session, &r.id, Ok(r.result));
-                }
-                JsonRpcMessage::Error(e) => {
-                    if let Some(id) = &e.id {
-                        self.engine.deliver(&session, id, Err(e.error));
+                other => {
+                    if let Err(e) = self.absorb(&inbound, &session, other).await {
+                        tracing::warn!(error = %e, "Batched message failed");
                     }
                 }
             }
@@ -749,14 +746,7 @@ impl McpEndpoint {
         let subscribed = session.resource_subscriptions().clone();
         let changes = match self.events.subscribe(&Topic::new(CHANGES_TOPIC)).await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot subscribe a session stream");
-                return rpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    None,
-                    ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
-                );
-            }
+            Err(e) => return bus_unavailable(None, &e),
         };
         let notifications = changes.filter_map(move |m| {
             let subscribed = subscribed.clone();
@@ -785,11 +775,7 @@ impl McpEndpoint {
             Err(e) => return pipeline_error(e, None),
         };
         let Ok(id) = SessionId::parse(raw_session) else {
-            return rpc_error(
-                StatusCode::NOT_FOUND,
-                None,
-                ErrorData::new(ErrorCode(-32001), "session not found", None),
-            );
+            return session_not_found();
         };
         match self.engine.sessions().close(&ctx, &id, principal.id()).await {
             Ok(()) => {
@@ -798,9 +784,7 @@ impl McpEndpoint {
                 }
                 Response::builder().status(StatusCode::NO_CONTENT).finish()
             }
-            Err(SessionError::NotFound) => {
-                rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
-            }
+            Err(SessionError::NotFound) => session_not_found(),
             Err(e) => engine_error(EngineError::Session(e), None, false).1,
         }
     }
@@ -855,6 +839,21 @@ fn change_notification(payload: &Value, wanted: impl Fn(&str, Option<&str>) -> b
         )),
         _ => return None,
     })
+}
+
+/// 404 for an unknown, expired or foreign session (basic/transports, "Session Management").
+fn session_not_found() -> Response {
+    rpc_error(StatusCode::NOT_FOUND, None, ErrorData::new(ErrorCode(-32001), "session not found", None))
+}
+
+/// 503 when the event bus cannot be subscribed.
+fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "Cannot subscribe to the event bus");
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
+    )
 }
 
 fn request_context(req: &Request) -> RequestContext {
