@@ -156,12 +156,13 @@ impl McpEndpoint {
         None
     }
 
-    async fn post(&self, req: Request) -> Response {
-        let headers = req.headers().clone();
-        if !headers::is_json(&headers) {
+    async fn post(&self, mut req: Request) -> Response {
+        let body = req.take_body();
+        let headers = req.headers();
+        if !headers::is_json(headers) {
             return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
         }
-        if !(headers::accepts(&headers, "application/json") && headers::accepts(&headers, "text/event-stream")) {
+        if !(headers::accepts(headers, "application/json") && headers::accepts(headers, "text/event-stream")) {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list application/json and text/event-stream");
         }
         let ctx = request_context(&req);
@@ -169,7 +170,7 @@ impl McpEndpoint {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
         };
-        let body = match req.into_body().into_bytes_limit(self.config.max_body_bytes).await {
+        let body = match body.into_bytes_limit(self.config.max_body_bytes).await {
             Ok(b) => b,
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
                 return plain(
@@ -190,20 +191,20 @@ impl McpEndpoint {
             }
         };
         if value.is_array() {
-            return self.batch(ctx, principal, &headers, value).await;
+            return self.batch(ctx, principal, headers, value).await;
         }
         let id = request_id_of(&value);
-        let session_header = headers::text(&headers, headers::SESSION_ID);
+        let session_header = headers::text(headers, headers::SESSION_ID);
         let meta_version =
             value.pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion").and_then(Value::as_str);
-        let header_version = headers::text(&headers, headers::PROTOCOL_VERSION);
+        let header_version = headers::text(headers, headers::PROTOCOL_VERSION);
         let stateless = session_header.is_none()
             && (meta_version.is_some()
                 || header_version.is_some_and(|v| !wire::is_stateful_version(v) && v != "2024-11-05"));
         if stateless {
-            self.stateless(ctx, principal, &headers, value, id).await
+            self.stateless(ctx, principal, headers, value, id).await
         } else {
-            self.stateful(ctx, principal, &headers, value, id).await
+            self.stateful(ctx, principal, headers, value, id).await
         }
     }
 
