@@ -1,0 +1,55 @@
+//! The shared port contracts, run against the Redis adapters on a real Redis.
+//!
+//! Redis comes from `QUDAG_TEST_REDIS_URL` (CI starts one); every test writes under a
+//! random key prefix, so tests never see each other's keys.
+
+use std::sync::Arc;
+
+use qudag_adapter_redis::{RedisConfig, RedisPool, RedisRateLimiter};
+use qudag_application::ports::RateLimiter;
+
+fn redis_url() -> String {
+    std::env::var("QUDAG_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the Redis contract tests")
+    })
+}
+
+fn pool() -> RedisPool {
+    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    RedisPool::new(RedisConfig::new(redis_url()).key_prefix(prefix)).expect("valid Redis URL")
+}
+
+async fn rate_limiter() -> Arc<dyn RateLimiter> {
+    Arc::new(RedisRateLimiter::new(pool()))
+}
+
+mod rate_limiter {
+    qudag_application::rate_limiter_contract!(super::rate_limiter);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_quickly() {
+    use std::time::{Duration, Instant};
+
+    use qudag_application::ports::{HealthIndicator, HealthStatus, RateLimitKey, RateLimiterError};
+    use qudag_domain::quota::{Cost, QuotaPolicy};
+
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let pool = RedisPool::new(RedisConfig::new(url)).unwrap();
+    let limiter = RedisRateLimiter::new(pool.clone());
+    let started = Instant::now();
+    let result = limiter.check(&RateLimitKey::custom("k"), &QuotaPolicy::per_minute(60, 10).unwrap(), Cost::ONE).await;
+    assert!(matches!(result, Err(RateLimiterError::Unavailable { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the command timeout");
+    assert_eq!(pool.health().await.status, HealthStatus::Down);
+}
+
+#[tokio::test]
+async fn credentials_never_appear_in_debug_output() {
+    let config = RedisConfig::new("redis://user:s3cret@127.0.0.1:6379/0");
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cret") && shown.contains("127.0.0.1:6379"), "{shown}");
+}
