@@ -31,6 +31,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The MCP endpoint.
     pub mcp: McpSettings,
+    /// Redis, for state shared by every node.
+    pub redis: RedisSettings,
 }
 
 /// Authentication of `/mcp` callers.
@@ -194,6 +196,58 @@ pub struct RateLimitSettings {
     pub max_keys: usize,
     /// `fail-open` or `fail-closed`.
     pub on_failure: FailurePolicy,
+    /// Where limiter state lives: `memory` (this process) or `redis` (shared by all nodes).
+    pub store: StateStore,
+}
+
+/// Where shared state lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateStore {
+    /// In this process.
+    #[default]
+    Memory,
+    /// In Redis (`QUDAG_REDIS_URL`), shared by every node.
+    Redis,
+}
+
+/// Redis.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: Option<String>,
+    /// Prefix of every key the server writes.
+    pub key_prefix: String,
+    /// Connections per node.
+    pub pool_size: u32,
+    /// Milliseconds a command may take before Redis counts as unavailable.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: None, key_prefix: "qudag:".into(), pool_size: 16, command_timeout_ms: 1_000 }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .finish()
+    }
+}
+
+/// A URL with any `user:password@` part replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://<credentials>@{host}"),
+        _ => url.to_owned(),
+    }
 }
 
 impl Default for RateLimitSettings {
@@ -204,6 +258,7 @@ impl Default for RateLimitSettings {
             per_user: true,
             max_keys: 100_000,
             on_failure: FailurePolicy::FailOpen,
+            store: StateStore::Memory,
         }
     }
 }
@@ -397,6 +452,59 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_RATE_LIMIT_STORE",
+        key: "rate_limit.store",
+        default: "memory",
+        help: "where rate-limit state lives: `memory` (this process) or `redis` (shared by every node; needs QUDAG_REDIS_URL and the `redis` cargo feature)",
+        apply: |s, v| {
+            s.rate_limit.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REDIS_URL",
+        key: "redis.url",
+        default: "",
+        help: "`redis://[user:password@]host:port[/db]`; credentials are never logged",
+        apply: |s, v| {
+            if !(v.starts_with("redis://") || v.starts_with("rediss://")) {
+                return Err("expected a redis:// URL".into());
+            }
+            s.redis.url = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REDIS_KEY_PREFIX",
+        key: "redis.key_prefix",
+        default: "qudag:",
+        help: "prefix of every Redis key the server writes, so several deployments or test runs can share one Redis",
+        apply: |s, v| {
+            s.redis.key_prefix = v.to_owned();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REDIS_POOL_SIZE",
+        key: "redis.pool_size",
+        default: "16",
+        help: "Redis connections per node",
+        apply: |s, v| {
+            s.redis.pool_size = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REDIS_TIMEOUT_MS",
+        key: "redis.command_timeout_ms",
+        default: "1000",
+        help: "milliseconds a Redis command may take before Redis counts as unavailable",
+        apply: |s, v| {
+            s.redis.command_timeout_ms = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_REQUIRE_AUTH",
         key: "auth.require_auth",
         default: "true",
@@ -554,6 +662,15 @@ impl Settings {
         }
         self.request_state_key_bytes()
             .map_err(|reason| ConfigError::invalid("QUDAG_REQUEST_STATE_KEY", "<redacted>", reason))?;
+        if self.rate_limit.store == StateStore::Redis && self.redis.url.is_none() {
+            return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_STORE", "redis", "needs QUDAG_REDIS_URL"));
+        }
+        if self.redis.pool_size == 0 {
+            return Err(ConfigError::invalid("QUDAG_REDIS_POOL_SIZE", 0, "must be at least 1"));
+        }
+        if self.redis.command_timeout_ms == 0 {
+            return Err(ConfigError::invalid("QUDAG_REDIS_TIMEOUT_MS", 0, "must be at least 1"));
+        }
         if s.max_sessions == 0 {
             return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
         }
@@ -592,6 +709,7 @@ impl Settings {
         if shown.mcp.request_state_key.is_some() {
             shown.mcp.request_state_key = Some("<redacted>".into());
         }
+        shown.redis.url = shown.redis.url.as_deref().map(redact_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
@@ -854,6 +972,25 @@ mod tests {
             assert_eq!(names(err.clone()), "QUDAG_REQUEST_STATE_KEY");
             assert!(!err.to_string().contains(bad), "the key is not echoed: {err}");
         }
+    }
+
+    #[test]
+    fn redis_settings_are_validated_and_credentials_hidden() {
+        let err = load(&[("QUDAG_RATE_LIMIT_STORE", "redis")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_RATE_LIMIT_STORE");
+        let err = load(&[("QUDAG_REDIS_URL", "http://x")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_REDIS_URL");
+        let s = load(&[
+            ("QUDAG_RATE_LIMIT_STORE", "redis"),
+            ("QUDAG_REDIS_URL", "redis://u:pw@127.0.0.1:6379/2"),
+            ("QUDAG_REDIS_KEY_PREFIX", "blue:"),
+        ])
+        .unwrap();
+        assert_eq!(s.rate_limit.store, StateStore::Redis);
+        assert_eq!(s.redis.key_prefix, "blue:");
+        assert!(!s.to_toml().contains("pw@") && !format!("{s:?}").contains("pw@"));
+        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<credentials>@h:1/0");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use qudag_application::ports::{
 };
 use qudag_application::usecases::Component;
 
-use crate::settings::Settings;
+use crate::settings::{Settings, StateStore};
 
 /// The adapters chosen for this process, as ports.
 pub struct Adapters {
@@ -68,6 +68,12 @@ pub enum WiringError {
         /// The feature to build with.
         feature: &'static str,
     },
+    /// The configuration is incomplete.
+    #[error("{0}")]
+    Config(&'static str),
+    /// Redis cannot be set up.
+    #[error("Redis: {0}")]
+    Redis(String),
 }
 
 /// The tools, resources and prompts to serve: the product, or a test fixture.
@@ -113,7 +119,36 @@ impl qudag_application::ports::TokenVerifier for UnconfiguredVerifier {
 /// [`WiringError::MissingFeature`] when they name an adapter not compiled in.
 pub fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    memory(settings, clock)
+    let mut adapters = memory(settings, clock)?;
+    if settings.rate_limit.store == StateStore::Redis {
+        redis_rate_limiter(settings, &mut adapters)?;
+    }
+    Ok(adapters)
+}
+
+#[cfg(feature = "redis")]
+fn redis_rate_limiter(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use qudag_adapter_redis::{RedisConfig, RedisPool, RedisRateLimiter};
+
+    let url =
+        settings.redis.url.clone().ok_or(WiringError::Config("QUDAG_RATE_LIMIT_STORE=redis needs QUDAG_REDIS_URL"))?;
+    let mut config = RedisConfig::new(url).key_prefix(settings.redis.key_prefix.clone());
+    config.pool_size = settings.redis.pool_size;
+    config.command_timeout = Duration::from_millis(settings.redis.command_timeout_ms);
+    let pool = RedisPool::new(config).map_err(|e| WiringError::Redis(e.to_string()))?;
+    adapters.limiter = Arc::new(RedisRateLimiter::new(pool.clone()));
+    // With fail-closed, an unreachable Redis refuses requests, so readiness follows it;
+    // with fail-open the server keeps serving and reports itself degraded.
+    let required = settings.rate_limit.on_failure == crate::settings::FailurePolicy::FailClosed;
+    adapters.components.retain(|c| c.name != "rate_limiter");
+    adapters.components.push(Component { name: "rate_limiter".into(), required, indicator: Arc::new(pool) });
+    adapters.maintenance.retain(|m| m.name != "rate-limit sweep");
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_rate_limiter(_settings: &Settings, _adapters: &mut Adapters) -> Result<(), WiringError> {
+    Err(WiringError::MissingFeature { what: "QUDAG_RATE_LIMIT_STORE=redis", feature: "redis" })
 }
 
 #[cfg(feature = "memory")]
