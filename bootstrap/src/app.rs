@@ -139,6 +139,12 @@ impl App {
                 allowed_origins: settings.mcp.cors_origins.clone(),
                 loopback: local_addr.ip().is_loopback(),
                 max_body_bytes: settings.mcp.max_body_bytes,
+                trusted_proxies: settings
+                    .mcp
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
+                    .collect::<anyhow::Result<_>>()?,
                 ..McpHttpConfig::default()
             },
         );
@@ -181,6 +187,10 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
             on_failure: match r.on_failure {
                 FailurePolicy::FailOpen => LimiterFailurePolicy::FailOpen,
                 FailurePolicy::FailClosed => LimiterFailurePolicy::FailClosed,
+            },
+            daily: match r.daily_quota {
+                0 => None,
+                n => Some(QuotaPolicy::new(n, std::time::Duration::from_secs(86_400), n).context("QUDAG_DAILY_QUOTA")?),
             },
         })
     };

@@ -63,11 +63,18 @@ pub struct McpSettings {
     /// Hex key (at least 32 bytes) sealing input-required request state; random per
     /// process when unset, so several nodes must share one.
     pub request_state_key: Option<String>,
+    /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for McpSettings {
     fn default() -> Self {
-        Self { cors_origins: Vec::new(), max_body_bytes: 4 * 1024 * 1024, request_state_key: None }
+        Self {
+            cors_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            request_state_key: None,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -77,6 +84,7 @@ impl fmt::Debug for McpSettings {
             .field("cors_origins", &self.cors_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_state_key", &self.request_state_key.as_ref().map(|_| "<redacted>"))
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -198,6 +206,8 @@ pub struct RateLimitSettings {
     pub on_failure: FailurePolicy,
     /// Where limiter state lives: `memory` (this process) or `redis` (shared by all nodes).
     pub store: StateStore,
+    /// Requests per authenticated principal per rolling day; 0 for none.
+    pub daily_quota: u32,
 }
 
 /// Where shared state lives.
@@ -259,6 +269,7 @@ impl Default for RateLimitSettings {
             max_keys: 100_000,
             on_failure: FailurePolicy::FailOpen,
             store: StateStore::Memory,
+            daily_quota: 0,
         }
     }
 }
@@ -448,6 +459,30 @@ pub const ENV_VARS: &[EnvVar] = &[
         apply: |s, v| {
             s.rate_limit.on_failure =
                 parse_choice(v, &[("fail-open", FailurePolicy::FailOpen), ("fail-closed", FailurePolicy::FailClosed)])?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_DAILY_QUOTA",
+        key: "rate_limit.daily_quota",
+        default: "0",
+        help: "requests each authenticated principal may make per rolling day, on top of QUDAG_RATE_LIMIT; 0 for no daily quota",
+        apply: |s, v| {
+            s.rate_limit.daily_quota = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TRUSTED_PROXIES",
+        key: "mcp.trusted_proxies",
+        default: "",
+        help: "comma-separated IP addresses or CIDR blocks of proxies whose `X-Forwarded-For` is believed (e.g. `10.0.0.0/8`); from anyone else the header is ignored",
+        apply: |s, v| {
+            let list: Vec<String> = v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+            for item in &list {
+                parse_cidr(item)?;
+            }
+            s.mcp.trusted_proxies = list;
             Ok(())
         },
     },
@@ -735,6 +770,25 @@ fn parse_host(v: &str) -> Result<IpAddr, String> {
     v.parse::<IpAddr>().map_err(|_| "expected an IP address such as 127.0.0.1, 0.0.0.0 or ::, or `localhost`".into())
 }
 
+/// An IP address or CIDR block, as (network address, prefix length).
+pub fn parse_cidr(v: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, bits) = match v.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| format!("{v:?} is not an IP address or CIDR block"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) => b
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("{v:?}: prefix length must be 0 to {max}"))?,
+    };
+    Ok((ip, bits))
+}
+
 fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String>
 where
     T::Err: fmt::Display,
@@ -991,6 +1045,16 @@ mod tests {
         assert!(!s.to_toml().contains("pw@") && !format!("{s:?}").contains("pw@"));
         assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<credentials>@h:1/0");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let s = load(&[("QUDAG_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ,::1/128")]).unwrap();
+        assert_eq!(s.mcp.trusted_proxies, vec!["10.0.0.0/8", "127.0.0.1", "::1/128"]);
+        for bad in ["10.0.0.0/33", "nope", "::1/129"] {
+            assert_eq!(names(load(&[("QUDAG_TRUSTED_PROXIES", bad)]).unwrap_err()), "QUDAG_TRUSTED_PROXIES", "{bad}");
+        }
+        assert_eq!(load(&[("QUDAG_DAILY_QUOTA", "5000")]).unwrap().rate_limit.daily_quota, 5000);
     }
 
     #[test]

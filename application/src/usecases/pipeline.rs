@@ -66,6 +66,9 @@ pub struct RateLimitSettings {
     pub per_user: bool,
     /// What to do when the limiter is unavailable.
     pub on_failure: LimiterFailurePolicy,
+    /// An optional second, long-term quota per authenticated principal (e.g. requests per
+    /// day), checked after the short-term limit passes.
+    pub daily: Option<QuotaPolicy>,
 }
 
 /// Something a caller can invoke: a tool, or an admin endpoint.
@@ -184,6 +187,11 @@ impl Pipeline {
         self.invoke(ctx, &principal, operation.as_ref(), input).await
     }
 
+    /// The short-term rate-limit policy, if rate limiting is on (for `RateLimit-Policy`).
+    pub fn rate_policy(&self) -> Option<&QuotaPolicy> {
+        self.limits.as_ref().map(|l| &l.policy)
+    }
+
     /// Stage 1: who is calling.
     ///
     /// # Errors
@@ -238,23 +246,35 @@ impl Pipeline {
                 None => RateLimitKey::custom("ip:unknown"),
             }
         };
-        match self.limiter.check(&key, &limits.policy, cost).await {
-            Ok(decision) if decision.allowed => Ok(Some(decision)),
-            Ok(decision) => {
-                self.audit(
-                    ctx,
-                    AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied)
-                        .actor(principal.id().to_string())
-                        .details(json!({
-                            "key": key.as_str(),
-                            "cost": cost.units(),
-                            "retry_after_ms": decision.retry_after.map(|d| d.as_millis()),
-                        })),
-                )
-                .await;
-                Err(PipelineError::RateLimited(decision))
+        let decision = match self.check_limit(&key, &limits.policy, cost, limits.on_failure).await? {
+            Some(d) if d.allowed => d,
+            Some(d) => return Err(self.limited(ctx, principal, &key, cost, d, "rate").await),
+            None => return Ok(None),
+        };
+        if let Some(daily) = &limits.daily
+            && !principal.id().is_anonymous()
+        {
+            let daily_key = RateLimitKey::custom(format!("day:{}", RateLimitKey::principal(principal.id())));
+            if let Some(d) = self.check_limit(&daily_key, daily, cost, limits.on_failure).await?
+                && !d.allowed
+            {
+                return Err(self.limited(ctx, principal, &daily_key, cost, d, "daily").await);
             }
-            Err(RateLimiterError::Unavailable { source }) => match limits.on_failure {
+        }
+        Ok(Some(decision))
+    }
+
+    /// One limiter decision; `None` when the limiter is down and the policy fails open.
+    async fn check_limit(
+        &self,
+        key: &RateLimitKey,
+        policy: &QuotaPolicy,
+        cost: Cost,
+        on_failure: LimiterFailurePolicy,
+    ) -> Result<Option<Decision>, PipelineError> {
+        match self.limiter.check(key, policy, cost).await {
+            Ok(decision) => Ok(Some(decision)),
+            Err(RateLimiterError::Unavailable { source }) => match on_failure {
                 LimiterFailurePolicy::FailOpen => {
                     tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
                     Ok(None)
@@ -264,6 +284,31 @@ impl Pipeline {
                 }
             },
         }
+    }
+
+    /// Audit a refusal by `quota` and build the error.
+    async fn limited(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        key: &RateLimitKey,
+        cost: Cost,
+        decision: Decision,
+        quota: &str,
+    ) -> PipelineError {
+        self.audit(
+            ctx,
+            AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied)
+                .actor(principal.id().to_string())
+                .details(json!({
+                    "quota": quota,
+                    "key": key.as_str(),
+                    "cost": cost.units(),
+                    "retry_after_ms": decision.retry_after.map(|d| d.as_millis()),
+                })),
+        )
+        .await;
+        PipelineError::RateLimited(decision)
     }
 
     /// Stages 4–6: authorize `principal` for `operation`, run it, and audit the outcome.
@@ -466,6 +511,7 @@ mod tests {
             policy: QuotaPolicy::per_minute(60, 10).unwrap(),
             per_user,
             on_failure: LimiterFailurePolicy::FailClosed,
+            daily: None,
         })
     }
 
@@ -597,6 +643,36 @@ mod tests {
             let p = Pipeline::new(auth, Arc::new(limiter), settings(per_user), audit, clock());
             p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn the_daily_quota_is_checked_after_the_short_term_limit() {
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_check().times(2).returning(|key, p, _| {
+            let allowed = !key.as_str().starts_with("day:");
+            Ok(Decision {
+                allowed,
+                limit: p.burst(),
+                remaining: 0,
+                reset_after: Duration::from_secs(60),
+                retry_after: (!allowed).then(|| Duration::from_secs(3_600)),
+            })
+        });
+        let (audit, seen) = recording_audit();
+        let limits = RateLimitSettings {
+            daily: Some(QuotaPolicy::new(1_000, Duration::from_secs(86_400), 1_000).unwrap()),
+            ..settings(true).unwrap()
+        };
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
+            Arc::new(limiter),
+            Some(limits),
+            audit,
+            clock(),
+        );
+        let err = p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap_err();
+        assert!(matches!(err, PipelineError::RateLimited(d) if d.retry_after == Some(Duration::from_secs(3_600))));
+        assert_eq!(seen.lock().unwrap()[0].details["quota"], "daily");
     }
 
     #[tokio::test]

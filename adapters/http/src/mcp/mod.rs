@@ -28,6 +28,7 @@ use qudag_application::mcp::{Era, Inbound, McpEngine};
 use qudag_application::ports::{EventBus, EventId, EventStore, StreamKey, Topic};
 use qudag_application::usecases::{PipelineError, RequestContext, SessionError};
 use qudag_domain::principal::Principal;
+use qudag_domain::quota::{Decision, QuotaPolicy};
 use qudag_domain::session::SessionId;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, GetMeta, JsonRpcMessage, NotificationMetaObject,
@@ -64,6 +65,8 @@ pub struct McpHttpConfig {
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments.
     pub keep_alive: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed, as (network, prefix length).
+    pub trusted_proxies: Vec<(IpAddr, u8)>,
 }
 
 impl Default for McpHttpConfig {
@@ -73,6 +76,7 @@ impl Default for McpHttpConfig {
             loopback: true,
             max_body_bytes: 4 << 20,
             keep_alive: Duration::from_secs(15),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -165,7 +169,7 @@ impl McpEndpoint {
         if !(headers::accepts(headers, "application/json") && headers::accepts(headers, "text/event-stream")) {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list application/json and text/event-stream");
         }
-        let ctx = request_context(&req);
+        let ctx = request_context(&req, &self.config);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -265,10 +269,13 @@ impl McpEndpoint {
                     );
                 }
                 let cost = self.engine.cost_of(&r.request, false);
-                if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
-                    return pipeline_error(e, Some(r.id));
-                }
-                self.respond(inbound, r.id, r.request).await
+                let decision = match self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+                    Ok(d) => d,
+                    Err(e) => return self.refuse(e, Some(r.id)),
+                };
+                let mut response = self.respond(inbound, r.id, r.request).await;
+                add_rate_headers(&mut response, self.engine.pipeline().rate_policy(), decision.as_ref());
+                response
             }
             other => match self.absorb(&inbound, &session, other).await {
                 Ok(()) => accepted(),
@@ -303,6 +310,17 @@ impl McpEndpoint {
         }
     }
 
+    /// The response for a request the pipeline refused, with rate-limit headers on a 429.
+    fn refuse(&self, error: PipelineError, id: Option<RequestId>) -> Response {
+        let decision = match &error {
+            PipelineError::RateLimited(d) => Some(*d),
+            _ => None,
+        };
+        let mut response = pipeline_error(error, id);
+        add_rate_headers(&mut response, self.engine.pipeline().rate_policy(), decision.as_ref());
+        response
+    }
+
     async fn initialize(
         &self,
         ctx: RequestContext,
@@ -311,7 +329,7 @@ impl McpEndpoint {
         params: rmcp::model::InitializeRequestParams,
     ) -> Response {
         if let Err(e) = self.engine.pipeline().admit(&ctx, &principal, qudag_domain::quota::Cost::ONE).await {
-            return pipeline_error(e, Some(id));
+            return self.refuse(e, Some(id));
         }
         match self.engine.initialize(&ctx, &principal, &params).await {
             Ok((session, result)) => {
@@ -437,10 +455,13 @@ impl McpEndpoint {
         };
         let inbound = Inbound { ctx, principal, era: Era::Stateless(wire::version(version)), session: None };
         let cost = self.engine.cost_of(&r.request, true);
-        if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
-            return pipeline_error(e, Some(request_id));
-        }
-        self.respond(inbound, r.id, r.request).await
+        let decision = match self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+            Ok(d) => d,
+            Err(e) => return self.refuse(e, Some(request_id)),
+        };
+        let mut response = self.respond(inbound, r.id, r.request).await;
+        add_rate_headers(&mut response, self.engine.pipeline().rate_policy(), decision.as_ref());
+        response
     }
 
     /// `subscriptions/listen` (2026-07-28 basic/patterns/subscriptions): acknowledge the
@@ -569,7 +590,7 @@ impl McpEndpoint {
                     }
                     let cost = self.engine.cost_of(&r.request, false);
                     if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
-                        return pipeline_error(e, Some(r.id));
+                        return self.refuse(e, Some(r.id));
                     }
                     let outcome = self.engine.handle(&inbound, r.request, None).await;
                     replies.extend(final_message(r.id, Ok(outcome), false).map(|(m, _)| m));
@@ -725,7 +746,7 @@ impl McpEndpoint {
         if !headers::accepts(&headers, "text/event-stream") {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list text/event-stream");
         }
-        let ctx = request_context(&req);
+        let ctx = request_context(&req, &self.config);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -770,7 +791,7 @@ impl McpEndpoint {
                 .header("allow", "POST")
                 .body("DELETE needs an Mcp-Session-Id (stateful sessions only)");
         };
-        let ctx = request_context(&req);
+        let ctx = request_context(&req, &self.config);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -857,14 +878,58 @@ fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Resp
     )
 }
 
-fn request_context(req: &Request) -> RequestContext {
+fn request_context(req: &Request, config: &McpHttpConfig) -> RequestContext {
     let request_id = req.extensions().get::<HttpRequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    let client_addr: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let client_addr =
+        peer.map(|peer| client_address(peer, headers::text(req.headers(), "x-forwarded-for"), &config.trusted_proxies));
     let bearer = headers::text(req.headers(), "authorization").and_then(|v| {
         let (scheme, token) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
     });
     RequestContext { request_id, client_addr, bearer }
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the header's
+/// left part is written by the client and cannot be believed).
+fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[(IpAddr, u8)]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| in_block(*ip, *block));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(forwarded) = forwarded else { return peer };
+    let hops: Vec<IpAddr> = forwarded.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+    hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
+}
+
+fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (IETF httpapi ratelimit-headers draft): the quota, its
+/// window, what is left and when it is full again.
+fn add_rate_headers(response: &mut Response, policy: Option<&QuotaPolicy>, decision: Option<&Decision>) {
+    let (Some(policy), Some(decision)) = (policy, decision) else { return };
+    let window = policy.tolerance_micros().div_ceil(1_000_000).max(1);
+    let reset = decision.reset_after.as_secs_f64().ceil() as u64;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";q={};w={window}", policy.burst())) {
+        headers.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={};t={reset}", decision.remaining)) {
+        headers.insert("ratelimit", v);
+    }
 }
 
 fn request_id_of(value: &Value) -> Option<RequestId> {
@@ -1050,6 +1115,25 @@ fn sse_body(frames: futures::stream::BoxStream<'static, Bytes>, keep_alive: Dura
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted = vec![("10.0.0.0".parse().unwrap(), 8), ("192.0.2.1".parse().unwrap(), 32)];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A direct client: its header is ignored.
+        assert_eq!(client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        // Through one trusted proxy.
+        assert_eq!(client_address(ip("10.1.2.3"), Some("198.51.100.7"), &trusted), ip("198.51.100.7"));
+        // A client forging a hop in front of two trusted proxies: the nearest untrusted hop wins.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 192.0.2.1"), &trusted),
+            ip("198.51.100.7")
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
+        assert!(in_block(ip("::1"), (ip("::"), 0)) && !in_block(ip("::1"), (ip("10.0.0.0"), 8)));
+    }
 
     #[test]
     fn loopback_hosts_and_origins_are_recognised() {

@@ -1,0 +1,147 @@
+//! Quotas end to end: one limit across nodes sharing Redis, and what happens when Redis
+//! goes away and comes back.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod proxy;
+
+use std::time::Duration;
+
+use qudag_tests::{TestApp, spawn_fixture_app};
+use serde_json::{Value, json};
+
+fn redis_url() -> String {
+    std::env::var("QUDAG_TEST_REDIS_URL")
+        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the quota tests"))
+}
+
+/// A node keeping its limiter in Redis at `url` under `prefix`.
+async fn node(url: &str, prefix: &str, fail_closed: bool) -> TestApp {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    spawn_fixture_app(move |s| {
+        s.rate_limit.requests_per_minute = 60;
+        s.rate_limit.burst = 5;
+        s.rate_limit.store = qudag_mcp::settings::StateStore::Redis;
+        s.rate_limit.on_failure = if fail_closed {
+            qudag_mcp::settings::FailurePolicy::FailClosed
+        } else {
+            qudag_mcp::settings::FailurePolicy::FailOpen
+        };
+        s.redis.url = Some(url);
+        s.redis.key_prefix = prefix;
+        s.redis.command_timeout_ms = 300;
+    })
+    .await
+}
+
+/// One stateless `tools/call echo`.
+async fn echo(app: &TestApp, id: u64) -> reqwest::Response {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    app.client
+        .post(app.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .body(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                     "params": {"name": "echo", "arguments": {"text": "q"}, "_meta": meta}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn prefix() -> String {
+    format!("qudag-test:{}:", uuid::Uuid::new_v4())
+}
+
+#[tokio::test]
+async fn two_nodes_enforce_one_global_limit() {
+    let prefix = prefix();
+    let a = node(&redis_url(), &prefix, false).await;
+    let b = node(&redis_url(), &prefix, false).await;
+    let mut allowed = 0;
+    let mut refused = 0;
+    for id in 0..12 {
+        let resp = echo(if id % 2 == 0 { &a } else { &b }, id).await;
+        match resp.status().as_u16() {
+            200 => {
+                allowed += 1;
+                assert!(resp.headers()["ratelimit"].to_str().unwrap().starts_with("\"default\";r="));
+            }
+            429 => {
+                refused += 1;
+                assert!(resp.headers().contains_key("retry-after"));
+                assert_eq!(resp.headers()["ratelimit-policy"], "\"default\";q=5;w=5");
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["id"], id);
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((allowed, refused), (5, 7), "a burst of 5 across both nodes, not 5 each");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_open_keeps_serving_while_redis_is_away_and_recovers() {
+    let proxy = proxy::TcpProxy::start(&redis_url()).await;
+    let app = node(&proxy.url(), &prefix(), false).await;
+    for id in 0..5 {
+        assert_eq!(echo(&app, id).await.status(), 200);
+    }
+    assert_eq!(echo(&app, 5).await.status(), 429, "the limit holds while Redis is there");
+
+    proxy.cut();
+    assert_eq!(echo(&app, 6).await.status(), 200, "fail-open: served without a limiter");
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["components"]["rate_limiter"]["status"], "down", "{health}");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(app.get("/health/ready").await.status(), 200, "still ready: the limiter is optional when failing open");
+
+    proxy.restore();
+    let back = wait_for(|| async { echo(&app, 7).await.status() == 429 }).await;
+    assert!(back, "limiting resumes by itself, with the state Redis kept");
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["status"], "up");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_closed_refuses_while_redis_is_away_and_recovers() {
+    let proxy = proxy::TcpProxy::start(&redis_url()).await;
+    let app = node(&proxy.url(), &prefix(), true).await;
+    assert_eq!(echo(&app, 1).await.status(), 200);
+    proxy.cut();
+    let refused = echo(&app, 2).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("rate_limiter"), "{body}");
+    assert_eq!(app.get("/health/ready").await.status(), 503, "fail-closed: not ready without the limiter");
+    proxy.restore();
+    assert!(wait_for(|| async { echo(&app, 3).await.status() == 200 }).await, "serving again once Redis is back");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    app.stop().await.unwrap();
+}
+
+/// Poll `check` for up to 10 s.
+async fn wait_for<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
