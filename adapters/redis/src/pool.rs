@@ -67,11 +67,46 @@ pub enum RedisError {
     Reply(String),
 }
 
+/// bb8-redis's manager, plus a broken flag set when a command fails at the connection
+/// level: bb8-redis never reports a multiplexed connection as broken, so without the flag
+/// the pool would have to `PING` on every checkout (a second round trip per command) to
+/// notice a dead connection.
+#[derive(Debug)]
+struct Manager(RedisConnectionManager);
+
+struct Connection {
+    conn: redis::aio::MultiplexedConnection,
+    broken: bool,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = redis::RedisError;
+
+    async fn connect(&self) -> Result<Connection, redis::RedisError> {
+        Ok(Connection { conn: self.0.connect().await?, broken: false })
+    }
+
+    async fn is_valid(&self, conn: &mut Connection) -> Result<(), redis::RedisError> {
+        self.0.is_valid(&mut conn.conn).await
+    }
+
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        conn.broken
+    }
+}
+
 /// A pool of Redis connections shared by the Redis adapters of one process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisPool {
-    pool: bb8::Pool<RedisConnectionManager>,
+    pool: bb8::Pool<Manager>,
     config: RedisConfig,
+}
+
+impl std::fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPool").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl RedisPool {
@@ -81,10 +116,11 @@ impl RedisPool {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(config: RedisConfig) -> Result<Self, RedisError> {
-        let manager = RedisConnectionManager::new(config.url.as_str()).map_err(RedisError::Url)?;
+        let manager = Manager(RedisConnectionManager::new(config.url.as_str()).map_err(RedisError::Url)?);
         let pool = bb8::Pool::builder()
             .max_size(config.pool_size.max(1))
             .min_idle(None)
+            .test_on_check_out(false)
             .connection_timeout(config.command_timeout)
             .build_unchecked(manager);
         Ok(Self { pool, config })
@@ -110,16 +146,26 @@ impl RedisPool {
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let timeout = self.config.command_timeout;
-        tokio::time::timeout(timeout, async {
-            let pooled = self.pool.get().await.map_err(|e| RedisError::Pool(e.to_string()))?;
-            // A multiplexed connection is a cheap handle; the pooled guard stays held until
-            // the command is done.
-            let result = command((*pooled).clone()).await.map_err(RedisError::Command);
-            drop(pooled);
-            result
-        })
-        .await
-        .map_err(|_| RedisError::Timeout(timeout))?
+        let started = tokio::time::Instant::now();
+        let mut pooled = tokio::time::timeout(timeout, self.pool.get())
+            .await
+            .map_err(|_| RedisError::Timeout(timeout))?
+            .map_err(|e| RedisError::Pool(e.to_string()))?;
+        // A multiplexed connection is a cheap handle; the pooled guard is held until the
+        // command is done, and the connection is discarded if it failed underneath us.
+        match tokio::time::timeout(timeout.saturating_sub(started.elapsed()), command(pooled.conn.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    pooled.broken = true;
+                }
+                Err(RedisError::Command(e))
+            }
+            Err(_) => {
+                pooled.broken = true;
+                Err(RedisError::Timeout(timeout))
+            }
+        }
     }
 
     /// Whether Redis answers `PING`.
