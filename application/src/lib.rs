@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod mcp;
+pub mod metrics;
 pub mod ports;
 pub mod usecases;
 

@@ -148,7 +148,12 @@ impl App {
                 ..McpHttpConfig::default()
             },
         );
-        let state = HttpState { health: services.health.clone(), version: crate::VERSION.to_owned(), mcp: Some(mcp) };
+        let state = HttpState {
+            health: services.health.clone(),
+            version: crate::VERSION.to_owned(),
+            mcp: Some(mcp),
+            metrics: services.pipeline.metrics().clone(),
+        };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();
         let signal = async move {

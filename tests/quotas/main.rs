@@ -85,6 +85,19 @@ async fn two_nodes_enforce_one_global_limit() {
         }
     }
     assert_eq!((allowed, refused), (5, 7), "a burst of 5 across both nodes, not 5 each");
+    let metrics = |app: &TestApp| {
+        let app = app.url("/metrics");
+        async move { reqwest::get(app).await.unwrap().text().await.unwrap() }
+    };
+    let (ma, mb) = (metrics(&a).await, metrics(&b).await);
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with("qudag_rate_limit_rejections_total{quota=\"rate\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(count(&ma) + count(&mb), 7, "every refusal is counted by the node that refused it");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }

@@ -12,6 +12,7 @@
 
 pub mod health;
 pub mod mcp;
+pub mod metrics;
 pub mod request_id;
 
 use std::sync::Arc;
@@ -34,26 +35,36 @@ pub struct HttpState {
     pub version: String,
     /// The MCP endpoint, mounted at `/mcp`.
     pub mcp: Option<mcp::McpEndpoint>,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<qudag_application::metrics::Metrics>,
 }
 
-/// The OpenAPI areas, combined (a tuple once there is more than one).
-pub type Apis = health::HealthApi;
+/// The OpenAPI areas, combined.
+pub type Apis = (health::HealthApi, metrics::MetricsApi);
 
 /// The OpenAPI service over every documented area.
 pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(health::HealthApi::new(state.health.clone()), API_TITLE, &state.version)
-        .description(
-            "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
+    OpenApiService::new(
+        (health::HealthApi::new(state.health.clone()), metrics::MetricsApi::new(state.metrics.clone())),
+        API_TITLE,
+        &state.version,
+    )
+    .description(
+        "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
              capabilities. This document covers the operational HTTP endpoints; the MCP \
              endpoint itself speaks JSON-RPC as the MCP specification defines.",
-        )
-        .license("MIT OR Apache-2.0")
+    )
+    .license("MIT OR Apache-2.0")
 }
 
 /// The OpenAPI document as pretty JSON, without binding a socket.
 pub fn openapi_json(version: &str) -> String {
-    let state =
-        HttpState { health: Arc::new(HealthService::new(version, Vec::new())), version: version.to_owned(), mcp: None };
+    let state = HttpState {
+        health: Arc::new(HealthService::new(version, Vec::new())),
+        version: version.to_owned(),
+        mcp: None,
+        metrics: Arc::default(),
+    };
     openapi_service(&state).spec()
 }
 
@@ -81,15 +92,19 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&openapi_json("1.2.3")).unwrap();
         assert_eq!(doc["info"]["title"], API_TITLE);
         assert_eq!(doc["info"]["version"], "1.2.3");
-        for path in ["/health", "/health/live", "/health/ready"] {
+        for path in ["/health", "/health/live", "/health/ready", "/metrics"] {
             assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
         }
     }
 
     #[tokio::test]
     async fn spec_and_docs_are_served() {
-        let state =
-            HttpState { health: Arc::new(HealthService::new("1.2.3", Vec::new())), version: "1.2.3".into(), mcp: None };
+        let state = HttpState {
+            health: Arc::new(HealthService::new("1.2.3", Vec::new())),
+            version: "1.2.3".into(),
+            mcp: None,
+            metrics: Arc::default(),
+        };
         let cli = TestClient::new(router(state));
         let resp = cli.get("/openapi.json").send().await;
         resp.assert_status_is_ok();

@@ -16,6 +16,7 @@ use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
 use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
 use serde_json::{Value, json};
 
+use crate::metrics::{Metrics, Quota};
 use crate::ports::{AuditSink, Clock, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier};
 
 /// What the transport knows about a request before the core sees it.
@@ -148,6 +149,7 @@ pub struct Pipeline {
     limits: Option<RateLimitSettings>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -165,7 +167,18 @@ impl Pipeline {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { auth, limiter, limits, audit, clock }
+        Self { auth, limiter, limits, audit, clock, metrics: Arc::new(Metrics::default()) }
+    }
+
+    /// Count into `metrics` instead of a private registry.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The counters this pipeline keeps.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Run a named operation through every stage.
@@ -212,6 +225,7 @@ impl Pipeline {
                 Err(PipelineError::Unavailable { component: "token_verifier", source })
             }
             Err(error) => {
+                self.metrics.auth_failure();
                 self.audit(
                     ctx,
                     AuditRecord::new(self.clock.now(), AuditAction::AuthFailed, Outcome::Denied)
@@ -248,7 +262,7 @@ impl Pipeline {
         };
         let decision = match self.check_limit(&key, &limits.policy, cost, limits.on_failure).await? {
             Some(d) if d.allowed => d,
-            Some(d) => return Err(self.limited(ctx, principal, &key, cost, d, "rate").await),
+            Some(d) => return Err(self.limited(ctx, principal, &key, cost, d, Quota::Rate).await),
             None => return Ok(None),
         };
         if let Some(daily) = &limits.daily
@@ -258,7 +272,7 @@ impl Pipeline {
             if let Some(d) = self.check_limit(&daily_key, daily, cost, limits.on_failure).await?
                 && !d.allowed
             {
-                return Err(self.limited(ctx, principal, &daily_key, cost, d, "daily").await);
+                return Err(self.limited(ctx, principal, &daily_key, cost, d, Quota::Daily).await);
             }
         }
         Ok(Some(decision))
@@ -274,15 +288,18 @@ impl Pipeline {
     ) -> Result<Option<Decision>, PipelineError> {
         match self.limiter.check(key, policy, cost).await {
             Ok(decision) => Ok(Some(decision)),
-            Err(RateLimiterError::Unavailable { source }) => match on_failure {
-                LimiterFailurePolicy::FailOpen => {
-                    tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
-                    Ok(None)
+            Err(RateLimiterError::Unavailable { source }) => {
+                self.metrics.limiter_error();
+                match on_failure {
+                    LimiterFailurePolicy::FailOpen => {
+                        tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
+                        Ok(None)
+                    }
+                    LimiterFailurePolicy::FailClosed => {
+                        Err(PipelineError::Unavailable { component: "rate_limiter", source })
+                    }
                 }
-                LimiterFailurePolicy::FailClosed => {
-                    Err(PipelineError::Unavailable { component: "rate_limiter", source })
-                }
-            },
+            }
         }
     }
 
@@ -294,8 +311,13 @@ impl Pipeline {
         key: &RateLimitKey,
         cost: Cost,
         decision: Decision,
-        quota: &str,
+        quota: Quota,
     ) -> PipelineError {
+        self.metrics.rate_limited(quota);
+        let quota = match quota {
+            Quota::Rate => "rate",
+            Quota::Daily => "daily",
+        };
         self.audit(
             ctx,
             AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied)
