@@ -53,3 +53,20 @@ async fn credentials_never_appear_in_debug_output() {
     let shown = format!("{config:?}");
     assert!(!shown.contains("s3cret") && shown.contains("127.0.0.1:6379"), "{shown}");
 }
+
+#[tokio::test]
+async fn limiter_keys_expire_once_the_bucket_is_full_again() {
+    use qudag_application::ports::RateLimitKey;
+    use qudag_domain::quota::{Cost, QuotaPolicy};
+
+    let pool = pool();
+    let limiter = RedisRateLimiter::new(pool.clone());
+    // One unit per second, burst 10: spending 3 leaves the key 3 s from full.
+    let policy = QuotaPolicy::per_minute(60, 10).unwrap();
+    let decision = limiter.check(&RateLimitKey::custom("ttl"), &policy, Cost::new(3)).await.unwrap();
+    assert!(decision.allowed);
+    let key = pool.key("rl:ttl");
+    let ttl_ms: i64 =
+        pool.run(|mut conn| async move { redis::cmd("PTTL").arg(key).query_async(&mut conn).await }).await.unwrap();
+    assert!((2_000..=3_001).contains(&ttl_ms), "TTL {ttl_ms} ms should be the 3 s until the bucket is full");
+}
