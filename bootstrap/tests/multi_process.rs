@@ -20,7 +20,7 @@ impl Drop for Node {
 }
 
 fn start(redis_url: &str, prefix: &str) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+    let child = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
         .args(["serve", "--fixtures", "conformance"])
         .env("QUDAG_PORT", "0")
         .env("QUDAG_LOG_FORMAT", "json")
@@ -33,7 +33,8 @@ fn start(redis_url: &str, prefix: &str) -> Node {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut node = Node { child, port: 0 };
+    let mut stdout = BufReader::new(node.child.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut line = String::new();
     while Instant::now() < deadline {
@@ -44,7 +45,8 @@ fn start(redis_url: &str, prefix: &str) -> Node {
             let addr: std::net::SocketAddr = entry["address"].as_str().unwrap().parse().unwrap();
             // Keep draining the log so the node never blocks on a full pipe.
             std::thread::spawn(move || for _ in stdout.lines() {});
-            return Node { child, port: addr.port() };
+            node.port = addr.port();
+            return node;
         }
     }
     panic!("node did not log its address in time");
