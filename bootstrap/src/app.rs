@@ -148,6 +148,8 @@ impl App {
                 ..McpHttpConfig::default()
             },
         );
+        let (draining, drain_signal) = tokio::sync::watch::channel(false);
+        let mcp = mcp.with_shutdown(drain_signal);
         let state = HttpState {
             health: services.health.clone(),
             version: crate::VERSION.to_owned(),
@@ -159,6 +161,7 @@ impl App {
         let signal = async move {
             shutdown.await;
             health.start_draining();
+            let _ = draining.send(true);
             tracing::info!(grace_secs = grace.as_secs(), "Shutting down: readiness off, draining in-flight requests");
         };
         tracing::info!(address = %local_addr, version = crate::VERSION, "Listening");

@@ -157,8 +157,8 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
         MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryRateLimiter, MemorySessionStore,
     };
 
-    /// Events the in-memory audit sink keeps for queries.
-    const AUDIT_RETAIN: usize = 100_000;
+    /// Events the in-memory audit sink keeps for queries (about 1.5 KB each).
+    const AUDIT_RETAIN: usize = 10_000;
 
     let sessions = Arc::new(MemorySessionStore::new(settings.sessions.max_sessions, clock.clone()));
     let limiter = Arc::new(MemoryRateLimiter::new(settings.rate_limit.max_keys, clock.clone()));

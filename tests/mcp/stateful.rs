@@ -294,3 +294,24 @@ async fn list_changes_reach_the_standalone_get_stream() {
     assert_eq!(no_session.status(), 405);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn open_streams_end_promptly_when_the_server_drains() {
+    let app = spawn_fixture_app(|s| s.server.shutdown_grace_secs = 20).await;
+    let session = Session::open(&app, json!({})).await;
+    let get = app
+        .client
+        .get(app.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let started = std::time::Instant::now();
+    let reader = tokio::spawn(async move { get.text().await.unwrap_or_default() });
+    app.stop().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "drained without waiting out the 20 s grace");
+    let body = reader.await.unwrap();
+    assert!(body.contains("retry: "), "the stream ends with a reconnection hint: {body:?}");
+}

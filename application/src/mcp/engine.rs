@@ -67,7 +67,7 @@ pub struct Inbound {
     /// The era.
     pub era: Era,
     /// The session (stateful era).
-    pub session: Option<Session>,
+    pub session: Option<Arc<Session>>,
 }
 
 /// Why a request failed.
@@ -382,9 +382,10 @@ impl McpEngine {
     pub async fn notify(&self, inbound: &Inbound, notification: ClientNotification) -> Result<(), EngineError> {
         match notification {
             ClientNotification::InitializedNotification(_) => {
-                if let Some(mut session) = inbound.session.clone()
+                if let Some(session) = &inbound.session
                     && !session.is_initialized()
                 {
+                    let mut session = Session::clone(session);
                     session.mark_initialized();
                     self.sessions.save(&session).await?;
                 }
@@ -424,7 +425,11 @@ impl McpEngine {
     }
 
     fn session(&self, inbound: &Inbound) -> Result<Session, ErrorData> {
-        inbound.session.clone().ok_or_else(|| ErrorData::invalid_request("this method needs a session", None))
+        inbound
+            .session
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_request("this method needs a session", None))
     }
 
     fn cacheable_list(&self, result: ListToolsResult, stateless: bool) -> ListToolsResult {

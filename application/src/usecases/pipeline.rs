@@ -414,12 +414,13 @@ impl Pipeline {
         if record.client_addr.is_none() {
             record.client_addr = ctx.client_addr.map(|a| a.to_string());
         }
-        if let Err(error) = self.audit.record(record.clone()).await {
+        let (action, actor) = (record.action, record.actor.clone());
+        if let Err(error) = self.audit.record(record).await {
             tracing::error!(
                 error = %error,
-                action = %record.action,
+                %action,
+                actor = actor.as_deref().unwrap_or("-"),
                 request_id = %ctx.request_id,
-                record = %serde_json::to_string(&record).unwrap_or_default(),
                 "Audit sink refused a record"
             );
         }

@@ -88,6 +88,7 @@ pub struct McpEndpoint {
     events: Arc<dyn EventBus>,
     store: Arc<dyn EventStore>,
     config: Arc<McpHttpConfig>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for McpEndpoint {
@@ -113,7 +114,13 @@ impl McpEndpoint {
         store: Arc<dyn EventStore>,
         config: McpHttpConfig,
     ) -> Self {
-        Self { engine, events, store, config: Arc::new(config) }
+        Self { engine, events, store, config: Arc::new(config), shutdown: tokio::sync::watch::channel(false).1 }
+    }
+
+    /// End every open SSE stream, with a reconnection hint, once `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     async fn dispatch(&self, req: Request) -> Response {
@@ -258,6 +265,7 @@ impl McpEndpoint {
             Err(response) => return response,
         };
         let version = wire::version(session.protocol_version().as_str());
+        let session = Arc::new(session);
         let inbound = Inbound { ctx, principal, era: Era::Stateful(version), session: Some(session.clone()) };
         match message {
             JsonRpcMessage::Request(r) => {
@@ -464,6 +472,23 @@ impl McpEndpoint {
         response
     }
 
+    /// An SSE response of `frames` that ends, telling the client when to reconnect, as soon
+    /// as the server starts shutting down, so draining never waits on open streams.
+    fn sse(&self, frames: futures::stream::BoxStream<'static, Bytes>) -> Response {
+        let mut shutdown = self.shutdown.clone();
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stopped.clone();
+        let until = async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        };
+        let farewell = futures::stream::once(async move {
+            stopped.load(std::sync::atomic::Ordering::SeqCst).then(|| Bytes::from_static(b"retry: 1000\n\n"))
+        })
+        .filter_map(futures::future::ready);
+        sse_body(frames.take_until(until).chain(farewell).boxed(), self.config.keep_alive)
+    }
+
     /// `subscriptions/listen` (2026-07-28 basic/patterns/subscriptions): acknowledge the
     /// subset of `filter` the server honours, then stream the matching change
     /// notifications, each tagged with the subscription id, until the client closes.
@@ -499,7 +524,7 @@ impl McpEndpoint {
             }
         });
         let stream = futures::stream::iter([ServerJsonRpcMessage::notification(ack)]).chain(notifications);
-        sse_response(stream.boxed(), self.config.keep_alive)
+        self.sse(messages_to_frames(stream.boxed()))
     }
 
     /// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations.
@@ -567,8 +592,12 @@ impl McpEndpoint {
             Value::Array(items) if !items.is_empty() => items,
             _ => return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::invalid_request("empty batch", None)),
         };
-        let inbound =
-            Inbound { ctx, principal, era: Era::Stateful(wire::version("2025-03-26")), session: Some(session.clone()) };
+        let inbound = Inbound {
+            ctx,
+            principal,
+            era: Era::Stateful(wire::version("2025-03-26")),
+            session: Some(Arc::new(session.clone())),
+        };
         let mut replies = Vec::new();
         for item in items {
             let id = request_id_of(&item);
@@ -641,7 +670,7 @@ impl McpEndpoint {
                     json_response(status, &message)
                 } else {
                     queued.push(message);
-                    sse_response(futures::stream::iter(queued).boxed(), self.config.keep_alive)
+                    self.sse(messages_to_frames(futures::stream::iter(queued).boxed()))
                 }
             }
             first = rx.recv() => {
@@ -674,7 +703,7 @@ impl McpEndpoint {
                         let _ = store.close(&pump_key).await;
                     });
                     let priming = session.protocol_version().as_str() >= "2025-11-25";
-                    return sse_body(self.tail(key, 0, priming), self.config.keep_alive);
+                    return self.sse(self.tail(key, 0, priming));
                 }
                 let head = futures::stream::iter(first);
                 let tail = futures::stream::unfold(
@@ -692,7 +721,7 @@ impl McpEndpoint {
                         }
                     },
                 );
-                sse_response(head.chain(tail).boxed(), self.config.keep_alive)
+                self.sse(messages_to_frames(head.chain(tail).boxed()))
             }
         }
     }
@@ -760,7 +789,7 @@ impl McpEndpoint {
         {
             let key = StreamKey { session: session.id().as_str().to_owned(), stream: last.stream };
             if self.store.read(&key, last.seq, Duration::ZERO).await.is_ok() {
-                return sse_body(self.tail(key, last.seq, false), self.config.keep_alive);
+                return self.sse(self.tail(key, last.seq, false));
             }
         }
         // The standalone stream carries change notifications: list changes, and updates of
@@ -780,7 +809,7 @@ impl McpEndpoint {
                 Some(ServerJsonRpcMessage::notification(n))
             }
         });
-        sse_response(notifications.boxed(), self.config.keep_alive)
+        self.sse(messages_to_frames(notifications.boxed()))
     }
 
     async fn delete(&self, req: Request) -> Response {
@@ -829,7 +858,7 @@ impl Drop for AbortGuard {
 /// Forgets a stateful request in the engine's cancellation registry when done.
 struct Untrack {
     engine: Arc<McpEngine>,
-    session: Option<qudag_domain::session::Session>,
+    session: Option<Arc<qudag_domain::session::Session>>,
     id: RequestId,
 }
 
@@ -1087,10 +1116,11 @@ fn accepted() -> Response {
     Response::builder().status(StatusCode::ACCEPTED).finish()
 }
 
-/// An SSE response of messages without event ids: one `data:` line of compact JSON each.
-fn sse_response(messages: futures::stream::BoxStream<'static, ServerJsonRpcMessage>, keep_alive: Duration) -> Response {
-    let frames = messages.map(|m| Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m))));
-    sse_body(frames.boxed(), keep_alive)
+/// SSE frames of messages without event ids: one `data:` line of compact JSON each.
+fn messages_to_frames(
+    messages: futures::stream::BoxStream<'static, ServerJsonRpcMessage>,
+) -> futures::stream::BoxStream<'static, Bytes> {
+    messages.map(|m| Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m)))).boxed()
 }
 
 /// An SSE response of ready frames, with keep-alive comments while idle.
