@@ -7,6 +7,11 @@ use qudag_mcp::cli::{Cli, Command};
 use qudag_mcp::settings::{self, FlagOverrides, Settings};
 use qudag_mcp::{App, VERSION, telemetry};
 
+// A request allocates many small, short-lived objects (JSON values, headers, futures);
+// mimalloc serves them markedly faster than the system allocator under concurrency.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for configuration errors (as for command-line usage errors).
 const EXIT_CONFIG: u8 = 2;
 

@@ -259,8 +259,13 @@ pub fn chain_hash(prev: &ChainHash, seq: u64, record: &AuditRecord) -> ChainHash
 pub fn canonical_json<T: Serialize>(value: &T) -> String {
     // Serialising plain data into a `Value` cannot fail for our record types.
     let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    canonical_json_value(&value)
+}
+
+/// [`canonical_json`] of a value that is already JSON, without copying it first.
+pub fn canonical_json_value(value: &serde_json::Value) -> String {
     let mut out = String::new();
-    write_canonical(&value, &mut out);
+    write_canonical(value, &mut out);
     out
 }
 
@@ -298,7 +303,7 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
 /// A BLAKE3 digest (hex) of a JSON value's canonical form: what the audit trail records
 /// in place of arguments that may hold secrets.
 pub fn digest_json(value: &serde_json::Value) -> String {
-    blake3::hash(canonical_json(value).as_bytes()).to_hex().to_string()
+    blake3::hash(canonical_json_value(value).as_bytes()).to_hex().to_string()
 }
 
 /// Where a chain stands: the next sequence number and the hash to link it to.

@@ -32,9 +32,36 @@ impl RequestId {
             .map_or_else(Self::generate, |v| Self(v.to_owned()))
     }
 
-    /// A fresh random id (UUID v4).
+    /// A fresh random id (UUID v4). Request ids correlate logs and audit records; they are
+    /// not secrets, so they come from a per-thread generator seeded once from the operating
+    /// system rather than from a system call per request.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        thread_local! {
+            static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+                let mut seed = [0u8; 8];
+                // Without OS entropy, fall back to the address of a stack value and the time:
+                // uniqueness within a process is what matters here.
+                if getrandom::fill(&mut seed).is_err() {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                    seed = (now.as_nanos() as u64 ^ (&seed as *const _ as u64)).to_le_bytes();
+                }
+                u64::from_le_bytes(seed) | 1
+            });
+        }
+        // SplitMix64: two outputs fill the 128 bits.
+        let next = || {
+            STATE.with(|s| {
+                let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+                s.set(z);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            })
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&next().to_le_bytes());
+        bytes[8..].copy_from_slice(&next().to_le_bytes());
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string())
     }
 }
 
@@ -125,6 +152,15 @@ mod tests {
             let id = resp.0.headers().get(HEADER).unwrap().to_str().unwrap().to_owned();
             assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} gave {id}");
             resp.assert_text(id).await;
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_unique_v4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| RequestId::generate().0).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
         }
     }
 

@@ -278,8 +278,9 @@ impl McpEngine {
                     .ok_or_else(|| ErrorData::invalid_params(format!("unknown tool: {name}"), None))?
                     .clone();
                 self.pipeline.authorize(&inbound.ctx, &inbound.principal, &name, tool.permission()).await?;
-                let arguments = r.params.arguments.unwrap_or_default();
-                let digest = digest_json(&Value::Object(arguments.clone()));
+                let arguments = Value::Object(r.params.arguments.unwrap_or_default());
+                let digest = digest_json(&arguments);
+                let Value::Object(arguments) = arguments else { unreachable!("built as an object above") };
                 let started = Instant::now();
                 let outcome = tool.call(&cx, arguments).await;
                 let error = match &outcome {
