@@ -315,3 +315,24 @@ async fn open_streams_end_promptly_when_the_server_drains() {
     let body = reader.await.unwrap();
     assert!(body.contains("retry: "), "the stream ends with a reconnection hint: {body:?}");
 }
+
+#[tokio::test]
+async fn deleting_a_session_ends_its_open_get_stream() {
+    let app = spawn_fixture_app(|_| {}).await;
+    let session = Session::open(&app, json!({})).await;
+    let get = app
+        .client
+        .get(app.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move { get.text().await.is_ok() });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let deleted = app.client.delete(app.url("/mcp")).header("mcp-session-id", &session.id).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(3), reader).await;
+    assert!(matches!(ended, Ok(Ok(true))), "the stream ended with the session");
+    app.stop().await.unwrap();
+}

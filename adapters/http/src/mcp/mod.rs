@@ -799,7 +799,14 @@ impl McpEndpoint {
             Ok(s) => s,
             Err(e) => return bus_unavailable(None, &e),
         };
-        let notifications = changes.filter_map(move |m| {
+        // A DELETE of this session (on any node) ends the stream: nothing can arrive on it
+        // any more.
+        let mine = session.id().as_str().to_owned();
+        let notifications = changes.take_while(move |m| {
+            let ended = m.payload["kind"] == "session_closed" && m.payload["session"] == mine.as_str();
+            futures::future::ready(!ended)
+        });
+        let notifications = notifications.filter_map(move |m| {
             let subscribed = subscribed.clone();
             async move {
                 let n = change_notification(&m.payload, |kind, uri| match kind {
@@ -832,6 +839,10 @@ impl McpEndpoint {
             Ok(()) => {
                 if let Err(e) = self.store.forget_session(id.as_str()).await {
                     tracing::warn!(error = %e, "Cannot drop the streams of a closed session");
+                }
+                let ended = serde_json::json!({ "kind": "session_closed", "session": id.as_str() });
+                if let Err(e) = self.events.publish(&Topic::new(CHANGES_TOPIC), ended).await {
+                    tracing::warn!(error = %e, "Cannot announce the end of a session to its streams");
                 }
                 Response::builder().status(StatusCode::NO_CONTENT).finish()
             }
