@@ -49,7 +49,7 @@ pub enum ToolResponse {
 /// A tool.
 #[async_trait]
 pub trait ToolHandler: Send + Sync + 'static {
-    /// Its definition, as listed.
+    /// Its definition, as listed. Read once, when the tool joins a catalog.
     fn tool(&self) -> Tool;
     /// The permission a caller needs.
     fn permission(&self) -> Permission;
@@ -78,7 +78,7 @@ pub enum PromptResponse {
 /// A prompt.
 #[async_trait]
 pub trait PromptHandler: Send + Sync + 'static {
-    /// Its definition, as listed.
+    /// Its definition, as listed. Read once, when the prompt joins a catalog.
     fn prompt(&self) -> Prompt;
     /// The permission a caller needs.
     fn permission(&self) -> Permission {
@@ -121,9 +121,9 @@ pub trait Completer: Send + Sync + 'static {
 pub struct Catalog {
     server_info: Implementation,
     instructions: Option<String>,
-    tools: Vec<Arc<dyn ToolHandler>>,
+    tools: Vec<(Tool, Arc<dyn ToolHandler>)>,
     tool_index: HashMap<String, usize>,
-    prompts: Vec<Arc<dyn PromptHandler>>,
+    prompts: Vec<(Prompt, Arc<dyn PromptHandler>)>,
     prompt_index: HashMap<String, usize>,
     resources: Vec<Arc<dyn ResourceProvider>>,
     completer: Option<Arc<dyn Completer>>,
@@ -169,22 +169,45 @@ impl Catalog {
 
     /// The tools offered in an era, in registration order.
     pub fn tools(&self, stateless: bool) -> impl Iterator<Item = &Arc<dyn ToolHandler>> {
-        self.tools.iter().filter(move |t| t.availability().includes(stateless))
+        self.tools.iter().map(|(_, t)| t).filter(move |t| t.availability().includes(stateless))
+    }
+
+    /// The definitions of the tools offered in an era, in registration order.
+    pub fn tool_definitions(&self, stateless: bool) -> impl Iterator<Item = &Tool> {
+        self.tools.iter().filter(move |(_, t)| t.availability().includes(stateless)).map(|(d, _)| d)
     }
 
     /// The tool called `name` in an era.
     pub fn tool(&self, name: &str, stateless: bool) -> Option<&Arc<dyn ToolHandler>> {
-        self.tool_index.get(name).map(|&i| &self.tools[i]).filter(|t| t.availability().includes(stateless))
+        self.tool_entry(name, stateless).map(|(_, t)| t)
+    }
+
+    /// The definition of the tool called `name` in an era.
+    pub fn tool_definition(&self, name: &str, stateless: bool) -> Option<&Tool> {
+        self.tool_entry(name, stateless).map(|(d, _)| d)
+    }
+
+    fn tool_entry(&self, name: &str, stateless: bool) -> Option<&(Tool, Arc<dyn ToolHandler>)> {
+        self.tool_index.get(name).map(|&i| &self.tools[i]).filter(|(_, t)| t.availability().includes(stateless))
     }
 
     /// The prompts offered in an era, in registration order.
     pub fn prompts(&self, stateless: bool) -> impl Iterator<Item = &Arc<dyn PromptHandler>> {
-        self.prompts.iter().filter(move |p| p.availability().includes(stateless))
+        self.prompts.iter().map(|(_, p)| p).filter(move |p| p.availability().includes(stateless))
+    }
+
+    /// The definitions of the prompts offered in an era, in registration order.
+    pub fn prompt_definitions(&self, stateless: bool) -> impl Iterator<Item = &Prompt> {
+        self.prompts.iter().filter(move |(_, p)| p.availability().includes(stateless)).map(|(d, _)| d)
     }
 
     /// The prompt called `name` in an era.
     pub fn prompt(&self, name: &str, stateless: bool) -> Option<&Arc<dyn PromptHandler>> {
-        self.prompt_index.get(name).map(|&i| &self.prompts[i]).filter(|p| p.availability().includes(stateless))
+        self.prompt_index
+            .get(name)
+            .map(|&i| &self.prompts[i])
+            .filter(|(_, p)| p.availability().includes(stateless))
+            .map(|(_, p)| p)
     }
 
     /// The resource providers, in registration order.
@@ -218,13 +241,14 @@ impl CatalogBuilder {
 
     /// Add a tool; a later tool with the same name replaces the earlier one in place.
     pub fn tool(mut self, handler: impl ToolHandler) -> Self {
-        let name = handler.tool().name.to_string();
-        let handler: Arc<dyn ToolHandler> = Arc::new(handler);
+        let definition = handler.tool();
+        let name = definition.name.to_string();
+        let entry: (Tool, Arc<dyn ToolHandler>) = (definition, Arc::new(handler));
         match self.catalog.tool_index.get(&name) {
-            Some(&i) => self.catalog.tools[i] = handler,
+            Some(&i) => self.catalog.tools[i] = entry,
             None => {
                 self.catalog.tool_index.insert(name, self.catalog.tools.len());
-                self.catalog.tools.push(handler);
+                self.catalog.tools.push(entry);
             }
         }
         self
@@ -232,13 +256,14 @@ impl CatalogBuilder {
 
     /// Add a prompt; a later prompt with the same name replaces the earlier one in place.
     pub fn prompt(mut self, handler: impl PromptHandler) -> Self {
-        let name = handler.prompt().name.clone();
-        let handler: Arc<dyn PromptHandler> = Arc::new(handler);
+        let definition = handler.prompt();
+        let name = definition.name.clone();
+        let entry: (Prompt, Arc<dyn PromptHandler>) = (definition, Arc::new(handler));
         match self.catalog.prompt_index.get(&name) {
-            Some(&i) => self.catalog.prompts[i] = handler,
+            Some(&i) => self.catalog.prompts[i] = entry,
             None => {
                 self.catalog.prompt_index.insert(name, self.catalog.prompts.len());
-                self.catalog.prompts.push(handler);
+                self.catalog.prompts.push(entry);
             }
         }
         self

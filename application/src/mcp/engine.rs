@@ -264,7 +264,7 @@ impl McpEngine {
             }
             ClientRequest::ListToolsRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let tools: Vec<_> = self.catalog.tools(stateless).map(|t| t.tool()).collect();
+                let tools: Vec<_> = self.catalog.tool_definitions(stateless).cloned().collect();
                 let (tools, next) = wire::page(tools, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListToolsResult::with_all_items(tools);
                 result.next_cursor = next;
@@ -305,7 +305,7 @@ impl McpEngine {
             }
             ClientRequest::ListPromptsRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let prompts: Vec<_> = self.catalog.prompts(stateless).map(|p| p.prompt()).collect();
+                let prompts: Vec<_> = self.catalog.prompt_definitions(stateless).cloned().collect();
                 let (prompts, next) = wire::page(prompts, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListPromptsResult::with_all_items(prompts);
                 result.next_cursor = next;

@@ -530,7 +530,7 @@ impl McpEndpoint {
     /// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations.
     fn check_param_headers(&self, headers: &poem::http::HeaderMap, value: &Value) -> Option<ErrorData> {
         let name = value.pointer("/params/name").and_then(Value::as_str)?;
-        let tool = self.engine.catalog().tool(name, true)?.tool();
+        let tool = self.engine.catalog().tool_definition(name, true)?;
         let properties = tool.input_schema.get("properties").and_then(Value::as_object)?;
         for (property, schema) in properties {
             let Some(header) = schema.get("x-mcp-header").and_then(Value::as_str) else { continue };
