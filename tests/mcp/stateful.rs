@@ -336,3 +336,30 @@ async fn deleting_a_session_ends_its_open_get_stream() {
     assert!(matches!(ended, Ok(Ok(true))), "the stream ended with the session");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_closed_connection_is_resumed_for_the_result() {
+    let app = spawn_fixture_app(|_| {}).await;
+    let session = Session::open(&app, json!({})).await;
+    let resp = session
+        .post(json!({"jsonrpc": "2.0", "id": 31, "method": "tools/call",
+                     "params": {"name": "test_reconnection", "arguments": {}}}))
+        .await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("retry: "), "the closed stream tells the client when to come back: {body:?}");
+    assert!(!body.contains("\"result\""), "the result is not on the closed connection: {body:?}");
+    let last_id = body.lines().find_map(|l| l.strip_prefix("id: ")).unwrap().to_owned();
+    let resumed = app
+        .client
+        .get(app.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session.id)
+        .header("last-event-id", last_id)
+        .send()
+        .await
+        .unwrap();
+    let result = response_message(resumed, 31).await;
+    assert_eq!(result["result"]["content"][0]["text"], "Reconnection test completed successfully");
+    app.stop().await.unwrap();
+}

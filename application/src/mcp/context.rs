@@ -107,6 +107,7 @@ pub struct CallContext {
     pub(crate) codec: Arc<RequestStateCodec>,
     pub(crate) binding: String,
     pub(crate) events: Option<Arc<dyn EventBus>>,
+    pub(crate) disconnect: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -221,6 +222,16 @@ impl CallContext {
         };
         if let Err(e) = events.publish(&crate::ports::Topic::new(CHANGES_TOPIC), payload).await {
             tracing::warn!(error = %e, change = ?change, "Change notification not published");
+        }
+    }
+
+    /// Close the connection carrying this request's response stream without ending the
+    /// request (2025-11-25 basic/transports: the server "MAY close the connection (without
+    /// terminating the SSE stream)"); the client resumes with `Last-Event-ID` and receives
+    /// the rest. Stateful sessions only; elsewhere nothing happens.
+    pub fn close_connection(&self) {
+        if let Some(tx) = &self.disconnect {
+            let _ = tx.send(true);
         }
     }
 

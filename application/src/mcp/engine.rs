@@ -68,6 +68,8 @@ pub struct Inbound {
     pub era: Era,
     /// The session (stateful era).
     pub session: Option<Arc<Session>>,
+    /// Set by a handler that wants the response's connection closed (stateful streams).
+    pub disconnect: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
 
 /// Why a request failed.
@@ -489,6 +491,7 @@ impl McpEngine {
             peer,
             codec: self.codec.clone(),
             events: Some(self.events.clone()),
+            disconnect: inbound.disconnect.clone(),
             binding: format!("{}|{}|{}", inbound.principal.id(), request.method(), name),
         }
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, Request, Response};
 use qudag_application::mcp::engine::EngineError;
@@ -266,7 +266,8 @@ impl McpEndpoint {
         };
         let version = wire::version(session.protocol_version().as_str());
         let session = Arc::new(session);
-        let inbound = Inbound { ctx, principal, era: Era::Stateful(version), session: Some(session.clone()) };
+        let inbound =
+            Inbound { ctx, principal, era: Era::Stateful(version), session: Some(session.clone()), disconnect: None };
         match message {
             JsonRpcMessage::Request(r) => {
                 if matches!(r.request, ClientRequest::InitializeRequest(_)) {
@@ -461,7 +462,8 @@ impl McpEndpoint {
         let JsonRpcMessage::Request(r) = message else {
             return bad(ErrorData::invalid_request("expected a request", None));
         };
-        let inbound = Inbound { ctx, principal, era: Era::Stateless(wire::version(version)), session: None };
+        let inbound =
+            Inbound { ctx, principal, era: Era::Stateless(wire::version(version)), session: None, disconnect: None };
         let cost = self.engine.cost_of(&r.request, true);
         let decision = match self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
             Ok(d) => d,
@@ -597,6 +599,7 @@ impl McpEndpoint {
             principal,
             era: Era::Stateful(wire::version("2025-03-26")),
             session: Some(Arc::new(session.clone())),
+            disconnect: None,
         };
         let mut replies = Vec::new();
         for item in items {
@@ -640,9 +643,14 @@ impl McpEndpoint {
 
     /// Run a request and answer with JSON, or with SSE once it emits anything before its
     /// final response.
-    async fn respond(&self, inbound: Inbound, id: RequestId, request: ClientRequest) -> Response {
+    async fn respond(&self, mut inbound: Inbound, id: RequestId, request: ClientRequest) -> Response {
         let stateless = inbound.era.is_stateless();
         let session = inbound.session.clone();
+        // A stateful handler may ask for its response's connection to be closed mid-call.
+        let (disconnect_tx, mut disconnect) = tokio::sync::watch::channel(false);
+        if session.is_some() {
+            inbound.disconnect = Some(Arc::new(disconnect_tx));
+        }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
         let mut task = tokio::spawn(async move { engine.handle(&inbound, request, Some(tx)).await });
@@ -654,7 +662,7 @@ impl McpEndpoint {
         // cancellation, so the work finishes.
         let guard = AbortGuard { handle: task.abort_handle(), armed: stateless };
         let untrack = Untrack { engine: self.engine.clone(), session, id: id.clone() };
-        tokio::select! {
+        let (first, close_early) = tokio::select! {
             biased;
             joined = &mut task => {
                 let mut queued = Vec::new();
@@ -667,63 +675,77 @@ impl McpEndpoint {
                 };
                 if queued.is_empty() {
                     drop(guard);
-                    json_response(status, &message)
-                } else {
-                    queued.push(message);
-                    self.sse(messages_to_frames(futures::stream::iter(queued).boxed()))
+                    return json_response(status, &message);
                 }
+                queued.push(message);
+                return self.sse(messages_to_frames(futures::stream::iter(queued).boxed()));
             }
-            first = rx.recv() => {
-                if let Some(session) = untrack.session.clone()
-                    && let Ok(stream) = self.store.open(session.id().as_str()).await
+            first = rx.recv() => (first, false),
+            Ok(()) = disconnect.wait_for(|close| *close).map(|r| r.map(|_| ())) => (None, true),
+        };
+        if let Some(session) = untrack.session.clone()
+            && let Ok(stream) = self.store.open(session.id().as_str()).await
+        {
+            // Stateful: every message goes through the event store first, so a client that
+            // loses the connection resumes with Last-Event-ID (2025-11-25 basic/transports,
+            // "Resumability and Redelivery").
+            let key = StreamKey { session: session.id().as_str().to_owned(), stream };
+            let store = self.store.clone();
+            let pump_key = key.clone();
+            tokio::spawn(async move {
+                let mut rx = rx;
+                let mut next = match first {
+                    Some(message) => Some(message),
+                    None => rx.recv().await,
+                };
+                while let Some(message) = next {
+                    if let Err(e) = store.append(&pump_key, wire::encode(&message)).await {
+                        tracing::error!(error = %e, "Cannot store an SSE event");
+                    }
+                    next = rx.recv().await;
+                }
+                let joined = task.await;
+                drop(untrack);
+                drop(guard);
+                if let Some((last, _)) = final_message(id, joined, false)
+                    && let Err(e) = store.append(&pump_key, wire::encode(&last)).await
                 {
-                    // Stateful: every message goes through the event store first, so a client
-                    // that loses the connection resumes with Last-Event-ID (2025-11-25
-                    // basic/transports, "Resumability and Redelivery").
-                    let key = StreamKey { session: session.id().as_str().to_owned(), stream };
-                    let store = self.store.clone();
-                    let pump_key = key.clone();
-                    tokio::spawn(async move {
-                        let mut rx = rx;
-                        let mut next = first;
-                        while let Some(message) = next {
-                            if let Err(e) = store.append(&pump_key, wire::encode(&message)).await {
-                                tracing::error!(error = %e, "Cannot store an SSE event");
-                            }
-                            next = rx.recv().await;
-                        }
-                        let joined = task.await;
-                        drop(untrack);
-                        drop(guard);
-                        if let Some((last, _)) = final_message(id, joined, false)
-                            && let Err(e) = store.append(&pump_key, wire::encode(&last)).await
-                        {
-                            tracing::error!(error = %e, "Cannot store the final SSE event");
-                        }
-                        let _ = store.close(&pump_key).await;
-                    });
-                    let priming = session.protocol_version().as_str() >= "2025-11-25";
-                    return self.sse(self.tail(key, 0, priming));
+                    tracing::error!(error = %e, "Cannot store the final SSE event");
                 }
-                let head = futures::stream::iter(first);
-                let tail = futures::stream::unfold(
-                    Some((rx, task, guard, untrack, id)),
-                    move |state| async move {
-                        let (mut rx, task, guard, untrack, id) = state?;
-                        match rx.recv().await {
-                            Some(m) => Some((m, Some((rx, task, guard, untrack, id)))),
-                            None => {
-                                let joined = task.await;
-                                drop(untrack);
-                                drop(guard);
-                                final_message(id, joined, stateless).map(|(m, _)| (m, None))
-                            }
+                let _ = store.close(&pump_key).await;
+            });
+            let priming = close_early || session.protocol_version().as_str() >= "2025-11-25";
+            let frames = self.tail(key, 0, priming);
+            let frames = if close_early {
+                // The priming event carries the id and retry hint to resume from.
+                frames.take(1).boxed()
+            } else {
+                frames
+                    .take_until(async move {
+                        // Only an actual request to close ends the stream early; the sender
+                        // going away with its handler is no such request.
+                        if disconnect.wait_for(|close| *close).await.is_err() {
+                            std::future::pending::<()>().await;
                         }
-                    },
-                );
-                self.sse(messages_to_frames(head.chain(tail).boxed()))
-            }
+                    })
+                    .boxed()
+            };
+            return self.sse(frames);
         }
+        let head = futures::stream::iter(first);
+        let tail = futures::stream::unfold(Some((rx, task, guard, untrack, id)), move |state| async move {
+            let (mut rx, task, guard, untrack, id) = state?;
+            match rx.recv().await {
+                Some(m) => Some((m, Some((rx, task, guard, untrack, id)))),
+                None => {
+                    let joined = task.await;
+                    drop(untrack);
+                    drop(guard);
+                    final_message(id, joined, stateless).map(|(m, _)| (m, None))
+                }
+            }
+        });
+        self.sse(messages_to_frames(head.chain(tail).boxed()))
     }
 
     /// The frames of a stored stream after `after`, following it until it closes; with
