@@ -28,9 +28,6 @@ use super::wire;
 use crate::ports::EventBus;
 use crate::usecases::{Pipeline, PipelineError, RequestContext, SessionError, SessionService};
 
-/// How long list results may be cached (2026-07-28 server/utilities/caching).
-const LIST_TTL_MS: u64 = 60_000;
-
 /// Items per page of a list result.
 pub const PAGE_SIZE: usize = 100;
 
@@ -239,7 +236,7 @@ impl McpEngine {
                 let versions = wire::all_versions();
                 let result = DiscoverResult::new(versions, self.capabilities(true))
                     .with_server_info(self.catalog.server_info().clone())
-                    .with_ttl_ms(LIST_TTL_MS)
+                    .with_ttl_ms(wire::LIST_TTL_MS)
                     .with_cache_scope(rmcp::model::CacheScope::Public);
                 Ok(ServerResult::DiscoverResult(result))
             }
@@ -270,7 +267,7 @@ impl McpEngine {
                 let (tools, next) = wire::page(tools, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListToolsResult::with_all_items(tools);
                 result.next_cursor = next;
-                Ok(ServerResult::ListToolsResult(self.cacheable_list(result, stateless)))
+                Ok(ServerResult::ListToolsResult(result))
             }
             ClientRequest::CallToolRequest(r) => {
                 let name = r.params.name.to_string();
@@ -311,7 +308,7 @@ impl McpEngine {
                 let (prompts, next) = wire::page(prompts, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListPromptsResult::with_all_items(prompts);
                 result.next_cursor = next;
-                Ok(ServerResult::ListPromptsResult(self.cacheable_prompts(result, stateless)))
+                Ok(ServerResult::ListPromptsResult(result))
             }
             ClientRequest::GetPromptRequest(r) => {
                 let name = r.params.name.clone();
@@ -336,9 +333,6 @@ impl McpEngine {
                 let (resources, next) = wire::page(resources, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourcesResult::with_all_items(resources);
                 result.next_cursor = next;
-                if stateless {
-                    result = result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public);
-                }
                 Ok(ServerResult::ListResourcesResult(result))
             }
             ClientRequest::ListResourceTemplatesRequest(r) => {
@@ -347,19 +341,13 @@ impl McpEngine {
                 let (templates, next) = wire::page(templates, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourceTemplatesResult::with_all_items(templates);
                 result.next_cursor = next;
-                if stateless {
-                    result = result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public);
-                }
                 Ok(ServerResult::ListResourceTemplatesResult(result))
             }
             ClientRequest::ReadResourceRequest(r) => {
                 let uri = r.params.uri.clone();
                 for provider in self.catalog.resource_providers() {
-                    if let Some(mut result) = provider.read(&cx, &uri).await? {
+                    if let Some(result) = provider.read(&cx, &uri).await? {
                         self.pipeline.authorize(&inbound.ctx, &inbound.principal, &uri, provider.permission()).await?;
-                        if stateless {
-                            result = result.with_ttl_ms(0).with_cache_scope(rmcp::model::CacheScope::Private);
-                        }
                         return Ok(ServerResult::ReadResourceResult(result));
                     }
                 }
@@ -433,22 +421,6 @@ impl McpEngine {
             .as_deref()
             .cloned()
             .ok_or_else(|| ErrorData::invalid_request("this method needs a session", None))
-    }
-
-    fn cacheable_list(&self, result: ListToolsResult, stateless: bool) -> ListToolsResult {
-        if stateless {
-            result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public)
-        } else {
-            result
-        }
-    }
-
-    fn cacheable_prompts(&self, result: ListPromptsResult, stateless: bool) -> ListPromptsResult {
-        if stateless {
-            result.with_ttl_ms(LIST_TTL_MS).with_cache_scope(rmcp::model::CacheScope::Public)
-        } else {
-            result
-        }
     }
 
     fn context(&self, inbound: &Inbound, request: &ClientRequest, outbox: Option<Outbox>) -> CallContext {

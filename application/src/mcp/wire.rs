@@ -18,6 +18,9 @@ use std::borrow::Cow;
 use rmcp::model::{ContentBlock, ErrorCode, ErrorData, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
 use serde_json::{Value, json};
 
+/// How long list results may be cached (2026-07-28 server/utilities/caching).
+pub const LIST_TTL_MS: u64 = 60_000;
+
 /// Versions served with the initialize handshake, oldest first.
 pub const STATEFUL_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
@@ -151,13 +154,31 @@ pub fn first_text(content: &[ContentBlock]) -> Option<String> {
     content.iter().find_map(|c| c.as_text().map(|t| t.text.clone()))
 }
 
-/// Shape a result for its era: older peers never see `resultType`, and an empty result
-/// is `{}` for them but `{"resultType":"complete"}` for 2026-07-28.
+/// Shape a result for its era: older peers never see `resultType` or cache hints, and an
+/// empty result is `{}` for them but `{"resultType":"complete"}` for 2026-07-28, whose
+/// list and read results also carry the cache hints a handler did not set
+/// (server/utilities/caching: lists public for [`LIST_TTL_MS`], reads private and
+/// immediately stale, since what a caller may read can depend on who asks).
 pub fn shape_result(mut result: ServerResult, stateless: bool) -> ServerResult {
     if stateless {
         if matches!(result, ServerResult::EmptyResult(_)) {
             return ServerResult::task_ack(());
         }
+        use rmcp::model::CacheScope;
+        let (ttl, scope, default_ttl, default_scope) = match &mut result {
+            ServerResult::ListToolsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public),
+            ServerResult::ListPromptsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public),
+            ServerResult::ListResourcesResult(r) => {
+                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public)
+            }
+            ServerResult::ListResourceTemplatesResult(r) => {
+                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public)
+            }
+            ServerResult::ReadResourceResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, 0, CacheScope::Private),
+            _ => return result,
+        };
+        ttl.get_or_insert(default_ttl);
+        scope.get_or_insert(default_scope);
     } else {
         result.strip_result_type_for_legacy_peer();
         result.strip_non_object_output_for_legacy_peer();
@@ -219,6 +240,22 @@ mod tests {
         assert!(legacy.get("resultType").is_none());
         let modern = serde_json::to_value(shape_result(tool, true)).unwrap();
         assert_eq!(modern["resultType"], "complete");
+    }
+
+    #[test]
+    fn stateless_lists_and_reads_get_cache_hints_and_older_peers_none() {
+        let list = ServerResult::ListToolsResult(rmcp::model::ListToolsResult::with_all_items(vec![]));
+        let modern = serde_json::to_value(shape_result(list.clone(), true)).unwrap();
+        assert_eq!((modern["ttlMs"].clone(), modern["cacheScope"].clone()), (json!(LIST_TTL_MS), json!("public")));
+        let legacy = serde_json::to_value(shape_result(list, false)).unwrap();
+        assert!(legacy.get("ttlMs").is_none() && legacy.get("cacheScope").is_none());
+        let read = ServerResult::ReadResourceResult(
+            rmcp::model::ReadResourceResult::new(vec![])
+                .with_ttl_ms(5)
+                .with_cache_scope(rmcp::model::CacheScope::Public),
+        );
+        let modern = serde_json::to_value(shape_result(read, true)).unwrap();
+        assert_eq!(modern["ttlMs"], 5, "a handler's own hints are kept");
     }
 
     #[test]
