@@ -414,15 +414,9 @@ impl Pipeline {
         if record.client_addr.is_none() {
             record.client_addr = ctx.client_addr.map(|a| a.to_string());
         }
-        let (action, actor) = (record.action, record.actor.clone());
+        let action = record.action;
         if let Err(error) = self.audit.record(record).await {
-            tracing::error!(
-                error = %error,
-                %action,
-                actor = actor.as_deref().unwrap_or("-"),
-                request_id = %ctx.request_id,
-                "Audit sink refused a record"
-            );
+            tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit sink refused a record");
         }
     }
 }

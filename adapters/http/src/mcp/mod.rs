@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Body, Endpoint, Request, Response};
 use qudag_application::mcp::engine::EngineError;
@@ -243,24 +243,16 @@ impl McpEndpoint {
                 return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(format!("{e}"), None));
             }
         };
-        let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
-            return match message {
-                JsonRpcMessage::Request(r) => match r.request {
-                    ClientRequest::InitializeRequest(init) => self.initialize(ctx, principal, r.id, init.params).await,
-                    _ => rpc_error(
-                        StatusCode::BAD_REQUEST,
-                        Some(r.id),
-                        ErrorData::invalid_request("Mcp-Session-Id header required: initialize first", None),
-                    ),
-                },
-                _ => rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    ErrorData::invalid_request("Mcp-Session-Id header required: initialize first", None),
-                ),
-            };
+        let message = match message {
+            JsonRpcMessage::Request(r) if headers::text(headers, headers::SESSION_ID).is_none() => match r.request {
+                ClientRequest::InitializeRequest(init) => {
+                    return self.initialize(ctx, principal, r.id, init.params).await;
+                }
+                request => JsonRpcMessage::request(request, r.id),
+            },
+            other => other,
         };
-        let session = match self.resume(&ctx, &principal, raw_session).await {
+        let session = match self.session(&ctx, &principal, headers, id, "initialize first").await {
             Ok(s) => s,
             Err(response) => return response,
         };
@@ -351,6 +343,26 @@ impl McpEndpoint {
             }
             Err(e) => engine_error(e, Some(id), false).1,
         }
+    }
+
+    /// The caller's session named by `Mcp-Session-Id`: 400 (answering `id`, saying `why`)
+    /// without the header, 404 for an unknown, expired or foreign one.
+    async fn session(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        headers: &poem::http::HeaderMap,
+        id: Option<RequestId>,
+        why: &str,
+    ) -> Result<qudag_domain::session::Session, Response> {
+        let Some(raw) = headers::text(headers, headers::SESSION_ID) else {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                ErrorData::invalid_request(format!("Mcp-Session-Id header required: {why}"), None),
+            ));
+        };
+        self.resume(ctx, principal, raw).await
     }
 
     async fn resume(
@@ -572,14 +584,10 @@ impl McpEndpoint {
         headers: &poem::http::HeaderMap,
         value: Value,
     ) -> Response {
-        let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorData::invalid_request("batches are accepted only in 2025-03-26 sessions", None),
-            );
-        };
-        let session = match self.resume(&ctx, &principal, raw_session).await {
+        let session = match self
+            .session(&ctx, &principal, headers, None, "batches are accepted only in 2025-03-26 sessions")
+            .await
+        {
             Ok(s) => s,
             Err(response) => return response,
         };
@@ -647,10 +655,11 @@ impl McpEndpoint {
         let stateless = inbound.era.is_stateless();
         let session = inbound.session.clone();
         // A stateful handler may ask for its response's connection to be closed mid-call.
-        let (disconnect_tx, mut disconnect) = tokio::sync::watch::channel(false);
-        if session.is_some() {
-            inbound.disconnect = Some(Arc::new(disconnect_tx));
-        }
+        let mut disconnect = session.as_ref().map(|_| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            inbound.disconnect = Some(Arc::new(tx));
+            rx
+        });
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
         let mut task = tokio::spawn(async move { engine.handle(&inbound, request, Some(tx)).await });
@@ -681,7 +690,7 @@ impl McpEndpoint {
                 return self.sse(messages_to_frames(futures::stream::iter(queued).boxed()));
             }
             first = rx.recv() => (first, false),
-            Ok(()) = disconnect.wait_for(|close| *close).map(|r| r.map(|_| ())) => (None, true),
+            true = closed(disconnect.as_mut()) => (None, true),
         };
         if let Some(session) = untrack.session.clone()
             && let Ok(stream) = self.store.open(session.id().as_str()).await
@@ -720,15 +729,7 @@ impl McpEndpoint {
                 // The priming event carries the id and retry hint to resume from.
                 frames.take(1).boxed()
             } else {
-                frames
-                    .take_until(async move {
-                        // Only an actual request to close ends the stream early; the sender
-                        // going away with its handler is no such request.
-                        if disconnect.wait_for(|close| *close).await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    })
-                    .boxed()
+                frames.take_until(async move { closed(disconnect.as_mut()).await }).boxed()
             };
             return self.sse(frames);
         }
@@ -872,6 +873,17 @@ impl McpEndpoint {
             Err(e) => engine_error(EngineError::Session(e), None, false).1,
         }
     }
+}
+
+/// Completes (with `true`) once a handler asks for its connection to be closed; never
+/// when there is no such signal or the handler finished without asking.
+async fn closed(signal: Option<&mut tokio::sync::watch::Receiver<bool>>) -> bool {
+    if let Some(rx) = signal
+        && rx.wait_for(|close| *close).await.is_ok()
+    {
+        return true;
+    }
+    std::future::pending().await
 }
 
 /// Aborts a request's task when the response is dropped, if armed.
