@@ -243,14 +243,7 @@ impl CatalogBuilder {
     pub fn tool(mut self, handler: impl ToolHandler) -> Self {
         let definition = handler.tool();
         let name = definition.name.to_string();
-        let entry: (Tool, Arc<dyn ToolHandler>) = (definition, Arc::new(handler));
-        match self.catalog.tool_index.get(&name) {
-            Some(&i) => self.catalog.tools[i] = entry,
-            None => {
-                self.catalog.tool_index.insert(name, self.catalog.tools.len());
-                self.catalog.tools.push(entry);
-            }
-        }
+        upsert(&mut self.catalog.tools, &mut self.catalog.tool_index, name, (definition, Arc::new(handler)));
         self
     }
 
@@ -258,14 +251,7 @@ impl CatalogBuilder {
     pub fn prompt(mut self, handler: impl PromptHandler) -> Self {
         let definition = handler.prompt();
         let name = definition.name.clone();
-        let entry: (Prompt, Arc<dyn PromptHandler>) = (definition, Arc::new(handler));
-        match self.catalog.prompt_index.get(&name) {
-            Some(&i) => self.catalog.prompts[i] = entry,
-            None => {
-                self.catalog.prompt_index.insert(name, self.catalog.prompts.len());
-                self.catalog.prompts.push(entry);
-            }
-        }
+        upsert(&mut self.catalog.prompts, &mut self.catalog.prompt_index, name, (definition, Arc::new(handler)));
         self
     }
 
@@ -284,5 +270,16 @@ impl CatalogBuilder {
     /// The catalog.
     pub fn build(self) -> Catalog {
         self.catalog
+    }
+}
+
+/// Add `entry` under `name`, or replace the entry of that name in place (keeping list order).
+fn upsert<T>(entries: &mut Vec<T>, index: &mut HashMap<String, usize>, name: String, entry: T) {
+    match index.get(&name) {
+        Some(&i) => entries[i] = entry,
+        None => {
+            index.insert(name, entries.len());
+            entries.push(entry);
+        }
     }
 }
