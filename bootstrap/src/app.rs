@@ -12,7 +12,7 @@ use qudag_adapter_http::{HttpState, router};
 use qudag_application::mcp::{Catalog, McpEngine};
 use qudag_application::ports::AuditSink;
 use qudag_application::usecases::{
-    AuthMode, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
+    AuthMode, AuthzExplainer, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
 };
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
 use qudag_domain::principal::Principal;
@@ -36,6 +36,8 @@ pub struct Services {
     pub sessions: Arc<SessionService>,
     /// The MCP engine.
     pub engine: Arc<McpEngine>,
+    /// Authorization decisions, explained.
+    pub explainer: AuthzExplainer,
 }
 
 /// A server, bound and ready to run.
@@ -67,17 +69,26 @@ impl App {
     ///
     /// # Errors
     /// As [`App::build`], and when the fixture is not compiled in.
-    pub async fn build_with(mut settings: Settings, fixtures: Option<crate::cli::Fixtures>) -> anyhow::Result<Self> {
+    pub async fn build_with(settings: Settings, fixtures: Option<crate::cli::Fixtures>) -> anyhow::Result<Self> {
         if fixtures.is_some() {
-            // Test fixtures are served on loopback only, without authentication.
+            // Test fixtures are served on loopback only.
             let addr = settings.server.bind_addr()?;
             anyhow::ensure!(
                 addr.ip().is_loopback(),
                 "--fixtures serves test fixtures on a loopback address only, not {addr} (QUDAG_HOST)"
             );
-            settings.auth.require_auth = false;
         }
         let adapters = wiring::build(&settings)?;
+        if let Some(verifier) = &adapters.verifier {
+            match verifier.warm_up().await {
+                Ok(keys) => tracing::info!(issuer = verifier.issuer(), keys, "Token verifier ready"),
+                Err(error) => tracing::warn!(
+                    issuer = verifier.issuer(),
+                    %error,
+                    "The issuer's signing keys cannot be loaded yet; readiness fails until they can"
+                ),
+            }
+        }
         let catalog = wiring::catalog(fixtures)?;
         let services = services(&settings, &adapters, catalog)?;
         let addr = settings.server.bind_addr()?;
@@ -131,6 +142,12 @@ impl App {
             });
         }
 
+        let mcp_trusted: Vec<(std::net::IpAddr, u8)> = settings
+            .mcp
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?;
         let mcp = McpEndpoint::new(
             services.engine.clone(),
             adapters.events.clone(),
@@ -139,22 +156,33 @@ impl App {
                 allowed_origins: settings.mcp.cors_origins.clone(),
                 loopback: local_addr.ip().is_loopback(),
                 max_body_bytes: settings.mcp.max_body_bytes,
-                trusted_proxies: settings
-                    .mcp
-                    .trusted_proxies
-                    .iter()
-                    .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
-                    .collect::<anyhow::Result<_>>()?,
+                trusted_proxies: mcp_trusted.clone(),
+                public_url: settings.mcp.public_url.clone(),
                 ..McpHttpConfig::default()
             },
         );
         let (draining, drain_signal) = tokio::sync::watch::channel(false);
         let mcp = mcp.with_shutdown(drain_signal);
+        let origin = qudag_adapter_http::auth::PublicOrigin {
+            configured: settings.mcp.public_url.clone(),
+            trusted_proxies: mcp_trusted.clone(),
+        };
         let state = HttpState {
             health: services.health.clone(),
             version: crate::VERSION.to_owned(),
             mcp: Some(mcp),
             metrics: services.pipeline.metrics().clone(),
+            oauth: qudag_adapter_http::auth::OAuthApi {
+                issuer: adapters.verifier.as_ref().map(|v| v.issuer().to_owned()),
+                origin: origin.clone(),
+            },
+            admin: Some(qudag_adapter_http::admin::AdminState {
+                pipeline: services.pipeline.clone(),
+                explainer: services.explainer.clone(),
+                roles_claim: qudag_domain::principal::RolesClaim::new(settings.auth.roles_claim.clone()),
+                origin,
+                trusted_proxies: mcp_trusted,
+            }),
         };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();
@@ -202,12 +230,8 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
             },
         })
     };
-    let auth = if settings.auth.require_auth {
-        tracing::warn!(
-            "Authentication is required but no token verifier is configured: every /mcp request will be refused \
-             with 401 (set QUDAG_REQUIRE_AUTH=false for local use)"
-        );
-        AuthMode::Required(Arc::new(wiring::UnconfiguredVerifier))
+    let auth = if let Some(verifier) = &adapters.verifier {
+        AuthMode::Required(verifier.clone())
     } else {
         tracing::warn!("Authentication is off (QUDAG_REQUIRE_AUTH=false): every caller of /mcp acts as admin");
         AuthMode::Disabled(Principal::anonymous([Role::Admin]))
@@ -230,11 +254,13 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
             key
         }
     };
+    let catalog = Arc::new(catalog);
+    let explainer = AuthzExplainer::new(catalog.clone());
     let engine = Arc::new(
-        McpEngine::new(Arc::new(catalog), pipeline.clone(), sessions.clone(), adapters.events.clone(), state_key)
+        McpEngine::new(catalog, pipeline.clone(), sessions.clone(), adapters.events.clone(), state_key)
             .map_err(anyhow::Error::msg)?,
     );
-    Ok(Services { health, pipeline, sessions, engine })
+    Ok(Services { health, pipeline, sessions, engine, explainer })
 }
 
 async fn record(audit: &dyn AuditSink, record: AuditRecord) {

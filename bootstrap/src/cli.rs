@@ -51,6 +51,8 @@ impl From<&OverrideArgs> for FlagOverrides {
             port: a.port.clone(),
             log_level: a.log_level.clone(),
             log_format: a.log_format.clone(),
+            dev_mode: false,
+            fixtures: false,
         }
     }
 }
@@ -60,6 +62,8 @@ impl From<&OverrideArgs> for FlagOverrides {
 pub enum Fixtures {
     /// The MCP conformance suite's fixtures.
     Conformance,
+    /// One probe tool per permission, for authorization tests.
+    Authz,
 }
 
 /// The subcommands.
@@ -72,6 +76,28 @@ pub enum Command {
         /// resources and prompts, plus an `echo` tool for benchmarks.
         #[arg(long, value_enum, value_name = "FIXTURE")]
         fixtures: Option<Fixtures>,
+        /// Developer mode: trust tokens signed by a local key (created on first use at
+        /// QUDAG_DEV_KEY_PATH) instead of an authorization server. Loopback only. Mint
+        /// tokens with `qudag-mcp dev-token`.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Print an access token for a server running with `serve --dev`: signed by the local
+    /// developer key, for the developer audience (QUDAG_OAUTH2_AUDIENCE, else
+    /// `qudag-mcp-dev`).
+    DevToken {
+        /// Role(s) to grant: admin, developer, operator, auditor, readonly.
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// Space-separated scopes (default: every scope the roles can use).
+        #[arg(long)]
+        scope: Option<String>,
+        /// The token's subject (default: `dev-<first role>`).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
     },
     /// Print the OpenAPI document of the HTTP endpoints (no socket is bound).
     Openapi {

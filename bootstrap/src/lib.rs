@@ -6,11 +6,13 @@
 
 pub mod app;
 pub mod cli;
+pub mod dev;
 pub mod settings;
 pub mod telemetry;
 pub mod wiring;
 
 pub use app::App;
+pub use qudag_adapter_oauth::install_crypto_provider;
 pub use settings::Settings;
 
 /// The server's version, from the crate.

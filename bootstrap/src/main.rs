@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    qudag_mcp::install_crypto_provider();
     let cli = Cli::parse();
     match &cli.command {
         Command::Openapi { output } => openapi(output.as_deref()),
@@ -29,19 +30,47 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Serve { fixtures } => match load(&cli) {
-            Ok(settings) => serve(settings, *fixtures),
-            Err(code) => code,
-        },
+        Command::Serve { fixtures, dev } => {
+            let flags =
+                FlagOverrides { dev_mode: *dev, fixtures: fixtures.is_some(), ..FlagOverrides::from(&cli.overrides) };
+            match load_with(&cli, &flags) {
+                Ok(settings) => serve(settings, *fixtures),
+                Err(code) => code,
+            }
+        }
+        Command::DevToken { roles, scope, subject, ttl_secs } => {
+            let flags = FlagOverrides { dev_mode: true, ..FlagOverrides::from(&cli.overrides) };
+            match load_with(&cli, &flags) {
+                Ok(settings) => dev_token(&settings, roles, scope.as_deref(), subject.as_deref(), *ttl_secs),
+                Err(code) => code,
+            }
+        }
     }
 }
 
 fn load(cli: &Cli) -> Result<Settings, ExitCode> {
+    load_with(cli, &FlagOverrides::from(&cli.overrides))
+}
+
+fn load_with(cli: &Cli, flags: &FlagOverrides) -> Result<Settings, ExitCode> {
     let path = settings::config_path(cli.config.clone(), std::env::vars());
-    Settings::load(path.as_deref(), std::env::vars(), &FlagOverrides::from(&cli.overrides)).map_err(|error| {
+    Settings::load(path.as_deref(), std::env::vars(), flags).map_err(|error| {
         eprintln!("error: {error}");
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+fn dev_token(settings: &Settings, roles: &[String], scope: Option<&str>, subject: Option<&str>, ttl: u64) -> ExitCode {
+    match qudag_mcp::dev::token(settings, roles, scope, subject, ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 fn openapi(output: Option<&std::path::Path>) -> ExitCode {

@@ -35,19 +35,102 @@ pub struct Settings {
     pub redis: RedisSettings,
 }
 
-/// Authentication of `/mcp` callers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Authentication of `/mcp` and admin callers: the OAuth 2.0 resource server.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Require a bearer token on every `/mcp` request.
     pub require_auth: bool,
     /// Allow `require_auth = false` on a non-loopback address (never in production).
     pub allow_unauthenticated_network: bool,
+    /// The authorization server's issuer identifier; its metadata is discovered from it.
+    pub issuer_url: Option<String>,
+    /// Our audience (RFC 8707 resource): tokens must name it in `aud`.
+    pub audience: Option<String>,
+    /// The JWKS URL, when it should not be discovered.
+    pub jwks_url: Option<String>,
+    /// RFC 7662 introspection endpoint, for opaque tokens.
+    pub introspection_url: Option<String>,
+    /// Our client id at the authorization server (introspection).
+    pub client_id: Option<String>,
+    /// Our client secret (introspection).
+    pub client_secret: Option<String>,
+    /// Shared secret for HS256/384/512 tokens; HMAC tokens are refused without one.
+    pub hmac_secret: Option<String>,
+    /// Where tokens carry roles (`roles`, `realm_access.roles`, a namespaced claim).
+    pub roles_claim: String,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`, seconds (at most 60).
+    pub leeway_secs: u64,
+    /// How long a fetched JWKS is used, seconds.
+    pub jwks_cache_secs: u64,
+    /// Least seconds between JWKS refetches caused by unknown key ids.
+    pub jwks_min_refresh_secs: u64,
+    /// Longest token accepted, bytes.
+    pub max_token_bytes: usize,
+    /// Verified tokens remembered until they expire.
+    pub token_cache_size: usize,
+    /// Oldest DPoP proof accepted, seconds.
+    pub dpop_max_age_secs: u64,
+    /// Extra CA certificates (PEM file) trusted for the authorization server.
+    pub ca_path: Option<PathBuf>,
+    /// Developer mode: trust tokens signed by the local developer key (`serve --dev`).
+    pub dev_mode: bool,
+    /// The developer key file, shared by `serve --dev` and `dev-token`.
+    pub dev_key_path: Option<PathBuf>,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { require_auth: true, allow_unauthenticated_network: false }
+        Self {
+            require_auth: true,
+            allow_unauthenticated_network: false,
+            issuer_url: None,
+            audience: None,
+            jwks_url: None,
+            introspection_url: None,
+            client_id: None,
+            client_secret: None,
+            hmac_secret: None,
+            roles_claim: "roles".into(),
+            leeway_secs: 30,
+            jwks_cache_secs: 300,
+            jwks_min_refresh_secs: 10,
+            max_token_bytes: 8 * 1024,
+            token_cache_size: 10_000,
+            dpop_max_age_secs: 300,
+            ca_path: None,
+            dev_mode: false,
+            dev_key_path: None,
+        }
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("require_auth", &self.require_auth)
+            .field("issuer_url", &self.issuer_url)
+            .field("audience", &self.audience)
+            .field("jwks_url", &self.jwks_url)
+            .field("introspection_url", &self.introspection_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<redacted>"))
+            .field("roles_claim", &self.roles_claim)
+            .field("dev_mode", &self.dev_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthSettings {
+    /// The audience developer-mode tokens are made for.
+    pub fn dev_audience(&self) -> String {
+        self.audience.clone().unwrap_or_else(|| "qudag-mcp-dev".into())
+    }
+
+    /// The developer key file.
+    pub fn dev_key_file(&self) -> PathBuf {
+        self.dev_key_path.clone().unwrap_or_else(|| std::env::temp_dir().join("qudag-mcp-dev.key"))
     }
 }
 
@@ -65,6 +148,9 @@ pub struct McpSettings {
     pub request_state_key: Option<String>,
     /// Proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// The server's external base URL (e.g. `https://mcp.example.com`), for the
+    /// protected-resource metadata and DPoP; derived from each request when unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for McpSettings {
@@ -74,6 +160,7 @@ impl Default for McpSettings {
             max_body_bytes: 4 * 1024 * 1024,
             request_state_key: None,
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -85,6 +172,7 @@ impl fmt::Debug for McpSettings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_state_key", &self.request_state_key.as_ref().map(|_| "<redacted>"))
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -560,6 +648,176 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_OAUTH2_ISSUER_URL",
+        key: "auth.issuer_url",
+        default: "",
+        help: "the authorization server's issuer identifier (exact `iss`); its JWKS is found by OpenID Connect / RFC 8414 discovery; `https` required except on loopback; required when authentication is on",
+        apply: |s, v| {
+            s.auth.issuer_url = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_AUDIENCE",
+        key: "auth.audience",
+        default: "",
+        help: "our audience (RFC 8707 resource): a token's `aud` must contain it, e.g. the public MCP URL `https://mcp.example.com/mcp` or an API identifier; required when authentication is on",
+        apply: |s, v| {
+            s.auth.audience = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_JWKS_URL",
+        key: "auth.jwks_url",
+        default: "",
+        help: "the issuer's JWKS URL, when it should not be discovered from QUDAG_OAUTH2_ISSUER_URL",
+        apply: |s, v| {
+            s.auth.jwks_url = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_INTROSPECTION_URL",
+        key: "auth.introspection_url",
+        default: "",
+        help: "RFC 7662 introspection endpoint for opaque (non-JWT) tokens; needs QUDAG_OAUTH2_CLIENT_ID and QUDAG_OAUTH2_CLIENT_SECRET",
+        apply: |s, v| {
+            s.auth.introspection_url = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_CLIENT_ID",
+        key: "auth.client_id",
+        default: "",
+        help: "this server's client id at the authorization server, for introspection",
+        apply: |s, v| {
+            s.auth.client_id = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_CLIENT_SECRET",
+        key: "auth.client_secret",
+        default: "",
+        help: "this server's client secret, for introspection (never logged)",
+        apply: |s, v| {
+            s.auth.client_secret = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_HMAC_SECRET",
+        key: "auth.hmac_secret",
+        default: "",
+        help: "shared secret (at least 32 bytes) for HS256/384/512 tokens; without it HMAC-signed tokens are refused (never logged)",
+        apply: |s, v| {
+            s.auth.hmac_secret = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_ROLES_CLAIM",
+        key: "auth.roles_claim",
+        default: "roles",
+        help: "the claim holding role names: a top-level claim (`roles`, or a namespaced one such as `https://qudag.example/roles`), else a dotted path (`realm_access.roles` for Keycloak)",
+        apply: |s, v| {
+            s.auth.roles_claim = v.trim().to_owned();
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_LEEWAY_SECS",
+        key: "auth.leeway_secs",
+        default: "30",
+        help: "clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (0-60)",
+        apply: |s, v| {
+            s.auth.leeway_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_JWKS_CACHE_SECS",
+        key: "auth.jwks_cache_secs",
+        default: "300",
+        help: "seconds a fetched JWKS is used before it is fetched again (a token with an unknown `kid` refetches sooner)",
+        apply: |s, v| {
+            s.auth.jwks_cache_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_JWKS_MIN_REFRESH_SECS",
+        key: "auth.jwks_min_refresh_secs",
+        default: "10",
+        help: "least seconds between two JWKS refetches caused by unknown `kid`s, so made-up key ids cannot flood the issuer",
+        apply: |s, v| {
+            s.auth.jwks_min_refresh_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_MAX_TOKEN_BYTES",
+        key: "auth.max_token_bytes",
+        default: "8192",
+        help: "longest access token accepted, in bytes; longer ones are refused before parsing",
+        apply: |s, v| {
+            s.auth.max_token_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_TOKEN_CACHE_SIZE",
+        key: "auth.token_cache_size",
+        default: "10000",
+        help: "verified tokens remembered (by digest) until they expire, so a busy client is not re-verified per request; 0 turns the cache off",
+        apply: |s, v| {
+            s.auth.token_cache_size = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_DPOP_MAX_AGE_SECS",
+        key: "auth.dpop_max_age_secs",
+        default: "300",
+        help: "oldest DPoP proof (`iat`) accepted for a DPoP-bound token, in seconds",
+        apply: |s, v| {
+            s.auth.dpop_max_age_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_CA_PATH",
+        key: "auth.ca_path",
+        default: "",
+        help: "PEM file of extra CA certificates trusted for the authorization server (besides the system roots)",
+        apply: |s, v| {
+            s.auth.ca_path = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_DEV_KEY_PATH",
+        key: "auth.dev_key_path",
+        default: "(temp dir)/qudag-mcp-dev.key",
+        help: "the developer-mode signing key shared by `serve --dev` and `dev-token` (created on first use, mode 0600)",
+        apply: |s, v| {
+            s.auth.dev_key_path = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_PUBLIC_URL",
+        key: "mcp.public_url",
+        default: "",
+        help: "the server's external base URL (e.g. `https://mcp.example.com`), used in the protected-resource metadata and for DPoP `htu`; derived from each request's Host (and a trusted proxy's X-Forwarded-Proto/-Host) when unset",
+        apply: |s, v| {
+            s.mcp.public_url = non_empty(v).map(|u| u.trim_end_matches('/').to_owned());
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_CORS_ORIGINS",
         key: "mcp.cors_origins",
         default: "",
@@ -602,6 +860,10 @@ pub struct FlagOverrides {
     pub log_level: Option<String>,
     /// `--log-format`
     pub log_format: Option<String>,
+    /// `serve --dev` / `dev-token`: developer mode (local signing key).
+    pub dev_mode: bool,
+    /// `serve --fixtures`: test fixtures, served without authentication.
+    pub fixtures: bool,
 }
 
 impl Settings {
@@ -637,6 +899,12 @@ impl Settings {
                 let var = ENV_VARS.iter().find(|v| v.name == var_name).expect("every flag mirrors a declared variable");
                 (var.apply)(&mut settings, value).map_err(|reason| ConfigError::invalid(flag, value, reason))?;
             }
+        }
+        if flags.fixtures {
+            settings.auth.require_auth = false;
+        }
+        if flags.dev_mode {
+            settings.auth.dev_mode = true;
         }
         settings.validate()?;
         Ok(settings)
@@ -692,6 +960,7 @@ impl Settings {
                 ),
             ));
         }
+        self.validate_auth()?;
         if self.mcp.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("QUDAG_MAX_BODY_BYTES", self.mcp.max_body_bytes, "must be at least 1024"));
         }
@@ -721,6 +990,89 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if a.leeway_secs > 60 {
+            return Err(ConfigError::invalid("QUDAG_OAUTH2_LEEWAY_SECS", a.leeway_secs, "must be at most 60"));
+        }
+        if a.jwks_cache_secs == 0 {
+            return Err(ConfigError::invalid("QUDAG_OAUTH2_JWKS_CACHE_SECS", 0, "must be at least 1"));
+        }
+        if a.max_token_bytes < 256 {
+            return Err(ConfigError::invalid(
+                "QUDAG_OAUTH2_MAX_TOKEN_BYTES",
+                a.max_token_bytes,
+                "must be at least 256",
+            ));
+        }
+        if a.dpop_max_age_secs == 0 {
+            return Err(ConfigError::invalid("QUDAG_OAUTH2_DPOP_MAX_AGE_SECS", 0, "must be at least 1"));
+        }
+        if a.roles_claim.is_empty() {
+            return Err(ConfigError::invalid("QUDAG_OAUTH2_ROLES_CLAIM", "", "must name a claim"));
+        }
+        if let Some(secret) = &a.hmac_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::invalid(
+                "QUDAG_OAUTH2_HMAC_SECRET",
+                "<redacted>",
+                format!("must be at least 32 bytes, got {}", secret.len()),
+            ));
+        }
+        if let Some(url) = &self.mcp.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::invalid("QUDAG_PUBLIC_URL", url, "must be an absolute http(s) URL"));
+        }
+        if a.dev_mode {
+            let addr = self.server.bind_addr()?;
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError::invalid(
+                    "QUDAG_HOST",
+                    &self.server.host,
+                    "--dev serves on a loopback address only (its signing key sits in a local file)",
+                ));
+            }
+            return Ok(());
+        }
+        if !a.require_auth {
+            return Ok(());
+        }
+        let Some(issuer) = &a.issuer_url else {
+            return Err(ConfigError::invalid(
+                "QUDAG_OAUTH2_ISSUER_URL",
+                "",
+                "is required while authentication is on (QUDAG_REQUIRE_AUTH=true); for local development use `qudag-mcp serve --dev`",
+            ));
+        };
+        qudag_adapter_oauth::secure_url("issuer", issuer)
+            .map_err(|e| ConfigError::invalid("QUDAG_OAUTH2_ISSUER_URL", issuer, e.reason))?;
+        if a.audience.is_none() {
+            return Err(ConfigError::invalid(
+                "QUDAG_OAUTH2_AUDIENCE",
+                "",
+                "is required while authentication is on: the audience (RFC 8707 resource) tokens must be issued for",
+            ));
+        }
+        for (name, url) in
+            [("QUDAG_OAUTH2_JWKS_URL", &a.jwks_url), ("QUDAG_OAUTH2_INTROSPECTION_URL", &a.introspection_url)]
+        {
+            if let Some(u) = url {
+                qudag_adapter_oauth::secure_url("URL", u).map_err(|e| ConfigError::invalid(name, u, e.reason))?;
+            }
+        }
+        if a.introspection_url.is_some() {
+            if a.client_id.is_none() {
+                return Err(ConfigError::invalid("QUDAG_OAUTH2_CLIENT_ID", "", "is required for introspection"));
+            }
+            if a.client_secret.is_none() {
+                return Err(ConfigError::invalid("QUDAG_OAUTH2_CLIENT_SECRET", "", "is required for introspection"));
+            }
+        }
+        Ok(())
+    }
+
     /// The request-state key's bytes, if one is configured.
     ///
     /// # Errors
@@ -745,6 +1097,11 @@ impl Settings {
             shown.mcp.request_state_key = Some("<redacted>".into());
         }
         shown.redis.url = shown.redis.url.as_deref().map(redact_url);
+        for secret in [&mut shown.auth.client_secret, &mut shown.auth.hmac_secret] {
+            if secret.is_some() {
+                *secret = Some("<redacted>".into());
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
@@ -796,6 +1153,11 @@ where
     v.parse::<T>().map_err(|e| format!("expected a whole number: {e}"))
 }
 
+fn non_empty(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
 fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -845,8 +1207,73 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
+    const ISSUER: (&str, &str) = ("QUDAG_OAUTH2_ISSUER_URL", "https://issuer.example");
+    const AUDIENCE: (&str, &str) = ("QUDAG_OAUTH2_AUDIENCE", "https://mcp.example/mcp");
+
+    /// Load `pairs` over an issuer and audience (authentication is on by default).
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::load(None, env(pairs), &FlagOverrides::default())
+        let mut all: Vec<(&str, &str)> =
+            [ISSUER, AUDIENCE].into_iter().filter(|(k, _)| !pairs.iter().any(|(p, _)| p == k)).collect();
+        all.extend_from_slice(pairs);
+        Settings::load(None, env(&all), &FlagOverrides::default())
+    }
+
+    fn with_issuer() -> Settings {
+        let mut s = Settings::default();
+        s.auth.issuer_url = Some(ISSUER.1.into());
+        s.auth.audience = Some(AUDIENCE.1.into());
+        s
+    }
+
+    #[test]
+    fn authentication_on_needs_an_issuer_and_audience_and_safe_urls() {
+        let err = Settings::load(None, env(&[]), &FlagOverrides::default()).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_OAUTH2_ISSUER_URL");
+        assert!(err.to_string().contains("serve --dev"), "{err}");
+        let err = Settings::load(None, env(&[ISSUER]), &FlagOverrides::default()).unwrap_err();
+        assert_eq!(names(err), "QUDAG_OAUTH2_AUDIENCE");
+        let err = load(&[("QUDAG_OAUTH2_ISSUER_URL", "http://issuer.example")]).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_OAUTH2_ISSUER_URL");
+        assert!(err.to_string().contains("https"), "{err}");
+        assert!(load(&[("QUDAG_OAUTH2_ISSUER_URL", "http://127.0.0.1:9400")]).is_ok(), "http on loopback");
+        let err = load(&[("QUDAG_OAUTH2_JWKS_URL", "http://keys.example/jwks")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_OAUTH2_JWKS_URL");
+        let err = load(&[("QUDAG_OAUTH2_INTROSPECTION_URL", "https://issuer.example/introspect")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_OAUTH2_CLIENT_ID");
+        let err = load(&[("QUDAG_OAUTH2_LEEWAY_SECS", "61")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_OAUTH2_LEEWAY_SECS");
+        let err = load(&[("QUDAG_OAUTH2_HMAC_SECRET", "short")]).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_OAUTH2_HMAC_SECRET");
+        assert!(!err.to_string().contains("short"), "secrets are never echoed: {err}");
+        // Off, or developer mode on loopback: no issuer needed.
+        assert!(Settings::load(None, env(&[("QUDAG_REQUIRE_AUTH", "false")]), &FlagOverrides::default()).is_ok());
+        let dev = FlagOverrides { dev_mode: true, ..FlagOverrides::default() };
+        assert!(Settings::load(None, env(&[]), &dev).unwrap().auth.dev_mode);
+        let err = Settings::load(None, env(&[("QUDAG_HOST", "0.0.0.0")]), &dev).unwrap_err();
+        assert_eq!(names(err), "QUDAG_HOST");
+    }
+
+    #[test]
+    fn oauth_variables_apply_and_secrets_are_redacted() {
+        let s = load(&[
+            ("QUDAG_OAUTH2_JWKS_URL", "https://issuer.example/jwks"),
+            ("QUDAG_OAUTH2_INTROSPECTION_URL", "https://issuer.example/introspect"),
+            ("QUDAG_OAUTH2_CLIENT_ID", "qudag-mcp-server"),
+            ("QUDAG_OAUTH2_CLIENT_SECRET", "s3cret-client"),
+            ("QUDAG_OAUTH2_HMAC_SECRET", "0123456789abcdef0123456789abcdef-hmac"),
+            ("QUDAG_OAUTH2_ROLES_CLAIM", "realm_access.roles"),
+            ("QUDAG_OAUTH2_LEEWAY_SECS", "5"),
+            ("QUDAG_OAUTH2_TOKEN_CACHE_SIZE", "0"),
+            ("QUDAG_PUBLIC_URL", "https://mcp.example/"),
+        ])
+        .unwrap();
+        assert_eq!(s.auth.roles_claim, "realm_access.roles");
+        assert_eq!((s.auth.leeway_secs, s.auth.token_cache_size), (5, 0));
+        assert_eq!(s.mcp.public_url.as_deref(), Some("https://mcp.example"));
+        let shown = s.to_toml() + &format!("{s:?}");
+        for secret in ["s3cret-client", "0123456789abcdef0123456789abcdef-hmac"] {
+            assert!(!shown.contains(secret), "{secret} leaked");
+        }
     }
 
     fn names(err: ConfigError) -> String {
@@ -859,7 +1286,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_loopback() {
         let s = load(&[]).unwrap();
-        assert_eq!(s, Settings::default());
+        assert_eq!(s, with_issuer());
         assert_eq!(s.server.bind_addr().unwrap(), "127.0.0.1:3000".parse().unwrap());
     }
 
@@ -940,8 +1367,12 @@ mod tests {
     #[test]
     fn precedence_is_flags_over_env_over_file_over_defaults() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "[server]\nport = 4000\nhost = \"0.0.0.0\"\n[logging]\nformat = \"json\"\nlevel = \"warn\"")
-            .unwrap();
+        writeln!(
+            file,
+            "[server]\nport = 4000\nhost = \"0.0.0.0\"\n[logging]\nformat = \"json\"\nlevel = \"warn\"\n\
+             [auth]\nissuer_url = \"https://issuer.example\"\naudience = \"api\""
+        )
+        .unwrap();
         let from_file = Settings::load(Some(file.path()), env(&[]), &FlagOverrides::default()).unwrap();
         assert_eq!(from_file.server.port, 4000);
         assert_eq!(from_file.server.host, "0.0.0.0");

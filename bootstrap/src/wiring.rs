@@ -33,6 +33,8 @@ pub struct Adapters {
     pub components: Vec<Component>,
     /// Periodic upkeep (evicting expired sessions and drained limiter keys).
     pub maintenance: Vec<Maintenance>,
+    /// The token verifier, when authentication is on.
+    pub verifier: Option<Arc<qudag_adapter_oauth::OAuthVerifier>>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -74,6 +76,9 @@ pub enum WiringError {
     /// Redis cannot be set up.
     #[error("Redis: {0}")]
     Redis(String),
+    /// The token verifier cannot be set up.
+    #[error("authentication: {0}")]
+    Auth(String),
 }
 
 /// The tools, resources and prompts to serve: the product, or a test fixture.
@@ -88,6 +93,12 @@ pub fn catalog(fixtures: Option<crate::cli::Fixtures>) -> Result<qudag_applicati
             .build()),
         #[cfg(feature = "conformance")]
         Some(crate::cli::Fixtures::Conformance) => Ok(qudag_application::mcp::fixtures::conformance::catalog(info)),
+        #[cfg(feature = "conformance")]
+        Some(crate::cli::Fixtures::Authz) => Ok(qudag_application::mcp::fixtures::authz::catalog(info)),
+        #[cfg(not(feature = "conformance"))]
+        Some(crate::cli::Fixtures::Authz) => {
+            Err(WiringError::MissingFeature { what: "--fixtures authz", feature: "conformance" })
+        }
         #[cfg(not(feature = "conformance"))]
         Some(crate::cli::Fixtures::Conformance) => {
             Err(WiringError::MissingFeature { what: "--fixtures conformance", feature: "conformance" })
@@ -95,22 +106,65 @@ pub fn catalog(fixtures: Option<crate::cli::Fixtures>) -> Result<qudag_applicati
     }
 }
 
-/// Refuses every token: the verifier used while authentication is required but no
-/// token verifier is configured, so `/mcp` fails closed with 401.
-#[derive(Debug)]
-pub struct UnconfiguredVerifier;
+/// The token verifier the settings ask for: the developer key's (`--dev`), the OAuth
+/// resource server's, or none when authentication is off.
+///
+/// # Errors
+/// [`WiringError::Auth`] naming the setting that cannot work.
+pub fn token_verifier(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Arc<qudag_adapter_oauth::OAuthVerifier>>, WiringError> {
+    use qudag_adapter_oauth::dev::{DEV_ISSUER, DevKey};
+    use qudag_adapter_oauth::{IntrospectionConfig, OAuthConfig, OAuthVerifier};
+    use qudag_domain::principal::RolesClaim;
 
-#[async_trait::async_trait]
-impl qudag_application::ports::TokenVerifier for UnconfiguredVerifier {
-    async fn verify(
-        &self,
-        _token: &str,
-    ) -> Result<qudag_domain::principal::Principal, qudag_application::ports::TokenError> {
-        Err(qudag_application::ports::TokenError::Invalid {
-            reason: "no_verifier",
-            description: "this server has no token verifier configured".into(),
-        })
+    let a = &settings.auth;
+    if a.dev_mode {
+        let path = a.dev_key_file();
+        let key = DevKey::load_or_create(&path).map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
+        let mut config = OAuthConfig::new(DEV_ISSUER, a.dev_audience());
+        config.cache_capacity = a.token_cache_size;
+        let verify_key = key.verify_key().map_err(WiringError::Auth)?;
+        let verifier =
+            OAuthVerifier::with_keys(config, vec![verify_key], clock).map_err(|e| WiringError::Auth(e.to_string()))?;
+        tracing::warn!(
+            key = %path.display(),
+            audience = %a.dev_audience(),
+            "Developer mode: trusting tokens signed by the local developer key (mint them with `qudag-mcp dev-token`)"
+        );
+        return Ok(Some(Arc::new(verifier)));
     }
+    if !a.require_auth {
+        return Ok(None);
+    }
+    let (Some(issuer), Some(audience)) = (&a.issuer_url, &a.audience) else {
+        return Err(WiringError::Config("authentication needs QUDAG_OAUTH2_ISSUER_URL and QUDAG_OAUTH2_AUDIENCE"));
+    };
+    let mut config = OAuthConfig::new(issuer.clone(), audience.clone());
+    config.jwks_url = a.jwks_url.clone();
+    config.introspection = match (&a.introspection_url, &a.client_id, &a.client_secret) {
+        (Some(url), Some(id), Some(secret)) => {
+            Some(IntrospectionConfig { url: url.clone(), client_id: id.clone(), client_secret: secret.clone() })
+        }
+        _ => None,
+    };
+    config.hmac_secret = a.hmac_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    config.roles_claim = RolesClaim::new(a.roles_claim.clone());
+    config.leeway = Duration::from_secs(a.leeway_secs);
+    config.jwks_ttl = Duration::from_secs(a.jwks_cache_secs);
+    config.jwks_min_refresh = Duration::from_secs(a.jwks_min_refresh_secs);
+    config.max_token_bytes = a.max_token_bytes;
+    config.cache_capacity = a.token_cache_size;
+    config.dpop_max_age = Duration::from_secs(a.dpop_max_age_secs);
+    if let Some(path) = &a.ca_path {
+        config.ca_pem =
+            Some(std::fs::read(path).map_err(|e| {
+                WiringError::Auth(format!("QUDAG_OAUTH2_CA_PATH: cannot read {}: {e}", path.display()))
+            })?);
+    }
+    let verifier = OAuthVerifier::new(config, clock).map_err(|e| WiringError::Auth(e.to_string()))?;
+    Ok(Some(Arc::new(verifier)))
 }
 
 /// Build the adapters `settings` ask for.
@@ -119,9 +173,13 @@ impl qudag_application::ports::TokenVerifier for UnconfiguredVerifier {
 /// [`WiringError::MissingFeature`] when they name an adapter not compiled in.
 pub fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let mut adapters = memory(settings, clock)?;
+    let mut adapters = memory(settings, clock.clone())?;
     if settings.rate_limit.store == StateStore::Redis {
         redis_rate_limiter(settings, &mut adapters)?;
+    }
+    adapters.verifier = token_verifier(settings, clock)?;
+    if let Some(v) = &adapters.verifier {
+        adapters.components.push(Component { name: "token_verifier".into(), required: true, indicator: v.clone() });
     }
     Ok(adapters)
 }
@@ -213,6 +271,7 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
         event_store,
         components,
         maintenance: vec![sweep_sessions, sweep_limiter, sweep_streams],
+        verifier: None,
     })
 }
 

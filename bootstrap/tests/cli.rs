@@ -14,6 +14,8 @@ fn bin() -> Command {
             cmd.env_remove(key);
         }
     }
+    // Authentication is on by default and needs an issuer; nothing listens on this one.
+    cmd.env("QUDAG_OAUTH2_ISSUER_URL", "http://127.0.0.1:9").env("QUDAG_OAUTH2_AUDIENCE", "qudag-mcp-api");
     cmd
 }
 
@@ -30,6 +32,14 @@ fn check_config_accepts_the_defaults() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("port = 3000"), "{stdout}");
+}
+
+#[test]
+fn authentication_on_without_an_issuer_is_refused_naming_the_variable() {
+    let out = bin().arg("check-config").env_remove("QUDAG_OAUTH2_ISSUER_URL").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("QUDAG_OAUTH2_ISSUER_URL") && stderr.contains("--dev"), "{stderr}");
 }
 
 #[test]
@@ -103,8 +113,11 @@ impl Drop for Server {
 
 /// Start `serve` on a free port and return it with the port it logged.
 fn start_server() -> (Server, u16, BufReader<std::process::ChildStdout>) {
-    let mut child = bin()
-        .arg("serve")
+    start_server_with(bin().arg("serve"))
+}
+
+fn start_server_with(cmd: &mut Command) -> (Server, u16, BufReader<std::process::ChildStdout>) {
+    let mut child = cmd
         .env("QUDAG_PORT", "0")
         .env("QUDAG_LOG_FORMAT", "json")
         .env("QUDAG_SHUTDOWN_GRACE_SECS", "5")
@@ -135,6 +148,7 @@ fn start_server() -> (Server, u16, BufReader<std::process::ChildStdout>) {
 #[tokio::test]
 async fn serve_answers_health_and_exits_0_on_sigterm() {
     let (mut server, port, mut stdout) = start_server();
+    qudag_mcp::install_crypto_provider();
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await.unwrap();
     assert_eq!(resp.status(), 200);
 
@@ -176,4 +190,61 @@ fn fixtures_are_refused_off_loopback() {
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loopback") || stderr.contains("conformance"), "{stderr}");
+}
+
+#[cfg(feature = "conformance")]
+#[tokio::test]
+async fn dev_mode_serves_with_tokens_from_dev_token() {
+    qudag_mcp::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dev.key");
+    let (_server, port, _stdout) = start_server_with(
+        bin()
+            .args(["serve", "--dev", "--fixtures", "authz"])
+            .env("QUDAG_DEV_KEY_PATH", &key)
+            .env_remove("QUDAG_OAUTH2_ISSUER_URL"),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is private");
+    }
+    let mint = |role: &str| {
+        let out = bin().args(["dev-token", "--role", role]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let call = |token: Option<String>, tool: &str| {
+        let mut req = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .json(&serde_json::json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": tool, "arguments": {}, "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                    "io.modelcontextprotocol/clientCapabilities": {}
+                }}
+            }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let resp = call(None, "probe_quantum_execute").await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+
+    let resp = call(Some(mint("developer")), "probe_quantum_execute").await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let resp = call(Some(mint("readonly")), "probe_quantum_execute").await.unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let out = bin().args(["dev-token", "--role", "wizard"]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wizard"));
 }

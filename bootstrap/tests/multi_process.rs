@@ -58,6 +58,7 @@ async fn two_processes_sharing_redis_enforce_one_limit() {
         .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
     let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
     let nodes = [start(&redis_url, &prefix), start(&redis_url, &prefix)];
+    qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for id in 0..12u16 {

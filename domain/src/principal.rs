@@ -10,8 +10,9 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::rbac::Role;
+use crate::rbac::{Role, Scope};
 use crate::time::Timestamp;
 
 /// The stable identity of a caller: a subject as named by one issuer.
@@ -79,9 +80,10 @@ impl Principal {
         Self { id, roles: roles.into_iter().collect(), scopes: scopes.into_iter().collect(), expires_at }
     }
 
-    /// The anonymous caller of an unauthenticated deployment, holding `roles`.
+    /// The anonymous caller of an unauthenticated deployment, holding `roles` and every
+    /// scope (there is no token to narrow them).
     pub fn anonymous(roles: impl IntoIterator<Item = Role>) -> Self {
-        Self::new(PrincipalId::anonymous(), roles, [], None)
+        Self::new(PrincipalId::anonymous(), roles, Scope::ALL.map(|s| s.as_str().to_owned()), None)
     }
 
     /// The caller's identity.
@@ -125,6 +127,84 @@ pub struct Claims {
     pub roles: Vec<String>,
     /// Scopes from `scope` (space-separated) or `scp`.
     pub scopes: Vec<String>,
+}
+
+impl Claims {
+    /// The domain's view of `claims`. `scope` (space-separated) and `scp` (array or string)
+    /// both give scopes; `aud` may be a string or an array.
+    pub fn from_json(claims: &Map<String, Value>, roles: &RolesClaim) -> Self {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let mut scopes = strings(claims.get("scope"));
+        scopes.extend(strings(claims.get("scp")));
+        Self {
+            issuer: text("iss"),
+            subject: text("sub"),
+            audience: strings(claims.get("aud")).into_iter().filter(|a| !a.is_empty()).collect(),
+            expires_at: seconds(claims.get("exp")),
+            not_before: seconds(claims.get("nbf")),
+            issued_at: seconds(claims.get("iat")),
+            roles: roles.roles(claims),
+            scopes,
+        }
+    }
+}
+
+/// Where a token carries its roles.
+///
+/// The name is tried first as one top-level claim (so an Auth0 namespaced claim such as
+/// `https://qudag.example/roles` works), then as a dotted path into nested objects (so
+/// Keycloak's `realm_access.roles` works).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolesClaim(String);
+
+impl RolesClaim {
+    /// A claim path; `roles` is the default.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self(path.into())
+    }
+
+    /// The path as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn find<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+        if let Some(v) = claims.get(&self.0) {
+            return Some(v);
+        }
+        let mut parts = self.0.split('.');
+        let mut current = claims.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    }
+
+    /// The role names: an array of strings, or one string of space-separated names.
+    pub fn roles(&self, claims: &Map<String, Value>) -> Vec<String> {
+        strings(self.find(claims))
+    }
+}
+
+impl Default for RolesClaim {
+    fn default() -> Self {
+        Self::new("roles")
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn seconds(value: Option<&Value>) -> Option<u64> {
+    match value? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        _ => None,
+    }
 }
 
 /// The most clock skew we ever tolerate between issuer and server.
@@ -295,6 +375,8 @@ impl ClaimError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     const ISS: &str = "https://issuer.example";
@@ -379,6 +461,47 @@ mod tests {
             rules().accept(&c, Timestamp::from_secs(1_000)),
             Err(ClaimError::IssuedInFuture { issued_at: 1_100 })
         );
+    }
+
+    #[test]
+    fn roles_come_from_a_flat_namespaced_or_nested_claim() {
+        let c = map(json!({
+            "roles": ["admin", 7, "developer"],
+            "https://qudag.example/roles": ["auditor"],
+            "realm_access": {"roles": ["operator"]},
+            "groups": "readonly developer"
+        }));
+        assert_eq!(RolesClaim::default().roles(&c), vec!["admin", "developer"]);
+        assert_eq!(RolesClaim::new("https://qudag.example/roles").roles(&c), vec!["auditor"]);
+        assert_eq!(RolesClaim::new("realm_access.roles").roles(&c), vec!["operator"]);
+        assert_eq!(RolesClaim::new("groups").roles(&c), vec!["readonly", "developer"]);
+        assert!(RolesClaim::new("realm_access.missing").roles(&c).is_empty());
+        assert!(RolesClaim::new("nope").roles(&c).is_empty());
+    }
+
+    #[test]
+    fn standard_claims_are_extracted_in_every_accepted_shape() {
+        let c = Claims::from_json(
+            &map(json!({
+                "iss": "https://i", "sub": "alice", "aud": "api", "exp": 10, "nbf": 1.5, "iat": 1,
+                "scope": "mcp:read  mcp:write", "scp": ["mcp:execute"], "roles": ["developer"]
+            })),
+            &RolesClaim::default(),
+        );
+        assert_eq!(c.issuer.as_deref(), Some("https://i"));
+        assert_eq!(c.subject.as_deref(), Some("alice"));
+        assert_eq!(c.audience, vec!["api"]);
+        assert_eq!((c.expires_at, c.not_before, c.issued_at), (Some(10), Some(1), Some(1)));
+        assert_eq!(c.scopes, vec!["mcp:read", "mcp:write", "mcp:execute"]);
+        assert_eq!(c.roles, vec!["developer"]);
+
+        let c = Claims::from_json(&map(json!({"aud": ["a", "", "b"], "exp": "soon"})), &RolesClaim::default());
+        assert_eq!(c.audience, vec!["a", "b"]);
+        assert_eq!(c.expires_at, None);
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! | `auditor` | read everything, including the audit log; change nothing |
 //! | `readonly` | minimal reads: system and DAG status |
 //!
+//! A token must also carry the OAuth scope that covers the permission (see
+//! [`Permission::scope`]): roles say what a caller may ever do, scopes what this token was
+//! granted for. A call needs both, so a client can be stepped up to a wider scope
+//! (`403 insufficient_scope`) but never past its roles.
+//!
 //! A decision always carries the rule that made it, so an operator can answer "why was
 //! this call denied?" without reading logs.
 
@@ -206,6 +211,27 @@ impl Permission {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
+    /// The OAuth scope a token needs for this permission: reads need `mcp:read`, writes
+    /// `mcp:write`, runs `mcp:execute`, monitoring `mcp:monitor`, the audit log
+    /// `mcp:audit`, administration `mcp:admin`.
+    pub fn scope(self) -> Scope {
+        match self {
+            Self::QuantumWrite | Self::CryptoWrite | Self::DagWrite | Self::VaultWrite | Self::NetworkWrite => {
+                Scope::Write
+            }
+            Self::QuantumExecute | Self::CryptoExecute | Self::DagExecute => Scope::Execute,
+            Self::SystemMonitor => Scope::Monitor,
+            Self::AuditRead => Scope::Audit,
+            Self::Admin => Scope::Admin,
+            Self::QuantumRead
+            | Self::CryptoRead
+            | Self::DagRead
+            | Self::VaultRead
+            | Self::NetworkRead
+            | Self::SystemRead => Scope::Read,
+        }
+    }
+
     /// Whether the permission only reads.
     pub fn is_read(self) -> bool {
         matches!(
@@ -228,6 +254,67 @@ impl fmt::Display for Permission {
     }
 }
 
+/// The OAuth scopes of the QuDAG MCP API: what a token may be granted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    /// Every read.
+    #[serde(rename = "mcp:read")]
+    Read,
+    /// Creating and changing things.
+    #[serde(rename = "mcp:write")]
+    Write,
+    /// Running things.
+    #[serde(rename = "mcp:execute")]
+    Execute,
+    /// Detailed monitoring.
+    #[serde(rename = "mcp:monitor")]
+    Monitor,
+    /// The audit log.
+    #[serde(rename = "mcp:audit")]
+    Audit,
+    /// Administration.
+    #[serde(rename = "mcp:admin")]
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, as listed in the protected-resource metadata's `scopes_supported`.
+    pub const ALL: [Self; 6] = [Self::Read, Self::Write, Self::Execute, Self::Monitor, Self::Audit, Self::Admin];
+
+    /// The scope's name in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "mcp:read",
+            Self::Write => "mcp:write",
+            Self::Execute => "mcp:execute",
+            Self::Monitor => "mcp:monitor",
+            Self::Audit => "mcp:audit",
+            Self::Admin => "mcp:admin",
+        }
+    }
+
+    /// A scope from its name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which check refused a permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Denial {
+    /// None of the caller's roles grants it: a wider token would not help.
+    Role,
+    /// A role grants it but the token lacks the scope: step-up authorization helps.
+    Scope,
+}
+
 /// An authorization decision and the rule that made it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthzDecision {
@@ -235,39 +322,72 @@ pub struct AuthzDecision {
     pub allowed: bool,
     /// The permission that was asked for.
     pub permission: Permission,
-    /// The role that granted it, when allowed.
+    /// The OAuth scope the token needs for it.
+    pub required_scope: Scope,
+    /// The role that granted it, when a role did.
     pub granted_by: Option<Role>,
-    /// The rule, in words: which role granted it, or why none did.
+    /// Which check refused it, when refused.
+    pub denied_by: Option<Denial>,
+    /// When the scope refused it: the scopes to ask for in a step-up — those the token
+    /// has plus the one it lacks (MCP authorization, "Scope Challenge Handling").
+    pub step_up_scopes: Vec<String>,
+    /// The rule, in words: which role and scope granted it, or why not.
     pub rule: String,
 }
 
-/// Decide whether a caller holding `roles` may use something that needs `permission`.
+/// Decide whether a caller holding `roles`, with a token granted `scopes`, may use
+/// something that needs `permission`. Roles are checked first, then the scope.
 ///
 /// Roles are checked in [`Role::ALL`] order so the reported rule is deterministic.
-pub fn authorize(roles: &BTreeSet<Role>, permission: Permission) -> AuthzDecision {
-    match Role::ALL.into_iter().find(|r| roles.contains(r) && r.grants(permission)) {
-        Some(role) => AuthzDecision {
-            allowed: true,
-            permission,
+pub fn authorize(roles: &BTreeSet<Role>, scopes: &BTreeSet<String>, permission: Permission) -> AuthzDecision {
+    let required_scope = permission.scope();
+    let denied = |denied_by, rule| AuthzDecision {
+        allowed: false,
+        permission,
+        required_scope,
+        granted_by: None,
+        denied_by: Some(denied_by),
+        step_up_scopes: Vec::new(),
+        rule,
+    };
+    let Some(role) = Role::ALL.into_iter().find(|r| roles.contains(r) && r.grants(permission)) else {
+        return if roles.is_empty() {
+            denied(
+                Denial::Role,
+                format!("caller has no recognised role; {permission} needs one of: {}", granting_roles(permission)),
+            )
+        } else {
+            denied(
+                Denial::Role,
+                format!(
+                    "none of the caller's roles ({}) grants {permission}; it needs one of: {}",
+                    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+                    granting_roles(permission)
+                ),
+            )
+        };
+    };
+    if !scopes.contains(required_scope.as_str()) {
+        let mut rule = format!("role {role} grants {permission}, but the token lacks scope {required_scope}");
+        if scopes.is_empty() {
+            rule.push_str(" (it has no scopes)");
+        }
+        let mut step_up: BTreeSet<String> = scopes.clone();
+        step_up.insert(required_scope.as_str().to_owned());
+        return AuthzDecision {
             granted_by: Some(role),
-            rule: format!("role {role} grants {permission}"),
-        },
-        None if roles.is_empty() => AuthzDecision {
-            allowed: false,
-            permission,
-            granted_by: None,
-            rule: format!("caller has no recognised role; {permission} needs one of: {}", granting_roles(permission)),
-        },
-        None => AuthzDecision {
-            allowed: false,
-            permission,
-            granted_by: None,
-            rule: format!(
-                "none of the caller's roles ({}) grants {permission}; it needs one of: {}",
-                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
-                granting_roles(permission)
-            ),
-        },
+            step_up_scopes: step_up.into_iter().collect(),
+            ..denied(Denial::Scope, rule)
+        };
+    }
+    AuthzDecision {
+        allowed: true,
+        permission,
+        required_scope,
+        granted_by: Some(role),
+        denied_by: None,
+        step_up_scopes: Vec::new(),
+        rule: format!("role {role} grants {permission} and the token has scope {required_scope}"),
     }
 }
 
@@ -325,21 +445,72 @@ mod tests {
         assert_eq!(granted, vec![P::DagRead, P::SystemRead]);
     }
 
+    fn all_scopes() -> BTreeSet<String> {
+        Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+    }
+
+    fn scopes(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[test]
     fn decisions_name_their_rule() {
-        let d = authorize(&roles(&[Role::Readonly, Role::Developer]), P::QuantumExecute);
+        let d = authorize(&roles(&[Role::Readonly, Role::Developer]), &all_scopes(), P::QuantumExecute);
         assert!(d.allowed);
         assert_eq!(d.granted_by, Some(Role::Developer));
-        assert_eq!(d.rule, "role developer grants quantum:execute");
+        assert_eq!(d.denied_by, None);
+        assert_eq!(d.rule, "role developer grants quantum:execute and the token has scope mcp:execute");
 
-        let d = authorize(&roles(&[Role::Readonly]), P::VaultWrite);
+        let d = authorize(&roles(&[Role::Readonly]), &all_scopes(), P::VaultWrite);
         assert!(!d.allowed);
+        assert_eq!(d.denied_by, Some(Denial::Role));
         assert_eq!(d.rule, "none of the caller's roles (readonly) grants vault:write; it needs one of: admin");
 
-        let d = authorize(&BTreeSet::new(), P::SystemRead);
+        let d = authorize(&BTreeSet::new(), &all_scopes(), P::SystemRead);
         assert!(!d.allowed);
         assert!(d.rule.starts_with("caller has no recognised role"), "{}", d.rule);
         assert!(d.rule.contains("readonly"), "{}", d.rule);
+    }
+
+    #[test]
+    fn a_granting_role_still_needs_the_scope() {
+        let d = authorize(&roles(&[Role::Admin]), &scopes(&["mcp:read"]), P::QuantumWrite);
+        assert!(!d.allowed);
+        assert_eq!(d.denied_by, Some(Denial::Scope));
+        assert_eq!(d.granted_by, Some(Role::Admin));
+        assert_eq!(d.required_scope, Scope::Write);
+        assert_eq!(d.rule, "role admin grants quantum:write, but the token lacks scope mcp:write");
+        assert_eq!(d.step_up_scopes, vec!["mcp:read", "mcp:write"]);
+
+        let d = authorize(&roles(&[Role::Admin]), &BTreeSet::new(), P::SystemRead);
+        assert_eq!(d.denied_by, Some(Denial::Scope));
+        assert!(d.rule.ends_with("(it has no scopes)"), "{}", d.rule);
+
+        // A scope never widens a role: readonly holding mcp:admin is still not an admin.
+        let d = authorize(&roles(&[Role::Readonly]), &scopes(&["mcp:admin"]), P::Admin);
+        assert_eq!(d.denied_by, Some(Denial::Role));
+    }
+
+    #[test]
+    fn every_role_default_scopes_cover_what_the_role_grants() {
+        // The default scopes the issuer hands each role (mcp:read/write/execute for
+        // developers, read/execute/monitor for operators, read/monitor/audit for
+        // auditors, read for readonly) are exactly the scopes of the permissions it grants.
+        let expected: [(Role, &[&str]); 5] = [
+            (Role::Admin, &["mcp:read", "mcp:write", "mcp:execute", "mcp:monitor", "mcp:audit", "mcp:admin"]),
+            (Role::Developer, &["mcp:read", "mcp:write", "mcp:execute"]),
+            (Role::Operator, &["mcp:read", "mcp:execute", "mcp:monitor"]),
+            (Role::Auditor, &["mcp:read", "mcp:monitor", "mcp:audit"]),
+            (Role::Readonly, &["mcp:read"]),
+        ];
+        for (role, wanted) in expected {
+            let needed: BTreeSet<String> = Permission::ALL
+                .into_iter()
+                .filter(|p| role.grants(*p))
+                .map(|p| p.scope().as_str().to_owned())
+                .collect();
+            assert_eq!(needed, scopes(wanted), "{role}");
+        }
     }
 
     #[test]
@@ -353,5 +524,9 @@ mod tests {
             assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
         }
         assert_eq!(Role::parse("Admin"), None);
+        for s in Scope::ALL {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
     }
 }

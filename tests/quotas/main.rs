@@ -87,7 +87,10 @@ async fn two_nodes_enforce_one_global_limit() {
     assert_eq!((allowed, refused), (5, 7), "a burst of 5 across both nodes, not 5 each");
     let metrics = |app: &TestApp| {
         let app = app.url("/metrics");
-        async move { reqwest::get(app).await.unwrap().text().await.unwrap() }
+        async move {
+            qudag_mcp::install_crypto_provider();
+            reqwest::get(app).await.unwrap().text().await.unwrap()
+        }
     };
     let (ma, mb) = (metrics(&a).await, metrics(&b).await);
     let count = |text: &str| -> u64 {

@@ -4,6 +4,8 @@
 //! Logs are silent unless `TEST_LOG` is set (then they go to stdout, shown for failing
 //! tests).
 
+pub mod oidc;
+
 use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
@@ -23,7 +25,7 @@ pub struct TestApp {
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Start a server on the defaults (loopback, random port).
+/// Start a server on the defaults (loopback, random port), authentication off.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -48,6 +50,7 @@ pub async fn spawn_fixture_app(configure: impl FnOnce(&mut Settings)) -> TestApp
 }
 
 async fn spawn(configure: impl FnOnce(&mut Settings), fixtures: Option<qudag_mcp::cli::Fixtures>) -> TestApp {
+    qudag_mcp::install_crypto_provider();
     static LOGS: Once = Once::new();
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
@@ -60,6 +63,8 @@ async fn spawn(configure: impl FnOnce(&mut Settings), fixtures: Option<qudag_mcp
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.server.shutdown_grace_secs = 5;
+    // Authentication is configured by the tests that exercise it (with a real issuer).
+    settings.auth.require_auth = false;
     configure(&mut settings);
     let app = App::build_with(settings, fixtures).await.expect("the app builds");
     let addr = app.local_addr();

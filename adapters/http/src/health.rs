@@ -209,8 +209,7 @@ mod tests {
     #[tokio::test]
     async fn healthy_server_reports_each_component() {
         let health = service(false);
-        let cli =
-            TestClient::new(router(HttpState { health, version: "9.9.9".into(), mcp: None, metrics: Arc::default() }));
+        let cli = TestClient::new(router(HttpState { health, ..HttpState::minimal("9.9.9") }));
         let resp = cli.get("/health").send().await;
         resp.assert_status_is_ok();
         assert_eq!(
@@ -231,12 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_required_component_down_fails_readiness_but_not_liveness() {
-        let cli = TestClient::new(router(HttpState {
-            health: service(true),
-            version: "9.9.9".into(),
-            mcp: None,
-            metrics: Arc::default(),
-        }));
+        let cli = TestClient::new(router(HttpState { health: service(true), ..HttpState::minimal("9.9.9") }));
         let resp = cli.get("/health/ready").send().await;
         resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         let b = body(resp).await;
@@ -251,12 +245,7 @@ mod tests {
     #[tokio::test]
     async fn draining_fails_readiness() {
         let health = service(false);
-        let cli = TestClient::new(router(HttpState {
-            health: health.clone(),
-            version: "9.9.9".into(),
-            mcp: None,
-            metrics: Arc::default(),
-        }));
+        let cli = TestClient::new(router(HttpState { health: health.clone(), ..HttpState::minimal("9.9.9") }));
         cli.get("/health/ready").send().await.assert_status_is_ok();
         health.start_draining();
         let resp = cli.get("/health/ready").send().await;

@@ -10,6 +10,8 @@
 //! use-case results back to HTTP.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod mcp;
 pub mod metrics;
@@ -37,15 +39,38 @@ pub struct HttpState {
     pub mcp: Option<mcp::McpEndpoint>,
     /// The counters behind `/metrics`.
     pub metrics: Arc<qudag_application::metrics::Metrics>,
+    /// The RFC 9728 metadata (served when an issuer is set).
+    pub oauth: auth::OAuthApi,
+    /// The admin endpoints (documented always, served when set).
+    pub admin: Option<admin::AdminState>,
+}
+
+impl HttpState {
+    /// A state with health and version only (no MCP, no authentication, no admin).
+    pub fn minimal(version: &str) -> Self {
+        Self {
+            health: Arc::new(HealthService::new(version, Vec::new())),
+            version: version.to_owned(),
+            mcp: None,
+            metrics: Arc::default(),
+            oauth: auth::OAuthApi { issuer: None, origin: auth::PublicOrigin::default() },
+            admin: None,
+        }
+    }
 }
 
 /// The OpenAPI areas, combined.
-pub type Apis = (health::HealthApi, metrics::MetricsApi);
+pub type Apis = (health::HealthApi, metrics::MetricsApi, auth::OAuthApi, admin::AdminApi);
 
 /// The OpenAPI service over every documented area.
 pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi::new(state.health.clone()), metrics::MetricsApi::new(state.metrics.clone())),
+        (
+            health::HealthApi::new(state.health.clone()),
+            metrics::MetricsApi::new(state.metrics.clone()),
+            state.oauth.clone(),
+            admin::AdminApi::new(state.admin.clone()),
+        ),
         API_TITLE,
         &state.version,
     )
@@ -59,13 +84,7 @@ pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
 
 /// The OpenAPI document as pretty JSON, without binding a socket.
 pub fn openapi_json(version: &str) -> String {
-    let state = HttpState {
-        health: Arc::new(HealthService::new(version, Vec::new())),
-        version: version.to_owned(),
-        mcp: None,
-        metrics: Arc::default(),
-    };
-    openapi_service(&state).spec()
+    openapi_service(&HttpState::minimal(version)).spec()
 }
 
 /// Every route, wrapped in the request-id middleware.
@@ -92,19 +111,22 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&openapi_json("1.2.3")).unwrap();
         assert_eq!(doc["info"]["title"], API_TITLE);
         assert_eq!(doc["info"]["version"], "1.2.3");
-        for path in ["/health", "/health/live", "/health/ready", "/metrics"] {
+        for path in [
+            "/health",
+            "/health/live",
+            "/health/ready",
+            "/metrics",
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+        ] {
             assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
         }
+        assert!(doc["paths"]["/admin/authz/explain"]["post"].is_object());
     }
 
     #[tokio::test]
     async fn spec_and_docs_are_served() {
-        let state = HttpState {
-            health: Arc::new(HealthService::new("1.2.3", Vec::new())),
-            version: "1.2.3".into(),
-            mcp: None,
-            metrics: Arc::default(),
-        };
+        let state = HttpState::minimal("1.2.3");
         let cli = TestClient::new(router(state));
         let resp = cli.get("/openapi.json").send().await;
         resp.assert_status_is_ok();

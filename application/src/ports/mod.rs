@@ -21,7 +21,7 @@ pub use event_store::{EventBatch, EventId, EventStore, EventStoreError, StreamKe
 pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
 pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};
 pub use session_store::{SessionStore, SessionStoreError};
-pub use token_verifier::{TokenError, TokenVerifier};
+pub use token_verifier::{AuthScheme, Credential, DpopProof, TokenError, TokenVerifier};
 
 #[cfg(any(test, feature = "testkit"))]
 pub use self::{

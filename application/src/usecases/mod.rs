@@ -1,9 +1,11 @@
 //! Use cases: what the server does with a request, written against ports only.
 
+pub mod authz;
 pub mod health;
 pub mod pipeline;
 pub mod sessions;
 
+pub use authz::{ADMIN_ENDPOINTS, AuthzExplainer, Explanation, TargetKind};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use pipeline::{
     AuthMode, Dispatcher, LimiterFailurePolicy, Operation, OperationError, Pipeline, PipelineError, RateLimitSettings,

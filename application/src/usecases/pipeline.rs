@@ -17,7 +17,9 @@ use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
 use serde_json::{Value, json};
 
 use crate::metrics::{Metrics, Quota};
-use crate::ports::{AuditSink, Clock, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier};
+use crate::ports::{
+    AuditSink, Clock, Credential, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
+};
 
 /// What the transport knows about a request before the core sees it.
 #[derive(Clone, Debug, Default)]
@@ -26,8 +28,12 @@ pub struct RequestContext {
     pub request_id: String,
     /// The client's address (already resolved through trusted proxies).
     pub client_addr: Option<IpAddr>,
-    /// The bearer credential from `Authorization`, if any.
-    pub bearer: Option<String>,
+    /// The access token from `Authorization`, if any.
+    pub credential: Option<Credential>,
+    /// A credential sent where tokens are refused (the query string, a form body), or
+    /// an `Authorization` header that cannot be read: (reason code, description). It
+    /// fails authentication with HTTP 400 `invalid_request`.
+    pub credential_problem: Option<(&'static str, String)>,
 }
 
 /// How callers are identified.
@@ -215,9 +221,12 @@ impl Pipeline {
             AuthMode::Disabled(principal) => return Ok(principal.clone()),
             AuthMode::Required(verifier) => verifier,
         };
-        let result = match ctx.bearer.as_deref() {
-            None => Err(TokenError::Invalid { reason: "missing_token", description: "no bearer token".into() }),
-            Some(token) => verifier.verify(token).await,
+        let result = match (&ctx.credential_problem, &ctx.credential) {
+            (Some((reason, description)), _) => {
+                Err(TokenError::BadRequest { reason, description: description.clone() })
+            }
+            (None, None) => Err(TokenError::Missing),
+            (None, Some(credential)) => verifier.verify(credential).await,
         };
         match result {
             Ok(principal) => Ok(principal),
@@ -226,6 +235,7 @@ impl Pipeline {
             }
             Err(error) => {
                 self.metrics.auth_failure();
+                tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
                 self.audit(
                     ctx,
                     AuditRecord::new(self.clock.now(), AuditAction::AuthFailed, Outcome::Denied)
@@ -365,7 +375,7 @@ impl Pipeline {
         target: &str,
         permission: Permission,
     ) -> Result<(), PipelineError> {
-        let decision = authorize(principal.roles(), permission);
+        let decision = authorize(principal.roles(), principal.scopes(), permission);
         if decision.allowed {
             return Ok(());
         }
@@ -374,7 +384,12 @@ impl Pipeline {
             AuditRecord::new(self.clock.now(), AuditAction::ToolDenied, Outcome::Denied)
                 .actor(principal.id().to_string())
                 .target(target)
-                .details(json!({ "permission": decision.permission, "rule": decision.rule })),
+                .details(json!({
+                    "permission": decision.permission,
+                    "required_scope": decision.required_scope,
+                    "denied_by": decision.denied_by,
+                    "rule": decision.rule,
+                })),
         )
         .await;
         Err(PipelineError::Forbidden(decision))
@@ -430,7 +445,7 @@ mod tests {
     use qudag_domain::Timestamp;
     use qudag_domain::audit::{ChainHead, ChainedEvent};
     use qudag_domain::principal::PrincipalId;
-    use qudag_domain::rbac::Role;
+    use qudag_domain::rbac::{Role, Scope};
 
     use super::*;
     use crate::ports::{MockAuditSink, MockClock, MockRateLimiter, MockTokenVerifier};
@@ -499,9 +514,10 @@ mod tests {
 
     fn verifier_accepting(token: &'static str, roles: Vec<Role>) -> Arc<MockTokenVerifier> {
         let mut v = MockTokenVerifier::new();
-        v.expect_verify().returning(move |t| {
-            if t == token {
-                Ok(Principal::new(PrincipalId::new("https://iss", "alice"), roles.clone(), [], None))
+        v.expect_verify().returning(move |c| {
+            if c.token == token {
+                let scopes = Scope::ALL.map(|s| s.as_str().to_owned());
+                Ok(Principal::new(PrincipalId::new("https://iss", "alice"), roles.clone(), scopes, None))
             } else {
                 Err(TokenError::Invalid { reason: "bad_signature", description: "signature mismatch".into() })
             }
@@ -536,7 +552,8 @@ mod tests {
         RequestContext {
             request_id: "req-1".into(),
             client_addr: Some("192.0.2.7".parse().unwrap()),
-            bearer: bearer.map(str::to_owned),
+            credential: bearer.map(Credential::bearer),
+            credential_problem: None,
         }
     }
 
@@ -742,6 +759,30 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].action, AuditAction::ToolDenied);
         assert_eq!(seen[0].target.as_deref(), Some("probe"));
+    }
+
+    #[tokio::test]
+    async fn a_token_in_the_wrong_place_is_a_bad_request_even_with_a_good_header() {
+        let (audit, seen) = recording_audit();
+        let p = Pipeline::new(
+            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
+            allow_all(),
+            settings(true),
+            audit,
+            clock(),
+        );
+        let op = probe(false);
+        let mut ctx = ctx(Some("good"));
+        ctx.credential_problem = Some(("token_in_query", "access tokens are accepted only in the header".into()));
+        let err = p.handle(&ctx, &tools(op.clone()), "probe", json!({})).await.unwrap_err();
+        assert!(matches!(
+            &err,
+            PipelineError::Unauthenticated(TokenError::BadRequest { reason: "token_in_query", .. })
+        ));
+        assert_eq!(*op.runs.lock().unwrap(), 0);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].action, AuditAction::AuthFailed);
+        assert_eq!(seen[0].details["reason"], "token_in_query");
     }
 
     #[tokio::test]

@@ -67,6 +67,8 @@ pub struct McpHttpConfig {
     pub keep_alive: Duration,
     /// Proxies whose `X-Forwarded-For` is believed, as (network, prefix length).
     pub trusted_proxies: Vec<(IpAddr, u8)>,
+    /// The external base URL (`QUDAG_PUBLIC_URL`), for metadata URLs and DPoP `htu`.
+    pub public_url: Option<String>,
 }
 
 impl Default for McpHttpConfig {
@@ -77,9 +79,21 @@ impl Default for McpHttpConfig {
             max_body_bytes: 4 << 20,
             keep_alive: Duration::from_secs(15),
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
+
+impl McpHttpConfig {
+    fn origin(&self) -> crate::auth::PublicOrigin {
+        crate::auth::PublicOrigin { configured: self.public_url.clone(), trusted_proxies: self.trusted_proxies.clone() }
+    }
+}
+
+/// The OAuth error members of a refusal, kept on the response until the challenge
+/// header is written (where the request's external URL is known).
+#[derive(Clone, Debug)]
+struct OAuthChallenge(Value);
 
 /// The `/mcp` endpoint.
 #[derive(Clone)]
@@ -127,6 +141,18 @@ impl McpEndpoint {
         if let Some(refusal) = self.check_origin(&req) {
             return refusal;
         }
+        let origin = self.config.origin();
+        let metadata_url = origin.metadata_url(&req);
+        let mut response = self.route(req).await;
+        if let Some(OAuthChallenge(oauth)) = response.extensions_mut().remove::<OAuthChallenge>()
+            && let Some(value) = crate::auth::challenge(&oauth, &metadata_url)
+        {
+            response.headers_mut().insert("www-authenticate", value);
+        }
+        response
+    }
+
+    async fn route(&self, req: Request) -> Response {
         match *req.method() {
             Method::POST => self.post(req).await,
             Method::GET => self.get(req).await,
@@ -171,6 +197,19 @@ impl McpEndpoint {
         let body = req.take_body();
         let headers = req.headers();
         if !headers::is_json(headers) {
+            if headers::text(headers, "content-type")
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+                && let Ok(form) = body.into_bytes_limit(self.config.max_body_bytes).await
+                && crate::auth::form_has_token(&form)
+            {
+                // RFC 6750 §2.2 form-encoded tokens are refused, and audited as such.
+                let mut ctx = request_context(&req, &self.config);
+                ctx.credential_problem =
+                    Some(("token_in_body", "access tokens are accepted only in the Authorization header".into()));
+                if let Err(e) = self.engine.pipeline().authenticate(&ctx).await {
+                    return pipeline_error(e, None);
+                }
+            }
             return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
         }
         if !(headers::accepts(headers, "application/json") && headers::accepts(headers, "text/event-stream")) {
@@ -952,16 +991,17 @@ fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Resp
     )
 }
 
-fn request_context(req: &Request, config: &McpHttpConfig) -> RequestContext {
+/// What the pipeline needs to know of `req`: its id, the client's address and credential.
+pub(crate) fn request_context(req: &Request, config: &McpHttpConfig) -> RequestContext {
     let request_id = req.extensions().get::<HttpRequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
     let client_addr =
         peer.map(|peer| client_address(peer, headers::text(req.headers(), "x-forwarded-for"), &config.trusted_proxies));
-    let bearer = headers::text(req.headers(), "authorization").and_then(|v| {
-        let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    let (credential, credential_problem) = crate::auth::credential(req, || {
+        let base = config.origin().base(req);
+        format!("{base}{}", req.uri().path())
     });
-    RequestContext { request_id, client_addr, bearer }
+    RequestContext { request_id, client_addr, credential, credential_problem }
 }
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
@@ -977,7 +1017,7 @@ fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[(IpAddr, u8)
     hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
 }
 
-fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
+pub(crate) fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
     match (ip, network) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
@@ -1097,8 +1137,15 @@ fn stateless_status(error: &ErrorData) -> StatusCode {
 fn pipeline_error_data(e: &PipelineError) -> (StatusCode, ErrorData) {
     match e {
         PipelineError::Unauthenticated(t) => (
-            StatusCode::UNAUTHORIZED,
-            ErrorData::new(ErrorCode(codes::UNAUTHENTICATED), format!("unauthenticated: {}", t.reason()), None),
+            crate::auth::unauthenticated_status(t),
+            ErrorData::new(
+                ErrorCode(codes::UNAUTHENTICATED),
+                match t.description() {
+                    Some(d) => format!("unauthenticated ({}): {d}", t.reason()),
+                    None => format!("unauthenticated: {}", t.reason()),
+                },
+                crate::auth::oauth_error_data(e).map(|oauth| serde_json::json!({ "oauth": oauth })),
+            ),
         ),
         PipelineError::RateLimited(d) => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -1113,7 +1160,12 @@ fn pipeline_error_data(e: &PipelineError) -> (StatusCode, ErrorData) {
             ErrorData::new(
                 ErrorCode(codes::FORBIDDEN),
                 format!("forbidden: {}", d.rule),
-                Some(serde_json::json!({ "requiredPermission": d.permission })),
+                Some(serde_json::json!({
+                    "requiredPermission": d.permission,
+                    "requiredScope": d.required_scope,
+                    "deniedBy": d.denied_by,
+                    "oauth": crate::auth::oauth_error_data(e),
+                })),
             ),
         ),
         PipelineError::Unavailable { component, .. } => (
@@ -1139,14 +1191,18 @@ fn pipeline_error(e: PipelineError, id: Option<RequestId>) -> Response {
             headers.insert("retry-after", v);
         }
     }
-    if matches!(e, PipelineError::Unauthenticated(_)) {
-        response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
-    }
     response
 }
 
 fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
-    Response::builder().status(status).content_type("application/json").body(wire::encode(message))
+    let mut response = Response::builder().status(status).content_type("application/json").body(wire::encode(message));
+    if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        && let JsonRpcMessage::Error(e) = message
+        && let Some(oauth) = e.error.data.as_ref().and_then(|d| d.get("oauth")).filter(|o| o.is_object())
+    {
+        response.extensions_mut().insert(OAuthChallenge(oauth.clone()));
+    }
+    response
 }
 
 fn rpc_error(status: StatusCode, id: Option<RequestId>, error: ErrorData) -> Response {

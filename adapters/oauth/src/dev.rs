@@ -1,0 +1,154 @@
+//! The developer mode's own token issuer: a local ES256 key, kept in a file so that
+//! `qudag-mcp serve --dev` and `qudag-mcp dev-token` (a separate process) share it.
+//!
+//! It exists so the quick start works with authentication on. Tokens it signs name the
+//! issuer [`DEV_ISSUER`], which no real authorization server uses; a server not started
+//! with `--dev` never trusts its key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::jwks::VerifyKey;
+
+/// The issuer of developer-mode tokens.
+pub const DEV_ISSUER: &str = "urn:qudag-mcp:dev";
+
+/// The developer mode's signing key.
+pub struct DevKey {
+    encoding: EncodingKey,
+    jwk: Value,
+    kid: String,
+}
+
+impl std::fmt::Debug for DevKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl DevKey {
+    /// The key in `path`, created (mode 0600) if the file does not exist.
+    ///
+    /// # Errors
+    /// A message naming the file when it cannot be read, written or parsed.
+    pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let pem = match std::fs::read(path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let pem = generate_pem()?;
+                write_private(path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::info!(path = %path.display(), "Developer signing key created");
+                pem
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        Self::from_pem(&pem).map_err(|e| format!("{} is not a PKCS #8 P-256 key: {e}", path.display()))
+    }
+
+    /// The key from PEM (PKCS #8, P-256).
+    ///
+    /// # Errors
+    /// A message when the PEM is not such a key.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let encoding = EncodingKey::from_ec_pem(pem).map_err(|e| e.to_string())?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| e.to_string())?;
+        let kid = format!("dev-{}", &jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| e.to_string())?[..12]);
+        jwk.common.key_id = Some(kid.clone());
+        let jwk = serde_json::to_value(&jwk).map_err(|e| e.to_string())?;
+        Ok(Self { encoding, jwk, kid })
+    }
+
+    /// The public key, for the verifier.
+    ///
+    /// # Errors
+    /// Never in practice: the key was parsed from our own JWK.
+    pub fn verify_key(&self) -> Result<VerifyKey, String> {
+        VerifyKey::from_jwk(&self.jwk)
+    }
+
+    /// The public JWK.
+    pub fn public_jwk(&self) -> &Value {
+        &self.jwk
+    }
+
+    /// Sign `claims` as an access token (`typ: at+jwt`).
+    ///
+    /// # Errors
+    /// A message if signing fails.
+    pub fn sign(&self, claims: &Value) -> Result<String, String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| e.to_string())
+    }
+
+    /// An access token for `subject` with `roles` and `scopes`, meant for `audience`,
+    /// valid for `ttl` from `now` (seconds since the epoch).
+    ///
+    /// # Errors
+    /// A message if signing fails.
+    pub fn token(
+        &self,
+        audience: &str,
+        subject: &str,
+        roles: &[&str],
+        scopes: &[&str],
+        ttl: Duration,
+        now: u64,
+    ) -> Result<String, String> {
+        self.sign(&json!({
+            "iss": DEV_ISSUER,
+            "sub": subject,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ttl.as_secs(),
+            "roles": roles,
+            "scope": scopes.join(" "),
+            "jti": hex_id(),
+        }))
+    }
+}
+
+fn hex_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn generate_pem() -> Result<Vec<u8>, String> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|e| format!("cannot generate a key: {e}"))?;
+    let body = STANDARD.encode(pkcs8.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    Ok(pem.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
