@@ -109,6 +109,16 @@ impl App {
         &self.services
     }
 
+    /// The audit trail, for reading back.
+    pub fn audit_query(&self) -> Arc<dyn qudag_application::ports::AuditQuery> {
+        self.adapters.audit_query.clone()
+    }
+
+    /// The token verifier, when authentication is on.
+    pub fn token_verifier(&self) -> Option<Arc<qudag_adapter_oauth::OAuthVerifier>> {
+        self.adapters.verifier.clone()
+    }
+
     /// Serve until `shutdown` completes, then drain: readiness fails at once, in-flight
     /// requests get the grace period, audit is flushed.
     ///

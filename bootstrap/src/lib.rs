@@ -12,6 +12,8 @@ pub mod telemetry;
 pub mod wiring;
 
 pub use app::App;
+/// The OAuth adapter, for tests and tools that inspect the verifier.
+pub use qudag_adapter_oauth as oauth;
 pub use qudag_adapter_oauth::install_crypto_provider;
 pub use settings::Settings;
 

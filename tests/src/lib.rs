@@ -15,12 +15,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A running server and a client for it.
-#[derive(Debug)]
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
     /// An HTTP client.
     pub client: reqwest::Client,
+    /// The server's audit trail.
+    pub audit: std::sync::Arc<dyn qudag_application::ports::AuditQuery>,
+    /// The server's token verifier, when authentication is on.
+    pub verifier: Option<std::sync::Arc<qudag_mcp::oauth::OAuthVerifier>>,
     shutdown: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -49,6 +52,15 @@ pub async fn spawn_fixture_app(configure: impl FnOnce(&mut Settings)) -> TestApp
     .await
 }
 
+/// Start a server serving `fixtures` with settings adjusted by `configure` (authentication
+/// off unless `configure` turns it on).
+pub async fn spawn_with_fixtures(
+    fixtures: Option<qudag_mcp::cli::Fixtures>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn(configure, fixtures).await
+}
+
 async fn spawn(configure: impl FnOnce(&mut Settings), fixtures: Option<qudag_mcp::cli::Fixtures>) -> TestApp {
     qudag_mcp::install_crypto_provider();
     static LOGS: Once = Once::new();
@@ -68,15 +80,22 @@ async fn spawn(configure: impl FnOnce(&mut Settings), fixtures: Option<qudag_mcp
     configure(&mut settings);
     let app = App::build_with(settings, fixtures).await.expect("the app builds");
     let addr = app.local_addr();
+    let (audit, verifier) = (app.audit_query(), app.token_verifier());
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     let handle = tokio::spawn(async move { app.run(async move { signal.cancelled().await }).await });
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    TestApp { addr, client, shutdown, handle }
+    TestApp { addr, client, audit, verifier, shutdown, handle }
 }
 
 fn tracing_subscriber_test_writer() -> impl for<'a> qudag_mcp::telemetry::MakeWriter<'a> + Send + Sync + 'static {
     qudag_mcp::telemetry::stdout()
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl TestApp {

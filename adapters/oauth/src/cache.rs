@@ -18,6 +18,9 @@ pub struct Verified {
     pub principal: Principal,
     /// The DPoP key thumbprint the token is bound to, if any.
     pub jkt: Option<String>,
+    /// The `kid` of the JWKS key that verified it: once the issuer stops publishing that
+    /// key, the entry is no longer trusted.
+    pub kid: Option<String>,
     /// Until when (seconds since the epoch, exclusive) the entry may be used.
     pub valid_until: u64,
 }
@@ -108,6 +111,7 @@ mod tests {
         Verified {
             principal: Principal::new(PrincipalId::new("https://i", "s"), [], [], None),
             jkt: None,
+            kid: None,
             valid_until: until,
         }
     }

@@ -117,7 +117,8 @@ impl KeySet {
             .collect()
     }
 
-    fn has_kid(&self, kid: &str) -> bool {
+    /// Whether a key with this `kid` is published.
+    pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 

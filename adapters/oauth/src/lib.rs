@@ -257,8 +257,13 @@ impl OAuthVerifier {
     }
 
     async fn verify_token(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+        let mut kid = None;
         let claims = match jwt::header(token) {
-            Some(header) => self.jwt.verify(token, &header).await?,
+            Some(header) => {
+                let claims = self.jwt.verify(token, &header).await?;
+                kid = header.kid.filter(|_| !header.alg.starts_with("HS"));
+                claims
+            }
             None => match &self.introspection {
                 Some(i) => i.introspect(token).await?,
                 None => {
@@ -282,7 +287,7 @@ impl OAuthVerifier {
             .accept(&extracted, qudag_domain::Timestamp::from_secs(now))
             .map_err(|e| TokenError::invalid(e.reason_code(), e.to_string()))?;
         let valid_until = extracted.expires_at.unwrap_or(now);
-        Ok(Verified { principal, jkt: claims::jkt(&claims), valid_until })
+        Ok(Verified { principal, jkt: claims::jkt(&claims), kid, valid_until })
     }
 
     fn check_binding(&self, verified: &Verified, credential: &Credential, now: u64) -> Result<(), TokenError> {
@@ -321,7 +326,11 @@ impl TokenVerifier for OAuthVerifier {
         }
         let now = self.clock.now().as_secs();
         let key = TokenCache::key(token);
-        let verified = match self.cache.get(&key, now) {
+        let cached = self.cache.get(&key, now).filter(|v| {
+            // A key the issuer has retired no longer vouches for the tokens it signed.
+            v.kid.as_deref().is_none_or(|kid| self.jwks().loaded().has_kid(kid))
+        });
+        let verified = match cached {
             Some(v) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
                 v
