@@ -84,8 +84,15 @@ async fn origins_are_checked() {
 }
 
 #[tokio::test]
-async fn authentication_is_required_by_default() {
-    let app = qudag_tests::spawn_app().await;
+async fn without_a_token_the_answer_is_401_pointing_at_the_metadata() {
+    // Authentication on (the default), with an issuer that is not even reachable: a
+    // request without a token is refused before any key is needed.
+    let app = qudag_tests::spawn_app_with(|s| {
+        s.auth.require_auth = true;
+        s.auth.issuer_url = Some("http://127.0.0.1:9".into());
+        s.auth.audience = Some("qudag-mcp-api".into());
+    })
+    .await;
     let r = post(
         &app,
         &[],
@@ -94,7 +101,11 @@ async fn authentication_is_required_by_default() {
     )
     .await;
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let metadata = app.url("/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(challenge, format!("Bearer resource_metadata=\"{metadata}\""));
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), 503, "no signing keys: not ready");
     app.stop().await.unwrap();
 }
 
