@@ -152,12 +152,15 @@ impl App {
             });
         }
 
-        let mcp_trusted: Vec<(std::net::IpAddr, u8)> = settings
-            .mcp
-            .trusted_proxies
-            .iter()
-            .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?;
+        let origin = qudag_adapter_http::auth::PublicOrigin {
+            configured: settings.mcp.public_url.clone(),
+            trusted_proxies: settings
+                .mcp
+                .trusted_proxies
+                .iter()
+                .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?,
+        };
         let mcp = McpEndpoint::new(
             services.engine.clone(),
             adapters.events.clone(),
@@ -166,17 +169,12 @@ impl App {
                 allowed_origins: settings.mcp.cors_origins.clone(),
                 loopback: local_addr.ip().is_loopback(),
                 max_body_bytes: settings.mcp.max_body_bytes,
-                trusted_proxies: mcp_trusted.clone(),
-                public_url: settings.mcp.public_url.clone(),
+                origin: origin.clone(),
                 ..McpHttpConfig::default()
             },
         );
         let (draining, drain_signal) = tokio::sync::watch::channel(false);
         let mcp = mcp.with_shutdown(drain_signal);
-        let origin = qudag_adapter_http::auth::PublicOrigin {
-            configured: settings.mcp.public_url.clone(),
-            trusted_proxies: mcp_trusted.clone(),
-        };
         let state = HttpState {
             health: services.health.clone(),
             version: crate::VERSION.to_owned(),
@@ -189,9 +187,7 @@ impl App {
             admin: Some(qudag_adapter_http::admin::AdminState {
                 pipeline: services.pipeline.clone(),
                 explainer: services.explainer.clone(),
-                roles_claim: qudag_domain::principal::RolesClaim::new(settings.auth.roles_claim.clone()),
                 origin,
-                trusted_proxies: mcp_trusted,
             }),
         };
         let health = services.health.clone();
@@ -265,7 +261,8 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
         }
     };
     let catalog = Arc::new(catalog);
-    let explainer = AuthzExplainer::new(catalog.clone());
+    let roles_claim = qudag_domain::principal::RolesClaim::new(settings.auth.roles_claim.clone());
+    let explainer = AuthzExplainer::new(catalog.clone(), roles_claim);
     let engine = Arc::new(
         McpEngine::new(catalog, pipeline.clone(), sessions.clone(), adapters.events.clone(), state_key)
             .map_err(anyhow::Error::msg)?,

@@ -1,5 +1,6 @@
-//! `/admin/*`: administrative endpoints, each behind the permission the application's
-//! `ADMIN_ENDPOINTS` table names, authenticated like `/mcp`.
+//! `/admin/*`: administrative endpoints. Each is an application operation run through the
+//! request pipeline — authenticated, rate-limited, authorized by the permission the
+//! application's `ADMIN_ENDPOINTS` table names, and audited — like a tool call.
 //!
 //! - `POST /admin/authz/explain`: the authorization decision, and the rule that made it,
 //!   for given roles and scopes (or a token's claims) and a tool, prompt or endpoint.
@@ -8,10 +9,9 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use qudag_application::usecases::{AuthzExplainer, Pipeline, PipelineError, TargetKind, authz};
-use qudag_domain::principal::{Claims, RolesClaim};
-use qudag_domain::quota::Cost;
+use qudag_application::usecases::{AuthzExplainer, EXPLAIN_ENDPOINT, OperationError, Pipeline, PipelineError};
 use serde_json::Value;
 
 use crate::auth::{self, PublicOrigin};
@@ -40,7 +40,7 @@ pub struct ExplainRequest {
     pub claims: Option<Value>,
 }
 
-/// The decision.
+/// The decision (the application's `Explanation`, as documented here).
 #[derive(Object, Debug, Clone, PartialEq)]
 pub struct Explanation {
     /// The target asked about.
@@ -108,19 +108,15 @@ pub struct AdminApi {
 pub struct AdminState {
     /// Authentication, rate limits, authorization, audit.
     pub pipeline: Arc<Pipeline>,
-    /// Authorization decisions.
+    /// Authorization decisions (the explain operation).
     pub explainer: AuthzExplainer,
-    /// Where tokens carry roles (for `claims`).
-    pub roles_claim: RolesClaim,
-    /// The external origin, for challenges.
+    /// The external origin and trusted proxies.
     pub origin: PublicOrigin,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
 }
 
 impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminState").field("roles_claim", &self.roles_claim).finish_non_exhaustive()
+        f.debug_struct("AdminState").field("origin", &self.origin).finish_non_exhaustive()
     }
 }
 
@@ -135,23 +131,10 @@ impl AdminApi {
     pub fn new(state: Option<AdminState>) -> Self {
         Self { state }
     }
+}
 
-    /// Authenticate, rate-limit and authorize `req` for `endpoint`.
-    async fn admit(&self, state: &AdminState, req: &Request, endpoint: &str) -> Result<(), ExplainResponse> {
-        let config = crate::mcp::McpHttpConfig {
-            trusted_proxies: state.trusted_proxies.clone(),
-            public_url: state.origin.configured.clone(),
-            ..Default::default()
-        };
-        let ctx = crate::mcp::request_context(req, &config);
-        let refuse = |e: PipelineError| refusal(e, &state.origin.metadata_url(req));
-        let pipeline = &state.pipeline;
-        let principal = pipeline.authenticate(&ctx).await.map_err(refuse)?;
-        pipeline.admit(&ctx, &principal, Cost::ONE).await.map_err(refuse)?;
-        let permission = authz::endpoint_permission(endpoint).unwrap_or(qudag_domain::rbac::Permission::Admin);
-        pipeline.authorize(&ctx, &principal, endpoint, permission).await.map_err(refuse)?;
-        Ok(())
-    }
+fn error(error: impl Into<String>, reason: &str) -> Json<AdminError> {
+    Json(AdminError { error: error.into(), reason: reason.to_owned() })
 }
 
 fn refusal(e: PipelineError, metadata_url: &str) -> ExplainResponse {
@@ -162,27 +145,22 @@ fn refusal(e: PipelineError, metadata_url: &str) -> ExplainResponse {
     };
     match &e {
         PipelineError::Unauthenticated(t) => {
-            let body = Json(AdminError {
-                error: t.description().unwrap_or("an access token is required").to_owned(),
-                reason: t.reason().to_owned(),
-            });
+            let body = error(t.description().unwrap_or("an access token is required"), t.reason());
             if auth::unauthenticated_status(t) == poem::http::StatusCode::BAD_REQUEST {
                 ExplainResponse::BadRequest(body, challenge())
             } else {
                 ExplainResponse::Unauthorized(body, challenge())
             }
         }
-        PipelineError::Forbidden(d) => ExplainResponse::Forbidden(
-            Json(AdminError { error: d.rule.clone(), reason: "forbidden".into() }),
-            challenge(),
-        ),
+        PipelineError::Forbidden(d) => ExplainResponse::Forbidden(error(d.rule.clone(), "forbidden"), challenge()),
         PipelineError::RateLimited(d) => ExplainResponse::TooManyRequests(
-            Json(AdminError { error: "rate limit exceeded".into(), reason: "rate_limited".into() }),
+            error("rate limit exceeded", "rate_limited"),
             d.retry_after.map(|r| (r.as_secs_f64().ceil() as u64).max(1).to_string()),
         ),
-        other => {
-            ExplainResponse::Unavailable(Json(AdminError { error: other.to_string(), reason: "unavailable".into() }))
+        PipelineError::Operation(OperationError::InvalidArgument { argument, message }) => {
+            ExplainResponse::BadRequest(error(message.clone(), &format!("bad_{argument}")), None)
         }
+        other => ExplainResponse::Unavailable(error(other.to_string(), "unavailable")),
     }
 }
 
@@ -196,55 +174,16 @@ impl AdminApi {
     #[oai(path = "/admin/authz/explain", method = "post", operation_id = "explainAuthorization")]
     async fn explain(&self, req: &Request, body: Json<ExplainRequest>) -> ExplainResponse {
         let Some(state) = &self.state else {
-            return ExplainResponse::Unavailable(Json(AdminError {
-                error: "administration is not enabled".into(),
-                reason: "unavailable".into(),
-            }));
+            return ExplainResponse::Unavailable(error("administration is not enabled", "unavailable"));
         };
-        if let Err(refused) = self.admit(state, req, "POST /admin/authz/explain").await {
-            return refused;
+        let ctx = auth::request_context(req, &state.origin);
+        let input = body.0.to_json().unwrap_or(Value::Null);
+        match state.pipeline.handle(&ctx, &state.explainer, EXPLAIN_ENDPOINT, input).await {
+            Ok(answer) => match Explanation::parse_from_json(Some(answer)) {
+                Ok(x) => ExplainResponse::Ok(Json(x)),
+                Err(e) => ExplainResponse::Unavailable(error(e.into_message(), "internal")),
+            },
+            Err(e) => refusal(e, &state.origin.metadata_url(req)),
         }
-        let ExplainRequest { target, mut roles, mut scopes, claims } = body.0;
-        if let Some(claims) = claims {
-            let Some(map) = claims.as_object() else {
-                return ExplainResponse::BadRequest(
-                    Json(AdminError { error: "claims must be a JSON object".into(), reason: "bad_claims".into() }),
-                    None,
-                );
-            };
-            let parsed = Claims::from_json(map, &state.roles_claim);
-            roles.extend(parsed.roles);
-            scopes.extend(parsed.scopes);
-        }
-        let Some(x) = state.explainer.explain(&roles, &scopes, &target) else {
-            return ExplainResponse::BadRequest(
-                Json(AdminError {
-                    error: format!("no tool, prompt or admin endpoint is called {target:?}"),
-                    reason: "unknown_target".into(),
-                }),
-                None,
-            );
-        };
-        let d = x.decision;
-        ExplainResponse::Ok(Json(Explanation {
-            target,
-            kind: match x.kind {
-                TargetKind::Tool => "tool",
-                TargetKind::Prompt => "prompt",
-                TargetKind::Endpoint => "endpoint",
-            }
-            .into(),
-            allowed: d.allowed,
-            permission: d.permission.as_str().into(),
-            required_scope: d.required_scope.as_str().into(),
-            granted_by: d.granted_by.map(|r| r.as_str().to_owned()),
-            denied_by: d.denied_by.map(|r| match r {
-                qudag_domain::rbac::Denial::Role => "role".to_owned(),
-                qudag_domain::rbac::Denial::Scope => "scope".to_owned(),
-            }),
-            step_up_scopes: d.step_up_scopes,
-            rule: d.rule,
-            unknown_roles: x.unknown_roles,
-        }))
     }
 }

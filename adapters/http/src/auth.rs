@@ -1,4 +1,5 @@
-//! The OAuth 2.0 resource server on the wire: reading credentials, challenges
+//! Who is calling, on the wire: the client's address (through trusted proxies), and the
+//! OAuth 2.0 resource server's side — reading credentials, challenges
 //! (`WWW-Authenticate`), and the RFC 9728 protected-resource metadata.
 //!
 //! - Tokens are read only from the `Authorization` header (`Bearer`, or `DPoP` with a
@@ -16,7 +17,7 @@ use poem::http::{HeaderValue, StatusCode};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use qudag_application::ports::{AuthScheme, Credential, DpopProof, TokenError};
-use qudag_application::usecases::PipelineError;
+use qudag_application::usecases::{PipelineError, RequestContext};
 use qudag_domain::rbac::{Denial, Scope};
 use serde_json::{Value, json};
 
@@ -41,7 +42,7 @@ impl PublicOrigin {
         let trusted = req
             .remote_addr()
             .as_socket_addr()
-            .is_some_and(|a| self.trusted_proxies.iter().any(|b| crate::mcp::in_block(a.ip(), *b)));
+            .is_some_and(|a| self.trusted_proxies.iter().any(|b| in_block(a.ip(), *b)));
         let forwarded =
             |name: &str| if trusted { text(name).and_then(|v| v.split(',').next()).map(str::trim) } else { None };
         let scheme = forwarded("x-forwarded-proto").unwrap_or(req.scheme().as_str());
@@ -62,6 +63,48 @@ impl PublicOrigin {
 
 /// The well-known path of the protected-resource metadata.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// What the pipeline needs to know of `req`: its id, the client's address and credential.
+pub fn request_context(req: &Request, origin: &PublicOrigin) -> RequestContext {
+    let request_id = req.extensions().get::<crate::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let client_addr = peer.map(|peer| {
+        client_address(
+            peer,
+            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            &origin.trusted_proxies,
+        )
+    });
+    let (credential, credential_problem) = credential(req, || format!("{}{}", origin.base(req), req.uri().path()));
+    RequestContext { request_id, client_addr, credential, credential_problem }
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the header's
+/// left part is written by the client and cannot be believed).
+fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[(IpAddr, u8)]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| in_block(*ip, *block));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(forwarded) = forwarded else { return peer };
+    let hops: Vec<IpAddr> = forwarded.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+    hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
+}
+
+fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
 
 /// The credential of `req` (and a reason to refuse it, if it is carried wrongly). `htu`
 /// gives the request's external URL for a DPoP proof.
@@ -289,6 +332,25 @@ mod tests {
     use qudag_domain::rbac::{Permission, Role, authorize};
 
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted = vec![("10.0.0.0".parse().unwrap(), 8), ("192.0.2.1".parse().unwrap(), 32)];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A direct client: its header is ignored.
+        assert_eq!(client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        // Through one trusted proxy.
+        assert_eq!(client_address(ip("10.1.2.3"), Some("198.51.100.7"), &trusted), ip("198.51.100.7"));
+        // A client forging a hop in front of two trusted proxies: the nearest untrusted hop wins.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 192.0.2.1"), &trusted),
+            ip("198.51.100.7")
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
+        assert!(in_block(ip("::1"), (ip("::"), 0)) && !in_block(ip("::1"), (ip("10.0.0.0"), 8)));
+    }
 
     #[test]
     fn challenges_follow_rfc6750_and_rfc9728() {

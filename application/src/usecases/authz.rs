@@ -1,16 +1,28 @@
 //! "Why was this call denied?": the authorization decision for a principal's roles and
 //! scopes and a tool, prompt or admin endpoint, with the rule that made it — the same
 //! decision the pipeline takes, without making the call.
+//!
+//! The explainer is itself an admin [`Operation`]: callers reach it through
+//! [`Pipeline::handle`](crate::usecases::Pipeline::handle), so it is authenticated,
+//! rate-limited, authorized and audited like any other call.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use qudag_domain::principal::{Claims, Principal, RolesClaim};
 use qudag_domain::rbac::{AuthzDecision, Permission, Role, authorize};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::mcp::Catalog;
+use crate::usecases::{Dispatcher, Operation, OperationError};
+
+/// The explain endpoint, as `METHOD path`.
+pub const EXPLAIN_ENDPOINT: &str = "POST /admin/authz/explain";
 
 /// The admin endpoints and the permission each needs, named `METHOD path`.
-pub const ADMIN_ENDPOINTS: &[(&str, Permission)] = &[("POST /admin/authz/explain", Permission::Admin)];
+pub const ADMIN_ENDPOINTS: &[(&str, Permission)] = &[(EXPLAIN_ENDPOINT, Permission::Admin)];
 
 /// The permission `endpoint` (`METHOD path`) needs, if it is an admin endpoint.
 pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {
@@ -18,7 +30,8 @@ pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {
 }
 
 /// What was asked about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     /// A tool.
     Tool,
@@ -29,20 +42,41 @@ pub enum TargetKind {
 }
 
 /// A decision and what it was about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Explanation {
+    /// The target asked about.
+    pub target: String,
     /// The target's kind.
     pub kind: TargetKind,
     /// The decision.
+    #[serde(flatten)]
     pub decision: AuthzDecision,
     /// Role names that were not recognised (and so granted nothing).
     pub unknown_roles: Vec<String>,
+}
+
+/// What the explain endpoint is asked: roles and scopes (given directly, or as a token's
+/// claims) and a target.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExplainInput {
+    /// A tool or prompt name, or an admin endpoint as `METHOD path`.
+    pub target: String,
+    /// Role names, as a token carries them.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Scopes the token holds.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// A token's claims: roles from the configured roles claim, scopes from `scope`/`scp`.
+    #[serde(default)]
+    pub claims: Option<Map<String, Value>>,
 }
 
 /// Explains authorization decisions over a catalog.
 #[derive(Clone)]
 pub struct AuthzExplainer {
     catalog: Arc<Catalog>,
+    roles_claim: RolesClaim,
 }
 
 impl std::fmt::Debug for AuthzExplainer {
@@ -52,9 +86,10 @@ impl std::fmt::Debug for AuthzExplainer {
 }
 
 impl AuthzExplainer {
-    /// An explainer for the tools and prompts of `catalog` and the admin endpoints.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+    /// An explainer for the tools and prompts of `catalog` and the admin endpoints,
+    /// reading roles from claims at `roles_claim`.
+    pub fn new(catalog: Arc<Catalog>, roles_claim: RolesClaim) -> Self {
+        Self { catalog, roles_claim }
     }
 
     /// The permission `target` needs: a tool or prompt name, or `METHOD path` of an admin
@@ -79,7 +114,12 @@ impl AuthzExplainer {
         let known: BTreeSet<Role> = roles.iter().filter_map(|r| Role::parse(r)).collect();
         let unknown_roles = roles.iter().filter(|r| Role::parse(r).is_none()).cloned().collect();
         let scopes: BTreeSet<String> = scopes.iter().cloned().collect();
-        Some(Explanation { kind, decision: authorize(&known, &scopes, permission), unknown_roles })
+        Some(Explanation {
+            target: target.to_owned(),
+            kind,
+            decision: authorize(&known, &scopes, permission),
+            unknown_roles,
+        })
     }
 
     /// Every target that can be explained (tools, prompts, admin endpoints).
@@ -94,6 +134,38 @@ impl AuthzExplainer {
     }
 }
 
+#[async_trait]
+impl Operation for AuthzExplainer {
+    fn name(&self) -> &str {
+        EXPLAIN_ENDPOINT
+    }
+
+    fn permission(&self) -> Permission {
+        endpoint_permission(EXPLAIN_ENDPOINT).unwrap_or(Permission::Admin)
+    }
+
+    async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
+        let ExplainInput { target, mut roles, mut scopes, claims } = serde_json::from_value(input)
+            .map_err(|e| OperationError::InvalidArgument { argument: "body".into(), message: e.to_string() })?;
+        if let Some(claims) = claims {
+            let parsed = Claims::from_json(&claims, &self.roles_claim);
+            roles.extend(parsed.roles);
+            scopes.extend(parsed.scopes);
+        }
+        let explanation = self.explain(&roles, &scopes, &target).ok_or_else(|| OperationError::InvalidArgument {
+            argument: "target".into(),
+            message: format!("no tool, prompt or admin endpoint is called {target:?}"),
+        })?;
+        serde_json::to_value(explanation).map_err(|e| OperationError::Failed(e.to_string()))
+    }
+}
+
+impl Dispatcher for AuthzExplainer {
+    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
+        (name == EXPLAIN_ENDPOINT).then(|| Arc::new(self.clone()) as Arc<dyn Operation>)
+    }
+}
+
 #[cfg(all(test, feature = "conformance"))]
 mod tests {
     use qudag_domain::rbac::Denial;
@@ -102,7 +174,7 @@ mod tests {
 
     fn explainer() -> AuthzExplainer {
         let info = rmcp::model::Implementation::new("t", "1");
-        AuthzExplainer::new(Arc::new(crate::mcp::fixtures::conformance::catalog(info)))
+        AuthzExplainer::new(Arc::new(crate::mcp::fixtures::conformance::catalog(info)), RolesClaim::default())
     }
 
     #[test]
@@ -125,5 +197,22 @@ mod tests {
 
         assert!(e.explain(&[], &[], "no_such_tool").is_none());
         assert!(e.targets().contains(&"POST /admin/authz/explain".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn as_an_operation_it_reads_claims_and_names_a_bad_target() {
+        let e = explainer();
+        let p = Principal::anonymous([Role::Admin]);
+        let input = serde_json::json!({
+            "target": "POST /admin/authz/explain",
+            "claims": {"roles": ["admin"], "scope": "mcp:admin"}
+        });
+        let out = e.run(&p, input).await.unwrap();
+        assert_eq!(out["allowed"], true, "{out}");
+        assert_eq!(out["kind"], "endpoint");
+        assert_eq!(out["required_scope"], "mcp:admin");
+        let err = e.run(&p, serde_json::json!({"target": "nope"})).await.unwrap_err();
+        assert!(matches!(err, OperationError::InvalidArgument { ref argument, .. } if argument == "target"), "{err}");
+        assert!(e.resolve(EXPLAIN_ENDPOINT).is_some() && e.resolve("other").is_none());
     }
 }

@@ -5,7 +5,7 @@ pub mod health;
 pub mod pipeline;
 pub mod sessions;
 
-pub use authz::{ADMIN_ENDPOINTS, AuthzExplainer, Explanation, TargetKind};
+pub use authz::{ADMIN_ENDPOINTS, AuthzExplainer, EXPLAIN_ENDPOINT, ExplainInput, Explanation, TargetKind};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use pipeline::{
     AuthMode, Dispatcher, LimiterFailurePolicy, Operation, OperationError, Pipeline, PipelineError, RateLimitSettings,

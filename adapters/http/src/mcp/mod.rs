@@ -39,7 +39,7 @@ use rmcp::model::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::RequestId as HttpRequestId;
+use crate::auth::{PublicOrigin, request_context};
 
 /// Application error codes, outside the JSON-RPC and MCP reserved ranges.
 pub mod codes {
@@ -65,10 +65,9 @@ pub struct McpHttpConfig {
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments.
     pub keep_alive: Duration,
-    /// Proxies whose `X-Forwarded-For` is believed, as (network, prefix length).
-    pub trusted_proxies: Vec<(IpAddr, u8)>,
-    /// The external base URL (`QUDAG_PUBLIC_URL`), for metadata URLs and DPoP `htu`.
-    pub public_url: Option<String>,
+    /// Where clients reach the server from, and the proxies whose forwarding headers are
+    /// believed.
+    pub origin: PublicOrigin,
 }
 
 impl Default for McpHttpConfig {
@@ -78,15 +77,8 @@ impl Default for McpHttpConfig {
             loopback: true,
             max_body_bytes: 4 << 20,
             keep_alive: Duration::from_secs(15),
-            trusted_proxies: Vec::new(),
-            public_url: None,
+            origin: PublicOrigin::default(),
         }
-    }
-}
-
-impl McpHttpConfig {
-    fn origin(&self) -> crate::auth::PublicOrigin {
-        crate::auth::PublicOrigin { configured: self.public_url.clone(), trusted_proxies: self.trusted_proxies.clone() }
     }
 }
 
@@ -114,8 +106,8 @@ impl std::fmt::Debug for McpEndpoint {
 impl Endpoint for McpEndpoint {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        Ok(self.dispatch(req).await)
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        Ok(self.dispatch(&mut req).await)
     }
 }
 
@@ -137,22 +129,20 @@ impl McpEndpoint {
         self
     }
 
-    async fn dispatch(&self, req: Request) -> Response {
-        if let Some(refusal) = self.check_origin(&req) {
+    async fn dispatch(&self, req: &mut Request) -> Response {
+        if let Some(refusal) = self.check_origin(req) {
             return refusal;
         }
-        let origin = self.config.origin();
-        let metadata_url = origin.metadata_url(&req);
         let mut response = self.route(req).await;
         if let Some(OAuthChallenge(oauth)) = response.extensions_mut().remove::<OAuthChallenge>()
-            && let Some(value) = crate::auth::challenge(&oauth, &metadata_url)
+            && let Some(value) = crate::auth::challenge(&oauth, &self.config.origin.metadata_url(req))
         {
             response.headers_mut().insert("www-authenticate", value);
         }
         response
     }
 
-    async fn route(&self, req: Request) -> Response {
+    async fn route(&self, req: &mut Request) -> Response {
         match *req.method() {
             Method::POST => self.post(req).await,
             Method::GET => self.get(req).await,
@@ -193,7 +183,7 @@ impl McpEndpoint {
         None
     }
 
-    async fn post(&self, mut req: Request) -> Response {
+    async fn post(&self, req: &mut Request) -> Response {
         let body = req.take_body();
         let headers = req.headers();
         if !headers::is_json(headers) {
@@ -203,7 +193,7 @@ impl McpEndpoint {
                 && crate::auth::form_has_token(&form)
             {
                 // RFC 6750 §2.2 form-encoded tokens are refused, and audited as such.
-                let mut ctx = request_context(&req, &self.config);
+                let mut ctx = request_context(req, &self.config.origin);
                 ctx.credential_problem =
                     Some(("token_in_body", "access tokens are accepted only in the Authorization header".into()));
                 if let Err(e) = self.engine.pipeline().authenticate(&ctx).await {
@@ -215,7 +205,7 @@ impl McpEndpoint {
         if !(headers::accepts(headers, "application/json") && headers::accepts(headers, "text/event-stream")) {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list application/json and text/event-stream");
         }
-        let ctx = request_context(&req, &self.config);
+        let ctx = request_context(req, &self.config.origin);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -826,18 +816,18 @@ impl McpEndpoint {
         futures::stream::iter(prime).chain(events).boxed()
     }
 
-    async fn get(&self, req: Request) -> Response {
-        let headers = req.headers().clone();
-        let Some(raw_session) = headers::text(&headers, headers::SESSION_ID).map(str::to_owned) else {
+    async fn get(&self, req: &Request) -> Response {
+        let headers = req.headers();
+        let Some(raw_session) = headers::text(headers, headers::SESSION_ID).map(str::to_owned) else {
             return Response::builder()
                 .status(StatusCode::METHOD_NOT_ALLOWED)
                 .header("allow", "POST")
                 .body("GET needs an Mcp-Session-Id (stateful sessions only)");
         };
-        if !headers::accepts(&headers, "text/event-stream") {
+        if !headers::accepts(headers, "text/event-stream") {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list text/event-stream");
         }
-        let ctx = request_context(&req, &self.config);
+        let ctx = request_context(req, &self.config.origin);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -846,7 +836,7 @@ impl McpEndpoint {
             Ok(s) => s,
             Err(response) => return response,
         };
-        if let Some(last) = headers::text(&headers, headers::LAST_EVENT_ID).and_then(EventId::parse)
+        if let Some(last) = headers::text(headers, headers::LAST_EVENT_ID).and_then(EventId::parse)
             && last.stream != 0
         {
             let key = StreamKey { session: session.id().as_str().to_owned(), stream: last.stream };
@@ -881,15 +871,15 @@ impl McpEndpoint {
         self.sse(messages_to_frames(notifications.boxed()))
     }
 
-    async fn delete(&self, req: Request) -> Response {
-        let headers = req.headers().clone();
-        let Some(raw_session) = headers::text(&headers, headers::SESSION_ID) else {
+    async fn delete(&self, req: &Request) -> Response {
+        let headers = req.headers();
+        let Some(raw_session) = headers::text(headers, headers::SESSION_ID) else {
             return Response::builder()
                 .status(StatusCode::METHOD_NOT_ALLOWED)
                 .header("allow", "POST")
                 .body("DELETE needs an Mcp-Session-Id (stateful sessions only)");
         };
-        let ctx = request_context(&req, &self.config);
+        let ctx = request_context(req, &self.config.origin);
         let principal = match self.engine.pipeline().authenticate(&ctx).await {
             Ok(p) => p,
             Err(e) => return pipeline_error(e, None),
@@ -989,46 +979,6 @@ fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Resp
         id,
         ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
     )
-}
-
-/// What the pipeline needs to know of `req`: its id, the client's address and credential.
-pub(crate) fn request_context(req: &Request, config: &McpHttpConfig) -> RequestContext {
-    let request_id = req.extensions().get::<HttpRequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let client_addr =
-        peer.map(|peer| client_address(peer, headers::text(req.headers(), "x-forwarded-for"), &config.trusted_proxies));
-    let (credential, credential_problem) = crate::auth::credential(req, || {
-        let base = config.origin().base(req);
-        format!("{base}{}", req.uri().path())
-    });
-    RequestContext { request_id, client_addr, credential, credential_problem }
-}
-
-/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
-/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the header's
-/// left part is written by the client and cannot be believed).
-fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[(IpAddr, u8)]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| in_block(*ip, *block));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let Some(forwarded) = forwarded else { return peer };
-    let hops: Vec<IpAddr> = forwarded.split(',').filter_map(|h| h.trim().parse().ok()).collect();
-    hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
-}
-
-pub(crate) fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 /// `RateLimit-Policy` and `RateLimit` (IETF httpapi ratelimit-headers draft): the quota, its
@@ -1246,25 +1196,6 @@ fn sse_body(frames: futures::stream::BoxStream<'static, Bytes>, keep_alive: Dura
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
-        let trusted = vec![("10.0.0.0".parse().unwrap(), 8), ("192.0.2.1".parse().unwrap(), 32)];
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        // A direct client: its header is ignored.
-        assert_eq!(client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
-        // Through one trusted proxy.
-        assert_eq!(client_address(ip("10.1.2.3"), Some("198.51.100.7"), &trusted), ip("198.51.100.7"));
-        // A client forging a hop in front of two trusted proxies: the nearest untrusted hop wins.
-        assert_eq!(
-            client_address(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 192.0.2.1"), &trusted),
-            ip("198.51.100.7")
-        );
-        // No header, or garbage: the proxy itself.
-        assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
-        assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
-        assert!(in_block(ip("::1"), (ip("::"), 0)) && !in_block(ip("::1"), (ip("10.0.0.0"), 8)));
-    }
 
     #[test]
     fn loopback_hosts_and_origins_are_recognised() {
