@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use qudag_adapter_oauth::dev::DevKey;
-use qudag_domain::rbac::{Permission, Role};
+use qudag_domain::rbac::{Role, useful_scopes};
 
 use crate::settings::Settings;
 
@@ -34,16 +34,7 @@ pub fn token(
     }
     let scopes: Vec<String> = match scope {
         Some(s) => s.split_whitespace().map(str::to_owned).collect(),
-        None => {
-            let mut all: Vec<String> = Permission::ALL
-                .into_iter()
-                .filter(|p| parsed.iter().any(|r| r.grants(*p)))
-                .map(|p| p.scope().as_str().to_owned())
-                .collect();
-            all.sort();
-            all.dedup();
-            all
-        }
+        None => useful_scopes(&parsed).iter().map(|s| s.as_str().to_owned()).collect(),
     };
     let key = DevKey::load_or_create(&settings.auth.dev_key_file())?;
     let subject = subject.map_or_else(|| format!("dev-{}", roles[0]), str::to_owned);

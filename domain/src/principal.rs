@@ -130,6 +130,12 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The first numeric-date claim (`exp`, `nbf`, `iat`) that is present but not a
+    /// number of seconds: a malformed token, which must not pass as one without it.
+    pub fn malformed_date(claims: &Map<String, Value>) -> Option<&'static str> {
+        ["exp", "nbf", "iat"].into_iter().find(|name| claims.get(*name).is_some_and(|v| seconds(Some(v)).is_none()))
+    }
+
     /// The domain's view of `claims`. `scope` (space-separated) and `scp` (array or string)
     /// both give scopes; `aud` may be a string or an array.
     pub fn from_json(claims: &Map<String, Value>, roles: &RolesClaim) -> Self {
@@ -502,6 +508,13 @@ mod tests {
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn numeric_dates_must_be_numbers() {
+        assert_eq!(Claims::malformed_date(&map(json!({"exp": "soon"}))), Some("exp"));
+        assert_eq!(Claims::malformed_date(&map(json!({"exp": 5, "iat": -3}))), Some("iat"));
+        assert_eq!(Claims::malformed_date(&map(json!({"exp": 5, "nbf": 1.5}))), None);
     }
 
     #[test]

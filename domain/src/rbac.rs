@@ -305,6 +305,12 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Every scope that covers something one of `roles` grants: what a token for them needs
+/// to use all they may.
+pub fn useful_scopes(roles: &[Role]) -> BTreeSet<Scope> {
+    Permission::ALL.into_iter().filter(|p| roles.iter().any(|r| r.grants(*p))).map(Permission::scope).collect()
+}
+
 /// Which check refused a permission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -504,11 +510,7 @@ mod tests {
             (Role::Readonly, &["mcp:read"]),
         ];
         for (role, wanted) in expected {
-            let needed: BTreeSet<String> = Permission::ALL
-                .into_iter()
-                .filter(|p| role.grants(*p))
-                .map(|p| p.scope().as_str().to_owned())
-                .collect();
+            let needed: BTreeSet<String> = useful_scopes(&[role]).iter().map(|s| s.as_str().to_owned()).collect();
             assert_eq!(needed, scopes(wanted), "{role}");
         }
     }

@@ -110,15 +110,15 @@ impl DevKey {
             "exp": now + ttl.as_secs(),
             "roles": roles,
             "scope": scopes.join(" "),
-            "jti": hex_id(),
+            "jti": hex_id()?,
         }))
     }
 }
 
-fn hex_id() -> String {
+fn hex_id() -> Result<String, String> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap_or_default();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|e| format!("no entropy for a token id: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn generate_pem() -> Result<Vec<u8>, String> {

@@ -21,6 +21,12 @@ use url::Url;
 
 use crate::jwt;
 
+/// The `cnf.jkt` confirmation (RFC 9449 §6): the thumbprint of the key a DPoP-bound
+/// token is bound to.
+pub fn bound_key(claims: &serde_json::Map<String, Value>) -> Option<String> {
+    claims.get("cnf")?.get("jkt")?.as_str().map(str::to_owned)
+}
+
 /// The largest DPoP proof accepted.
 const MAX_PROOF_BYTES: usize = 8 * 1024;
 
@@ -172,6 +178,13 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_binding_is_read_from_cnf_jkt() {
+        let claims = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(bound_key(&claims(serde_json::json!({"cnf": {"jkt": "abc"}}))).as_deref(), Some("abc"));
+        assert_eq!(bound_key(&claims(serde_json::json!({"cnf": {"x5t#S256": "abc"}}))), None);
+    }
 
     #[test]
     fn htu_compares_scheme_host_port_and_path_only() {

@@ -46,6 +46,7 @@ type Client = oauth2::Client<
 pub struct Introspector {
     client: Client,
     http: HttpClient,
+    issuer: String,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -55,12 +56,12 @@ impl std::fmt::Debug for Introspector {
 }
 
 impl Introspector {
-    /// An introspector posting to `url` as `client_id`.
-    pub fn new(http: HttpClient, url: Url, client_id: &str, client_secret: &str) -> Self {
+    /// An introspector posting to `url` as `client_id`, the endpoint of `issuer`.
+    pub fn new(http: HttpClient, url: Url, client_id: &str, client_secret: &str, issuer: &str) -> Self {
         let client = oauth2::Client::new(ClientId::new(client_id.to_owned()))
             .set_client_secret(ClientSecret::new(client_secret.to_owned()))
             .set_introspection_url(IntrospectionUrl::from_url(url));
-        Self { client, http }
+        Self { client, http, issuer: issuer.to_owned() }
     }
 
     /// The claims of `token` if it is active, as a JSON object like a JWT's payload.
@@ -86,18 +87,20 @@ impl Introspector {
         if !answer.active() {
             return Err(TokenError::invalid("inactive_token", "the token is not active (revoked, expired or unknown)"));
         }
-        Ok(to_claims(&answer))
+        Ok(to_claims(&answer, &self.issuer))
     }
 }
 
-fn to_claims(answer: &Answer) -> Map<String, Value> {
+/// The answer as token claims. An answer without `iss` speaks for `issuer` (RFC 7662
+/// makes `iss` optional; the endpoint is our issuer's).
+fn to_claims(answer: &Answer, issuer: &str) -> Map<String, Value> {
     let mut claims = answer.extra_fields().members.clone();
     let mut put = |name: &str, value: Option<Value>| {
         if let Some(v) = value {
             claims.insert(name.to_owned(), v);
         }
     };
-    put("iss", answer.iss().map(|s| Value::from(s.to_owned())));
+    put("iss", Some(Value::from(answer.iss().unwrap_or(issuer).to_owned())));
     put("sub", answer.sub().or(answer.client_id().map(|c| c.as_str())).map(|s| Value::from(s.to_owned())));
     put("aud", answer.aud().map(|a| Value::from(a.clone())));
     put("exp", answer.exp().map(|t| Value::from(t.timestamp())));
@@ -121,7 +124,8 @@ mod tests {
             "token_type": "Bearer", "cnf": {"jkt": "abc"}
         }))
         .unwrap();
-        let c = to_claims(&answer);
+        let c = to_claims(&answer, "http://elsewhere");
+        assert_eq!(c["iss"], "http://127.0.0.1:9400", "the answer's own iss wins");
         assert_eq!(c["sub"], "qudag-opaque");
         assert_eq!(c["roles"], json!(["developer"]));
         assert_eq!(c["aud"], json!(["qudag-mcp-api"]));
@@ -131,6 +135,7 @@ mod tests {
         assert!(!c.contains_key("nbf"));
 
         let answer: Answer = serde_json::from_value(json!({"active": true, "sub": "alice", "client_id": "c"})).unwrap();
-        assert_eq!(to_claims(&answer)["sub"], "alice");
+        let c = to_claims(&answer, "http://127.0.0.1:9400");
+        assert_eq!((c["sub"].as_str(), c["iss"].as_str()), (Some("alice"), Some("http://127.0.0.1:9400")));
     }
 }

@@ -64,7 +64,8 @@ pub fn algorithm(alg: &str) -> Result<Algorithm, TokenError> {
         .map_err(|_| TokenError::invalid("unsupported_alg", format!("signing algorithm {alg:?} is not supported")))
 }
 
-fn is_hmac(alg: Algorithm) -> bool {
+/// Whether `alg` is an HMAC (shared-secret) algorithm.
+pub fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 

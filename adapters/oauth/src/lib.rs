@@ -13,7 +13,6 @@
 #![deny(missing_docs)]
 
 pub mod cache;
-pub mod claims;
 pub mod dev;
 pub mod discovery;
 pub mod dpop;
@@ -198,7 +197,7 @@ impl OAuthVerifier {
                 if i.client_id.is_empty() || i.client_secret.is_empty() {
                     return Err(ConfigError("introspection needs a client id and a client secret".into()));
                 }
-                Some(Introspector::new(http, url, &i.client_id, &i.client_secret))
+                Some(Introspector::new(http, url, &i.client_id, &i.client_secret, &config.issuer))
             }
         };
         Self::build(config, source, introspection, clock)
@@ -257,15 +256,15 @@ impl OAuthVerifier {
     }
 
     async fn verify_token(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
-        let mut kid = None;
-        let claims = match jwt::header(token) {
+        let (claims, kid) = match jwt::header(token) {
             Some(header) => {
                 let claims = self.jwt.verify(token, &header).await?;
-                kid = header.kid.filter(|_| !header.alg.starts_with("HS"));
-                claims
+                // Only a JWKS key can be retired; an HMAC secret has no `kid` to track.
+                let from_jwks = !jwt::algorithm(&header.alg).is_ok_and(jwt::is_hmac);
+                (claims, header.kid.filter(|_| from_jwks))
             }
             None => match &self.introspection {
-                Some(i) => i.introspect(token).await?,
+                Some(i) => (i.introspect(token).await?, None),
                 None => {
                     return Err(TokenError::invalid(
                         "malformed",
@@ -274,20 +273,16 @@ impl OAuthVerifier {
                 }
             },
         };
-        if let Some(name) = claims::bad_numeric_date(&claims) {
+        if let Some(name) = Claims::malformed_date(&claims) {
             return Err(TokenError::invalid("malformed", format!("claim {name} is not a number of seconds")));
         }
-        let mut extracted = Claims::from_json(&claims, &self.roles_claim);
-        if extracted.issuer.is_none() && self.introspection.is_some() && jwt::header(token).is_none() {
-            // RFC 7662 answers may omit `iss`: the endpoint speaks for our issuer.
-            extracted.issuer = Some(self.rules.issuer().to_owned());
-        }
+        let extracted = Claims::from_json(&claims, &self.roles_claim);
         let principal = self
             .rules
             .accept(&extracted, qudag_domain::Timestamp::from_secs(now))
             .map_err(|e| TokenError::invalid(e.reason_code(), e.to_string()))?;
         let valid_until = extracted.expires_at.unwrap_or(now);
-        Ok(Verified { principal, jkt: claims::jkt(&claims), kid, valid_until })
+        Ok(Verified { principal, jkt: dpop::bound_key(&claims), kid, valid_until })
     }
 
     fn check_binding(&self, verified: &Verified, credential: &Credential, now: u64) -> Result<(), TokenError> {
