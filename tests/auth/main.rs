@@ -55,21 +55,7 @@ struct Answer {
 
 /// A stateless (2026-07-28) `tools/call` of `tool` with `authorization` as the header.
 async fn call_with(app: &TestApp, authorization: Option<String>, dpop: Option<String>, tool: &str) -> Answer {
-    let mut req = app
-        .client
-        .post(app.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": {}, "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "auth-tests", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }}
-        }));
+    let mut req = app.tool_call(1, tool, json!({}));
     if let Some(a) = authorization {
         req = req.header("authorization", a);
     }

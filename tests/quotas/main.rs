@@ -35,25 +35,7 @@ async fn node(url: &str, prefix: &str, fail_closed: bool) -> TestApp {
 
 /// One stateless `tools/call echo`.
 async fn echo(app: &TestApp, id: u64) -> reqwest::Response {
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    app.client
-        .post(app.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(
-            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                     "params": {"name": "echo", "arguments": {"text": "q"}, "_meta": meta}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
+    app.tool_call(id, "echo", json!({"text": "q"})).send().await.unwrap()
 }
 
 fn prefix() -> String {

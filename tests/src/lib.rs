@@ -104,6 +104,23 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A stateless (2026-07-28) `tools/call` of `tool` with `arguments`, headers and
+    /// `_meta` as the revision requires; add credentials before sending.
+    pub fn tool_call(&self, id: u64, tool: &str, arguments: serde_json::Value) -> reqwest::RequestBuilder {
+        let meta = serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        self.client
+            .post(self.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments, "_meta": meta}}))
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request sent")
