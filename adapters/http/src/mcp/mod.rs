@@ -437,26 +437,16 @@ impl McpEndpoint {
             ));
         }
         // basic/transports/streamable-http, "Request Metadata Headers".
-        match headers::text(headers, headers::PROTOCOL_VERSION) {
-            Some(h) if h == version => {}
-            Some(h) => {
-                return bad(wire::header_mismatch(format!(
-                    "MCP-Protocol-Version header {h} does not match _meta protocolVersion {version}"
-                )));
-            }
-            None => return bad(wire::header_mismatch("MCP-Protocol-Version header is required")),
+        if let Err(e) =
+            header_matches(headers, headers::PROTOCOL_VERSION, "MCP-Protocol-Version", version, "_meta protocolVersion")
+        {
+            return bad(e);
         }
         if !wire::is_stateless_version(version) {
             return bad(wire::unsupported_version(version));
         }
-        match headers::text(headers, headers::METHOD) {
-            Some(h) if h == method => {}
-            Some(h) => {
-                return bad(wire::header_mismatch(format!(
-                    "Mcp-Method header {h} does not match body method {method}"
-                )));
-            }
-            None => return bad(wire::header_mismatch("Mcp-Method header is required")),
+        if let Err(e) = header_matches(headers, headers::METHOD, "Mcp-Method", &method, "body method") {
+            return bad(e);
         }
         let name_field = match method.as_str() {
             "tools/call" | "prompts/get" => Some("name"),
@@ -979,6 +969,22 @@ fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Resp
         id,
         ErrorData::new(ErrorCode(codes::UNAVAILABLE), "event bus unavailable", None),
     )
+}
+
+/// The request-metadata header `name` (shown as `label`) must be present and equal what
+/// the body says (`body`, shown as `what`): 2026-07-28 basic/transports, -32020 otherwise.
+fn header_matches(
+    headers: &poem::http::HeaderMap,
+    name: &str,
+    label: &str,
+    body: &str,
+    what: &str,
+) -> Result<(), ErrorData> {
+    match headers::text(headers, name) {
+        Some(h) if h == body => Ok(()),
+        Some(h) => Err(wire::header_mismatch(format!("{label} header {h} does not match {what} {body}"))),
+        None => Err(wire::header_mismatch(format!("{label} header is required"))),
+    }
 }
 
 /// `RateLimit-Policy` and `RateLimit` (IETF httpapi ratelimit-headers draft): the quota, its
