@@ -10,10 +10,14 @@
 //! - [`audit`]: audit records and their BLAKE3 hash chain.
 //! - [`rbac`]: roles, permissions and the authorization decision.
 //! - [`time`]: the timestamp type every rule is expressed in.
+//! - [`quantum`]: quantum circuits, their simulation, optimization and analysis.
+//! - [`pqc`]: post-quantum key encapsulation, signatures and the vault envelope.
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod pqc;
 pub mod principal;
+pub mod quantum;
 pub mod quota;
 pub mod rbac;
 pub mod session;

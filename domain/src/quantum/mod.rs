@@ -1,0 +1,1 @@
+//! Quantum circuits: the model, a state-vector simulator, an optimizer and analysis.
