@@ -49,11 +49,14 @@ pub enum AuditAction {
     /// An administrative action.
     #[serde(rename = "admin.action")]
     AdminAction,
+    /// A vault entry was asked for by a principal other than its owner (refused).
+    #[serde(rename = "vault.access_denied")]
+    VaultAccessDenied,
 }
 
 impl AuditAction {
     /// Every action, for filters and documentation.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::ServerStarted,
         Self::ServerStopped,
         Self::AuthSucceeded,
@@ -65,6 +68,7 @@ impl AuditAction {
         Self::ToolDenied,
         Self::RateLimited,
         Self::AdminAction,
+        Self::VaultAccessDenied,
     ];
 
     /// The dotted name, as stored.
@@ -81,6 +85,7 @@ impl AuditAction {
             Self::ToolDenied => "tool.denied",
             Self::RateLimited => "rate.limited",
             Self::AdminAction => "admin.action",
+            Self::VaultAccessDenied => "vault.access_denied",
         }
     }
 

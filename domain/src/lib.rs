@@ -10,11 +10,13 @@
 //! - [`audit`]: audit records and their BLAKE3 hash chain.
 //! - [`rbac`]: roles, permissions and the authorization decision.
 //! - [`time`]: the timestamp type every rule is expressed in.
+//! - [`dark`]: `.dark` names and the bytes a name record is signed over.
 //! - [`quantum`]: quantum circuits, their simulation, optimization and analysis.
 //! - [`pqc`]: post-quantum key encapsulation, signatures and the vault envelope.
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod dark;
 pub mod pqc;
 pub mod principal;
 pub mod quantum;

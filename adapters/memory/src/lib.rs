@@ -7,6 +7,9 @@
 //! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery` |
 //! | [`MemoryEventBus`] | `EventBus` |
 //! | [`MemoryEventStore`] | `EventStore` |
+//! | [`MemoryVaultStore`] | `VaultStore` |
+//! | [`MemoryNameRegistry`] | `NameRegistry` |
+//! | [`MemoryMembership`] | `Membership` |
 //!
 //! Everything is bounded: expired sessions and idle limiter keys are evicted, and a flood
 //! of distinct keys cannot grow memory without limit. State lives in this process only;
@@ -16,12 +19,18 @@
 mod audit;
 mod event_bus;
 mod event_store;
+mod membership;
+mod name_registry;
 mod rate_limiter;
 mod session_store;
 mod shard;
+mod vault_store;
 
 pub use audit::MemoryAuditSink;
 pub use event_bus::MemoryEventBus;
 pub use event_store::MemoryEventStore;
+pub use membership::MemoryMembership;
+pub use name_registry::MemoryNameRegistry;
 pub use rate_limiter::MemoryRateLimiter;
 pub use session_store::MemorySessionStore;
+pub use vault_store::MemoryVaultStore;

@@ -2,8 +2,13 @@
 
 use std::sync::Arc;
 
-use qudag_adapter_memory::{MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryRateLimiter, MemorySessionStore};
-use qudag_application::ports::{EventBus, EventStore, RateLimiter, SessionStore, SystemClock};
+use qudag_adapter_memory::{
+    MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryMembership, MemoryNameRegistry, MemoryRateLimiter,
+    MemorySessionStore, MemoryVaultStore,
+};
+use qudag_application::ports::{
+    EventBus, EventStore, Membership, NameRegistry, RateLimiter, SessionStore, SystemClock, VaultStore,
+};
 
 async fn session_store() -> Arc<dyn SessionStore> {
     Arc::new(MemorySessionStore::new(10_000, Arc::new(SystemClock::new())))
@@ -43,4 +48,28 @@ async fn event_store() -> Arc<dyn EventStore> {
 
 mod event_store {
     qudag_application::event_store_contract!(super::event_store);
+}
+
+async fn vault_store() -> Arc<dyn VaultStore> {
+    Arc::new(MemoryVaultStore::new(10_000))
+}
+
+mod vault_store {
+    qudag_application::vault_store_contract!(super::vault_store);
+}
+
+async fn name_registry() -> Arc<dyn NameRegistry> {
+    Arc::new(MemoryNameRegistry::new(10_000))
+}
+
+mod name_registry {
+    qudag_application::name_registry_contract!(super::name_registry);
+}
+
+async fn membership() -> Arc<dyn Membership> {
+    Arc::new(MemoryMembership::default())
+}
+
+mod membership {
+    qudag_application::membership_contract!(super::membership);
 }

@@ -10,18 +10,26 @@ pub mod clock;
 pub mod event_bus;
 pub mod event_store;
 pub mod health;
+pub mod membership;
+pub mod name_registry;
 pub mod rate_limiter;
 pub mod session_store;
 pub mod token_verifier;
+pub mod vault_store;
 
 pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError};
 pub use clock::{Clock, SystemClock};
 pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
 pub use event_store::{EventBatch, EventId, EventStore, EventStoreError, StreamKey};
 pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
+pub use membership::{Membership, MembershipError, NodeInfo};
+pub use name_registry::{NameRegistry, NameRegistryError, SignedNameRecord};
 pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};
 pub use session_store::{SessionStore, SessionStoreError};
 pub use token_verifier::{AuthScheme, Credential, DpopProof, TokenError, TokenVerifier};
+pub use vault_store::{
+    VaultCounts, VaultEntry, VaultEntrySummary, VaultListQuery, VaultPage, VaultStore, VaultStoreError,
+};
 
 #[cfg(any(test, feature = "testkit"))]
 pub use self::{
@@ -30,7 +38,10 @@ pub use self::{
     event_bus::MockEventBus,
     event_store::MockEventStore,
     health::MockHealthIndicator,
+    membership::MockMembership,
+    name_registry::MockNameRegistry,
     rate_limiter::MockRateLimiter,
     session_store::MockSessionStore,
     token_verifier::MockTokenVerifier,
+    vault_store::MockVaultStore,
 };

@@ -1,7 +1,7 @@
 //! Test support shared by every adapter crate (feature `testkit`).
 //!
 //! - one contract suite per port ([`session_store`], [`rate_limiter`], [`audit`],
-//!   [`event_bus`]): `pub async fn` checks taking a fresh adapter, and a macro that expands
+//!   [`event_bus`], [`vault_store`], [`name_registry`], [`membership`]): `pub async fn` checks taking a fresh adapter, and a macro that expands
 //!   them into one `#[tokio::test]` each, so `adapters/<tech>/tests/contract.rs` runs the
 //!   same checks against every implementation;
 //! - [`ManualClock`], to drive time by hand instead of sleeping;
@@ -11,8 +11,11 @@
 pub mod audit;
 pub mod event_bus;
 pub mod event_store;
+pub mod membership;
+pub mod name_registry;
 pub mod rate_limiter;
 pub mod session_store;
+pub mod vault_store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
