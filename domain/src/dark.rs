@@ -181,7 +181,7 @@ mod tests {
         assert!(matches!(DarkName::parse("-a.dark"), Err(NameError::BadLabel { .. })));
         assert!(matches!(DarkName::parse("a_b.dark"), Err(NameError::BadLabel { .. })));
         assert!(matches!(DarkName::parse(&format!("{}.dark", "a".repeat(64))), Err(NameError::BadLabel { .. })));
-        let long = format!("{}.dark", ["a".repeat(60); 5].join("."));
+        let long = format!("{}.dark", vec!["a".repeat(60); 5].join("."));
         assert!(matches!(DarkName::parse(&long), Err(NameError::TooLong(_))));
     }
 

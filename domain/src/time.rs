@@ -72,6 +72,73 @@ impl Timestamp {
         format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3_600, (rem % 3_600) / 60, rem % 60)
     }
 
+    /// Parse an RFC 3339 date-time (`2026-11-24T10:15:30Z`, `…30.25+01:00`); instants before
+    /// 1970 and beyond microsecond range are refused. Returns `None` on any malformed input.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let b = text.trim().as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<u64> {
+            let part = b.get(r)?;
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return None;
+        }
+        let mut i = 19;
+        let mut micros = 0u64;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            i = start;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let digits = b.get(start..i)?;
+            if digits.is_empty() {
+                return None;
+            }
+            for (k, d) in digits.iter().take(6).enumerate() {
+                micros += u64::from(d - b'0') * 10u64.pow(5 - k as u32);
+            }
+        }
+        let offset_secs: i64 = match b.get(i..)? {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let h = i64::try_from(num(i + 1..i + 3)?).ok()?;
+                let m = i64::try_from(num(i + 4..i + 6)?).ok()?;
+                let _ = (h1, h2, m1, m2);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let total = h * 3_600 + m * 60;
+                if *sign == b'+' { total } else { -total }
+            }
+            _ => return None,
+        };
+        let days = i64::try_from(days_from_civil(year, month, day)?).ok()?;
+        let local = days.checked_mul(86_400)?.checked_add(i64::try_from(hour * 3_600 + minute * 60 + second).ok()?)?;
+        let utc = u64::try_from(local.checked_sub(offset_secs)?).ok()?;
+        utc.checked_mul(1_000_000)?.checked_add(micros).map(Self)
+    }
+
     /// The UTC calendar day this instant falls on, as days since the epoch.
     pub const fn day_number(self) -> u64 {
         self.0 / 86_400_000_000
@@ -87,6 +154,28 @@ impl fmt::Display for Timestamp {
 /// A duration in whole microseconds, saturating at `u64::MAX`.
 pub fn duration_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Days in `month` of `year` (Gregorian).
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// A (year, month, day) on or after 1970-01-01 to days since the epoch (Howard Hinnant's
+/// `days_from_civil`); `None` before the epoch.
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 { year.checked_sub(1)? } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
 }
 
 /// Days since the epoch to a (year, month, day) in the proleptic Gregorian calendar.
@@ -117,6 +206,35 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2000-02-29T12:34:56.789000Z");
         // 2026-11-24T00:00:00Z
         assert_eq!(Timestamp::from_secs(1_795_478_400).to_rfc3339(), "2026-11-24T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn parses_rfc3339_and_round_trips() {
+        for t in [0, 951_827_696_789_000, 1_795_478_400_000_000, 1_795_478_400_123_456] {
+            let t = Timestamp::from_micros(t);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        }
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-24T00:00:00Z"), Some(Timestamp::from_secs(1_795_478_400)));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-24T01:30:00+01:30"), Some(Timestamp::from_secs(1_795_478_400)));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-23T22:00:00.5-02:00"),
+            Some(Timestamp::from_millis(1_795_478_400_500))
+        );
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-24T00:00:00",
+            "2026-11-24T24:00:00Z",
+            "2026-11-24T00:00:00.Z",
+            "2026-11-24T00:00:00+1:00",
+            "２026-11-24T00:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+        assert!(Timestamp::parse_rfc3339("2024-02-29T00:00:00Z").is_some());
     }
 
     #[test]

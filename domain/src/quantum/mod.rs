@@ -1,1 +1,38 @@
 //! Quantum circuits: the model, a state-vector simulator, an optimizer and analysis.
+//!
+//! Pure code like the rest of the domain: randomness (measurement sampling, the random
+//! states of an equivalence check) comes from ChaCha20 seeded by the caller.
+//!
+//! Conventions, everywhere in this module:
+//!
+//! - **Qubit order.** Bit `q` of a basis-state index is qubit `q`: qubit 0 is the least
+//!   significant bit, so on three qubits `|6⟩ = |110⟩` has qubits 1 and 2 set (written with
+//!   qubit 0 rightmost, as integers are).
+//! - **Bitstrings.** Measurement results are keyed differently, left to right in
+//!   measurement order: character `i` of a key is the outcome of `measurements[i]`, or of
+//!   qubit `i` when the circuit measures every qubit. So `|110⟩` measured fully reads
+//!   `"011"`.
+//! - **Global phase.** Circuits are compared and optimized up to global phase: `U` and
+//!   `e^{iφ}U` give the same measurement statistics, and the wire format cannot observe the
+//!   difference. The optimizer may change the global phase (it drops `RZ(2π) = −I`).
+//!
+//! Parts:
+//!
+//! - [`circuit`]: the wire shape ([`CircuitSpec`]), its validation against [`Limits`], and
+//!   the validated [`Circuit`] with its canonical form and digest.
+//! - [`simulator`]: [`StateVector`], [`simulate`] and [`execute`] (seeded shots).
+//! - [`optimizer`]: [`optimize`] at an [`OptimizationLevel`], and [`equivalent`].
+//! - [`analysis`]: [`analyze`] and [`depth`].
+
+pub mod analysis;
+pub mod circuit;
+pub mod optimizer;
+pub mod simulator;
+
+pub use analysis::{Analysis, Connectivity, Estimates, analyze, depth};
+pub use circuit::{Circuit, CircuitError, CircuitSpec, GATE_NAMES, Gate, GateKind, GateSpec, Limits, TargetSpec};
+pub use optimizer::{
+    InvalidLevel, MAX_ITERATIONS, OptimizationLevel, OptimizationReport, Optimized, VERIFY_MAX_QUBITS, equivalent,
+    optimize,
+};
+pub use simulator::{Complex, Execution, PROBABILITY_CUTOFF, StateVector, execute, simulate};
