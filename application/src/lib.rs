@@ -15,6 +15,7 @@
 pub mod mcp;
 pub mod metrics;
 pub mod ports;
+pub mod tools;
 pub mod usecases;
 
 #[cfg(any(test, feature = "testkit"))]

@@ -9,8 +9,9 @@ use poem::Server;
 use poem::listener::TcpAcceptor;
 use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
 use qudag_adapter_http::{HttpState, router};
-use qudag_application::mcp::{Catalog, McpEngine};
-use qudag_application::ports::AuditSink;
+use qudag_application::mcp::McpEngine;
+use qudag_application::ports::{AuditSink, Clock, Membership, NodeInfo};
+use qudag_application::tools::{Dependencies, QuantumLimits, ThisNode};
 use qudag_application::usecases::{
     AuthMode, AuthzExplainer, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
 };
@@ -47,6 +48,7 @@ pub struct App {
     settings: Settings,
     adapters: Adapters,
     services: Services,
+    node: String,
 }
 
 impl std::fmt::Debug for App {
@@ -78,7 +80,7 @@ impl App {
                 "--fixtures serves test fixtures on a loopback address only, not {addr} (QUDAG_HOST)"
             );
         }
-        let adapters = wiring::build(&settings)?;
+        let adapters = wiring::build(&settings).await?;
         if let Some(verifier) = &adapters.verifier {
             match verifier.warm_up().await {
                 Ok(keys) => tracing::info!(issuer = verifier.issuer(), keys, "Token verifier ready"),
@@ -89,14 +91,14 @@ impl App {
                 ),
             }
         }
-        let catalog = wiring::catalog(fixtures)?;
-        let services = services(&settings, &adapters, catalog)?;
+        let node = wiring::node_id(&settings)?;
+        let services = services(&settings, &adapters, fixtures, &node)?;
         let addr = settings.server.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (set by QUDAG_HOST and QUDAG_PORT)"))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        Ok(Self { listener, local_addr, settings, adapters, services })
+        Ok(Self { listener, local_addr, settings, adapters, services, node })
     }
 
     /// The address actually bound (useful with port 0).
@@ -125,7 +127,7 @@ impl App {
     /// # Errors
     /// When the server cannot run (the listener fails).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, local_addr, settings, adapters, services } = self;
+        let Self { listener, local_addr, settings, adapters, services, node } = self;
         let clock = adapters.clock.clone();
         let audit = adapters.audit.clone();
         let config_digest = digest_json(&serde_json::Value::String(settings.to_toml()));
@@ -151,6 +153,19 @@ impl App {
                 tracing::debug!(job = job.name, "Maintenance stopped");
             });
         }
+
+        tokio::spawn(heartbeat(
+            adapters.membership.clone(),
+            clock.clone(),
+            NodeInfo {
+                id: node.clone(),
+                address: settings.mcp.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")),
+                version: crate::VERSION.to_owned(),
+                started_at: clock.now(),
+                last_seen: clock.now(),
+            },
+            upkeep.clone(),
+        ));
 
         let origin = qudag_adapter_http::auth::PublicOrigin {
             configured: settings.mcp.public_url.clone(),
@@ -205,6 +220,9 @@ impl App {
             .run_with_graceful_shutdown(router(state), signal, Some(grace))
             .await;
         upkeep.cancel();
+        if let Err(error) = adapters.membership.leave(&node).await {
+            tracing::warn!(%error, "Could not withdraw this node from the membership");
+        }
 
         record(audit.as_ref(), AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
         if let Err(error) = audit.flush().await {
@@ -216,8 +234,50 @@ impl App {
     }
 }
 
-fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyhow::Result<Services> {
+/// How often this node announces itself, and how long an announcement lives: a node that
+/// stops (or is killed) drops out of peer discovery within [`HEARTBEAT_TTL`].
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// See [`HEARTBEAT_EVERY`].
+pub const HEARTBEAT_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn heartbeat(
+    membership: Arc<dyn Membership>,
+    clock: Arc<dyn Clock>,
+    mut node: NodeInfo,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {
+                node.last_seen = clock.now();
+                if let Err(error) = membership.announce(&node, HEARTBEAT_TTL).await {
+                    tracing::warn!(%error, node = %node.id, "Heartbeat failed");
+                }
+            }
+        }
+    }
+}
+
+fn services(
+    settings: &Settings,
+    adapters: &Adapters,
+    fixtures: Option<crate::cli::Fixtures>,
+    node: &str,
+) -> anyhow::Result<Services> {
     let health = Arc::new(HealthService::new(crate::VERSION, adapters.components.clone()));
+    let catalog = wiring::catalog(fixtures, || Dependencies {
+        vault_store: adapters.vault.clone(),
+        name_registry: adapters.names.clone(),
+        membership: adapters.membership.clone(),
+        keys: adapters.keys.clone(),
+        clock: adapters.clock.clone(),
+        audit: adapters.audit.clone(),
+        health: health.clone(),
+        quantum_limits: quantum_limits(settings),
+        node: ThisNode { id: node.to_owned() },
+    })?;
     let r = &settings.rate_limit;
     let limits = if r.requests_per_minute == 0 {
         None
@@ -268,6 +328,16 @@ fn services(settings: &Settings, adapters: &Adapters, catalog: Catalog) -> anyho
             .map_err(anyhow::Error::msg)?,
     );
     Ok(Services { health, pipeline, sessions, engine, explainer })
+}
+
+/// The simulation limits the settings ask for.
+fn quantum_limits(settings: &Settings) -> QuantumLimits {
+    let t = &settings.tools;
+    let mut limits = QuantumLimits::default();
+    limits.circuit.max_qubits = t.max_qubits;
+    limits.circuit.max_state_bytes = qudag_domain::quantum::Limits::state_bytes(t.max_qubits).unwrap_or(usize::MAX);
+    limits.max_amplitude_updates = t.max_amplitude_updates;
+    limits
 }
 
 async fn record(audit: &dyn AuditSink, record: AuditRecord) {

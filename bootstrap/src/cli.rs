@@ -108,4 +108,12 @@ pub enum Command {
     /// Load and validate the configuration, print the effective settings, and exit:
     /// status 0 when valid, 2 with the offending variable and value when not.
     CheckConfig,
+    /// Apply the PostgreSQL migrations (also run at every start with QUDAG_STORE=postgres)
+    /// and exit: 0 when the schema is current, 1 when it cannot be (the reason is printed).
+    /// Needs the `postgres` cargo feature.
+    Migrate {
+        /// The database (default: QUDAG_DATABASE_URL).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
 }

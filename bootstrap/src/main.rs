@@ -38,6 +38,10 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Migrate { database } => match load(&cli) {
+            Ok(settings) => migrate(database.clone().or(settings.database.url.clone())),
+            Err(code) => code,
+        },
         Command::DevToken { roles, scope, subject, ttl_secs } => {
             let flags = FlagOverrides { dev_mode: true, ..FlagOverrides::from(&cli.overrides) };
             match load_with(&cli, &flags) {
@@ -71,6 +75,44 @@ fn dev_token(settings: &Settings, roles: &[String], scope: Option<&str>, subject
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+fn migrate(url: Option<String>) -> ExitCode {
+    let Some(url) = url else {
+        eprintln!("error: no database: give --database URL or set QUDAG_DATABASE_URL");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let redacted = qudag_adapter_postgres::redact_url(&url);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let db = qudag_adapter_postgres::connect(&url, qudag_adapter_postgres::PgOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        qudag_adapter_postgres::migrate(&db).await.map_err(|e| format!("migrations failed: {e}"))
+    });
+    match result {
+        Ok(()) => {
+            println!("{redacted}: schema is current");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {redacted}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate(_url: Option<String>) -> ExitCode {
+    eprintln!("error: `migrate` needs the `postgres` cargo feature, which this build of qudag-mcp does not include");
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn openapi(output: Option<&std::path::Path>) -> ExitCode {

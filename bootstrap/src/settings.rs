@@ -33,6 +33,69 @@ pub struct Settings {
     pub mcp: McpSettings,
     /// Redis, for state shared by every node.
     pub redis: RedisSettings,
+    /// The QuDAG tools: key material, where vault entries and names live, simulation limits.
+    pub tools: ToolSettings,
+    /// PostgreSQL, for data every node shares.
+    pub database: DatabaseSettings,
+}
+
+/// Where the tools keep vault entries and `.dark` records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataStore {
+    /// In this process (lost at exit).
+    #[default]
+    Memory,
+    /// In PostgreSQL (`QUDAG_DATABASE_URL`), shared by every node.
+    Postgres,
+}
+
+/// The QuDAG tools.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolSettings {
+    /// The server's key file (ML-DSA-65 and ML-KEM seeds, JSON, mode 0600); created on first
+    /// start when missing. Ephemeral keys when unset.
+    pub key_file: Option<PathBuf>,
+    /// Where vault entries and `.dark` records live.
+    pub store: DataStore,
+    /// Most qubits in one circuit.
+    pub max_qubits: usize,
+    /// Most amplitude updates (gates × 2ⁿ) one simulation may take.
+    pub max_amplitude_updates: u64,
+    /// This node's id in peer discovery; random when unset.
+    pub node_id: Option<String>,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self { key_file: None, store: DataStore::Memory, max_qubits: 24, max_amplitude_updates: 1 << 33, node_id: None }
+    }
+}
+
+/// PostgreSQL.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`.
+    pub url: Option<String>,
+    /// Connections per node.
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, pool_size: 10 }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 /// Authentication of `/mcp` and admin callers: the OAuth 2.0 resource server.
@@ -838,6 +901,80 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_KEY_FILE",
+        key: "tools.key_file",
+        default: "",
+        help: "the server's key file (ML-DSA-65 signing seed and ML-KEM vault seeds, JSON), created with mode 0600 when missing; every node must load the same file; ephemeral keys when unset (vault entries and name records are then unreadable after a restart)",
+        apply: |s, v| {
+            s.tools.key_file = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_STORE",
+        key: "tools.store",
+        default: "memory",
+        help: "where vault entries and .dark name records live: `memory` (this process) or `postgres` (shared; needs QUDAG_DATABASE_URL, QUDAG_KEY_FILE and the `postgres` cargo feature)",
+        apply: |s, v| {
+            s.tools.store = match v.trim() {
+                "memory" => DataStore::Memory,
+                "postgres" => DataStore::Postgres,
+                _ => return Err("expected `memory` or `postgres`".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_DATABASE_URL",
+        key: "database.url",
+        default: "",
+        help: "PostgreSQL URL (`postgres://user:password@host:5432/db`) for QUDAG_STORE=postgres; migrations run at start (or `qudag-mcp migrate`)",
+        apply: |s, v| {
+            s.database.url = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_DATABASE_POOL_SIZE",
+        key: "database.pool_size",
+        default: "10",
+        help: "PostgreSQL connections per node",
+        apply: |s, v| {
+            s.database.pool_size = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_QUBITS",
+        key: "tools.max_qubits",
+        default: "24",
+        help: "most qubits in one circuit (1-30); a state vector takes 16·2ⁿ bytes (24 qubits: 256 MiB)",
+        apply: |s, v| {
+            s.tools.max_qubits = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_AMPLITUDE_UPDATES",
+        key: "tools.max_amplitude_updates",
+        default: "8589934592",
+        help: "most work one simulation may take, in amplitude updates (gates × 2ⁿ); bounds CPU time per call (about 1-3 ns per update)",
+        apply: |s, v| {
+            s.tools.max_amplitude_updates = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_NODE_ID",
+        key: "tools.node_id",
+        default: "(random)",
+        help: "this node's id in peer discovery (letters, digits, `-`, `_`, `.`; at most 64)",
+        apply: |s, v| {
+            s.tools.node_id = non_empty(v);
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_REQUEST_STATE_KEY",
         key: "mcp.request_state_key",
         default: "",
@@ -978,6 +1115,7 @@ impl Settings {
         if s.max_sessions == 0 {
             return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
         }
+        self.validate_tools()?;
         let r = &self.rate_limit;
         if r.requests_per_minute > 0 {
             if r.burst == 0 {
@@ -986,6 +1124,45 @@ impl Settings {
             if r.max_keys == 0 {
                 return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_MAX_KEYS", 0, "must be at least 1"));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_tools(&self) -> Result<(), ConfigError> {
+        let t = &self.tools;
+        if !(1..=30).contains(&t.max_qubits) {
+            return Err(ConfigError::invalid("QUDAG_MAX_QUBITS", t.max_qubits, "must be between 1 and 30"));
+        }
+        if t.max_amplitude_updates < 1024 {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_AMPLITUDE_UPDATES",
+                t.max_amplitude_updates,
+                "must be at least 1024",
+            ));
+        }
+        if let Some(id) = &t.node_id
+            && (id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(ConfigError::invalid(
+                "QUDAG_NODE_ID",
+                id,
+                "must be at most 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if t.store == DataStore::Postgres {
+            if self.database.url.is_none() {
+                return Err(ConfigError::invalid("QUDAG_STORE", "postgres", "needs QUDAG_DATABASE_URL"));
+            }
+            if t.key_file.is_none() {
+                return Err(ConfigError::invalid(
+                    "QUDAG_STORE",
+                    "postgres",
+                    "needs QUDAG_KEY_FILE: with ephemeral keys, stored vault entries could not be opened after a restart",
+                ));
+            }
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::invalid("QUDAG_DATABASE_POOL_SIZE", 0, "must be at least 1"));
         }
         Ok(())
     }

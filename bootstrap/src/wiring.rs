@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qudag_application::ports::{
-    AuditQuery, AuditSink, Clock, EventBus, EventStore, RateLimiter, SessionStore, SystemClock,
+    AuditQuery, AuditSink, Clock, EventBus, EventStore, Membership, NameRegistry, RateLimiter, SessionStore,
+    SystemClock, VaultStore,
 };
+use qudag_application::tools::{KeyOrigin, KeySeeds, ServerKeys};
 use qudag_application::usecases::Component;
 
-use crate::settings::{Settings, StateStore};
+use crate::settings::{DataStore, Settings, StateStore};
 
 /// The adapters chosen for this process, as ports.
 pub struct Adapters {
@@ -35,6 +37,14 @@ pub struct Adapters {
     pub maintenance: Vec<Maintenance>,
     /// The token verifier, when authentication is on.
     pub verifier: Option<Arc<qudag_adapter_oauth::OAuthVerifier>>,
+    /// Where vault entries live.
+    pub vault: Arc<dyn VaultStore>,
+    /// Where `.dark` records live.
+    pub names: Arc<dyn NameRegistry>,
+    /// The live nodes.
+    pub membership: Arc<dyn Membership>,
+    /// The server's key material.
+    pub keys: Arc<ServerKeys>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -79,18 +89,31 @@ pub enum WiringError {
     /// The token verifier cannot be set up.
     #[error("authentication: {0}")]
     Auth(String),
+    /// The key file cannot be read, parsed or created.
+    #[error("QUDAG_KEY_FILE {path}: {reason}")]
+    Keys {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// PostgreSQL cannot be set up.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
-/// The tools, resources and prompts to serve: the product, or a test fixture.
+/// The tools, resources and prompts to serve: the product (built from `deps`), or a test
+/// fixture.
 ///
 /// # Errors
 /// [`WiringError::MissingFeature`] for a fixture this build does not include.
-pub fn catalog(fixtures: Option<crate::cli::Fixtures>) -> Result<qudag_application::mcp::Catalog, WiringError> {
+pub fn catalog(
+    fixtures: Option<crate::cli::Fixtures>,
+    deps: impl FnOnce() -> qudag_application::tools::Dependencies,
+) -> Result<qudag_application::mcp::Catalog, WiringError> {
     let info = rmcp::model::Implementation::new("qudag-mcp", crate::VERSION);
     match fixtures {
-        None => Ok(qudag_application::mcp::Catalog::builder(info)
-            .instructions("QuDAG MCP server: post-quantum cryptography, quantum circuits, vault, .dark names.")
-            .build()),
+        None => Ok(qudag_application::tools::catalog(info, deps())),
         #[cfg(feature = "conformance")]
         Some(crate::cli::Fixtures::Conformance) => Ok(qudag_application::mcp::fixtures::conformance::catalog(info)),
         #[cfg(feature = "conformance")]
@@ -167,15 +190,94 @@ pub fn token_verifier(
     Ok(Some(Arc::new(verifier)))
 }
 
+/// The server's keys: from `QUDAG_KEY_FILE` (created with mode 0600 when missing), or
+/// ephemeral when it is unset.
+///
+/// # Errors
+/// [`WiringError::Keys`] naming the file and the problem.
+pub fn server_keys(settings: &Settings) -> Result<ServerKeys, WiringError> {
+    let Some(path) = &settings.tools.key_file else {
+        tracing::warn!(
+            "No QUDAG_KEY_FILE: using ephemeral keys; vault entries and .dark records will not survive a restart"
+        );
+        return ServerKeys::ephemeral()
+            .map_err(|e| WiringError::Keys { path: "(ephemeral)".into(), reason: e.to_string() });
+    };
+    let fail = |reason: String| WiringError::Keys { path: path.display().to_string(), reason };
+    let seeds = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            warn_if_readable_by_others(path);
+            KeySeeds::parse(&text).map_err(|e| fail(e.to_string()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let seeds = KeySeeds::generate().map_err(|e| fail(e.to_string()))?;
+            write_private(path, seeds.to_json().as_bytes()).map_err(|e| fail(format!("cannot create it: {e}")))?;
+            tracing::info!(path = %path.display(), "Created a new server key file");
+            seeds
+        }
+        Err(e) => return Err(fail(format!("cannot read it: {e}"))),
+    };
+    let keys = ServerKeys::from_seeds(&seeds, KeyOrigin::File).map_err(|e| fail(e.to_string()))?;
+    tracing::info!(signing_key_id = %keys.signing_key_id(), "Server keys loaded");
+    Ok(keys)
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "The key file is readable by other users; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &std::path::Path) {}
+
+/// This node's id: `QUDAG_NODE_ID`, or `node-` and 8 random hex digits.
+///
+/// # Errors
+/// [`WiringError::Config`] when the OS has no entropy.
+pub fn node_id(settings: &Settings) -> Result<String, WiringError> {
+    if let Some(id) = &settings.tools.node_id {
+        return Ok(id.clone());
+    }
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|_| WiringError::Config("no entropy for a node id"))?;
+    Ok(format!("node-{}", hex::encode(bytes)))
+}
+
 /// Build the adapters `settings` ask for.
 ///
 /// # Errors
-/// [`WiringError::MissingFeature`] when they name an adapter not compiled in.
-pub fn build(settings: &Settings) -> Result<Adapters, WiringError> {
+/// [`WiringError::MissingFeature`] when they name an adapter not compiled in, or an adapter
+/// cannot be set up (the message names the setting).
+pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let mut adapters = memory(settings, clock.clone())?;
     if settings.rate_limit.store == StateStore::Redis {
         redis_rate_limiter(settings, &mut adapters)?;
+    }
+    if settings.tools.store == DataStore::Postgres {
+        postgres_stores(settings, &mut adapters).await?;
     }
     adapters.verifier = token_verifier(settings, clock)?;
     if let Some(v) = &adapters.verifier {
@@ -204,6 +306,31 @@ fn redis_rate_limiter(settings: &Settings, adapters: &mut Adapters) -> Result<()
     Ok(())
 }
 
+#[cfg(feature = "postgres")]
+async fn postgres_stores(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use qudag_adapter_postgres::{PgOptions, PostgresHealth, PostgresNameRegistry, PostgresVaultStore};
+
+    let url =
+        settings.database.url.clone().ok_or(WiringError::Config("QUDAG_STORE=postgres needs QUDAG_DATABASE_URL"))?;
+    let mut options = PgOptions::default();
+    options.max_connections = settings.database.pool_size;
+    let db = qudag_adapter_postgres::connect(&url, options).await.map_err(|e| WiringError::Postgres(e.to_string()))?;
+    qudag_adapter_postgres::migrate(&db).await.map_err(|e| WiringError::Postgres(format!("migrations failed: {e}")))?;
+    adapters.vault = Arc::new(PostgresVaultStore::new(db.clone()));
+    adapters.names = Arc::new(PostgresNameRegistry::new(db.clone()));
+    adapters.components.push(Component {
+        name: "database".into(),
+        required: true,
+        indicator: Arc::new(PostgresHealth::new(db)),
+    });
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_stores(_settings: &Settings, _adapters: &mut Adapters) -> Result<(), WiringError> {
+    Err(WiringError::MissingFeature { what: "QUDAG_STORE=postgres", feature: "postgres" })
+}
+
 #[cfg(not(feature = "redis"))]
 fn redis_rate_limiter(_settings: &Settings, _adapters: &mut Adapters) -> Result<(), WiringError> {
     Err(WiringError::MissingFeature { what: "QUDAG_RATE_LIMIT_STORE=redis", feature: "redis" })
@@ -212,11 +339,14 @@ fn redis_rate_limiter(_settings: &Settings, _adapters: &mut Adapters) -> Result<
 #[cfg(feature = "memory")]
 fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
     use qudag_adapter_memory::{
-        MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryRateLimiter, MemorySessionStore,
+        MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryMembership, MemoryNameRegistry, MemoryRateLimiter,
+        MemorySessionStore, MemoryVaultStore,
     };
 
     /// Events the in-memory audit sink keeps for queries (about 1.5 KB each).
     const AUDIT_RETAIN: usize = 10_000;
+    /// Vault entries and name records the in-memory stores hold (each a few KB).
+    const STORE_CAPACITY: usize = 100_000;
 
     let sessions = Arc::new(MemorySessionStore::new(settings.sessions.max_sessions, clock.clone()));
     let limiter = Arc::new(MemoryRateLimiter::new(settings.rate_limit.max_keys, clock.clone()));
@@ -272,6 +402,10 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
         components,
         maintenance: vec![sweep_sessions, sweep_limiter, sweep_streams],
         verifier: None,
+        vault: Arc::new(MemoryVaultStore::new(STORE_CAPACITY)),
+        names: Arc::new(MemoryNameRegistry::new(STORE_CAPACITY)),
+        membership: Arc::new(MemoryMembership::default()),
+        keys: Arc::new(server_keys(settings)?),
     })
 }
 

@@ -107,18 +107,28 @@ impl TestApp {
     /// A stateless (2026-07-28) `tools/call` of `tool` with `arguments`, headers and
     /// `_meta` as the revision requires; add credentials before sending.
     pub fn tool_call(&self, id: u64, tool: &str, arguments: serde_json::Value) -> reqwest::RequestBuilder {
-        let meta = serde_json::json!({
+        self.stateless(id, "tools/call", serde_json::json!({"name": tool, "arguments": arguments}))
+    }
+
+    /// A stateless (2026-07-28) request of `method` with `params` (its `_meta` and the
+    /// request-metadata headers added as the revision requires); add credentials before
+    /// sending.
+    pub fn stateless(&self, id: u64, method: &str, mut params: serde_json::Value) -> reqwest::RequestBuilder {
+        params["_meta"] = serde_json::json!({
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {},
         });
-        self.client
+        let name = params.get("name").or_else(|| params.get("uri")).and_then(|v| v.as_str()).map(str::to_owned);
+        let mut request = self
+            .client
             .post(self.url("/mcp"))
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", tool)
-            .json(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": tool, "arguments": arguments, "_meta": meta}}))
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        request.json(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
     }
 
     /// GET `path`.

@@ -121,6 +121,28 @@ impl std::fmt::Debug for CallContext {
 }
 
 impl CallContext {
+    /// A stateless context for `principal` with no client connection (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(principal: Principal) -> Self {
+        Self {
+            request: RequestContext::default(),
+            principal,
+            stateless: true,
+            protocol_version: ProtocolVersion::V_2026_07_28,
+            client_capabilities: ClientCapabilities::default(),
+            progress_token: None,
+            log_level: None,
+            input_responses: None,
+            request_state: None,
+            outbox: None,
+            peer: None,
+            codec: Arc::new(RequestStateCodec::try_new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"))),
+            binding: "test".into(),
+            events: None,
+            disconnect: None,
+        }
+    }
+
     /// Send `notifications/progress`, when the client asked for progress.
     pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
         let Some(token) = self.progress_token.clone() else { return };

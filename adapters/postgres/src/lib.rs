@@ -1,0 +1,28 @@
+//! PostgreSQL adapters of the QuDAG MCP server's ports, with SeaORM: state every node
+//! behind a load balancer shares and that outlives restarts.
+//!
+//! | adapter | port | table |
+//! |---|---|---|
+//! | [`PostgresVaultStore`] | `VaultStore` | `vault_entries` |
+//! | [`PostgresNameRegistry`] | `NameRegistry` | `name_records` |
+//! | [`PostgresHealth`] | `HealthIndicator` | — (`SELECT 1`) |
+//!
+//! One pool per process ([`connect`]); the schema comes from `qudag-postgres-migration`
+//! ([`migrate`], safe to run at every start). Backend failures cross the ports as
+//! `Unavailable` with a [`PgError`] as the source; there are no capacity limits.
+#![deny(missing_docs)]
+
+mod config;
+mod entity;
+mod error;
+mod health;
+mod name_registry;
+mod vault_store;
+
+pub use config::{PgOptions, connect};
+pub use error::{PgError, redact_url};
+pub use health::PostgresHealth;
+pub use name_registry::PostgresNameRegistry;
+pub use qudag_postgres_migration::{Migrator, MigratorTrait, migrate};
+pub use sea_orm::{DatabaseConnection, DbErr};
+pub use vault_store::PostgresVaultStore;

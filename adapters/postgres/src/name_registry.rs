@@ -1,0 +1,116 @@
+//! `PostgresNameRegistry`: signed `.dark` name records in `name_records`.
+
+use async_trait::async_trait;
+use qudag_application::ports::{NameRegistry, NameRegistryError, SignedNameRecord};
+use qudag_domain::Timestamp;
+use qudag_domain::dark::DarkName;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, Insert, PaginatorTrait, QueryFilter};
+
+use crate::entity::micros;
+use crate::entity::name_record::{ActiveModel, Column, Entity};
+use crate::error::PgError;
+
+/// Name records in PostgreSQL (table `name_records`, see `qudag-postgres-migration`).
+///
+/// Registration is one race-free statement (`INSERT … ON CONFLICT (name) DO UPDATE … WHERE`
+/// the stored record is the same owner's or expired), so concurrent registrations on any
+/// number of nodes have one winner. Records are returned exactly as stored; their
+/// signatures are checked by the use case. There is no capacity limit:
+/// `CapacityExceeded` is never returned.
+#[derive(Clone, Debug)]
+pub struct PostgresNameRegistry {
+    db: DatabaseConnection,
+}
+
+impl PostgresNameRegistry {
+    /// A registry on `db` (migrated with [`crate::migrate`]).
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+/// Insert `record`, or overwrite the stored one if it is the same owner's or expired at
+/// `now`; affects no row when another owner's live record holds the name. One statement:
+/// concurrent registrations of a name serialize on its row.
+fn upsert(record: &SignedNameRecord, now: Timestamp) -> Insert<ActiveModel> {
+    let replaceable = Expr::col((Entity, Column::Owner))
+        .eq(Expr::col((Alias::new("excluded"), Column::Owner)))
+        .or(Expr::col((Entity, Column::ExpiresAt)).lte(micros(now)));
+    let on_conflict = OnConflict::column(Column::Name)
+        .update_columns([
+            Column::Address,
+            Column::PublicKey,
+            Column::KeyAlgorithm,
+            Column::Owner,
+            Column::RegisteredAt,
+            Column::ExpiresAt,
+            Column::SignatureAlgorithm,
+            Column::SignerKeyId,
+            Column::Signature,
+        ])
+        .action_and_where(replaceable)
+        .to_owned();
+    Entity::insert(ActiveModel::from_record(record)).on_conflict(on_conflict)
+}
+
+#[async_trait]
+impl NameRegistry for PostgresNameRegistry {
+    async fn register(&self, record: &SignedNameRecord, now: Timestamp) -> Result<(), NameRegistryError> {
+        let written = upsert(record, now)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(PgError::query("name_records upsert"))?;
+        if written == 0 {
+            return Err(NameRegistryError::Taken { name: record.body.name.clone() });
+        }
+        Ok(())
+    }
+
+    async fn resolve(&self, name: &DarkName, now: Timestamp) -> Result<Option<SignedNameRecord>, NameRegistryError> {
+        let row = Entity::find_by_id(name.as_str())
+            .filter(Column::ExpiresAt.gt(micros(now)))
+            .one(&self.db)
+            .await
+            .map_err(PgError::query("name_records select"))?;
+        Ok(row.map(SignedNameRecord::try_from).transpose()?)
+    }
+
+    async fn remove(&self, name: &DarkName, owner: &str) -> Result<bool, NameRegistryError> {
+        let result = Entity::delete_many()
+            .filter(Column::Name.eq(name.as_str()))
+            .filter(Column::Owner.eq(owner))
+            .exec(&self.db)
+            .await
+            .map_err(PgError::query("name_records delete"))?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn count(&self, now: Timestamp) -> Result<u64, NameRegistryError> {
+        Ok(Entity::find()
+            .filter(Column::ExpiresAt.gt(micros(now)))
+            .count(&self.db)
+            .await
+            .map_err(PgError::query("name_records count"))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qudag_application::testkit::name_registry::{fresh_name, sample_record};
+    use qudag_domain::Timestamp;
+    use sea_orm::{DbBackend, QueryTrait};
+
+    use super::upsert;
+
+    #[test]
+    fn registration_overwrites_only_the_same_owner_or_an_expired_record() {
+        let record = sample_record(&fresh_name(), "iss#alice", Timestamp::from_micros(5));
+        let sql = upsert(&record, Timestamp::from_micros(9)).build(DbBackend::Postgres).to_string();
+        assert!(sql.contains(r#"ON CONFLICT ("name") DO UPDATE SET"#), "{sql}");
+        assert!(
+            sql.ends_with(r#"WHERE "name_records"."owner" = "excluded"."owner" OR "name_records"."expires_at" <= 9"#),
+            "{sql}"
+        );
+    }
+}

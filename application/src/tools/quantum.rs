@@ -1,0 +1,783 @@
+//! Quantum circuit tools: `execute_quantum_dag`, `optimize_circuit`, `analyze_complexity`
+//! and `benchmark_performance`, over the domain's state-vector simulator.
+//!
+//! Simulation is CPU work: it runs on the blocking pool, at most `parallelism` at a time,
+//! and a circuit is refused up front — with the numbers — when its state vector would not
+//! fit the memory limit or its work (gates × 2ⁿ amplitude updates) exceeds the work limit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use qudag_domain::quantum::{self, Circuit, CircuitSpec, Limits};
+use qudag_domain::rbac::Permission;
+use rmcp::model::JsonObject;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::mcp::catalog::ToolResponse;
+use crate::mcp::context::CallContext;
+use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, random_u64, success};
+use crate::tools::system::Stats;
+
+/// How much quantum work the server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantumLimits {
+    /// Circuit size limits (qubits, gates, shots, state-vector memory).
+    pub circuit: Limits,
+    /// Most amplitude updates (gates × 2ⁿ) one execution may take.
+    pub max_amplitude_updates: u64,
+    /// Most timed runs of one benchmark.
+    pub max_benchmark_iterations: u32,
+    /// Simulations running at once (others wait).
+    pub parallelism: usize,
+}
+
+impl Default for QuantumLimits {
+    fn default() -> Self {
+        Self {
+            circuit: Limits::default(),
+            max_amplitude_updates: 1 << 33,
+            max_benchmark_iterations: 1000,
+            parallelism: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        }
+    }
+}
+
+/// The simulator as the tools use it: limits, a concurrency gate and counters.
+pub struct Simulator {
+    limits: QuantumLimits,
+    permits: Semaphore,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// A simulator with `limits`, counting into `stats`.
+    pub fn new(limits: QuantumLimits, stats: Arc<Stats>) -> Self {
+        let permits = Semaphore::new(limits.parallelism.max(1));
+        Self { limits, permits, stats }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &QuantumLimits {
+        &self.limits
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Validate a circuit argument.
+    ///
+    /// # Errors
+    /// A [`ToolFailure`] naming the offending part of `circuit`.
+    pub fn circuit(&self, spec: &CircuitSpec) -> Result<Circuit, ToolFailure> {
+        spec.validate(&self.limits.circuit).map_err(|e| {
+            Stats::add(&self.stats.rejected, 1);
+            let path = if e.path.starts_with("circuit") { e.path.clone() } else { format!("circuit.{}", e.path) };
+            ToolFailure::argument(path, e.reason)
+        })
+    }
+
+    /// Amplitude updates one simulation of `circuit` takes.
+    pub fn work(circuit: &Circuit) -> u64 {
+        let states = 1u64.checked_shl(u32::try_from(circuit.qubits()).unwrap_or(u32::MAX)).unwrap_or(u64::MAX);
+        (circuit.gates().len() as u64).max(1).saturating_mul(states)
+    }
+
+    /// Refuse `runs` simulations of `circuit` when they exceed the work limit.
+    ///
+    /// # Errors
+    /// A [`ToolFailure`] at `circuit` (or at `what` when repetitions are to blame).
+    pub fn check_work(&self, circuit: &Circuit, runs: u64, what: &str) -> Result<(), ToolFailure> {
+        let one = Self::work(circuit);
+        let total = one.saturating_mul(runs.max(1));
+        if total > self.limits.max_amplitude_updates {
+            Stats::add(&self.stats.rejected, 1);
+            let path = if one > self.limits.max_amplitude_updates { "circuit" } else { what };
+            return Err(ToolFailure::argument(
+                path,
+                format!(
+                    "this needs {total} amplitude updates ({} gates × 2^{} amplitudes × {runs} run(s)); the limit is {}",
+                    circuit.gates().len(),
+                    circuit.qubits(),
+                    self.limits.max_amplitude_updates
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Run `work` on the blocking pool once a permit is free.
+    ///
+    /// # Errors
+    /// When the task panicked or was cancelled (reported, never propagated as a panic).
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ToolFailure> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ToolFailure::operation("the simulator is shutting down".to_owned()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| {
+            tracing::error!(error = %e, "A simulation task failed");
+            ToolFailure::operation("the simulation failed unexpectedly".to_owned())
+        })
+    }
+}
+
+/// Most outcome probabilities one result lists (the most likely first).
+pub const MAX_LISTED_OUTCOMES: usize = 4096;
+
+/// The `MAX_LISTED_OUTCOMES` most likely outcomes, and whether any were left out.
+fn top_outcomes(probabilities: &std::collections::BTreeMap<String, f64>) -> (serde_json::Map<String, Value>, bool) {
+    if probabilities.len() <= MAX_LISTED_OUTCOMES {
+        return (probabilities.iter().map(|(k, v)| (k.clone(), json!(v))).collect(), false);
+    }
+    let mut all: Vec<_> = probabilities.iter().collect();
+    all.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    (all.into_iter().take(MAX_LISTED_OUTCOMES).map(|(k, v)| (k.clone(), json!(v))).collect(), true)
+}
+
+/// An optimization level argument: 0–3, as a number or a string (`"2"`), or a name
+/// (`none`, `basic`, `standard`, `aggressive`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum LevelArg {
+    Number(i64),
+    Text(String),
+}
+
+impl LevelArg {
+    fn level(&self, path: &str) -> Result<u8, ToolFailure> {
+        let level = match self {
+            Self::Number(n) => u8::try_from(*n).ok(),
+            Self::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "0" | "none" => Some(0),
+                "1" | "basic" | "light" => Some(1),
+                "2" | "standard" | "medium" => Some(2),
+                "3" | "aggressive" | "heavy" => Some(3),
+                _ => None,
+            },
+        };
+        level
+            .filter(|l| *l <= 3)
+            .ok_or_else(|| ToolFailure::argument(path, "must be 0-3 (or none, basic, standard, aggressive)"))
+    }
+}
+
+fn circuit_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["qubits", "gates"],
+        "description": "A quantum circuit. Qubit 0 is the least significant bit of a basis-state index.",
+        "properties": {
+            "qubits": { "type": "integer", "minimum": 1, "description": "Number of qubits." },
+            "gates": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "target"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "description": "H, X, Y, Z, S, SDG, T, TDG, RX, RY, RZ, CNOT (CX), CZ, SWAP (case-insensitive).",
+                            "enum": ["H", "X", "Y", "Z", "S", "SDG", "T", "TDG", "RX", "RY", "RZ", "CNOT", "CX", "CZ", "SWAP",
+                                     "h", "x", "y", "z", "s", "sdg", "t", "tdg", "rx", "ry", "rz", "cnot", "cx", "cz", "swap"]
+                        },
+                        "target": {
+                            "oneOf": [
+                                { "type": "integer", "minimum": 0 },
+                                { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1, "maxItems": 2 }
+                            ],
+                            "description": "The qubit; for SWAP [a, b]; for CNOT/CZ the target (with control) or [control, target]."
+                        },
+                        "control": { "type": "integer", "minimum": 0, "description": "Control qubit of CNOT/CZ." },
+                        "params": { "type": "array", "items": { "type": "number" }, "maxItems": 1, "description": "[angle] in radians for RX/RY/RZ." }
+                    }
+                }
+            },
+            "measurements": {
+                "type": "array",
+                "items": { "type": "integer", "minimum": 0 },
+                "description": "Qubits to measure; character i of each outcome is measurements[i]. Default: all qubits, character i is qubit i."
+            }
+        }
+    })
+}
+
+fn level_schema(description: &str) -> Value {
+    json!({
+        "oneOf": [
+            { "type": "integer", "minimum": 0, "maximum": 3 },
+            { "type": "string", "enum": ["0", "1", "2", "3", "none", "basic", "standard", "aggressive"] }
+        ],
+        "description": description
+    })
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------
+// execute_quantum_dag
+
+#[derive(Debug, Deserialize)]
+struct ExecuteArgs {
+    circuit: CircuitSpec,
+    #[serde(default)]
+    execution: ExecutionArgs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ExecutionArgs {
+    backend: Option<String>,
+    shots: Option<u64>,
+    optimization_level: Option<LevelArg>,
+    seed: Option<u64>,
+}
+
+/// `execute_quantum_dag`.
+#[derive(Debug)]
+pub struct ExecuteTool(pub Arc<Simulator>);
+
+#[async_trait]
+impl QudagTool for ExecuteTool {
+    fn spec(&self) -> ToolSpec {
+        let max_shots = self.0.limits.circuit.max_shots;
+        ToolSpec {
+            name: "execute_quantum_dag",
+            title: "Execute a quantum circuit",
+            description: "Simulate a quantum circuit exactly (state vector) and sample measurement outcomes. Returns counts per outcome, the exact outcome probabilities and the executed circuit's BLAKE3 digest. Pass execution.seed to reproduce the counts.",
+            input: json!({
+                "type": "object",
+                "required": ["circuit"],
+                "properties": {
+                    "circuit": circuit_schema(),
+                    "execution": {
+                        "type": "object",
+                        "properties": {
+                            "backend": { "type": "string", "enum": ["simulator"], "default": "simulator" },
+                            "shots": { "type": "integer", "minimum": 0, "maximum": max_shots, "default": 1024 },
+                            "optimization_level": level_schema("Optimize before executing (default 0)."),
+                            "seed": { "type": "integer", "minimum": 0, "description": "Seed of the sampling RNG; random when absent (and returned)." }
+                        }
+                    },
+                    "metadata": { "type": "object", "description": "Free-form label/description/tags, echoed back." }
+                }
+            }),
+            output: json!({
+                "type": "object",
+                "required": ["execution_id", "status", "circuit_digest", "results", "metrics"],
+                "properties": {
+                    "execution_id": { "type": "string" },
+                    "status": { "type": "string", "enum": ["completed"] },
+                    "circuit_digest": { "type": "string", "description": "BLAKE3 of the executed circuit's canonical form." },
+                    "seed": { "type": "integer" },
+                    "shots": { "type": "integer" },
+                    "results": {
+                        "type": "object",
+                        "required": ["measurements", "probabilities", "execution_time_ms"],
+                        "properties": {
+                            "measurements": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "Counts per outcome bitstring." },
+                            "probabilities": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Exact probabilities of the (at most 4096 most likely) outcomes." },
+                            "probabilities_truncated": { "type": "boolean" },
+                            "execution_time_ms": { "type": "number" }
+                        }
+                    },
+                    "metrics": {
+                        "type": "object",
+                        "required": ["qubits", "gate_count", "depth", "gate_applications", "optimization_applied"],
+                        "properties": {
+                            "qubits": { "type": "integer" },
+                            "gate_count": { "type": "integer" },
+                            "depth": { "type": "integer" },
+                            "gate_applications": { "type": "integer" },
+                            "optimization_applied": { "type": "boolean" },
+                            "optimization_level": { "type": "integer" },
+                            "original_gate_count": { "type": "integer" }
+                        }
+                    }
+                }
+            }),
+            permission: Permission::QuantumExecute,
+            cost: 5,
+            read_only: true,
+            idempotent: false,
+            destructive: false,
+        }
+    }
+
+    async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
+        let args: ExecuteArgs = parse(arguments)?;
+        let sim = &self.0;
+        if let Some(backend) = args.execution.backend.as_deref().filter(|b| *b != "simulator") {
+            return Err(ToolFailure::argument(
+                "execution.backend",
+                format!("\"{backend}\" is not available; the only backend is \"simulator\""),
+            ));
+        }
+        let shots = args.execution.shots.unwrap_or(1024);
+        sim.limits.circuit.check_shots(shots).map_err(|e| ToolFailure::argument("execution.shots", e.reason))?;
+        let level =
+            args.execution.optimization_level.as_ref().map_or(Ok(0), |l| l.level("execution.optimization_level"))?;
+        let circuit = sim.circuit(&args.circuit)?;
+        sim.check_work(&circuit, 1, "circuit")?;
+        let seed = match args.execution.seed {
+            Some(s) => s,
+            None => random_u64()?,
+        };
+        let id = format!("exec_{:016x}", random_u64()?);
+        let original_gates = circuit.gates().len();
+        let (executed, execution, elapsed) = sim
+            .run(move || {
+                let executed = if level > 0 {
+                    quantum::optimize(
+                        &circuit,
+                        quantum::OptimizationLevel::new(level).unwrap_or(quantum::OptimizationLevel::MERGE),
+                    )
+                    .circuit
+                } else {
+                    circuit
+                };
+                let started = Instant::now();
+                let execution = quantum::execute(&executed, shots, seed);
+                (executed, execution, started.elapsed())
+            })
+            .await?;
+        Stats::add(&sim.stats.executions, 1);
+        Stats::add(&sim.stats.shots, shots);
+        Stats::add(&sim.stats.gate_applications, execution.gate_applications);
+        let depth = quantum::depth(&executed);
+        let mut text = format!(
+            "Executed {} ({} qubits, {} gates, depth {depth}) with {shots} shots in {:.2} ms.",
+            id,
+            executed.qubits(),
+            executed.gates().len(),
+            millis(elapsed)
+        );
+        let mut top: Vec<_> = execution.counts.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (outcome, count) in top.iter().take(8) {
+            text.push_str(&format!("\n  {outcome}: {count}"));
+        }
+        let (probabilities, truncated) = top_outcomes(&execution.probabilities);
+        let out = json!({
+            "execution_id": id,
+            "status": "completed",
+            "circuit_digest": executed.digest(),
+            "seed": seed,
+            "shots": shots,
+            "results": {
+                "measurements": execution.counts,
+                "probabilities": probabilities,
+                "probabilities_truncated": truncated,
+                "execution_time_ms": millis(elapsed),
+            },
+            "metrics": {
+                "qubits": executed.qubits(),
+                "gate_count": executed.gates().len(),
+                "depth": depth,
+                "gate_applications": execution.gate_applications,
+                "optimization_applied": level > 0,
+                "optimization_level": level,
+                "original_gate_count": original_gates,
+            }
+        });
+        Ok(success(out, text))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// optimize_circuit
+
+#[derive(Debug, Deserialize)]
+struct OptimizeArgs {
+    circuit: CircuitSpec,
+    optimization: Option<OptimizationArgs>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OptimizationArgs {
+    level: Option<LevelArg>,
+    #[serde(default = "yes")]
+    preserve_semantics: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `optimize_circuit`.
+#[derive(Debug)]
+pub struct OptimizeTool(pub Arc<Simulator>);
+
+#[async_trait]
+impl QudagTool for OptimizeTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "optimize_circuit",
+            title: "Optimize a quantum circuit",
+            description: "Rewrite a circuit into an equivalent one with fewer gates: level 1 drops identities and cancels adjacent inverse pairs, level 2 also merges rotations and phase gates, level 3 also looks through commuting gates. Equivalence (up to global phase) is checked by state-vector comparison for circuits of up to 12 qubits.",
+            input: json!({
+                "type": "object",
+                "required": ["circuit"],
+                "properties": {
+                    "circuit": circuit_schema(),
+                    "optimization": {
+                        "type": "object",
+                        "properties": {
+                            "level": level_schema("0-3 (default 2)."),
+                            "preserve_semantics": { "type": "boolean", "default": true, "description": "Verify equivalence when small enough (always true: rewrites never change semantics)." },
+                            "target_metric": { "type": "string", "enum": ["depth", "gates", "fidelity", "dag-locality"], "description": "Accepted for compatibility." },
+                            "max_iterations": { "type": "integer", "minimum": 1, "description": "Accepted for compatibility; passes run to a fixed point." }
+                        }
+                    }
+                }
+            }),
+            output: json!({
+                "type": "object",
+                "required": ["level", "original", "optimized", "verification"],
+                "properties": {
+                    "level": { "type": "integer" },
+                    "original": { "type": "object", "required": ["gate_count", "depth", "digest"], "properties": { "gate_count": { "type": "integer" }, "depth": { "type": "integer" }, "digest": { "type": "string" } } },
+                    "optimized": {
+                        "type": "object",
+                        "required": ["gate_count", "depth", "digest", "circuit"],
+                        "properties": { "gate_count": { "type": "integer" }, "depth": { "type": "integer" }, "digest": { "type": "string" }, "circuit": { "type": "object" } }
+                    },
+                    "report": { "type": "object" },
+                    "verification": {
+                        "type": "object",
+                        "required": ["method", "equivalent"],
+                        "properties": { "method": { "type": "string" }, "equivalent": { "type": ["boolean", "null"] } }
+                    }
+                }
+            }),
+            permission: Permission::QuantumWrite,
+            cost: 2,
+            read_only: true,
+            idempotent: true,
+            destructive: false,
+        }
+    }
+
+    async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
+        let args: OptimizeArgs = parse(arguments)?;
+        let sim = &self.0;
+        let (level, verify) = match &args.optimization {
+            Some(o) => (o.level.as_ref().map_or(Ok(2), |l| l.level("optimization.level"))?, o.preserve_semantics),
+            None => (2, true),
+        };
+        let circuit = sim.circuit(&args.circuit)?;
+        let verify = verify && circuit.qubits() <= quantum::VERIFY_MAX_QUBITS;
+        if verify {
+            sim.check_work(&circuit, 8, "circuit")?;
+        }
+        let seed = random_u64()?;
+        let (original, optimized, equivalent) = sim
+            .run(move || {
+                let optimized = quantum::optimize(
+                    &circuit,
+                    quantum::OptimizationLevel::new(level).unwrap_or(quantum::OptimizationLevel::MERGE),
+                );
+                let equivalent = verify.then(|| quantum::equivalent(&circuit, &optimized.circuit, 4, seed));
+                (circuit, optimized, equivalent)
+            })
+            .await?;
+        Stats::add(&sim.stats.optimizations, 1);
+        if equivalent == Some(false) {
+            tracing::error!(digest = %original.digest(), level, "Optimizer produced a circuit that is not equivalent");
+            return Err(ToolFailure::operation(
+                "the optimized circuit failed its equivalence check and was discarded; please report this circuit",
+            ));
+        }
+        let (before, after) = (original.gates().len(), optimized.circuit.gates().len());
+        let out = json!({
+            "level": level,
+            "original": { "gate_count": before, "depth": quantum::depth(&original), "digest": original.digest() },
+            "optimized": {
+                "gate_count": after,
+                "depth": quantum::depth(&optimized.circuit),
+                "digest": optimized.circuit.digest(),
+                "circuit": optimized.circuit.to_spec(),
+            },
+            "report": serde_json::to_value(&optimized.report).unwrap_or_default(),
+            "verification": match equivalent {
+                Some(e) => json!({ "method": "state-vector comparison on 4 random input states, up to global phase", "equivalent": e }),
+                None => json!({ "method": format!("skipped: more than {} qubits", quantum::VERIFY_MAX_QUBITS), "equivalent": null }),
+            },
+        });
+        let text = format!(
+            "Level {level}: {before} → {after} gates, depth {} → {}{}.",
+            quantum::depth(&original),
+            quantum::depth(&optimized.circuit),
+            if equivalent == Some(true) { ", equivalence verified" } else { "" }
+        );
+        Ok(success(out, text))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// analyze_complexity
+
+#[derive(Debug, Deserialize)]
+struct AnalyzeArgs {
+    circuit: CircuitSpec,
+}
+
+/// `analyze_complexity`.
+#[derive(Debug)]
+pub struct AnalyzeTool(pub Arc<Simulator>);
+
+#[async_trait]
+impl QudagTool for AnalyzeTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "analyze_complexity",
+            title: "Analyze a circuit's complexity",
+            description: "Depth, gate counts by kind, single- and two-qubit counts, T count, Clifford-ness, qubit connectivity, and memory and work estimates for simulating it.",
+            input: json!({
+                "type": "object",
+                "required": ["circuit"],
+                "properties": {
+                    "circuit": circuit_schema(),
+                    "analysis": { "type": "object", "description": "Accepted for compatibility; every metric is reported." }
+                }
+            }),
+            output: json!({
+                "type": "object",
+                "required": ["qubits", "gate_count", "depth", "gate_counts", "two_qubit_gates", "t_count", "estimates", "simulable"],
+                "properties": {
+                    "qubits": { "type": "integer" },
+                    "gate_count": { "type": "integer" },
+                    "depth": { "type": "integer" },
+                    "gate_counts": { "type": "object", "additionalProperties": { "type": "integer" } },
+                    "two_qubit_gates": { "type": "integer" },
+                    "t_count": { "type": "integer" },
+                    "estimates": { "type": "object" },
+                    "simulable": { "type": "object", "required": ["allowed"], "properties": { "allowed": { "type": "boolean" }, "reason": { "type": "string" } } }
+                }
+            }),
+            permission: Permission::QuantumRead,
+            cost: 1,
+            read_only: true,
+            idempotent: true,
+            destructive: false,
+        }
+    }
+
+    async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
+        let args: AnalyzeArgs = parse(arguments)?;
+        let sim = &self.0;
+        let circuit = sim.circuit(&args.circuit)?;
+        let analysis = quantum::analyze(&circuit);
+        Stats::add(&sim.stats.analyses, 1);
+        let mut out = serde_json::to_value(&analysis).unwrap_or_default();
+        let simulable = match sim.check_work(&circuit, 1, "circuit") {
+            Ok(()) => json!({ "allowed": true }),
+            Err(e) => json!({ "allowed": false, "reason": e.message }),
+        };
+        out["simulable"] = simulable;
+        let text = format!(
+            "{} qubits, {} gates, depth {}, {} two-qubit gates, T count {}.",
+            circuit.qubits(),
+            circuit.gates().len(),
+            out["depth"],
+            out["two_qubit_gates"],
+            out["t_count"]
+        );
+        Ok(success(out, text))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// benchmark_performance
+
+#[derive(Debug, Deserialize)]
+struct BenchmarkArgs {
+    circuit: CircuitSpec,
+    #[serde(default)]
+    benchmark: BenchmarkOptions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BenchmarkOptions {
+    iterations: Option<u32>,
+    warmup_iterations: Option<u32>,
+    shots: Option<u64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// `benchmark_performance`.
+#[derive(Debug)]
+pub struct BenchmarkTool(pub Arc<Simulator>);
+
+#[async_trait]
+impl QudagTool for BenchmarkTool {
+    fn spec(&self) -> ToolSpec {
+        let max = self.0.limits.max_benchmark_iterations;
+        ToolSpec {
+            name: "benchmark_performance",
+            title: "Benchmark a circuit",
+            description: "Run a circuit's simulation warmup_iterations times untimed, then iterations times timed, and report min/mean/max and p50/p95/p99 latency and throughput on this server.",
+            input: json!({
+                "type": "object",
+                "required": ["circuit"],
+                "properties": {
+                    "circuit": circuit_schema(),
+                    "benchmark": {
+                        "type": "object",
+                        "properties": {
+                            "iterations": { "type": "integer", "minimum": 1, "maximum": max, "default": 10 },
+                            "warmup_iterations": { "type": "integer", "minimum": 0, "maximum": max, "default": 2 },
+                            "shots": { "type": "integer", "minimum": 0, "default": 0, "description": "Shots sampled per run." }
+                        }
+                    },
+                    "metrics": { "type": "object", "description": "Accepted for compatibility; every metric is reported." }
+                }
+            }),
+            output: json!({
+                "type": "object",
+                "required": ["iterations", "warmup_iterations", "latency_ms", "throughput"],
+                "properties": {
+                    "iterations": { "type": "integer" },
+                    "warmup_iterations": { "type": "integer" },
+                    "circuit_digest": { "type": "string" },
+                    "latency_ms": {
+                        "type": "object",
+                        "required": ["min", "mean", "max", "p50", "p95", "p99"],
+                        "properties": {
+                            "min": { "type": "number" }, "mean": { "type": "number" }, "max": { "type": "number" },
+                            "p50": { "type": "number" }, "p95": { "type": "number" }, "p99": { "type": "number" }
+                        }
+                    },
+                    "throughput": {
+                        "type": "object",
+                        "properties": {
+                            "circuits_per_second": { "type": "number" },
+                            "gate_applications_per_second": { "type": "number" }
+                        }
+                    }
+                }
+            }),
+            permission: Permission::QuantumExecute,
+            cost: 10,
+            read_only: true,
+            idempotent: false,
+            destructive: false,
+        }
+    }
+
+    async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
+        let args: BenchmarkArgs = parse(arguments)?;
+        let sim = &self.0;
+        let max = sim.limits.max_benchmark_iterations;
+        let iterations = args.benchmark.iterations.unwrap_or(10);
+        let warmup = args.benchmark.warmup_iterations.unwrap_or(2);
+        if !(1..=max).contains(&iterations) {
+            return Err(ToolFailure::argument("benchmark.iterations", format!("must be between 1 and {max}")));
+        }
+        if warmup > max {
+            return Err(ToolFailure::argument("benchmark.warmup_iterations", format!("must be at most {max}")));
+        }
+        let shots = args.benchmark.shots.unwrap_or(0);
+        sim.limits.circuit.check_shots(shots).map_err(|e| ToolFailure::argument("benchmark.shots", e.reason))?;
+        let circuit = sim.circuit(&args.circuit)?;
+        sim.check_work(&circuit, u64::from(iterations + warmup), "benchmark.iterations")?;
+        let digest = circuit.digest();
+        let seed = random_u64()?;
+        let (timings, applications) = sim
+            .run(move || {
+                for i in 0..warmup {
+                    let _ = quantum::execute(&circuit, shots, seed.wrapping_add(u64::from(i)));
+                }
+                let mut timings = Vec::with_capacity(iterations as usize);
+                let mut applications = 0u64;
+                for i in 0..iterations {
+                    let started = Instant::now();
+                    let run = quantum::execute(&circuit, shots, seed.wrapping_add(u64::from(i)));
+                    timings.push(millis(started.elapsed()));
+                    applications += run.gate_applications;
+                }
+                (timings, applications)
+            })
+            .await?;
+        Stats::add(&sim.stats.benchmarks, 1);
+        Stats::add(&sim.stats.executions, u64::from(iterations + warmup));
+        Stats::add(&sim.stats.gate_applications, applications);
+        let mut sorted = timings.clone();
+        sorted.sort_by(f64::total_cmp);
+        let total: f64 = timings.iter().sum();
+        let mean = total / f64::from(iterations);
+        let per_second = if total > 0.0 { 1000.0 / mean } else { 0.0 };
+        let out = json!({
+            "iterations": iterations,
+            "warmup_iterations": warmup,
+            "circuit_digest": digest,
+            "latency_ms": {
+                "min": sorted.first().copied().unwrap_or(0.0),
+                "mean": mean,
+                "max": sorted.last().copied().unwrap_or(0.0),
+                "p50": percentile(&sorted, 50.0),
+                "p95": percentile(&sorted, 95.0),
+                "p99": percentile(&sorted, 99.0),
+            },
+            "throughput": {
+                "circuits_per_second": per_second,
+                "gate_applications_per_second": if total > 0.0 { applications as f64 / (total / 1000.0) } else { 0.0 },
+            }
+        });
+        let text = format!(
+            "{iterations} runs after {warmup} warm-up: mean {mean:.3} ms, p50 {:.3}, p95 {:.3}, p99 {:.3} ms ({per_second:.1} circuits/s).",
+            percentile(&sorted, 50.0),
+            percentile(&sorted, 95.0),
+            percentile(&sorted, 99.0)
+        );
+        Ok(success(out, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_LISTED_OUTCOMES, percentile, top_outcomes};
+
+    #[test]
+    fn at_most_the_most_likely_outcomes_are_listed() {
+        let few: std::collections::BTreeMap<String, f64> = [("0".to_owned(), 0.25), ("1".to_owned(), 0.75)].into();
+        assert!(!top_outcomes(&few).1);
+        let many: std::collections::BTreeMap<String, f64> =
+            (0..MAX_LISTED_OUTCOMES + 10).map(|i| (format!("{i:016b}"), i as f64)).collect();
+        let (listed, truncated) = top_outcomes(&many);
+        assert!(truncated);
+        assert_eq!(listed.len(), MAX_LISTED_OUTCOMES);
+        assert!(listed.contains_key(&format!("{:016b}", MAX_LISTED_OUTCOMES + 9)), "the most likely are kept");
+        assert!(!listed.contains_key(&format!("{:016b}", 0)));
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[3.0], 99.0), 3.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

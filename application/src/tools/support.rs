@@ -1,0 +1,307 @@
+//! What every QuDAG tool shares: argument parsing that names the bad argument, results with
+//! both `structuredContent` and a text rendering, randomness, and binary encodings.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use qudag_domain::quota::Cost;
+use qudag_domain::rbac::Permission;
+use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool, ToolAnnotations};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::mcp::catalog::{ToolHandler, ToolResponse};
+use crate::mcp::context::CallContext;
+
+/// A tool call that cannot go on: bad arguments (naming the argument) or a failure of the
+/// operation. Becomes a tool result with `isError: true`, never a protocol error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolFailure {
+    /// The argument at fault, as a path (`circuit.gates[2].target`), if one is.
+    pub argument: Option<String>,
+    /// What is wrong, for the caller.
+    pub message: String,
+}
+
+impl ToolFailure {
+    /// A bad argument.
+    pub fn argument(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { argument: Some(path.into()), message: message.into() }
+    }
+
+    /// A failure not caused by one argument.
+    pub fn operation(message: impl Into<String>) -> Self {
+        Self { argument: None, message: message.into() }
+    }
+
+    /// The failure as a tool error result.
+    pub fn into_response(self) -> ToolResponse {
+        let text = match &self.argument {
+            Some(path) => format!("Invalid argument `{path}`: {}", self.message),
+            None => self.message.clone(),
+        };
+        ToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
+    }
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.argument {
+            Some(path) => write!(f, "{path}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Parse a tool's arguments into `T`. A failure names the argument's path as the caller
+/// wrote it (`circuit.gates[3].target`); unknown extra arguments are ignored.
+///
+/// # Errors
+/// A [`ToolFailure`] naming the first bad argument.
+pub fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolFailure> {
+    let value = Value::Object(arguments);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde says "missing field `x`" at the parent's path; name the field itself.
+        match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            Some(field) => {
+                let full = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+                ToolFailure::argument(full, "is required")
+            }
+            None => ToolFailure::argument(if path == "." { "arguments".to_owned() } else { path }, inner),
+        }
+    })
+}
+
+/// Record `record` for the request in `cx`; a refusing sink is logged loudly, never ignored.
+pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, mut record: qudag_domain::audit::AuditRecord) {
+    if record.request_id.is_none() && !cx.request.request_id.is_empty() {
+        record.request_id = Some(cx.request.request_id.clone());
+    }
+    if record.client_addr.is_none() {
+        record.client_addr = cx.request.client_addr.map(|a| a.to_string());
+    }
+    let action = record.action;
+    if let Err(error) = sink.record(record).await {
+        tracing::error!(%error, %action, request_id = %cx.request.request_id, "Audit sink refused a record");
+    }
+}
+
+/// A successful result: `structured` as `structuredContent`, `text` as its rendering.
+pub fn success(structured: Value, text: String) -> ToolResponse {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(structured);
+    ToolResponse::Complete(result)
+}
+
+/// `n` fresh random bytes from the operating system.
+///
+/// # Errors
+/// A failure when the OS has no entropy to give (the call fails; nothing weak is used).
+pub fn random<const N: usize>() -> Result<[u8; N], ToolFailure> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| ToolFailure::operation(format!("no randomness available: {e}")))?;
+    Ok(bytes)
+}
+
+/// A fresh random `u64` (for simulation seeds the caller did not give).
+///
+/// # Errors
+/// As [`random`].
+pub fn random_u64() -> Result<u64, ToolFailure> {
+    random::<8>().map(u64::from_le_bytes)
+}
+
+/// Standard base64 (with padding).
+pub fn b64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+/// Decode the base64 argument at `path`.
+///
+/// # Errors
+/// A [`ToolFailure`] naming `path`.
+pub fn from_b64(path: &str, text: &str) -> Result<Vec<u8>, ToolFailure> {
+    BASE64.decode(text.trim()).map_err(|e| ToolFailure::argument(path, format!("is not valid standard base64 ({e})")))
+}
+
+/// How a `data` argument is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataEncoding {
+    /// UTF-8 text, used as is.
+    #[default]
+    Utf8,
+    /// Standard base64.
+    Base64,
+    /// Hexadecimal.
+    Hex,
+}
+
+impl DataEncoding {
+    /// The bytes of `data`, the argument at `path`.
+    ///
+    /// # Errors
+    /// A [`ToolFailure`] naming `path` when `data` does not decode.
+    pub fn decode(self, path: &str, data: &str) -> Result<Vec<u8>, ToolFailure> {
+        match self {
+            Self::Utf8 => Ok(data.as_bytes().to_vec()),
+            Self::Base64 => from_b64(path, data),
+            Self::Hex => {
+                hex::decode(data.trim()).map_err(|e| ToolFailure::argument(path, format!("is not valid hex ({e})")))
+            }
+        }
+    }
+
+    /// The JSON Schema of an `encoding` argument.
+    pub fn schema() -> Value {
+        serde_json::json!({
+            "type": "string",
+            "enum": ["utf8", "base64", "hex"],
+            "default": "utf8",
+            "description": "How `data` is encoded."
+        })
+    }
+}
+
+/// A tool's fixed description: everything listed about it and what it needs.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// Its name.
+    pub name: &'static str,
+    /// A short human title.
+    pub title: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// The JSON Schema of its arguments.
+    pub input: Value,
+    /// The JSON Schema of its `structuredContent`.
+    pub output: Value,
+    /// The permission a caller needs.
+    pub permission: Permission,
+    /// Its quota cost.
+    pub cost: u32,
+    /// Whether it changes nothing.
+    pub read_only: bool,
+    /// Whether calling it twice with the same arguments has no further effect.
+    pub idempotent: bool,
+    /// Whether it may delete something.
+    pub destructive: bool,
+}
+
+impl ToolSpec {
+    /// The tool definition as listed.
+    pub fn tool(&self) -> Tool {
+        let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
+        let mut tool = Tool::new(self.name, self.description, object(&self.input));
+        tool.title = Some(self.title.to_owned());
+        tool.output_schema = Some(std::sync::Arc::new(object(&self.output)));
+        let mut annotations = ToolAnnotations::default();
+        annotations.title = Some(self.title.to_owned());
+        annotations.read_only_hint = Some(self.read_only);
+        annotations.destructive_hint = Some(self.destructive);
+        annotations.idempotent_hint = Some(self.idempotent);
+        annotations.open_world_hint = Some(false);
+        tool.annotations = Some(annotations);
+        tool
+    }
+
+    /// The quota cost.
+    pub fn cost(&self) -> Cost {
+        Cost::new(self.cost)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        circuit: Inner,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        qubits: u32,
+        gates: Vec<Gate>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Gate {
+        target: u32,
+    }
+
+    fn args(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn parse_names_the_bad_argument() {
+        let e = parse::<Outer>(args(json!({"circuit": {"qubits": 2, "gates": [{"target": 0}, {"target": "x"}]}})))
+            .unwrap_err();
+        assert_eq!(e.argument.as_deref(), Some("circuit.gates[1].target"));
+        let e = parse::<Outer>(args(json!({"circuit": {"gates": []}}))).unwrap_err();
+        assert_eq!(e.argument.as_deref(), Some("circuit.qubits"));
+        assert_eq!(e.message, "is required");
+        let e = parse::<Outer>(args(json!({}))).unwrap_err();
+        assert_eq!(e.argument.as_deref(), Some("circuit"));
+        let e = parse::<Outer>(args(json!({"circuit": {"qubits": -1, "gates": []}}))).unwrap_err();
+        assert_eq!(e.argument.as_deref(), Some("circuit.qubits"));
+    }
+
+    #[test]
+    fn encodings_decode_or_name_the_argument() {
+        assert_eq!(DataEncoding::Utf8.decode("data", "hé").unwrap(), "hé".as_bytes());
+        assert_eq!(DataEncoding::Hex.decode("data", "00ff").unwrap(), [0, 255]);
+        assert_eq!(DataEncoding::Base64.decode("data", "AP8=").unwrap(), [0, 255]);
+        assert_eq!(DataEncoding::Hex.decode("data", "zz").unwrap_err().argument.as_deref(), Some("data"));
+        assert_eq!(from_b64("signature", "!!").unwrap_err().argument.as_deref(), Some("signature"));
+    }
+}
+
+/// A QuDAG tool: its fixed [`ToolSpec`] and how to run it. Wrapped by [`Registered`] into a
+/// [`crate::mcp::catalog::ToolHandler`], which turns a [`ToolFailure`] into an error result.
+#[async_trait::async_trait]
+pub trait QudagTool: Send + Sync + 'static {
+    /// What is listed and required.
+    fn spec(&self) -> ToolSpec;
+    /// Run with the caller's arguments.
+    async fn run(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure>;
+}
+
+/// A [`QudagTool`] as the catalog sees it, with its spec read once.
+#[derive(Debug)]
+pub struct Registered<T> {
+    tool: T,
+    spec: ToolSpec,
+}
+
+impl<T: QudagTool> Registered<T> {
+    /// Wrap `tool`.
+    pub fn new(tool: T) -> Self {
+        let spec = tool.spec();
+        Self { tool, spec }
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: QudagTool + std::fmt::Debug> ToolHandler for Registered<T> {
+    fn tool(&self) -> Tool {
+        self.spec.tool()
+    }
+    fn permission(&self) -> Permission {
+        self.spec.permission
+    }
+    fn cost(&self) -> Cost {
+        self.spec.cost()
+    }
+    async fn call(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ErrorData> {
+        Ok(self.tool.run(cx, arguments).await.unwrap_or_else(ToolFailure::into_response))
+    }
+}
