@@ -413,6 +413,9 @@ async fn the_vault_keeps_each_principal_to_itself() {
     .await;
     bob.bad("vault_quantum_store", json!({"secret": {"data": "x"}}), "secret.label").await;
     bob.bad("vault_quantum_retrieve", json!({"entry": {}}), "entry").await;
+    bob.bad("vault_quantum_list", json!({"limit": 0}), "limit").await;
+    bob.bad("vault_quantum_delete", json!({"entry": {"entry_id": "a", "label": "b"}}), "entry").await;
+    bob.bad("vault_quantum_delete", json!({"entry": {"entry_id": "vlt_missing"}}), "entry.entry_id").await;
     let signed = bob.ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-65"})).await;
     bob.bad("vault_quantum_retrieve", json!({"entry": {"entry_id": signed["key_handle"]}}), "entry").await;
     let deleted = bob.ok("vault_quantum_delete", json!({"entry": {"label": "db"}})).await;
@@ -531,4 +534,131 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("qudag-tools-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A fresh database on the test PostgreSQL (`QUDAG_TEST_DATABASE_URL`), dropped by the
+/// caller; its URL.
+#[cfg(feature = "postgres")]
+async fn fresh_database() -> (String, String) {
+    let base = std::env::var("QUDAG_TEST_DATABASE_URL")
+        .expect("QUDAG_TEST_DATABASE_URL names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
+    let name = format!("qudag_tools_{}", uuid::Uuid::new_v4().simple());
+    psql(&base, &format!("CREATE DATABASE {name}")).await;
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    (format!("{prefix}/{name}"), name)
+}
+
+#[cfg(feature = "postgres")]
+async fn psql(url: &str, sql: &str) {
+    let out =
+        tokio::process::Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().await.unwrap();
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_key_file() {
+    use qudag_mcp::settings::DataStore;
+
+    let (url, db) = fresh_database().await;
+    let dir = tempdir();
+    let key_file = dir.join("keys.json");
+    let configure = |key_file: std::path::PathBuf, url: String| {
+        move |s: &mut qudag_mcp::Settings| {
+            s.tools.store = DataStore::Postgres;
+            s.tools.key_file = Some(key_file);
+            s.database.url = Some(url);
+        }
+    };
+
+    let app = spawn_app_with(configure(key_file.clone(), url.clone())).await;
+    let c = Client::new(&app, None).await;
+    let stored = c.ok("vault_quantum_store", json!({"secret": {"label": "api", "data": "s3cr3t"}})).await;
+    let signed = c.ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-65"})).await;
+    c.ok("dark_address_register", json!({"name": "node.dark", "address": "quic://203.0.113.7:4001", "public_key": signed["public_key"], "key_algorithm": "ml-dsa-65"})).await;
+    let health = c.ok("system_health_check", json!({})).await;
+    assert_eq!(health["components"]["database"]["status"], "up", "{health}");
+    assert_eq!(health["components"]["key_material"]["status"], "up");
+    app.stop().await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // Same database, same key file: everything is still there and still opens.
+    let app = spawn_app_with(configure(key_file.clone(), url.clone())).await;
+    let c = Client::new(&app, None).await;
+    let back = c.ok("vault_quantum_retrieve", json!({"entry": {"entry_id": stored["entry_id"]}})).await;
+    assert_eq!(back["data"], "s3cr3t");
+    let again =
+        c.ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-65", "key_handle": signed["key_handle"]})).await;
+    assert_eq!(again["public_key"], signed["public_key"]);
+    let resolved = c.ok("dark_address_resolve", json!({"address": "node.dark"})).await;
+    assert_eq!(resolved["record"]["address"], "quic://203.0.113.7:4001");
+    app.stop().await.unwrap();
+
+    // Another key file: the sealed entries and signed records cannot be read, and say so.
+    let app = spawn_app_with(configure(dir.join("other-keys.json"), url.clone())).await;
+    let c = Client::new(&app, None).await;
+    let refused = c.call("vault_quantum_retrieve", json!({"entry": {"entry_id": stored["entry_id"]}})).await;
+    assert!(refused.is_error && refused.text.contains("integrity check"), "{}", refused.text);
+    let refused = c.call("dark_address_resolve", json!({"address": "node.dark"})).await;
+    assert!(refused.is_error && refused.text.contains("signature verification"), "{}", refused.text);
+    app.stop().await.unwrap();
+
+    let base = std::env::var("QUDAG_TEST_DATABASE_URL").unwrap();
+    psql(&base, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// Which roles may call which tool: a literal table, checked through the transport with a
+/// token per role (each carrying every scope its role can use). Allowed calls get an
+/// answer (here a tool error, for the empty arguments); refused ones HTTP 403.
+#[tokio::test]
+async fn roles_by_tools() {
+    const TOOLS: [&str; 15] = [
+        "execute_quantum_dag",
+        "optimize_circuit",
+        "analyze_complexity",
+        "benchmark_performance",
+        "quantum_key_exchange",
+        "quantum_sign",
+        "quantum_verify",
+        "vault_quantum_store",
+        "vault_quantum_retrieve",
+        "vault_quantum_list",
+        "vault_quantum_delete",
+        "dark_address_resolve",
+        "dark_address_register",
+        "peer_discovery",
+        "system_health_check",
+    ];
+    // One row per role, one character per tool above: Y allowed, - refused.
+    #[rustfmt::skip]
+    const TABLE: [(&str, &str); 5] = [
+        ("admin",     "YYYYYYYYYYYYYYY"),
+        ("developer", "YYYYYYY-------Y"),
+        ("operator",  "Y-YYYYY-YY-Y-YY"),
+        ("auditor",   "--Y-----YY-Y-YY"),
+        ("readonly",  "--------------Y"),
+    ];
+    let dir = tempdir();
+    let app = spawn_app_with(dev_settings(&dir)).await;
+    let mut mismatches = Vec::new();
+    for (role, row) in TABLE {
+        let token = token(&dir, role, &format!("table-{role}"));
+        for (tool, expected) in TOOLS.iter().zip(row.chars()) {
+            let resp = app.tool_call(1, tool, json!({"circuit": 1})).bearer_auth(&token).send().await.unwrap();
+            let got = match resp.status().as_u16() {
+                200 => 'Y',
+                403 => '-',
+                other => panic!("{role} {tool}: HTTP {other}"),
+            };
+            if got != expected {
+                mismatches.push(format!("{role} {tool}: expected {expected}, got {got}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    app.stop().await.unwrap();
 }
