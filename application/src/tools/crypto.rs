@@ -19,7 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::tools::support::{DataEncoding, QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, success};
+use crate::tools::support::{
+    DataEncoding, QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, short, success,
+};
 use crate::tools::vault::{NewSecret, Selector, Vault, check_label, owner};
 
 /// The longest ML-DSA context string (FIPS 204).
@@ -61,7 +63,7 @@ async fn hold_key(
             check_label("options.vault_label", &l)?;
             l
         }
-        None => format!("{algorithm}-{}", &fingerprint(public_key)[..16]),
+        None => format!("{algorithm}-{}", short(&fingerprint(public_key))),
     };
     let entry = vault
         .put(
@@ -229,7 +231,7 @@ impl QudagTool for KeyExchangeTool {
                 }
                 let text = format!(
                     "Generated an {name} key pair (key {}…). Send public_key to your peer; then call again with key_handle {handle} and the peer's encapsulated_key.",
-                    &key_id[..16]
+                    short(&key_id)
                 );
                 Ok(success(out, text))
             }
@@ -246,10 +248,8 @@ impl QudagTool for KeyExchangeTool {
                 let mut out =
                     json!({ "algorithm": name, "role": "initiator", "step": "decapsulated", "key_handle": handle });
                 self.deliver(cx, &args.options, &secret, &mut out).await?;
-                let text = format!(
-                    "Decapsulated the shared secret (id {}…).",
-                    &out["shared_secret_id"].as_str().unwrap_or_default()[..16]
-                );
+                let id = out["shared_secret_id"].as_str().unwrap_or_default();
+                let text = format!("Decapsulated the shared secret (id {}…).", id.get(..16).unwrap_or(id));
                 Ok(success(out, text))
             }
             (KexRole::Initiator, Some(_), _, None) => Err(ToolFailure::argument(
@@ -301,7 +301,7 @@ impl KeyExchangeTool {
                     check_label("options.vault_label", l)?;
                     format!("{l}-shared")
                 }
-                None => format!("kex-{}", &id[..16]),
+                None => format!("kex-{}", short(&id)),
             };
             let entry = self
                 .0
@@ -483,7 +483,7 @@ impl QudagTool for SignTool {
         let text = format!(
             "Signed {} bytes with {name} (key {}…): {} byte signature.",
             msg.len(),
-            &key_id[..16],
+            short(&key_id),
             signature.len()
         );
         Ok(success(out, text))
@@ -585,9 +585,9 @@ impl QudagTool for VerifyTool {
         };
         let key_id = fingerprint(&public_key);
         let text = if valid {
-            format!("Valid {} signature by key {}….", algorithm.as_str(), &key_id[..16])
+            format!("Valid {} signature by key {}….", algorithm.as_str(), short(&key_id))
         } else {
-            format!("The signature does NOT verify for key {}….", &key_id[..16])
+            format!("The signature does NOT verify for key {}….", short(&key_id))
         };
         Ok(success(
             json!({ "valid": valid, "algorithm": algorithm.as_str(), "key_id": key_id, "message_digest": blake3::hash(&msg).to_hex().to_string() }),

@@ -19,7 +19,7 @@ use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
 use crate::ports::{Clock, NameRegistry, NameRegistryError, SignedNameRecord};
 use crate::tools::keys::ServerKeys;
-use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, success};
+use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, short, success};
 use crate::tools::vault::owner;
 
 /// The default lifetime of a registration.
@@ -238,7 +238,7 @@ impl QudagTool for ResolveTool {
                     "{name} → {} ({} key {}…, signature verified)",
                     record.body.address,
                     record.body.key_algorithm,
-                    &qudag_domain::pqc::fingerprint(&record.body.public_key)[..16]
+                    short(&qudag_domain::pqc::fingerprint(&record.body.public_key))
                 );
                 Ok(success(json!({ "name": name.as_str(), "found": true, "record": record_json(&record) }), text))
             }

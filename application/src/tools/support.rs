@@ -112,6 +112,11 @@ pub fn random_u64() -> Result<u64, ToolFailure> {
     random::<8>().map(u64::from_le_bytes)
 }
 
+/// The first 16 characters of a fingerprint, for text renderings.
+pub fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
+}
+
 /// Standard base64 (with padding).
 pub fn b64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
