@@ -85,6 +85,25 @@ impl<'a> Client<'a> {
     }
 }
 
+/// Every tool, in catalog order.
+const TOOLS: [&str; 15] = [
+    "execute_quantum_dag",
+    "optimize_circuit",
+    "analyze_complexity",
+    "benchmark_performance",
+    "quantum_key_exchange",
+    "quantum_sign",
+    "quantum_verify",
+    "vault_quantum_store",
+    "vault_quantum_retrieve",
+    "vault_quantum_list",
+    "vault_quantum_delete",
+    "dark_address_resolve",
+    "dark_address_register",
+    "peer_discovery",
+    "system_health_check",
+];
+
 fn bell() -> Value {
     json!({"qubits": 2, "gates": [{"type": "H", "target": 0}, {"type": "CNOT", "control": 0, "target": 1}]})
 }
@@ -94,24 +113,7 @@ async fn every_tool_is_listed_with_both_schemas() {
     let app = spawn_app_with(|_| {}).await;
     let client = Client::new(&app, None).await;
     let names: BTreeSet<&str> = client.schemas.keys().map(String::as_str).collect();
-    let expected: BTreeSet<&str> = [
-        "execute_quantum_dag",
-        "optimize_circuit",
-        "analyze_complexity",
-        "benchmark_performance",
-        "quantum_key_exchange",
-        "quantum_sign",
-        "quantum_verify",
-        "vault_quantum_store",
-        "vault_quantum_retrieve",
-        "vault_quantum_list",
-        "vault_quantum_delete",
-        "dark_address_resolve",
-        "dark_address_register",
-        "peer_discovery",
-        "system_health_check",
-    ]
-    .into();
+    let expected: BTreeSet<&str> = TOOLS.into();
     assert_eq!(names, expected);
     let listed = client.request("tools/list", json!({})).await;
     for tool in listed["result"]["tools"].as_array().unwrap() {
@@ -616,23 +618,6 @@ async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_ke
 /// answer (here a tool error, for the empty arguments); refused ones HTTP 403.
 #[tokio::test]
 async fn roles_by_tools() {
-    const TOOLS: [&str; 15] = [
-        "execute_quantum_dag",
-        "optimize_circuit",
-        "analyze_complexity",
-        "benchmark_performance",
-        "quantum_key_exchange",
-        "quantum_sign",
-        "quantum_verify",
-        "vault_quantum_store",
-        "vault_quantum_retrieve",
-        "vault_quantum_list",
-        "vault_quantum_delete",
-        "dark_address_resolve",
-        "dark_address_register",
-        "peer_discovery",
-        "system_health_check",
-    ];
     // One row per role, one character per tool above: Y allowed, - refused.
     #[rustfmt::skip]
     const TABLE: [(&str, &str); 5] = [

@@ -36,3 +36,44 @@ pub use optimizer::{
     optimize,
 };
 pub use simulator::{Complex, Execution, PROBABILITY_CUTOFF, StateVector, execute, simulate};
+
+/// Strategies shared by the module's property tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testing {
+    use std::f64::consts::{FRAC_PI_2, FRAC_PI_4};
+
+    use proptest::prelude::*;
+
+    use super::{Gate, GateKind};
+
+    /// Any gate on a circuit of `qubits` (≥ 2) qubits, with angles that are arbitrary or
+    /// multiples of π/2 and π/4 (where rewrites apply).
+    pub(crate) fn any_gate(qubits: usize) -> impl Strategy<Value = Gate> {
+        let angle = prop_oneof![
+            -7.0f64..7.0,
+            (-9i32..9).prop_map(|k| f64::from(k) * FRAC_PI_2),
+            (-9i32..9).prop_map(|k| f64::from(k) * FRAC_PI_4)
+        ];
+        let kinds = (0usize..14, angle).prop_map(|(k, a)| match k {
+            0 => GateKind::H,
+            1 => GateKind::X,
+            2 => GateKind::Y,
+            3 => GateKind::Z,
+            4 => GateKind::S,
+            5 => GateKind::Sdg,
+            6 => GateKind::T,
+            7 => GateKind::Tdg,
+            8 => GateKind::Rx(a),
+            9 => GateKind::Ry(a),
+            10 => GateKind::Rz(a),
+            11 => GateKind::Cnot,
+            12 => GateKind::Cz,
+            _ => GateKind::Swap,
+        });
+        (kinds, 0..qubits, 1..qubits).prop_map(move |(kind, a, d)| {
+            let b = (a + d) % qubits;
+            if kind.arity() == 1 { Gate::new(kind, &[a]) } else { Gate::new(kind, &[a, b]) }.unwrap()
+        })
+    }
+}

@@ -440,6 +440,7 @@ pub fn equivalent(a: &Circuit, b: &Circuit, trials: usize, seed: u64) -> bool {
 mod tests {
     use super::*;
     use crate::quantum::Limits;
+    use crate::quantum::testing::any_gate;
     use proptest::prelude::*;
 
     fn circuit(qubits: usize, gates: Vec<Gate>) -> Circuit {
@@ -689,34 +690,6 @@ mod tests {
             broken.remove(drop);
             assert!(!equivalent(&c, &circuit(3, broken), 2, drop as u64), "dropping gate {drop}");
         }
-    }
-
-    fn any_gate(qubits: usize) -> impl Strategy<Value = Gate> {
-        let angle = prop_oneof![
-            -7.0f64..7.0,
-            (-9i32..9).prop_map(|k| f64::from(k) * FRAC_PI_2),
-            (-9i32..9).prop_map(|k| f64::from(k) * FRAC_PI_4)
-        ];
-        let kinds = (0usize..14, angle).prop_map(|(k, a)| match k {
-            0 => GateKind::H,
-            1 => GateKind::X,
-            2 => GateKind::Y,
-            3 => GateKind::Z,
-            4 => GateKind::S,
-            5 => GateKind::Sdg,
-            6 => GateKind::T,
-            7 => GateKind::Tdg,
-            8 => GateKind::Rx(a),
-            9 => GateKind::Ry(a),
-            10 => GateKind::Rz(a),
-            11 => GateKind::Cnot,
-            12 => GateKind::Cz,
-            _ => GateKind::Swap,
-        });
-        (kinds, 0..qubits, 1..qubits).prop_map(move |(kind, a, d)| {
-            let b = (a + d) % qubits;
-            if kind.arity() == 1 { Gate::new(kind, &[a]) } else { Gate::new(kind, &[a, b]) }.unwrap()
-        })
     }
 
     /// Circuits on few qubits and few gate kinds, so that rewrites actually fire.

@@ -502,6 +502,7 @@ fn bitstring(k: usize, width: usize) -> String {
 mod tests {
     use super::*;
     use crate::quantum::Limits;
+    use crate::quantum::testing::any_gate;
     use proptest::prelude::*;
     use std::f64::consts::FRAC_PI_4;
 
@@ -831,30 +832,6 @@ mod tests {
         assert!(r.fidelity(&StateVector::random(6, 2)) < 0.5);
         assert!((r.probabilities().iter().sum::<f64>() - 1.0).abs() < EPS);
         assert_eq!(bitstring(0b110, 4), "0110");
-    }
-
-    fn any_gate(qubits: usize) -> impl Strategy<Value = Gate> {
-        let angle = prop_oneof![-10.0f64..10.0, (-8i32..8).prop_map(|k| f64::from(k) * PI / 2.0)];
-        let kinds = (0usize..14, angle).prop_map(|(k, a)| match k {
-            0 => GateKind::H,
-            1 => GateKind::X,
-            2 => GateKind::Y,
-            3 => GateKind::Z,
-            4 => GateKind::S,
-            5 => GateKind::Sdg,
-            6 => GateKind::T,
-            7 => GateKind::Tdg,
-            8 => GateKind::Rx(a),
-            9 => GateKind::Ry(a),
-            10 => GateKind::Rz(a),
-            11 => GateKind::Cnot,
-            12 => GateKind::Cz,
-            _ => GateKind::Swap,
-        });
-        (kinds, 0..qubits, 1..qubits).prop_map(move |(kind, a, d)| {
-            let b = (a + d) % qubits;
-            if kind.arity() == 1 { Gate::new(kind, &[a]) } else { Gate::new(kind, &[a, b]) }.unwrap()
-        })
     }
 
     proptest! {
