@@ -202,6 +202,7 @@ impl App {
             admin: Some(qudag_adapter_http::admin::AdminState {
                 pipeline: services.pipeline.clone(),
                 explainer: services.explainer.clone(),
+                audit: qudag_application::usecases::AuditReader::new(adapters.audit_query.clone()),
                 origin,
             }),
         };

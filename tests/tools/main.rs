@@ -647,3 +647,45 @@ async fn roles_by_tools() {
     assert!(mismatches.is_empty(), "{mismatches:#?}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn auditors_read_the_audit_trail_over_admin_audit() {
+    let dir = tempdir();
+    let app = spawn_app_with(dev_settings(&dir)).await;
+    let dev = Client::new(&app, Some(token(&dir, "developer", "dana"))).await;
+    for _ in 0..3 {
+        dev.ok("analyze_complexity", json!({"circuit": bell()})).await;
+    }
+    let get = |role: &str, query: &str| {
+        let token = token(&dir, role, &format!("reader-{role}"));
+        let url = app.url(&format!("/admin/audit{query}"));
+        let client = app.client.clone();
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let resp = get("auditor", "?action=tool.called&limit=2").await;
+    assert_eq!(resp.status(), 200);
+    let page: Value = resp.json().await.unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e["action"] == "tool.called" && e["hash"].as_str().unwrap().len() == 64));
+    assert!(events[0]["seq"].as_u64() < events[1]["seq"].as_u64(), "oldest first");
+    let cursor = page["next_cursor"].as_str().expect("more pages");
+    let next: Value =
+        get("auditor", &format!("?action=tool.called&limit=2&cursor={cursor}")).await.json().await.unwrap();
+    assert!(next["events"][0]["seq"].as_u64() > events[1]["seq"].as_u64());
+    let mine: Value = get("admin", "?actor=urn:qudag-mcp:dev%23dana&outcome=success").await.json().await.unwrap();
+    let mine = mine["events"].as_array().unwrap();
+    assert!(mine.len() >= 3 && mine.iter().all(|e| e["actor"] == "urn:qudag-mcp:dev#dana"), "{mine:?}");
+
+    assert_eq!(get("developer", "").await.status(), 403);
+    let bad = get("auditor", "?from=yesterday").await;
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["reason"], "bad_from", "{bad}");
+    assert_eq!(get("auditor", "?cursor=forged").await.status(), 400);
+    assert_eq!(app.client.get(app.url("/admin/audit")).send().await.unwrap().status(), 401);
+    // Reading the audit trail is itself audited.
+    let reads: Value = get("admin", "?action=tool.called").await.json().await.unwrap();
+    assert!(reads["events"].as_array().unwrap().iter().any(|e| e["target"] == "GET /admin/audit"));
+    app.stop().await.unwrap();
+}

@@ -22,7 +22,8 @@ use crate::usecases::{Dispatcher, Operation, OperationError};
 pub const EXPLAIN_ENDPOINT: &str = "POST /admin/authz/explain";
 
 /// The admin endpoints and the permission each needs, named `METHOD path`.
-pub const ADMIN_ENDPOINTS: &[(&str, Permission)] = &[(EXPLAIN_ENDPOINT, Permission::Admin)];
+pub const ADMIN_ENDPOINTS: &[(&str, Permission)] =
+    &[(EXPLAIN_ENDPOINT, Permission::Admin), (crate::usecases::audit_log::AUDIT_ENDPOINT, Permission::AuditRead)];
 
 /// The permission `endpoint` (`METHOD path`) needs, if it is an admin endpoint.
 pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {

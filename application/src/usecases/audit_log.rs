@@ -1,0 +1,207 @@
+//! Reading the audit trail over `GET /admin/audit`: filters by time range, actor, action
+//! and outcome, oldest first, in pages with an opaque cursor.
+//!
+//! Like every admin endpoint it is an [`Operation`] run through
+//! [`Pipeline::handle`](crate::usecases::Pipeline::handle): authenticated, rate-limited,
+//! authorized (`audit:read`: roles auditor and admin) and itself audited.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use qudag_domain::Timestamp;
+use qudag_domain::audit::{AuditAction, ChainedEvent, Outcome};
+use qudag_domain::principal::Principal;
+use qudag_domain::rbac::Permission;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ports::{AuditFilter, AuditQuery, AuditSinkError};
+use crate::usecases::authz::endpoint_permission;
+use crate::usecases::{Dispatcher, Operation, OperationError};
+
+/// The audit endpoint, as `METHOD path`.
+pub const AUDIT_ENDPOINT: &str = "GET /admin/audit";
+/// The default page size.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The largest page size.
+pub const MAX_LIMIT: usize = 1000;
+
+/// What `GET /admin/audit` asks for (its query parameters).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditRequest {
+    /// RFC 3339: events at or after.
+    pub from: Option<String>,
+    /// RFC 3339: events before.
+    pub to: Option<String>,
+    /// Exactly this actor (`issuer#subject`).
+    pub actor: Option<String>,
+    /// Exactly this action (`tool.called`, `auth.failed`, ...).
+    pub action: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Events per page (1–1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// The audit reader.
+#[derive(Clone)]
+pub struct AuditReader {
+    query: Arc<dyn AuditQuery>,
+}
+
+impl std::fmt::Debug for AuditReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditReader").finish_non_exhaustive()
+    }
+}
+
+fn invalid(argument: &str, message: impl Into<String>) -> OperationError {
+    OperationError::InvalidArgument { argument: argument.to_owned(), message: message.into() }
+}
+
+fn time(argument: &str, text: Option<&str>) -> Result<Option<Timestamp>, OperationError> {
+    text.map(|t| {
+        Timestamp::parse_rfc3339(t).ok_or_else(|| invalid(argument, format!("{t:?} is not an RFC 3339 date-time")))
+    })
+    .transpose()
+}
+
+impl AuditRequest {
+    /// The filter, page size and cursor this asks for.
+    ///
+    /// # Errors
+    /// [`OperationError::InvalidArgument`] naming the bad parameter.
+    pub fn parse(self) -> Result<(AuditFilter, usize, Option<String>), OperationError> {
+        let action = match self.action.as_deref() {
+            Some(a) => Some(AuditAction::parse(a).ok_or_else(|| {
+                let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+                invalid("action", format!("unknown action {a:?}; expected one of {}", known.join(", ")))
+            })?),
+            None => None,
+        };
+        let outcome = match self.outcome.as_deref() {
+            Some("success") => Some(Outcome::Success),
+            Some("failure") => Some(Outcome::Failure),
+            Some("denied") => Some(Outcome::Denied),
+            Some(o) => return Err(invalid("outcome", format!("{o:?}: expected success, failure or denied"))),
+            None => None,
+        };
+        let filter = AuditFilter {
+            from: time("from", self.from.as_deref())?,
+            to: time("to", self.to.as_deref())?,
+            actor: self.actor,
+            action,
+            outcome,
+        };
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && to <= from
+        {
+            return Err(invalid("to", "must be after from"));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        }
+        Ok((filter, limit, self.cursor))
+    }
+}
+
+/// One event as the endpoint shows it.
+pub fn event_json(e: &ChainedEvent) -> Value {
+    let r = &e.record;
+    json!({
+        "seq": e.seq,
+        "at": r.at.to_rfc3339(),
+        "action": r.action.as_str(),
+        "outcome": r.outcome,
+        "actor": r.actor,
+        "target": r.target,
+        "request_id": r.request_id,
+        "client_addr": r.client_addr,
+        "node": r.node,
+        "details": r.details,
+        "prev_hash": e.prev_hash.to_string(),
+        "hash": e.hash.to_string(),
+    })
+}
+
+impl AuditReader {
+    /// A reader over `query`.
+    pub fn new(query: Arc<dyn AuditQuery>) -> Self {
+        Self { query }
+    }
+}
+
+#[async_trait]
+impl Operation for AuditReader {
+    fn name(&self) -> &str {
+        AUDIT_ENDPOINT
+    }
+
+    fn permission(&self) -> Permission {
+        endpoint_permission(AUDIT_ENDPOINT).unwrap_or(Permission::AuditRead)
+    }
+
+    async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
+        let request: AuditRequest =
+            serde_json::from_value(input).map_err(|e| invalid("query", format!("malformed parameters: {e}")))?;
+        let (filter, limit, cursor) = request.parse()?;
+        let page = self.query.query(&filter, cursor, limit).await.map_err(|e| match e {
+            AuditSinkError::InvalidCursor(c) => {
+                invalid("cursor", format!("{c:?} is not a cursor this server handed out"))
+            }
+            other => OperationError::Failed(format!("the audit trail cannot be read: {other}")),
+        })?;
+        Ok(json!({
+            "events": page.events.iter().map(event_json).collect::<Vec<_>>(),
+            "next_cursor": page.next_cursor,
+        }))
+    }
+}
+
+impl Dispatcher for AuditReader {
+    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
+        (name == AUDIT_ENDPOINT).then(|| Arc::new(self.clone()) as Arc<dyn Operation>)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked_and_name_the_bad_one() {
+        let ok = AuditRequest {
+            from: Some("2026-11-24T00:00:00Z".into()),
+            to: Some("2026-11-25T00:00:00Z".into()),
+            action: Some("tool.called".into()),
+            outcome: Some("denied".into()),
+            limit: Some(5),
+            ..AuditRequest::default()
+        };
+        let (filter, limit, cursor) = ok.parse().unwrap();
+        assert_eq!(filter.action, Some(AuditAction::ToolCalled));
+        assert_eq!(filter.outcome, Some(Outcome::Denied));
+        assert_eq!((limit, cursor), (5, None));
+        let bad = |r: AuditRequest, arg: &str| match r.parse() {
+            Err(OperationError::InvalidArgument { argument, .. }) => assert_eq!(argument, arg),
+            other => panic!("{arg}: {other:?}"),
+        };
+        bad(AuditRequest { from: Some("yesterday".into()), ..AuditRequest::default() }, "from");
+        bad(AuditRequest { action: Some("tool.exploded".into()), ..AuditRequest::default() }, "action");
+        bad(AuditRequest { outcome: Some("meh".into()), ..AuditRequest::default() }, "outcome");
+        bad(AuditRequest { limit: Some(0), ..AuditRequest::default() }, "limit");
+        bad(AuditRequest { limit: Some(1001), ..AuditRequest::default() }, "limit");
+        bad(
+            AuditRequest {
+                from: Some("2026-11-25T00:00:00Z".into()),
+                to: Some("2026-11-24T00:00:00Z".into()),
+                ..AuditRequest::default()
+            },
+            "to",
+        );
+    }
+}
