@@ -57,6 +57,20 @@ impl From<&OverrideArgs> for FlagOverrides {
     }
 }
 
+/// `qudag-mcp audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check audit files (the file sink's JSON lines; a directory means every audit file
+    /// in it) for edited, deleted, reordered or truncated records. Exit 0 when the chain is
+    /// intact, 1 at the first broken link (printed with file, line and sequence number),
+    /// 2 when the files cannot be read.
+    Verify {
+        /// Audit files or directories, in any order (they are taken in chain order).
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
 /// Test fixtures `serve` can offer instead of the product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fixtures {
@@ -108,6 +122,12 @@ pub enum Command {
     /// Load and validate the configuration, print the effective settings, and exit:
     /// status 0 when valid, 2 with the offending variable and value when not.
     CheckConfig,
+    /// Audit trail tools.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Apply the PostgreSQL migrations (also run at every start with QUDAG_STORE=postgres)
     /// and exit: 0 when the schema is current, 1 when it cannot be (the reason is printed).
     /// Needs the `postgres` cargo feature.

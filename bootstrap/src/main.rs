@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use qudag_mcp::cli::{Cli, Command};
+use qudag_mcp::cli::{AuditCommand, Cli, Command};
 use qudag_mcp::settings::{self, FlagOverrides, Settings};
 use qudag_mcp::{App, VERSION, telemetry};
 
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Audit { command: AuditCommand::Verify { paths } } => audit_verify(paths),
         Command::Migrate { database } => match load(&cli) {
             Ok(settings) => migrate(database.clone().or(settings.database.url.clone())),
             Err(code) => code,
@@ -69,6 +70,23 @@ fn dev_token(settings: &Settings, roles: &[String], scope: Option<&str>, subject
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn audit_verify(paths: &[std::path::PathBuf]) -> ExitCode {
+    match qudag_adapter_file::verify(paths) {
+        Ok(report) if report.is_intact() => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("error: {error}");

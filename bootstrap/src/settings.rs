@@ -37,6 +37,61 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// PostgreSQL, for data every node shares.
     pub database: DatabaseSettings,
+    /// The audit trail.
+    pub audit: AuditSettings,
+}
+
+/// Where audit events go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSinkKind {
+    /// In this process: the latest events, for `/admin/audit`; not durable.
+    #[default]
+    Memory,
+    /// JSON lines with a hash chain in `QUDAG_AUDIT_FILE`, rotated beside it.
+    File,
+}
+
+/// When the file sink makes writes durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Before each event is acknowledged.
+    Always,
+    /// At most every `fsync_interval_ms`.
+    #[default]
+    Interval,
+}
+
+/// The audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Whether security-relevant acts are recorded at all.
+    pub enabled: bool,
+    /// Where they go.
+    pub sink: AuditSinkKind,
+    /// The file sink's active file.
+    pub file: Option<PathBuf>,
+    /// The file sink's fsync policy.
+    pub fsync: FsyncMode,
+    /// With `fsync = interval`, the most milliseconds between syncs.
+    pub fsync_interval_ms: u64,
+    /// A file is rotated before it would pass this size.
+    pub max_file_bytes: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sink: AuditSinkKind::Memory,
+            file: None,
+            fsync: FsyncMode::Interval,
+            fsync_interval_ms: 1000,
+            max_file_bytes: 64 << 20,
+        }
+    }
 }
 
 /// Where the tools keep vault entries and `.dark` records.
@@ -975,6 +1030,77 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_AUDIT_ENABLED",
+        key: "audit.enabled",
+        default: "true",
+        help: "record security-relevant acts (authentication, tool calls, denials, sessions, admin actions); `false` records nothing (a warning at start)",
+        apply: |s, v| {
+            s.audit.enabled = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_SINK",
+        key: "audit.sink",
+        default: "memory",
+        help: "where audit events go: `memory` (the latest 10 000, for `/admin/audit`; not durable) or `file` (JSON lines with a BLAKE3 hash chain at QUDAG_AUDIT_FILE, rotated by size and day; check with `qudag-mcp audit verify`)",
+        apply: |s, v| {
+            s.audit.sink = match v.trim() {
+                "memory" => AuditSinkKind::Memory,
+                "file" => AuditSinkKind::File,
+                "postgres" => {
+                    return Err("the PostgreSQL audit sink is not available in this version; use `file`".into());
+                }
+                _ => return Err("expected `memory` or `file`".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_FILE",
+        key: "audit.file",
+        default: "",
+        help: "the file audit sink's active file (e.g. `/var/lib/qudag-mcp/audit/audit.jsonl`); rotated files are kept beside it",
+        apply: |s, v| {
+            s.audit.file = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_FSYNC",
+        key: "audit.fsync",
+        default: "interval",
+        help: "when the file sink syncs to disk: `always` (before an event is acknowledged: nothing acknowledged is lost on a crash) or `interval` (at most every QUDAG_AUDIT_FSYNC_INTERVAL_MS)",
+        apply: |s, v| {
+            s.audit.fsync = match v.trim() {
+                "always" => FsyncMode::Always,
+                "interval" => FsyncMode::Interval,
+                _ => return Err("expected `always` or `interval`".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_FSYNC_INTERVAL_MS",
+        key: "audit.fsync_interval_ms",
+        default: "1000",
+        help: "with QUDAG_AUDIT_FSYNC=interval, the most milliseconds between syncs (what a power loss may cost)",
+        apply: |s, v| {
+            s.audit.fsync_interval_ms = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_MAX_FILE_BYTES",
+        key: "audit.max_file_bytes",
+        default: "67108864",
+        help: "the file sink rotates a file before it would pass this size (it also rotates at each UTC day)",
+        apply: |s, v| {
+            s.audit.max_file_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_REQUEST_STATE_KEY",
         key: "mcp.request_state_key",
         default: "",
@@ -1116,6 +1242,16 @@ impl Settings {
             return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
         }
         self.validate_tools()?;
+        let a = &self.audit;
+        if a.enabled && a.sink == AuditSinkKind::File && a.file.is_none() {
+            return Err(ConfigError::invalid("QUDAG_AUDIT_SINK", "file", "needs QUDAG_AUDIT_FILE"));
+        }
+        if a.fsync_interval_ms == 0 {
+            return Err(ConfigError::invalid("QUDAG_AUDIT_FSYNC_INTERVAL_MS", 0, "must be at least 1"));
+        }
+        if a.max_file_bytes < 4096 {
+            return Err(ConfigError::invalid("QUDAG_AUDIT_MAX_FILE_BYTES", a.max_file_bytes, "must be at least 4096"));
+        }
         let r = &self.rate_limit;
         if r.requests_per_minute > 0 {
             if r.burst == 0 {

@@ -100,6 +100,9 @@ pub enum WiringError {
     /// PostgreSQL cannot be set up.
     #[error("PostgreSQL: {0}")]
     Postgres(String),
+    /// The audit sink cannot be set up.
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 /// The tools, resources and prompts to serve: the product (built from `deps`), or a test
@@ -252,6 +255,76 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &std::path::Path) {}
 
+/// The audit sink of `QUDAG_AUDIT_ENABLED=false`: links records into a chain (so callers
+/// get the event they expect) and keeps none of them.
+#[derive(Debug, Default)]
+pub struct DisabledAudit {
+    head: std::sync::Mutex<qudag_domain::audit::ChainHead>,
+}
+
+#[async_trait::async_trait]
+impl AuditSink for DisabledAudit {
+    async fn record(
+        &self,
+        record: qudag_domain::audit::AuditRecord,
+    ) -> Result<qudag_domain::audit::ChainedEvent, qudag_application::ports::AuditSinkError> {
+        Ok(self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(record))
+    }
+
+    async fn flush(&self) -> Result<(), qudag_application::ports::AuditSinkError> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditQuery for DisabledAudit {
+    async fn query(
+        &self,
+        _filter: &qudag_application::ports::AuditFilter,
+        cursor: Option<String>,
+        _limit: usize,
+    ) -> Result<qudag_application::ports::AuditPage, qudag_application::ports::AuditSinkError> {
+        match cursor {
+            Some(c) => Err(qudag_application::ports::AuditSinkError::InvalidCursor(c)),
+            None => Ok(qudag_application::ports::AuditPage { events: Vec::new(), next_cursor: None }),
+        }
+    }
+}
+
+/// The audit sink the settings ask for, replacing the in-memory default.
+///
+/// # Errors
+/// [`WiringError::Audit`] naming the file that cannot be used.
+fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use crate::settings::{AuditSinkKind, FsyncMode};
+    let a = &settings.audit;
+    if !a.enabled {
+        tracing::warn!("QUDAG_AUDIT_ENABLED=false: security-relevant acts are not recorded");
+        let disabled = Arc::new(DisabledAudit::default());
+        adapters.audit = disabled.clone();
+        adapters.audit_query = disabled;
+        adapters.components.retain(|c| c.name != "audit");
+        return Ok(());
+    }
+    if a.sink == AuditSinkKind::File {
+        use qudag_adapter_file::{FileAuditConfig, FileAuditSink, FsyncPolicy};
+        let path = a.file.clone().ok_or(WiringError::Config("QUDAG_AUDIT_SINK=file needs QUDAG_AUDIT_FILE"))?;
+        let mut config = FileAuditConfig::new(path.clone());
+        config.max_file_bytes = a.max_file_bytes;
+        config.fsync = match a.fsync {
+            FsyncMode::Always => FsyncPolicy::Always,
+            FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
+        };
+        let sink =
+            Arc::new(FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?);
+        adapters.audit = sink.clone();
+        adapters.audit_query = sink.clone();
+        adapters.components.retain(|c| c.name != "audit");
+        adapters.components.push(Component { name: "audit".into(), required: true, indicator: sink });
+    }
+    Ok(())
+}
+
 /// This node's id: `QUDAG_NODE_ID`, or `node-` and 8 random hex digits.
 ///
 /// # Errors
@@ -279,6 +352,7 @@ pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     if settings.tools.store == DataStore::Postgres {
         postgres_stores(settings, &mut adapters).await?;
     }
+    audit_sink(settings, &mut adapters)?;
     adapters.verifier = token_verifier(settings, clock)?;
     if let Some(v) = &adapters.verifier {
         adapters.components.push(Component { name: "token_verifier".into(), required: true, indicator: v.clone() });

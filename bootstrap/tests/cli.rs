@@ -248,3 +248,75 @@ async fn dev_mode_serves_with_tokens_from_dev_token() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wizard"));
 }
+
+/// The file audit sink end to end: a served tool call and the start and stop land in the
+/// file with an intact chain (`audit verify` exits 0); an edited copy exits 1 naming the
+/// line; a path that does not exist exits 2.
+#[tokio::test]
+async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
+    let dir = std::env::temp_dir().join(format!("qudag-cli-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("audit.jsonl");
+    let (mut server, port, _stdout) = start_server_with(
+        bin()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_AUDIT_FSYNC", "always"),
+    );
+    qudag_mcp::install_crypto_provider();
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "analyze_complexity")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let actions: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions.first().map(String::as_str), Some("server.started"), "{actions:?}");
+    assert!(actions.iter().any(|a| a == "tool.called"), "{actions:?}");
+    assert_eq!(actions.last().map(String::as_str), Some("server.stopped"), "{actions:?}");
+    let ok = bin().args(["audit", "verify"]).arg(&dir).output().unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let tampered_dir = dir.join("tampered");
+    std::fs::create_dir_all(&tampered_dir).unwrap();
+    let tampered = text.replacen("analyze_complexity", "optimize_circuit_", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(tampered_dir.join("audit.jsonl"), tampered).unwrap();
+    let bad = bin().args(["audit", "verify"]).arg(tampered_dir.join("audit.jsonl")).output().unwrap();
+    let report = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{report}");
+    assert!(report.contains("line"), "the report names the line: {report}");
+
+    let missing = bin().args(["audit", "verify"]).arg(dir.join("nope.jsonl")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

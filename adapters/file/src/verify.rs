@@ -39,11 +39,11 @@ impl fmt::Display for BreakReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Edited => f.write_str("edited: the record no longer matches its hash"),
-            Self::BrokenLink => {
-                f.write_str("broken link: its prev_hash is not the hash of the event before it")
-            }
+            Self::BrokenLink => f.write_str("broken link: its prev_hash is not the hash of the event before it"),
             Self::Gap { expected } => write!(f, "gap: expected seq {expected}, so events from {expected} were deleted"),
-            Self::Reordered { expected } => write!(f, "reordered: expected seq {expected} here, events are out of order"),
+            Self::Reordered { expected } => {
+                write!(f, "reordered: expected seq {expected} here, events are out of order")
+            }
             Self::Truncated => f.write_str("truncated: the file ends mid-line"),
             Self::Unparseable(why) => write!(f, "unparseable: {why}"),
         }
