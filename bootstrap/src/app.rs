@@ -154,6 +154,20 @@ impl App {
             });
         }
 
+        if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
+            let (audit, keys, clock, stop) = (audit.clone(), adapters.keys.clone(), clock.clone(), upkeep.clone());
+            let every = std::time::Duration::from_secs(settings.audit.checkpoint_secs);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = tick.tick() => take_checkpoint(audit.as_ref(), &keys, clock.now()).await,
+                    }
+                }
+            });
+        }
         tokio::spawn(heartbeat(
             adapters.membership.clone(),
             clock.clone(),
@@ -226,6 +240,9 @@ impl App {
         }
 
         record(audit.as_ref(), AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
+        if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
+            take_checkpoint(audit.as_ref(), &adapters.keys, clock.now()).await;
+        }
         if let Err(error) = audit.flush().await {
             tracing::error!(%error, "Audit flush at shutdown failed");
         }
@@ -329,6 +346,18 @@ fn services(
             .map_err(anyhow::Error::msg)?,
     );
     Ok(Services { health, pipeline, sessions, engine, explainer })
+}
+
+/// Sign the audit chain's head; a failure is logged loudly (the next one covers it).
+async fn take_checkpoint(
+    audit: &dyn AuditSink,
+    keys: &qudag_application::tools::ServerKeys,
+    now: qudag_domain::Timestamp,
+) {
+    match qudag_application::usecases::checkpoint(audit, keys.signing(), now).await {
+        Ok(event) => tracing::debug!(seq = event.seq, "Audit checkpoint signed"),
+        Err(error) => tracing::error!(%error, "Audit checkpoint failed"),
+    }
 }
 
 /// The simulation limits the settings ask for.

@@ -68,6 +68,10 @@ pub enum AuditCommand {
         /// Audit files or directories, in any order (they are taken in chain order).
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
+        /// The server's ML-DSA-65 verification key (base64, as the resource
+        /// `qudag://keys/signing` publishes it): also check every checkpoint's signature.
+        #[arg(long, value_name = "BASE64")]
+        public_key: Option<String>,
     },
 }
 

@@ -38,7 +38,9 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Audit { command: AuditCommand::Verify { paths } } => audit_verify(paths),
+        Command::Audit { command: AuditCommand::Verify { paths, public_key } } => {
+            audit_verify(paths, public_key.as_deref())
+        }
         Command::Migrate { database } => match load(&cli) {
             Ok(settings) => migrate(database.clone().or(settings.database.url.clone())),
             Err(code) => code,
@@ -78,8 +80,24 @@ fn dev_token(settings: &Settings, roles: &[String], scope: Option<&str>, subject
     }
 }
 
-fn audit_verify(paths: &[std::path::PathBuf]) -> ExitCode {
-    match qudag_adapter_file::verify(paths) {
+fn audit_verify(paths: &[std::path::PathBuf], public_key: Option<&str>) -> ExitCode {
+    use base64::Engine as _;
+    let key = match public_key {
+        None => None,
+        Some(text) => match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+            Ok(bytes) if bytes.len() == qudag_domain::pqc::DsaAlgorithm::MlDsa65.verifying_key_len() => {
+                Some(qudag_adapter_file::CheckpointKey {
+                    algorithm: qudag_domain::pqc::DsaAlgorithm::MlDsa65,
+                    verifying_key: bytes,
+                })
+            }
+            _ => {
+                eprintln!("error: --public-key must be the base64 ML-DSA-65 verification key (1952 bytes)");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
+    match qudag_adapter_file::verify_with(paths, key.as_ref()) {
         Ok(report) if report.is_intact() => {
             println!("{report}");
             ExitCode::SUCCESS

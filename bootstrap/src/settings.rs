@@ -79,6 +79,8 @@ pub struct AuditSettings {
     pub fsync_interval_ms: u64,
     /// A file is rotated before it would pass this size.
     pub max_file_bytes: u64,
+    /// Seconds between signed checkpoints of the chain (0: none).
+    pub checkpoint_secs: u64,
 }
 
 impl Default for AuditSettings {
@@ -90,6 +92,7 @@ impl Default for AuditSettings {
             fsync: FsyncMode::Interval,
             fsync_interval_ms: 1000,
             max_file_bytes: 64 << 20,
+            checkpoint_secs: 300,
         }
     }
 }
@@ -1097,6 +1100,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "the file sink rotates a file before it would pass this size (it also rotates at each UTC day)",
         apply: |s, v| {
             s.audit.max_file_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_CHECKPOINT_SECS",
+        key: "audit.checkpoint_secs",
+        default: "300",
+        help: "seconds between signed checkpoints of the audit chain (ML-DSA-65 with the server key, also one at shutdown); `qudag-mcp audit verify --public-key` checks them; 0 for none",
+        apply: |s, v| {
+            s.audit.checkpoint_secs = parse_num(v)?;
             Ok(())
         },
     },

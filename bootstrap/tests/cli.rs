@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+use base64::Engine as _;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -264,7 +266,8 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_AUDIT_SINK", "file")
             .env("QUDAG_AUDIT_FILE", &file)
-            .env("QUDAG_AUDIT_FSYNC", "always"),
+            .env("QUDAG_AUDIT_FSYNC", "always")
+            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
     );
     qudag_mcp::install_crypto_provider();
     let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
@@ -281,6 +284,25 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The published verification key, as an auditor would fetch it.
+    let read = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {
+        "uri": "qudag://keys/signing",
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let key: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "resources/read")
+        .header("mcp-name", "qudag://keys/signing")
+        .json(&read)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: serde_json::Value = serde_json::from_str(key["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    let public_key = key["public_key"].as_str().unwrap().to_owned();
     let pid = server.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -296,15 +318,19 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
         .collect();
     assert_eq!(actions.first().map(String::as_str), Some("server.started"), "{actions:?}");
     assert!(actions.iter().any(|a| a == "tool.called"), "{actions:?}");
-    assert_eq!(actions.last().map(String::as_str), Some("server.stopped"), "{actions:?}");
-    let ok = bin().args(["audit", "verify"]).arg(&dir).output().unwrap();
+    assert!(actions.iter().any(|a| a == "server.stopped"), "{actions:?}");
     assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&ok.stdout),
-        String::from_utf8_lossy(&ok.stderr)
+        actions.last().map(String::as_str),
+        Some("audit.checkpoint"),
+        "a checkpoint closes the run: {actions:?}"
     );
+    let ok = bin().args(["audit", "verify", "--public-key", &public_key]).arg(&dir).output().unwrap();
+    let report = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(report.contains("1 signed checkpoint(s) verified"), "{report}");
+    let other_key = base64::engine::general_purpose::STANDARD.encode([7u8; 1952]);
+    let forged = bin().args(["audit", "verify", "--public-key", &other_key]).arg(&dir).output().unwrap();
+    assert_eq!(forged.status.code(), Some(1), "{}", String::from_utf8_lossy(&forged.stdout));
 
     let tampered_dir = dir.join("tampered");
     std::fs::create_dir_all(&tampered_dir).unwrap();

@@ -52,11 +52,15 @@ pub enum AuditAction {
     /// A vault entry was asked for by a principal other than its owner (refused).
     #[serde(rename = "vault.access_denied")]
     VaultAccessDenied,
+    /// A signed checkpoint of the chain: an anchor event, then the signature over the
+    /// anchor's seq and hash (see [`checkpoint_message`]).
+    #[serde(rename = "audit.checkpoint")]
+    Checkpoint,
 }
 
 impl AuditAction {
     /// Every action, for filters and documentation.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::ServerStarted,
         Self::ServerStopped,
         Self::AuthSucceeded,
@@ -69,6 +73,7 @@ impl AuditAction {
         Self::RateLimited,
         Self::AdminAction,
         Self::VaultAccessDenied,
+        Self::Checkpoint,
     ];
 
     /// The dotted name, as stored.
@@ -86,6 +91,7 @@ impl AuditAction {
             Self::RateLimited => "rate.limited",
             Self::AdminAction => "admin.action",
             Self::VaultAccessDenied => "vault.access_denied",
+            Self::Checkpoint => "audit.checkpoint",
         }
     }
 
@@ -111,6 +117,16 @@ pub enum Outcome {
     Failure,
     /// It was refused by policy (authentication, authorization, quota).
     Denied,
+}
+
+/// The bytes a checkpoint signs: a domain-separation label, the anchor event's seq
+/// (u64 big-endian) and its hash. Whoever can recompute the hash chain still cannot move a
+/// signed checkpoint without the signing key.
+pub fn checkpoint_message(seq: u64, hash: &ChainHash) -> Vec<u8> {
+    let mut out = b"qudag-audit-checkpoint/v1".to_vec();
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(hash.as_bytes());
+    out
 }
 
 /// One thing worth remembering, before it is chained.

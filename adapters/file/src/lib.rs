@@ -23,4 +23,4 @@ mod verify;
 pub use error::FileAuditError;
 pub use files::EXTENSION;
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
-pub use verify::{BreakReason, BrokenLink, VerifyReport, verify};
+pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_with};

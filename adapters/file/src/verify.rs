@@ -3,7 +3,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use qudag_domain::audit::{ChainHash, ChainHead, chain_hash};
+use std::collections::HashMap;
+
+use qudag_domain::audit::{AuditAction, ChainHash, ChainHead, ChainedEvent, chain_hash, checkpoint_message};
+use qudag_domain::pqc::{DsaAlgorithm, dsa, fingerprint};
 
 use crate::error::FileAuditError;
 use crate::files::{EXTENSION, LineReader, seq_from_name};
@@ -33,6 +36,9 @@ pub enum BreakReason {
     Truncated,
     /// The line is not an audit event.
     Unparseable(String),
+    /// A signed checkpoint does not hold: its signature does not verify with the given key,
+    /// or it covers an anchor that is not in the chain as signed (history was rewritten).
+    BadCheckpoint(String),
 }
 
 impl fmt::Display for BreakReason {
@@ -46,6 +52,7 @@ impl fmt::Display for BreakReason {
             }
             Self::Truncated => f.write_str("truncated: the file ends mid-line"),
             Self::Unparseable(why) => write!(f, "unparseable: {why}"),
+            Self::BadCheckpoint(why) => write!(f, "bad checkpoint: {why}"),
         }
     }
 }
@@ -76,6 +83,70 @@ pub struct VerifyReport {
     pub head: Option<ChainHead>,
     /// The first broken link; `None` when the chain is intact.
     pub broken: Option<BrokenLink>,
+    /// Signed checkpoints that held (their signatures checked when a key was given).
+    pub checkpoints: u64,
+    /// The highest seq a checkpoint that held covers.
+    pub signed_through: Option<u64>,
+    /// Whether checkpoint signatures were checked (a verification key was given).
+    pub signatures_checked: bool,
+}
+
+/// The key that signs checkpoints: the server's published ML-DSA verification key
+/// (resource `qudag://keys/signing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointKey {
+    /// Its algorithm.
+    pub algorithm: DsaAlgorithm,
+    /// The verifying key's bytes.
+    pub verifying_key: Vec<u8>,
+}
+
+/// Check a checkpoint signature event against the anchors seen so far.
+fn check_checkpoint(
+    event: &ChainedEvent,
+    anchors: &HashMap<u64, ChainHash>,
+    first_seq: u64,
+    key: Option<&CheckpointKey>,
+) -> Result<Option<u64>, String> {
+    let d = &event.record.details;
+    if d["phase"] == "anchor" {
+        return Ok(None);
+    }
+    let covers = d["covers_seq"].as_u64().ok_or("no covers_seq")?;
+    let covers_hash: ChainHash = d["covers_hash"]
+        .as_str()
+        .ok_or("no covers_hash")?
+        .to_owned()
+        .try_into()
+        .map_err(|_| "covers_hash is not a hash".to_owned())?;
+    if covers >= first_seq {
+        match anchors.get(&covers) {
+            Some(h) if *h == covers_hash => {}
+            Some(_) => return Err(format!("the anchor at seq {covers} is not the event that was signed")),
+            None => return Err(format!("seq {covers} is not a checkpoint anchor")),
+        }
+    }
+    if let Some(key) = key {
+        let algorithm = d["algorithm"].as_str().unwrap_or_default();
+        if algorithm != key.algorithm.as_str() {
+            return Err(format!("signed with {algorithm:?}, the key given is {}", key.algorithm));
+        }
+        if d["key_id"].as_str() != Some(fingerprint(&key.verifying_key).as_str()) {
+            return Err("signed by another key than the one given".to_owned());
+        }
+        let signature =
+            hex_decode(d["signature"].as_str().unwrap_or_default()).ok_or("the signature is not hex".to_owned())?;
+        dsa::verify(key.algorithm, &key.verifying_key, &checkpoint_message(covers, &covers_hash), b"", &signature)
+            .map_err(|_| format!("the signature over seq {covers} does not verify"))?;
+    }
+    Ok(Some(covers))
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 impl VerifyReport {
@@ -102,6 +173,17 @@ impl fmt::Display for VerifyReport {
                         self.verified, head.head
                     )?,
                     _ => write!(f, "audit chain intact: no events in {files} file{plural}.")?,
+                }
+                match (self.checkpoints, self.signed_through) {
+                    (0, _) => write!(f, " No signed checkpoint.")?,
+                    (n, Some(through)) if self.signatures_checked => {
+                        write!(f, " {n} signed checkpoint(s) verified with the given key, through seq {through}.")?;
+                    }
+                    (n, Some(through)) => write!(
+                        f,
+                        " {n} checkpoint(s) consistent through seq {through}; signatures not checked (give the verification key)."
+                    )?,
+                    (_, None) => {}
                 }
                 if let Some(first) = self.first_seq.filter(|s| *s > 0) {
                     write!(
@@ -139,9 +221,30 @@ impl fmt::Display for VerifyReport {
 /// A file or directory cannot be read, or there are no files at all. A broken chain is not
 /// an error: it is in the report.
 pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, FileAuditError> {
+    verify_with(paths, None)
+}
+
+/// As [`verify`], and also every signed checkpoint (`audit.checkpoint`): that it covers an
+/// anchor present in the chain with the hash that was signed and, when `key` is given, that
+/// its signature verifies with that key. A chain whose history was rewritten and re-hashed
+/// breaks at the first checkpoint after the rewrite.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<VerifyReport, FileAuditError> {
     let files = chain_order(expand(paths)?)?;
-    let mut report = VerifyReport { files: files.clone(), verified: 0, first_seq: None, head: None, broken: None };
+    let mut report = VerifyReport {
+        files: files.clone(),
+        verified: 0,
+        first_seq: None,
+        head: None,
+        broken: None,
+        checkpoints: 0,
+        signed_through: None,
+        signatures_checked: key.is_some(),
+    };
     let mut head: Option<ChainHead> = None;
+    let mut anchors: HashMap<u64, ChainHash> = HashMap::new();
     for (index, path) in files.iter().enumerate() {
         let mut reader = LineReader::open(path)?;
         loop {
@@ -186,6 +289,22 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, FileAuditError> {
             if chain_hash(&event.prev_hash, event.seq, &event.record) != event.hash {
                 report.broken = broken(Some(event.seq), BreakReason::Edited);
                 return Ok(report);
+            }
+            if event.record.action == AuditAction::Checkpoint {
+                if event.record.details["phase"] == "anchor" {
+                    anchors.insert(event.seq, event.hash);
+                }
+                match check_checkpoint(&event, &anchors, report.first_seq.unwrap_or(0), key) {
+                    Ok(Some(covers)) => {
+                        report.checkpoints += 1;
+                        report.signed_through = Some(covers);
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        report.broken = broken(Some(event.seq), BreakReason::BadCheckpoint(why));
+                        return Ok(report);
+                    }
+                }
             }
             let next = ChainHead { next_seq: event.seq + 1, head: event.hash };
             head = Some(next);

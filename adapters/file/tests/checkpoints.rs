@@ -1,0 +1,115 @@
+//! Signed checkpoints: a chain rewritten and re-hashed by someone without the signing key
+//! is caught by `verify_with` at the first checkpoint after the rewrite.
+#![allow(clippy::unwrap_used)]
+
+use qudag_adapter_file::{
+    BreakReason, CheckpointKey, FileAuditConfig, FileAuditSink, FsyncPolicy, verify, verify_with,
+};
+use qudag_application::ports::AuditSink;
+use qudag_application::usecases::checkpoint;
+use qudag_domain::Timestamp;
+use qudag_domain::audit::{ChainHash, ChainedEvent, chain_hash};
+use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair};
+
+mod common;
+use common::{TempDir, files, record};
+
+fn key() -> DsaKeyPair {
+    DsaKeyPair::from_seed(DsaAlgorithm::MlDsa65, &[42; 32])
+}
+
+fn public(key: &DsaKeyPair) -> CheckpointKey {
+    CheckpointKey { algorithm: DsaAlgorithm::MlDsa65, verifying_key: key.verifying_key().to_vec() }
+}
+
+/// 10 events, a checkpoint (seq 10 and 11), 5 events, a checkpoint (17, 18), 3 events.
+async fn chain(dir: &std::path::Path, signer: &DsaKeyPair) {
+    let mut config = FileAuditConfig::new(dir.join("audit.jsonl"));
+    config.fsync = FsyncPolicy::Always;
+    let sink = FileAuditSink::open(config).unwrap();
+    let mut i = 0;
+    for batch in [10, 5, 3] {
+        for _ in 0..batch {
+            sink.record(record(i)).await.unwrap();
+            i += 1;
+        }
+        if batch != 3 {
+            checkpoint(&sink, signer, Timestamp::from_secs(5_000)).await.unwrap();
+        }
+    }
+    sink.flush().await.unwrap();
+}
+
+/// Edit event `target`'s details and recompute every hash after it, as an attacker with
+/// write access but without the signing key could. With `also_checkpoints`, the attacker
+/// also rewrites each checkpoint's `covers_hash` to the new anchor hash.
+fn rewrite(path: &std::path::Path, target: u64, also_checkpoints: bool) {
+    let mut events: Vec<ChainedEvent> =
+        std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut prev = ChainHash::GENESIS;
+    let mut anchors = std::collections::HashMap::new();
+    for e in &mut events {
+        if e.seq == target {
+            e.record.details["i"] = serde_json::json!(999);
+        }
+        if also_checkpoints && e.record.details["phase"] == "signature" {
+            let covers = e.record.details["covers_seq"].as_u64().unwrap();
+            let hash: &ChainHash = anchors.get(&covers).unwrap();
+            e.record.details["covers_hash"] = serde_json::json!(hash.to_string());
+        }
+        e.prev_hash = prev;
+        e.hash = chain_hash(&prev, e.seq, &e.record);
+        if e.record.details["phase"] == "anchor" {
+            anchors.insert(e.seq, e.hash);
+        }
+        prev = e.hash;
+    }
+    let text: String = events.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap())).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn checkpoints_verify_with_the_published_key() {
+    let dir = TempDir::new("checkpoints-ok");
+    let signer = key();
+    chain(dir.path(), &signer).await;
+    let report = verify_with(&files(dir.path()), Some(&public(&signer))).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!((report.verified, report.checkpoints, report.signed_through), (22, 2, Some(17)));
+    assert!(report.to_string().contains("2 signed checkpoint(s) verified"), "{report}");
+    // Another key does not vouch for them.
+    let other = DsaKeyPair::from_seed(DsaAlgorithm::MlDsa65, &[1; 32]);
+    let report = verify_with(&files(dir.path()), Some(&public(&other))).unwrap();
+    assert!(matches!(report.broken.unwrap().reason, BreakReason::BadCheckpoint(_)));
+}
+
+#[tokio::test]
+async fn a_rewritten_and_rehashed_history_is_caught() {
+    let dir = TempDir::new("checkpoints-rewrite");
+    let signer = key();
+    chain(dir.path(), &signer).await;
+    let path = dir.path().join("audit.jsonl");
+
+    // The hash chain alone is fooled; the checkpoint's record of the anchor hash is not.
+    rewrite(&path, 3, false);
+    let report = verify(&files(dir.path())).unwrap();
+    let broken = report.broken.unwrap();
+    assert_eq!(broken.seq, Some(11), "caught at the first checkpoint after the edit");
+    assert!(matches!(broken.reason, BreakReason::BadCheckpoint(_)));
+
+    // Rewriting the checkpoints too fools everything but the signature.
+    let dir = TempDir::new("checkpoints-rewrite-all");
+    chain(dir.path(), &signer).await;
+    let path = dir.path().join("audit.jsonl");
+    rewrite(&path, 3, true);
+    let unsigned = verify(&files(dir.path())).unwrap();
+    assert!(unsigned.is_intact(), "without the key the rewrite is consistent: {unsigned}");
+    assert!(unsigned.to_string().contains("signatures not checked"), "{unsigned}");
+    let signed = verify_with(&files(dir.path()), Some(&public(&signer))).unwrap();
+    let broken = signed.broken.unwrap();
+    assert_eq!(broken.seq, Some(11));
+    assert!(
+        matches!(broken.reason, BreakReason::BadCheckpoint(ref why) if why.contains("does not verify")),
+        "{broken:?}"
+    );
+}
