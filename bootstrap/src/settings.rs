@@ -81,6 +81,23 @@ pub struct AuditSettings {
     pub max_file_bytes: u64,
     /// Seconds between signed checkpoints of the chain (0: none).
     pub checkpoint_secs: u64,
+    /// Records the queue in front of a durable sink holds.
+    pub queue_capacity: usize,
+    /// What happens when that queue is full.
+    pub queue_full: QueueFull,
+    /// With `queue_full = block`, the most milliseconds a request waits for a place.
+    pub queue_block_ms: u64,
+}
+
+/// What happens when the audit queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueFull {
+    /// Wait up to `queue_block_ms`, then answer 503.
+    #[default]
+    Block,
+    /// Answer 503 at once, and refuse new requests until the queue drains.
+    Refuse,
 }
 
 impl Default for AuditSettings {
@@ -93,6 +110,9 @@ impl Default for AuditSettings {
             fsync_interval_ms: 1000,
             max_file_bytes: 64 << 20,
             checkpoint_secs: 300,
+            queue_capacity: 10_000,
+            queue_full: QueueFull::Block,
+            queue_block_ms: 100,
         }
     }
 }
@@ -1114,6 +1134,40 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_AUDIT_QUEUE_CAPACITY",
+        key: "audit.queue_capacity",
+        default: "10000",
+        help: "audit records a durable sink's queue holds; requests hand their records to it and go on, a writer task writes them in order and retries (never drops) while the sink fails",
+        apply: |s, v| {
+            s.audit.queue_capacity = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_QUEUE_FULL",
+        key: "audit.queue_full",
+        default: "block",
+        help: "when the audit queue is full: `block` (a request waits up to QUDAG_AUDIT_QUEUE_BLOCK_MS for a place, then gets 503) or `refuse` (new requests get 503 until it drains); records are never dropped",
+        apply: |s, v| {
+            s.audit.queue_full = match v.trim() {
+                "block" => QueueFull::Block,
+                "refuse" => QueueFull::Refuse,
+                _ => return Err("expected `block` or `refuse`".into()),
+            };
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_QUEUE_BLOCK_MS",
+        key: "audit.queue_block_ms",
+        default: "100",
+        help: "with QUDAG_AUDIT_QUEUE_FULL=block, the most milliseconds a request waits for a place in the audit queue",
+        apply: |s, v| {
+            s.audit.queue_block_ms = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_REQUEST_STATE_KEY",
         key: "mcp.request_state_key",
         default: "",
@@ -1258,6 +1312,9 @@ impl Settings {
         let a = &self.audit;
         if a.enabled && a.sink == AuditSinkKind::File && a.file.is_none() {
             return Err(ConfigError::invalid("QUDAG_AUDIT_SINK", "file", "needs QUDAG_AUDIT_FILE"));
+        }
+        if a.queue_capacity == 0 {
+            return Err(ConfigError::invalid("QUDAG_AUDIT_QUEUE_CAPACITY", 0, "must be at least 1"));
         }
         if a.fsync_interval_ms == 0 {
             return Err(ConfigError::invalid("QUDAG_AUDIT_FSYNC_INTERVAL_MS", 0, "must be at least 1"));

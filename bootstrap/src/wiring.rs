@@ -296,6 +296,8 @@ impl AuditQuery for DisabledAudit {
 /// # Errors
 /// [`WiringError::Audit`] naming the file that cannot be used.
 fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use qudag_application::usecases::{QueueFullPolicy, QueuedAuditSink};
+
     use crate::settings::{AuditSinkKind, FsyncMode};
     let a = &settings.audit;
     if !a.enabled {
@@ -317,7 +319,12 @@ fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), Wiring
         };
         let sink =
             Arc::new(FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?);
-        adapters.audit = sink.clone();
+        // A durable sink writes through a bounded queue, off the requests' path.
+        let policy = match a.queue_full {
+            crate::settings::QueueFull::Block => QueueFullPolicy::Block(Duration::from_millis(a.queue_block_ms)),
+            crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
+        };
+        adapters.audit = Arc::new(QueuedAuditSink::start(sink.clone(), a.queue_capacity, policy));
         adapters.audit_query = sink.clone();
         adapters.components.retain(|c| c.name != "audit");
         adapters.components.push(Component { name: "audit".into(), required: true, indicator: sink });

@@ -37,6 +37,25 @@ pub trait AuditSink: Send + Sync + 'static {
     /// `Unavailable`: nothing was recorded.
     async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError>;
 
+    /// Hand `record` over without waiting for it to be written: a queueing sink returns as
+    /// soon as the record holds a place in its queue (and then never drops it); others
+    /// record it at once. Request paths use this; whoever needs the chained event uses
+    /// [`AuditSink::record`].
+    ///
+    /// # Errors
+    /// `Unavailable`: the record was not taken (a full queue under the refuse policy, or
+    /// past the blocking time).
+    async fn submit(&self, record: AuditRecord) -> Result<(), AuditSinkError> {
+        self.record(record).await.map(|_| ())
+    }
+
+    /// Whether a new request should be admitted: `false` only while a queueing sink is full
+    /// under the refuse policy, so the request is refused before it runs rather than run
+    /// and left unaudited.
+    fn accepting(&self) -> bool {
+        true
+    }
+
     /// Make everything acknowledged so far durable (called at shutdown).
     ///
     /// # Errors

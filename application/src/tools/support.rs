@@ -82,7 +82,7 @@ pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, mut rec
         record.client_addr = cx.request.client_addr.map(|a| a.to_string());
     }
     let action = record.action;
-    if let Err(error) = sink.record(record).await {
+    if let Err(error) = sink.submit(record).await {
         tracing::error!(%error, %action, request_id = %cx.request.request_id, "Audit sink refused a record");
     }
 }

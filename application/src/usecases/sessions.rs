@@ -218,7 +218,6 @@ mod tests {
     use std::sync::Mutex;
 
     use qudag_domain::Timestamp;
-    use qudag_domain::audit::ChainHead;
     use qudag_domain::principal::Principal;
     use qudag_domain::rbac::Role;
 
@@ -234,12 +233,12 @@ mod tests {
     fn service(store: MockSessionStore, clock: Arc<ManualClock>) -> (SessionService, Arc<Mutex<Vec<AuditRecord>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let head = Mutex::new(ChainHead::GENESIS);
         let mut sink = MockAuditSink::new();
-        sink.expect_record().returning(move |r| {
-            s.lock().unwrap().push(r.clone());
-            Ok(head.lock().unwrap().append(r))
+        sink.expect_submit().returning(move |r| {
+            s.lock().unwrap().push(r);
+            Ok(())
         });
+        sink.expect_accepting().return_const(true);
         let pipeline = Arc::new(Pipeline::new(
             AuthMode::Disabled(Principal::anonymous([Role::Admin])),
             Arc::new(MockRateLimiter::new()),

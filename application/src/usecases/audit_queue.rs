@@ -1,0 +1,264 @@
+//! The audit queue: records go to the sink off the request's path, through a bounded queue
+//! that never drops one.
+//!
+//! `submit` takes a place in the queue and returns; one writer task hands records to the
+//! wrapped sink in order, retrying (with backoff, logged) while the sink fails — so a sink
+//! outage fills the queue instead of losing records. When the queue is full the configured
+//! policy applies: **block** the caller up to a bound, then refuse; or **refuse** at once —
+//! and then [`AuditSink::accepting`] turns false so the pipeline refuses new requests (503)
+//! before they run, instead of running them unaudited. `record` (for callers that need the
+//! chained event) and `flush` wait for everything queued before them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use qudag_domain::audit::{AuditRecord, ChainedEvent};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ports::{AuditSink, AuditSinkError};
+
+/// What happens when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Wait up to this long for a place, then refuse.
+    Block(Duration),
+    /// Refuse at once (and refuse new requests while full).
+    Refuse,
+}
+
+enum Job {
+    Record(AuditRecord, Option<oneshot::Sender<Result<ChainedEvent, AuditSinkError>>>),
+    Flush(oneshot::Sender<Result<(), AuditSinkError>>),
+}
+
+/// A bounded queue in front of a sink.
+pub struct QueuedAuditSink {
+    tx: mpsc::Sender<Job>,
+    policy: QueueFullPolicy,
+    capacity: usize,
+    retries: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for QueuedAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedAuditSink")
+            .field("capacity", &self.capacity)
+            .field("depth", &self.depth())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+fn full(why: &str) -> AuditSinkError {
+    AuditSinkError::Unavailable { source: format!("audit queue {why}").into() }
+}
+
+impl QueuedAuditSink {
+    /// Start the writer task (needs a Tokio runtime) over `inner`.
+    pub fn start(inner: Arc<dyn AuditSink>, capacity: usize, policy: QueueFullPolicy) -> Self {
+        let capacity = capacity.max(1);
+        let (tx, mut rx) = mpsc::channel::<Job>(capacity);
+        let retries = Arc::new(AtomicU64::new(0));
+        let counted = retries.clone();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Record(record, ack) => {
+                        let mut backoff = Duration::from_millis(50);
+                        let event = loop {
+                            match inner.record(record.clone()).await {
+                                Ok(event) => break event,
+                                Err(error) => {
+                                    counted.fetch_add(1, Ordering::Relaxed);
+                                    tracing::error!(%error, retry_in_ms = backoff.as_millis() as u64, "Audit sink refused a record; it stays queued");
+                                    tokio::time::sleep(backoff).await;
+                                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                                }
+                            }
+                        };
+                        if let Some(ack) = ack {
+                            let _ = ack.send(Ok(event));
+                        }
+                    }
+                    Job::Flush(ack) => {
+                        let _ = ack.send(inner.flush().await);
+                    }
+                }
+            }
+        });
+        Self { tx, policy, capacity, retries }
+    }
+
+    /// Records waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.capacity.saturating_sub(self.tx.capacity())
+    }
+
+    /// How often the sink refused a record (each retried).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    async fn place(&self) -> Result<mpsc::Permit<'_, Job>, AuditSinkError> {
+        match self.policy {
+            QueueFullPolicy::Refuse => self.tx.try_reserve().map_err(|e| match e {
+                mpsc::error::TrySendError::Full(()) => full("is full"),
+                mpsc::error::TrySendError::Closed(()) => full("is closed"),
+            }),
+            QueueFullPolicy::Block(limit) => match tokio::time::timeout(limit, self.tx.reserve()).await {
+                Ok(Ok(permit)) => Ok(permit),
+                Ok(Err(_)) => Err(full("is closed")),
+                Err(_) => Err(full(&format!("stayed full for {} ms", limit.as_millis()))),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl AuditSink for QueuedAuditSink {
+    async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
+        let (ack, done) = oneshot::channel();
+        self.place().await?.send(Job::Record(record, Some(ack)));
+        done.await.map_err(|_| full("writer stopped"))?
+    }
+
+    async fn submit(&self, record: AuditRecord) -> Result<(), AuditSinkError> {
+        self.place().await?.send(Job::Record(record, None));
+        Ok(())
+    }
+
+    fn accepting(&self) -> bool {
+        self.policy != QueueFullPolicy::Refuse || self.tx.capacity() > 0
+    }
+
+    async fn flush(&self) -> Result<(), AuditSinkError> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send(Job::Flush(ack)).await.map_err(|_| full("is closed"))?;
+        done.await.map_err(|_| full("writer stopped"))?
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    use qudag_domain::Timestamp;
+    use qudag_domain::audit::{AuditAction, ChainHead, Outcome, verify_chain};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// A sink that writes only when the test lets it, and fails while `failing`.
+    struct Gate {
+        open: Semaphore,
+        failing: AtomicBool,
+        head: Mutex<ChainHead>,
+        written: Mutex<Vec<ChainedEvent>>,
+        flushed: AtomicU64,
+    }
+
+    impl Gate {
+        fn new(open: usize) -> Arc<Self> {
+            Arc::new(Self {
+                open: Semaphore::new(open),
+                failing: AtomicBool::new(false),
+                head: Mutex::new(ChainHead::GENESIS),
+                written: Mutex::new(Vec::new()),
+                flushed: AtomicU64::new(0),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl AuditSink for Gate {
+        async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
+            self.open.acquire().await.unwrap().forget();
+            if self.failing.load(Ordering::SeqCst) {
+                self.open.add_permits(1);
+                return Err(AuditSinkError::Unavailable { source: "down".into() });
+            }
+            let event = self.head.lock().unwrap().append(record);
+            self.written.lock().unwrap().push(event.clone());
+            Ok(event)
+        }
+        async fn flush(&self) -> Result<(), AuditSinkError> {
+            self.flushed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn rec(i: u64) -> AuditRecord {
+        AuditRecord::new(Timestamp::from_secs(i), AuditAction::ToolCalled, Outcome::Success).target(format!("t{i}"))
+    }
+
+    #[tokio::test]
+    async fn submit_returns_before_the_sink_writes() {
+        let gate = Gate::new(0);
+        let q = QueuedAuditSink::start(gate.clone(), 8, QueueFullPolicy::Refuse);
+        for i in 0..5 {
+            tokio::time::timeout(Duration::from_millis(100), q.submit(rec(i))).await.unwrap().unwrap();
+        }
+        assert!(gate.written.lock().unwrap().is_empty(), "nothing written yet: the sink is closed");
+        assert!(q.depth() >= 4);
+        gate.open.add_permits(100);
+        q.flush().await.unwrap();
+        let written = gate.written.lock().unwrap().clone();
+        assert_eq!(
+            written.iter().map(|e| e.record.target.clone().unwrap()).collect::<Vec<_>>(),
+            ["t0", "t1", "t2", "t3", "t4"]
+        );
+        assert_eq!(gate.flushed.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_or_blocks_then_refuses() {
+        let gate = Gate::new(0);
+        let q = QueuedAuditSink::start(gate.clone(), 2, QueueFullPolicy::Refuse);
+        // The writer holds one record (blocked in the sink); two more fill the queue.
+        let mut taken = 0;
+        while q.submit(rec(taken)).await.is_ok() {
+            taken += 1;
+            assert!(taken < 10, "the queue must fill");
+        }
+        assert!(taken >= 2);
+        assert!(!q.accepting(), "a full refusing queue stops admitting requests");
+        gate.open.add_permits(100);
+        q.flush().await.unwrap();
+        assert!(q.accepting());
+        assert_eq!(gate.written.lock().unwrap().len() as u64, taken, "every accepted record is written");
+
+        let gate = Gate::new(0);
+        let q = QueuedAuditSink::start(gate.clone(), 1, QueueFullPolicy::Block(Duration::from_millis(150)));
+        while tokio::time::timeout(Duration::from_millis(50), q.submit(rec(0))).await.is_ok() {}
+        assert!(q.accepting(), "a blocking queue keeps admitting (callers wait instead)");
+        let started = std::time::Instant::now();
+        let refused = q.submit(rec(1)).await;
+        assert!(refused.is_err() && started.elapsed() >= Duration::from_millis(140), "{refused:?}");
+        gate.open.add_permits(100);
+        q.submit(rec(2)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sink_outage_loses_nothing_and_keeps_the_order() {
+        let gate = Gate::new(1000);
+        gate.failing.store(true, Ordering::SeqCst);
+        let q = QueuedAuditSink::start(gate.clone(), 100, QueueFullPolicy::Block(Duration::from_secs(5)));
+        for i in 0..20 {
+            q.submit(rec(i)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(gate.written.lock().unwrap().is_empty());
+        assert!(q.retries() >= 1);
+        gate.failing.store(false, Ordering::SeqCst);
+        let last = q.record(rec(20)).await.unwrap();
+        assert_eq!(last.seq, 20, "queued before it, all twenty were written first");
+        let written = gate.written.lock().unwrap().clone();
+        assert_eq!(written.len(), 21);
+        assert!(written.iter().enumerate().all(|(i, e)| e.record.target.as_deref() == Some(format!("t{i}").as_str())));
+        assert!(verify_chain(ChainHead::GENESIS, written.iter()).is_ok());
+    }
+}
