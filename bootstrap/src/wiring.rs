@@ -324,10 +324,12 @@ fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), Wiring
             crate::settings::QueueFull::Block => QueueFullPolicy::Block(Duration::from_millis(a.queue_block_ms)),
             crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
         };
-        adapters.audit = Arc::new(QueuedAuditSink::start(sink.clone(), a.queue_capacity, policy));
+        let queue = Arc::new(QueuedAuditSink::start(sink.clone(), a.queue_capacity, policy));
+        adapters.audit = queue.clone();
         adapters.audit_query = sink.clone();
         adapters.components.retain(|c| c.name != "audit");
         adapters.components.push(Component { name: "audit".into(), required: true, indicator: sink });
+        adapters.components.push(Component { name: "audit_queue".into(), required: false, indicator: queue });
     }
     Ok(())
 }

@@ -284,6 +284,10 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let health: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["components"]["audit_queue"]["status"], "up", "{health}");
+    assert_eq!(health["components"]["audit"]["status"], "up", "{health}");
     // The published verification key, as an auditor would fetch it.
     let read = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {
         "uri": "qudag://keys/signing",

@@ -117,6 +117,24 @@ impl QueuedAuditSink {
 }
 
 #[async_trait]
+impl crate::ports::HealthIndicator for QueuedAuditSink {
+    /// Up with the backlog; degraded from 90 % full or while the sink is being retried;
+    /// down when full under the refuse policy (requests are being refused).
+    async fn health(&self) -> crate::ports::ComponentHealth {
+        use crate::ports::ComponentHealth;
+        let depth = self.depth();
+        let detail = format!("{depth} of {} queued, {} sink retries so far", self.capacity, self.retries());
+        if !self.accepting() {
+            ComponentHealth::down(format!("full: requests are refused ({detail})"))
+        } else if depth * 10 >= self.capacity * 9 {
+            ComponentHealth::degraded(format!("nearly full ({detail})"))
+        } else {
+            ComponentHealth::up(detail)
+        }
+    }
+}
+
+#[async_trait]
 impl AuditSink for QueuedAuditSink {
     async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
         let (ack, done) = oneshot::channel();
@@ -226,9 +244,12 @@ mod tests {
         }
         assert!(taken >= 2);
         assert!(!q.accepting(), "a full refusing queue stops admitting requests");
+        use crate::ports::{HealthIndicator, HealthStatus};
+        assert_eq!(q.health().await.status, HealthStatus::Down);
         gate.open.add_permits(100);
         q.flush().await.unwrap();
         assert!(q.accepting());
+        assert_eq!(q.health().await.status, HealthStatus::Up);
         assert_eq!(gate.written.lock().unwrap().len() as u64, taken, "every accepted record is written");
 
         let gate = Gate::new(0);
