@@ -1480,6 +1480,7 @@ impl Settings {
             shown.mcp.request_state_key = Some("<redacted>".into());
         }
         shown.redis.url = shown.redis.url.as_deref().map(redact_url);
+        shown.database.url = shown.database.url.as_deref().map(redact_url);
         for secret in [&mut shown.auth.client_secret, &mut shown.auth.hmac_secret] {
             if secret.is_some() {
                 *secret = Some("<redacted>".into());
@@ -1657,6 +1658,36 @@ mod tests {
         for secret in ["s3cret-client", "0123456789abcdef0123456789abcdef-hmac"] {
             assert!(!shown.contains(secret), "{secret} leaked");
         }
+    }
+
+    #[test]
+    fn tool_and_audit_variables_apply_and_the_database_password_is_redacted() {
+        let s = load(&[
+            ("QUDAG_STORE", "postgres"),
+            ("QUDAG_DATABASE_URL", "postgres://qudag:pg-pa55word@db:5432/qudag"),
+            ("QUDAG_KEY_FILE", "/var/lib/qudag-mcp/keys.json"),
+            ("QUDAG_MAX_QUBITS", "20"),
+            ("QUDAG_AUDIT_SINK", "file"),
+            ("QUDAG_AUDIT_FILE", "/var/lib/qudag-mcp/audit/audit.jsonl"),
+            ("QUDAG_AUDIT_FSYNC", "always"),
+            ("QUDAG_AUDIT_QUEUE_FULL", "refuse"),
+        ])
+        .unwrap();
+        assert_eq!((s.tools.store, s.tools.max_qubits), (DataStore::Postgres, 20));
+        assert_eq!(
+            (s.audit.sink, s.audit.fsync, s.audit.queue_full),
+            (AuditSinkKind::File, FsyncMode::Always, QueueFull::Refuse)
+        );
+        let shown = s.to_toml() + &format!("{s:?}");
+        assert!(!shown.contains("pg-pa55word"), "the database password leaked: {shown}");
+        let bad = |vars: &[(&str, &str)], name: &str| assert_eq!(names(load(vars).unwrap_err()), name);
+        bad(&[("QUDAG_STORE", "postgres")], "QUDAG_STORE");
+        bad(&[("QUDAG_STORE", "postgres"), ("QUDAG_DATABASE_URL", "postgres://db/q")], "QUDAG_STORE");
+        bad(&[("QUDAG_AUDIT_SINK", "file")], "QUDAG_AUDIT_SINK");
+        bad(&[("QUDAG_AUDIT_SINK", "postgres")], "QUDAG_AUDIT_SINK");
+        bad(&[("QUDAG_MAX_QUBITS", "31")], "QUDAG_MAX_QUBITS");
+        bad(&[("QUDAG_NODE_ID", "a b")], "QUDAG_NODE_ID");
+        bad(&[("QUDAG_AUDIT_QUEUE_CAPACITY", "0")], "QUDAG_AUDIT_QUEUE_CAPACITY");
     }
 
     fn names(err: ConfigError) -> String {
