@@ -87,6 +87,9 @@ pub struct AuditSettings {
     pub queue_full: QueueFull,
     /// With `queue_full = block`, the most milliseconds a request waits for a place.
     pub queue_block_ms: u64,
+    /// Days rotated audit files are kept (then removed once a signed checkpoint covers
+    /// them); 0 keeps everything.
+    pub retention_days: u64,
 }
 
 /// What happens when the audit queue is full.
@@ -113,6 +116,7 @@ impl Default for AuditSettings {
             queue_capacity: 10_000,
             queue_full: QueueFull::Block,
             queue_block_ms: 100,
+            retention_days: 0,
         }
     }
 }
@@ -1168,6 +1172,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "QUDAG_AUDIT_RETENTION_DAYS",
+        key: "audit.retention_days",
+        default: "0",
+        help: "days rotated audit files are kept; older ones are removed (hourly check) only once a signed checkpoint covers them, so what remains still verifies; 0 keeps everything",
+        apply: |s, v| {
+            s.audit.retention_days = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "QUDAG_REQUEST_STATE_KEY",
         key: "mcp.request_state_key",
         default: "",
@@ -1312,6 +1326,13 @@ impl Settings {
         let a = &self.audit;
         if a.enabled && a.sink == AuditSinkKind::File && a.file.is_none() {
             return Err(ConfigError::invalid("QUDAG_AUDIT_SINK", "file", "needs QUDAG_AUDIT_FILE"));
+        }
+        if a.retention_days > 0 && a.checkpoint_secs == 0 {
+            return Err(ConfigError::invalid(
+                "QUDAG_AUDIT_RETENTION_DAYS",
+                a.retention_days,
+                "needs signed checkpoints (QUDAG_AUDIT_CHECKPOINT_SECS > 0): only checkpointed files are removed",
+            ));
         }
         if a.queue_capacity == 0 {
             return Err(ConfigError::invalid("QUDAG_AUDIT_QUEUE_CAPACITY", 0, "must be at least 1"));

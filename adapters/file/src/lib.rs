@@ -17,10 +17,12 @@
 
 mod error;
 mod files;
+mod retention;
 mod sink;
 mod verify;
 
 pub use error::FileAuditError;
 pub use files::EXTENSION;
+pub use retention::{PruneReport, prune};
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
 pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_with};

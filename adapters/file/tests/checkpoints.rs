@@ -1,9 +1,10 @@
 //! Signed checkpoints: a chain rewritten and re-hashed by someone without the signing key
-//! is caught by `verify_with` at the first checkpoint after the rewrite.
+//! is caught by `verify_with` at the first checkpoint after the rewrite; retention removes
+//! only what a checkpoint covers, and what remains still verifies.
 #![allow(clippy::unwrap_used)]
 
 use qudag_adapter_file::{
-    BreakReason, CheckpointKey, FileAuditConfig, FileAuditSink, FsyncPolicy, verify, verify_with,
+    BreakReason, CheckpointKey, FileAuditConfig, FileAuditSink, FsyncPolicy, prune, verify, verify_with,
 };
 use qudag_application::ports::AuditSink;
 use qudag_application::usecases::checkpoint;
@@ -112,4 +113,56 @@ async fn a_rewritten_and_rehashed_history_is_caught() {
         matches!(broken.reason, BreakReason::BadCheckpoint(ref why) if why.contains("does not verify")),
         "{broken:?}"
     );
+}
+
+/// `before` events (old timestamps), a checkpoint, then `after` events, in small files.
+async fn small_files(dir: &std::path::Path, signer: Option<&DsaKeyPair>, before: u64, after: u64) {
+    let mut config = FileAuditConfig::new(dir.join("audit.jsonl"));
+    config.fsync = FsyncPolicy::Always;
+    config.max_file_bytes = 2_000;
+    let sink = FileAuditSink::open(config).unwrap();
+    for i in 0..before {
+        sink.record(record(i)).await.unwrap();
+    }
+    if let Some(signer) = signer {
+        checkpoint(&sink, signer, Timestamp::from_secs(5_000)).await.unwrap();
+    }
+    for i in before..before + after {
+        sink.record(record(i)).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_removes_only_old_files_a_checkpoint_covers() {
+    let cutoff = Timestamp::from_secs(1_000_000);
+    // Without a checkpoint nothing may go, however old.
+    let dir = TempDir::new("retention-unsigned");
+    small_files(dir.path(), None, 60, 0).await;
+    let before = files(dir.path());
+    assert!(before.len() > 3);
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff).unwrap();
+    assert_eq!((report.removed.len(), report.covered_through), (0, None));
+    assert_eq!(files(dir.path()), before);
+
+    // With one: the files wholly before its anchor go; the rest still verifies, signatures included.
+    let dir = TempDir::new("retention-signed");
+    let signer = key();
+    small_files(dir.path(), Some(&signer), 40, 40).await;
+    let all = files(dir.path()).len();
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff).unwrap();
+    assert_eq!(report.covered_through, Some(40), "the anchor follows the first 40 events");
+    assert!(!report.removed.is_empty() && report.removed.len() < all, "{report:?}");
+    let left = verify_with(&files(dir.path()), Some(&public(&signer))).unwrap();
+    assert!(left.is_intact(), "{left}");
+    let first = left.first_seq.unwrap();
+    assert!(first > 0 && first <= 41, "nothing after the covered part was removed: starts at {first}");
+    assert_eq!(left.verified + first, 82, "40 + anchor + signature + 40 events, minus the pruned ones");
+    assert_eq!(left.checkpoints, 1);
+
+    // A cut-off before the events keeps everything.
+    let dir = TempDir::new("retention-recent");
+    small_files(dir.path(), Some(&signer), 40, 10).await;
+    let report = prune(&dir.path().join("audit.jsonl"), Timestamp::from_secs(1_000)).unwrap();
+    assert!(report.removed.is_empty());
 }
