@@ -292,7 +292,7 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     let read = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {
         "uri": "qudag://keys/signing",
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let key: serde_json::Value = reqwest::Client::new()
+    let resp = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/mcp"))
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
@@ -301,10 +301,10 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
         .json(&read)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let (status, body) = (resp.status(), resp.text().await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let key: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let key: serde_json::Value = serde_json::from_str(key["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
     let public_key = key["public_key"].as_str().unwrap().to_owned();
     let pid = server.0.id().to_string();

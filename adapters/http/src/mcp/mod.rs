@@ -708,7 +708,20 @@ impl McpEndpoint {
                 queued.push(message);
                 return self.sse(messages_to_frames(futures::stream::iter(queued).boxed()));
             }
-            first = rx.recv() => (first, false),
+            first = rx.recv() => match first {
+                Some(message) => (Some(message), false),
+                // The handler finished without sending anything: its channel closed just
+                // before its task reported the result. Answer as JSON, as above.
+                None => {
+                    let joined = (&mut task).await;
+                    drop(untrack);
+                    let Some((message, status)) = final_message(id, joined, stateless) else {
+                        return Response::builder().status(StatusCode::NO_CONTENT).finish();
+                    };
+                    drop(guard);
+                    return json_response(status, &message);
+                }
+            },
             true = closed(disconnect.as_mut()) => (None, true),
         };
         if let Some(session) = untrack.session.clone()
