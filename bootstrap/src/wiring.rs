@@ -354,7 +354,8 @@ pub fn node_id(settings: &Settings) -> Result<String, WiringError> {
 /// cannot be set up (the message names the setting).
 pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let mut adapters = memory(settings, clock.clone())?;
+    let keys = Arc::new(server_keys(settings)?);
+    let mut adapters = memory(settings, clock.clone(), keys)?;
     if settings.rate_limit.store == StateStore::Redis {
         redis_rate_limiter(settings, &mut adapters)?;
     }
@@ -420,7 +421,7 @@ fn redis_rate_limiter(_settings: &Settings, _adapters: &mut Adapters) -> Result<
 }
 
 #[cfg(feature = "memory")]
-fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
+fn memory(settings: &Settings, clock: Arc<dyn Clock>, keys: Arc<ServerKeys>) -> Result<Adapters, WiringError> {
     use qudag_adapter_memory::{
         MemoryAuditSink, MemoryEventBus, MemoryEventStore, MemoryMembership, MemoryNameRegistry, MemoryRateLimiter,
         MemorySessionStore, MemoryVaultStore,
@@ -488,12 +489,12 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Adapters, Wiring
         vault: Arc::new(MemoryVaultStore::new(STORE_CAPACITY)),
         names: Arc::new(MemoryNameRegistry::new(STORE_CAPACITY)),
         membership: Arc::new(MemoryMembership::default()),
-        keys: Arc::new(server_keys(settings)?),
+        keys,
     })
 }
 
 #[cfg(not(feature = "memory"))]
-fn memory(_settings: &Settings, _clock: Arc<dyn Clock>) -> Result<Adapters, WiringError> {
+fn memory(_settings: &Settings, _clock: Arc<dyn Clock>, _keys: Arc<ServerKeys>) -> Result<Adapters, WiringError> {
     Err(WiringError::MissingFeature {
         what: "the in-memory session store, rate limiter and audit sink",
         feature: "memory",
