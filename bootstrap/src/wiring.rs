@@ -255,42 +255,6 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_path: &std::path::Path) {}
 
-/// The audit sink of `QUDAG_AUDIT_ENABLED=false`: links records into a chain (so callers
-/// get the event they expect) and keeps none of them.
-#[derive(Debug, Default)]
-pub struct DisabledAudit {
-    head: std::sync::Mutex<qudag_domain::audit::ChainHead>,
-}
-
-#[async_trait::async_trait]
-impl AuditSink for DisabledAudit {
-    async fn record(
-        &self,
-        record: qudag_domain::audit::AuditRecord,
-    ) -> Result<qudag_domain::audit::ChainedEvent, qudag_application::ports::AuditSinkError> {
-        Ok(self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(record))
-    }
-
-    async fn flush(&self) -> Result<(), qudag_application::ports::AuditSinkError> {
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl AuditQuery for DisabledAudit {
-    async fn query(
-        &self,
-        _filter: &qudag_application::ports::AuditFilter,
-        cursor: Option<String>,
-        _limit: usize,
-    ) -> Result<qudag_application::ports::AuditPage, qudag_application::ports::AuditSinkError> {
-        match cursor {
-            Some(c) => Err(qudag_application::ports::AuditSinkError::InvalidCursor(c)),
-            None => Ok(qudag_application::ports::AuditPage { events: Vec::new(), next_cursor: None }),
-        }
-    }
-}
-
 /// The audit sink the settings ask for, replacing the in-memory default.
 ///
 /// # Errors
@@ -302,11 +266,16 @@ fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), Wiring
     let a = &settings.audit;
     if !a.enabled {
         tracing::warn!("QUDAG_AUDIT_ENABLED=false: security-relevant acts are not recorded");
-        let disabled = Arc::new(DisabledAudit::default());
-        adapters.audit = disabled.clone();
-        adapters.audit_query = disabled;
-        adapters.components.retain(|c| c.name != "audit");
-        return Ok(());
+        #[cfg(feature = "memory")]
+        {
+            let disabled = Arc::new(qudag_adapter_memory::NullAuditSink::default());
+            adapters.audit = disabled.clone();
+            adapters.audit_query = disabled;
+            adapters.components.retain(|c| c.name != "audit");
+            return Ok(());
+        }
+        #[cfg(not(feature = "memory"))]
+        return Err(WiringError::MissingFeature { what: "QUDAG_AUDIT_ENABLED=false", feature: "memory" });
     }
     if a.sink == AuditSinkKind::File {
         use qudag_adapter_file::{FileAuditConfig, FileAuditSink, FsyncPolicy};

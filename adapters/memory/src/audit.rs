@@ -120,3 +120,36 @@ mod tests {
         assert_eq!(verify_chain(start, &kept).unwrap(), sink.head());
     }
 }
+
+/// The sink of a server with audit turned off: links records into a chain (callers get the
+/// event they expect) and keeps none of them; queries find nothing.
+#[derive(Debug, Default)]
+pub struct NullAuditSink {
+    head: Mutex<ChainHead>,
+}
+
+#[async_trait]
+impl AuditSink for NullAuditSink {
+    async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
+        Ok(self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(record))
+    }
+
+    async fn flush(&self) -> Result<(), AuditSinkError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditQuery for NullAuditSink {
+    async fn query(
+        &self,
+        _filter: &AuditFilter,
+        cursor: Option<String>,
+        _limit: usize,
+    ) -> Result<AuditPage, AuditSinkError> {
+        match cursor {
+            Some(c) => Err(AuditSinkError::InvalidCursor(c)),
+            None => Ok(AuditPage { events: Vec::new(), next_cursor: None }),
+        }
+    }
+}

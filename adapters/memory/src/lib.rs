@@ -5,6 +5,7 @@
 //! | [`MemorySessionStore`] | `SessionStore` |
 //! | [`MemoryRateLimiter`] | `RateLimiter` |
 //! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery` |
+//! | [`NullAuditSink`] | `AuditSink`, `AuditQuery` (audit turned off: keeps nothing) |
 //! | [`MemoryEventBus`] | `EventBus` |
 //! | [`MemoryEventStore`] | `EventStore` |
 //! | [`MemoryVaultStore`] | `VaultStore` |
@@ -26,7 +27,7 @@ mod session_store;
 mod shard;
 mod vault_store;
 
-pub use audit::MemoryAuditSink;
+pub use audit::{MemoryAuditSink, NullAuditSink};
 pub use event_bus::MemoryEventBus;
 pub use event_store::MemoryEventStore;
 pub use membership::MemoryMembership;

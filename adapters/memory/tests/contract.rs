@@ -73,3 +73,19 @@ async fn membership() -> Arc<dyn Membership> {
 mod membership {
     qudag_application::membership_contract!(super::membership);
 }
+
+#[tokio::test]
+async fn the_null_audit_sink_chains_and_keeps_nothing() {
+    use qudag_adapter_memory::NullAuditSink;
+    use qudag_application::ports::{AuditFilter, AuditQuery, AuditSink};
+    use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
+
+    let sink = NullAuditSink::default();
+    let record = || AuditRecord::new(qudag_domain::Timestamp::from_secs(1), AuditAction::ToolCalled, Outcome::Success);
+    let first = sink.record(record()).await.unwrap();
+    let second = sink.record(record()).await.unwrap();
+    assert_eq!((first.seq, second.seq), (0, 1));
+    assert_eq!(second.prev_hash, first.hash);
+    assert!(sink.query(&AuditFilter::default(), None, 10).await.unwrap().events.is_empty());
+    assert!(sink.query(&AuditFilter::default(), Some("seq:0".into()), 10).await.is_err());
+}
