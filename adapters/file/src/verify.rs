@@ -134,19 +134,12 @@ fn check_checkpoint(
         if d["key_id"].as_str() != Some(fingerprint(&key.verifying_key).as_str()) {
             return Err("signed by another key than the one given".to_owned());
         }
-        let signature =
-            hex_decode(d["signature"].as_str().unwrap_or_default()).ok_or("the signature is not hex".to_owned())?;
+        let signature = hex::decode(d["signature"].as_str().unwrap_or_default())
+            .map_err(|_| "the signature is not hex".to_owned())?;
         dsa::verify(key.algorithm, &key.verifying_key, &checkpoint_message(covers, &covers_hash), b"", &signature)
             .map_err(|_| format!("the signature over seq {covers} does not verify"))?;
     }
     Ok(Some(covers))
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 impl VerifyReport {

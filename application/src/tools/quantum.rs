@@ -87,22 +87,17 @@ impl Simulator {
         })
     }
 
-    /// Amplitude updates one simulation of `circuit` takes.
-    pub fn work(circuit: &Circuit) -> u64 {
-        let states = 1u64.checked_shl(u32::try_from(circuit.qubits()).unwrap_or(u32::MAX)).unwrap_or(u64::MAX);
-        (circuit.gates().len() as u64).max(1).saturating_mul(states)
-    }
-
     /// Refuse `runs` simulations of `circuit` when they exceed the work limit.
     ///
     /// # Errors
     /// A [`ToolFailure`] at `circuit` (or at `what` when repetitions are to blame).
     pub fn check_work(&self, circuit: &Circuit, runs: u64, what: &str) -> Result<(), ToolFailure> {
-        let one = Self::work(circuit);
-        let total = one.saturating_mul(runs.max(1));
-        if total > self.limits.max_amplitude_updates {
+        let one = circuit.amplitude_updates();
+        let total = one.saturating_mul(u128::from(runs.max(1)));
+        let limit = u128::from(self.limits.max_amplitude_updates);
+        if total > limit {
             Stats::add(&self.stats.rejected, 1);
-            let path = if one > self.limits.max_amplitude_updates { "circuit" } else { what };
+            let path = if one > limit { "circuit" } else { what };
             return Err(ToolFailure::argument(
                 path,
                 format!(

@@ -138,8 +138,7 @@ pub fn analyze(circuit: &Circuit) -> Analysis {
     }
     critical_path.reverse();
 
-    let state_vector_bytes = u32::try_from(n).ok().and_then(|n| 1u64.checked_shl(n)).and_then(|d| d.checked_mul(16));
-    let dimension = u32::try_from(n).ok().and_then(|n| 1u128.checked_shl(n)).unwrap_or(u128::MAX);
+    let state_vector_bytes = super::Limits::state_bytes(n).and_then(|b| u64::try_from(b).ok());
     Analysis {
         qubits: n,
         gate_count: gates.len(),
@@ -154,7 +153,7 @@ pub fn analyze(circuit: &Circuit) -> Analysis {
         layer_widths,
         critical_path,
         parallelism: if layers.depth == 0 { 0.0 } else { gates.len() as f64 / layers.depth as f64 },
-        estimates: Estimates { state_vector_bytes, amplitude_updates: dimension.saturating_mul(gates.len() as u128) },
+        estimates: Estimates { state_vector_bytes, amplitude_updates: circuit.amplitude_updates() },
     }
 }
 

@@ -582,6 +582,13 @@ impl Circuit {
         serde_json::to_string(&self.to_spec()).unwrap_or_default()
     }
 
+    /// The work of simulating it: gates × 2ⁿ amplitude updates (an upper bound: diagonal
+    /// and two-qubit gates touch fewer), saturating.
+    pub fn amplitude_updates(&self) -> u128 {
+        let states = 1u128.checked_shl(u32::try_from(self.qubits).unwrap_or(u32::MAX)).unwrap_or(u128::MAX);
+        states.saturating_mul(self.gates.len() as u128)
+    }
+
     /// BLAKE3 of [`Circuit::canonical_json`], as 64 hex digits: equal circuits have equal
     /// digests, whatever aliases or target forms the client used.
     pub fn digest(&self) -> String {
