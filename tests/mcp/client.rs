@@ -8,7 +8,7 @@ use qudag_tests::TestApp;
 use serde_json::{Value, json};
 
 pub const STATEFUL: &str = "2025-11-25";
-pub const STATELESS: &str = "2026-07-28";
+pub use qudag_tests::STATELESS;
 
 /// One SSE event.
 #[derive(Debug, Clone)]
@@ -127,13 +127,7 @@ pub async fn post(app: &TestApp, headers: &[(&str, &str)], body: Value) -> reqwe
 }
 
 /// `_meta` of a stateless request.
-pub fn meta(capabilities: Value) -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": STATELESS,
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
-    })
-}
+pub use qudag_tests::stateless_meta as meta;
 
 /// A stateless request with correct headers, declaring no client capabilities.
 pub async fn stateless(app: &TestApp, id: u64, method: &str, params: Value) -> reqwest::Response {
@@ -145,14 +139,8 @@ pub async fn stateless_with(
     app: &TestApp,
     id: u64,
     method: &str,
-    mut params: Value,
+    params: Value,
     capabilities: Value,
 ) -> reqwest::Response {
-    params["_meta"] = meta(capabilities);
-    let name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).map(str::to_owned);
-    let mut headers = vec![("mcp-protocol-version", STATELESS), ("mcp-method", method)];
-    if let Some(name) = name.as_deref() {
-        headers.push(("mcp-name", name));
-    }
-    post(app, &headers, json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await
+    app.stateless_with(id, method, params, capabilities).send().await.unwrap()
 }

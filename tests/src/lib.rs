@@ -14,6 +14,18 @@ use qudag_mcp::{App, Settings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The stateless protocol revision.
+pub const STATELESS: &str = "2026-07-28";
+
+/// `_meta` of a stateless request declaring `capabilities`.
+pub fn stateless_meta(capabilities: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": STATELESS,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+    })
+}
+
 /// A running server and a client for it.
 pub struct TestApp {
     /// Where it listens.
@@ -110,20 +122,28 @@ impl TestApp {
         self.stateless(id, "tools/call", serde_json::json!({"name": tool, "arguments": arguments}))
     }
 
-    /// A stateless (2026-07-28) request of `method` with `params` (its `_meta` and the
-    /// request-metadata headers added as the revision requires); add credentials before
-    /// sending.
-    pub fn stateless(&self, id: u64, method: &str, mut params: serde_json::Value) -> reqwest::RequestBuilder {
-        params["_meta"] = serde_json::json!({
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-        });
+    /// A stateless (2026-07-28) request of `method` with `params`, declaring no client
+    /// capabilities; add credentials before sending.
+    pub fn stateless(&self, id: u64, method: &str, params: serde_json::Value) -> reqwest::RequestBuilder {
+        self.stateless_with(id, method, params, serde_json::json!({}))
+    }
+
+    /// A stateless (2026-07-28) request of `method` with `params`: its `_meta` (declaring
+    /// `capabilities`) and the request-metadata headers added as the revision requires.
+    pub fn stateless_with(
+        &self,
+        id: u64,
+        method: &str,
+        mut params: serde_json::Value,
+        capabilities: serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        params["_meta"] = stateless_meta(capabilities);
         let name = params.get("name").or_else(|| params.get("uri")).and_then(|v| v.as_str()).map(str::to_owned);
         let mut request = self
             .client
             .post(self.url("/mcp"))
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-protocol-version", STATELESS)
             .header("mcp-method", method);
         if let Some(name) = name {
             request = request.header("mcp-name", name);
