@@ -18,26 +18,8 @@ use qudag_domain::pqc::dsa::{self, DsaAlgorithm, DsaKeyPair};
 use qudag_domain::pqc::envelope::{self, SealRandomness};
 use qudag_domain::pqc::kem::{self, KemAlgorithm, KemKeyPair};
 
-/// A small deterministic generator (SplitMix64) for the benchmark's inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes()[..chunk.len()]);
-        }
-        out
-    }
-}
+mod common;
+use common::Rng;
 
 fn row(name: &str, iterations: usize, elapsed: Duration) {
     let per = elapsed.as_secs_f64() / iterations as f64;

@@ -604,26 +604,29 @@ mod tests {
         assert_eq!(opt(1, vec![Gate::t(0), Gate::h(0), Gate::tdg(0)], 3).len(), 3);
     }
 
+    /// Three qubits where each level finds more: identities, then inverse pairs through
+    /// CNOT controls and targets.
+    fn examples_first() -> Vec<Gate> {
+        vec![
+            Gate::h(0),
+            Gate::t(0),
+            Gate::cnot(0, 1),
+            Gate::t(0),
+            Gate::rz(2, 0.0),
+            Gate::s(0),
+            Gate::cnot(0, 1),
+            Gate::h(0),
+            Gate::h(0),
+            Gate::x(2),
+            Gate::cnot(1, 2),
+            Gate::x(2),
+        ]
+    }
+
     #[test]
     fn level_ordering_on_examples() {
         let examples: Vec<(usize, Vec<Gate>)> = vec![
-            (
-                3,
-                vec![
-                    Gate::h(0),
-                    Gate::t(0),
-                    Gate::cnot(0, 1),
-                    Gate::t(0),
-                    Gate::rz(2, 0.0),
-                    Gate::s(0),
-                    Gate::cnot(0, 1),
-                    Gate::h(0),
-                    Gate::h(0),
-                    Gate::x(2),
-                    Gate::cnot(1, 2),
-                    Gate::x(2),
-                ],
-            ),
+            (3, examples_first()),
             (
                 2,
                 vec![
@@ -643,26 +646,13 @@ mod tests {
             assert_eq!(counts[0], gates.len());
             assert!(counts.windows(2).all(|w| w[1] <= w[0]), "{counts:?}");
         }
-        let first = &[
-            Gate::h(0),
-            Gate::t(0),
-            Gate::cnot(0, 1),
-            Gate::t(0),
-            Gate::rz(2, 0.0),
-            Gate::s(0),
-            Gate::cnot(0, 1),
-            Gate::h(0),
-            Gate::h(0),
-            Gate::x(2),
-            Gate::cnot(1, 2),
-            Gate::x(2),
-        ];
-        let counts: Vec<usize> = (0..4).map(|l| opt(3, first.to_vec(), l).len()).collect();
+        let first = examples_first();
+        let counts: Vec<usize> = (0..4).map(|l| opt(3, first.clone(), l).len()).collect();
         // 1: RZ(0) and H H go. 2: nothing more is adjacent (T and S around a CNOT control,
         // and T·S has no named gate). 3: T·T → S and S·S → Z through the CNOT controls, the
         // CNOT pair then cancels, and so does X X around the target of CNOT 1→2.
         assert_eq!(counts, vec![12, 9, 9, 3]);
-        let o = optimize(&circuit(3, first.to_vec()), level(3));
+        let o = optimize(&circuit(3, first), level(3));
         assert_eq!(o.circuit.gates(), &[Gate::h(0), Gate::z(0), Gate::cnot(1, 2)]);
         assert_eq!(o.report.depth_before, 8);
         assert_eq!(o.report.passes, vec!["remove_identities", "cancel_inverses", "merge_rotations", "commute"]);
