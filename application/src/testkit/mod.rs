@@ -24,6 +24,13 @@ use qudag_domain::Timestamp;
 
 use crate::ports::Clock;
 
+/// `bytes` random bytes as hex, for names and ids no other check (or test run) uses.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("entropy");
+    hex::encode(buf)
+}
+
 /// A clock that moves only when told to.
 #[derive(Debug)]
 pub struct ManualClock(AtomicU64);

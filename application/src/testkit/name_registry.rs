@@ -13,15 +13,9 @@ use qudag_domain::dark::{DarkName, NameRecordBody};
 use crate::ports::{NameRegistry, NameRegistryError, SignedNameRecord};
 use crate::testkit::session_store::now;
 
-fn random_label() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("entropy");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A fresh name nobody has registered.
 pub fn fresh_name() -> DarkName {
-    DarkName::parse(&format!("n{}.test.dark", random_label())).expect("valid name")
+    DarkName::parse(&format!("n{}.test.dark", crate::testkit::random_hex(8))).expect("valid name")
 }
 
 /// A record for `name` owned by `owner`, registered at `now` for an hour.

@@ -12,21 +12,15 @@ use qudag_domain::Timestamp;
 use crate::ports::{VaultEntry, VaultListQuery, VaultStore, VaultStoreError};
 use crate::testkit::session_store::now;
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("entropy");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A unique owner, so checks never see each other's rows in a shared backend.
 pub fn owner() -> String {
-    format!("https://issuer.test#user-{}", random_hex())
+    format!("https://issuer.test#user-{}", crate::testkit::random_hex(16))
 }
 
 /// An entry of `owner` labelled `label`, stored at `now`.
 pub fn sample_entry(owner: &str, label: &str, now: Timestamp) -> VaultEntry {
     VaultEntry {
-        id: format!("vlt_{}", random_hex()),
+        id: format!("vlt_{}", crate::testkit::random_hex(16)),
         owner: owner.to_owned(),
         label: label.to_owned(),
         category: Some("credential".into()),
