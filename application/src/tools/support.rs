@@ -73,18 +73,9 @@ pub fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolFailur
     })
 }
 
-/// Record `record` for the request in `cx`; a refusing sink is logged loudly, never ignored.
-pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, mut record: qudag_domain::audit::AuditRecord) {
-    if record.request_id.is_none() && !cx.request.request_id.is_empty() {
-        record.request_id = Some(cx.request.request_id.clone());
-    }
-    if record.client_addr.is_none() {
-        record.client_addr = cx.request.client_addr.map(|a| a.to_string());
-    }
-    let action = record.action;
-    if let Err(error) = sink.submit(record).await {
-        tracing::error!(%error, %action, request_id = %cx.request.request_id, "Audit sink refused a record");
-    }
+/// Record `record` for the request in `cx` (see [`crate::usecases::pipeline::submit_audit`]).
+pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, record: qudag_domain::audit::AuditRecord) {
+    crate::usecases::pipeline::submit_audit(sink, &cx.request, record).await;
 }
 
 /// A successful result: `structured` as `structuredContent`, `text` as its rendering.

@@ -428,17 +428,23 @@ impl Pipeline {
     }
 
     /// Record an event for this request. A sink failure is logged loudly, never ignored.
-    pub async fn audit(&self, ctx: &RequestContext, mut record: AuditRecord) {
-        if record.request_id.is_none() && !ctx.request_id.is_empty() {
-            record.request_id = Some(ctx.request_id.clone());
-        }
-        if record.client_addr.is_none() {
-            record.client_addr = ctx.client_addr.map(|a| a.to_string());
-        }
-        let action = record.action;
-        if let Err(error) = self.audit.submit(record).await {
-            tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit sink refused a record");
-        }
+    pub async fn audit(&self, ctx: &RequestContext, record: AuditRecord) {
+        submit_audit(self.audit.as_ref(), ctx, record).await;
+    }
+}
+
+/// Hand `record` to `sink` for the request `ctx`, filling in its request id and client
+/// address. A sink refusal is logged loudly, never ignored.
+pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record: AuditRecord) {
+    if record.request_id.is_none() && !ctx.request_id.is_empty() {
+        record.request_id = Some(ctx.request_id.clone());
+    }
+    if record.client_addr.is_none() {
+        record.client_addr = ctx.client_addr.map(|a| a.to_string());
+    }
+    let action = record.action;
+    if let Err(error) = sink.submit(record).await {
+        tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit sink refused a record");
     }
 }
 
