@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
+mod verify;
+pub use verify::{ChainVerifier, CheckpointKey, LinkError};
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[non_exhaustive]

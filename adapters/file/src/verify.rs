@@ -3,10 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use std::collections::HashMap;
-
-use qudag_domain::audit::{AuditAction, ChainHash, ChainHead, ChainedEvent, chain_hash, checkpoint_message};
-use qudag_domain::pqc::{DsaAlgorithm, dsa, fingerprint};
+use qudag_domain::audit::{ChainHead, ChainVerifier, LinkError};
 
 use crate::error::FileAuditError;
 use crate::files::{EXTENSION, LineReader, seq_from_name};
@@ -91,56 +88,7 @@ pub struct VerifyReport {
     pub signatures_checked: bool,
 }
 
-/// The key that signs checkpoints: the server's published ML-DSA verification key
-/// (resource `qudag://keys/signing`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckpointKey {
-    /// Its algorithm.
-    pub algorithm: DsaAlgorithm,
-    /// The verifying key's bytes.
-    pub verifying_key: Vec<u8>,
-}
-
-/// Check a checkpoint signature event against the anchors seen so far.
-fn check_checkpoint(
-    event: &ChainedEvent,
-    anchors: &HashMap<u64, ChainHash>,
-    first_seq: u64,
-    key: Option<&CheckpointKey>,
-) -> Result<Option<u64>, String> {
-    let d = &event.record.details;
-    if d["phase"] == "anchor" {
-        return Ok(None);
-    }
-    let covers = d["covers_seq"].as_u64().ok_or("no covers_seq")?;
-    let covers_hash: ChainHash = d["covers_hash"]
-        .as_str()
-        .ok_or("no covers_hash")?
-        .to_owned()
-        .try_into()
-        .map_err(|_| "covers_hash is not a hash".to_owned())?;
-    if covers >= first_seq {
-        match anchors.get(&covers) {
-            Some(h) if *h == covers_hash => {}
-            Some(_) => return Err(format!("the anchor at seq {covers} is not the event that was signed")),
-            None => return Err(format!("seq {covers} is not a checkpoint anchor")),
-        }
-    }
-    if let Some(key) = key {
-        let algorithm = d["algorithm"].as_str().unwrap_or_default();
-        if algorithm != key.algorithm.as_str() {
-            return Err(format!("signed with {algorithm:?}, the key given is {}", key.algorithm));
-        }
-        if d["key_id"].as_str() != Some(fingerprint(&key.verifying_key).as_str()) {
-            return Err("signed by another key than the one given".to_owned());
-        }
-        let signature = hex::decode(d["signature"].as_str().unwrap_or_default())
-            .map_err(|_| "the signature is not hex".to_owned())?;
-        dsa::verify(key.algorithm, &key.verifying_key, &checkpoint_message(covers, &covers_hash), b"", &signature)
-            .map_err(|_| format!("the signature over seq {covers} does not verify"))?;
-    }
-    Ok(Some(covers))
-}
+pub use qudag_domain::audit::CheckpointKey;
 
 impl VerifyReport {
     /// Whether every event verified.
@@ -236,8 +184,7 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<Ver
         signed_through: None,
         signatures_checked: key.is_some(),
     };
-    let mut head: Option<ChainHead> = None;
-    let mut anchors: HashMap<u64, ChainHash> = HashMap::new();
+    let mut chain = ChainVerifier::new(key.cloned());
     for (index, path) in files.iter().enumerate() {
         let mut reader = LineReader::open(path)?;
         loop {
@@ -256,53 +203,29 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<Ver
                     return Ok(report);
                 }
             };
-            let current = match head {
-                Some(h) => h,
-                None => {
-                    report.first_seq = Some(event.seq);
-                    let prev = if event.seq == 0 { ChainHash::GENESIS } else { event.prev_hash };
-                    ChainHead { next_seq: event.seq, head: prev }
+            report.first_seq.get_or_insert(event.seq);
+            let pushed = chain.push(&event);
+            report.verified = chain.verified();
+            report.head = chain.head();
+            report.checkpoints = chain.checkpoints();
+            report.signed_through = chain.signed_through();
+            let reason = match pushed {
+                Ok(()) => continue,
+                Err(LinkError::OutOfSequence { expected }) => {
+                    let later =
+                        event.seq > expected && appears_later(&mut reader, path, &files[index + 1..], expected)?;
+                    if event.seq < expected || later {
+                        BreakReason::Reordered { expected }
+                    } else {
+                        BreakReason::Gap { expected }
+                    }
                 }
+                Err(LinkError::BrokenLink) => BreakReason::BrokenLink,
+                Err(LinkError::Edited) => BreakReason::Edited,
+                Err(LinkError::BadCheckpoint(why)) => BreakReason::BadCheckpoint(why),
             };
-            if event.seq != current.next_seq {
-                let expected = current.next_seq;
-                let later = event.seq > expected && appears_later(&mut reader, path, &files[index + 1..], expected)?;
-                let reason = if event.seq < expected || later {
-                    BreakReason::Reordered { expected }
-                } else {
-                    BreakReason::Gap { expected }
-                };
-                report.broken = broken(Some(event.seq), reason);
-                return Ok(report);
-            }
-            if event.prev_hash != current.head {
-                report.broken = broken(Some(event.seq), BreakReason::BrokenLink);
-                return Ok(report);
-            }
-            if chain_hash(&event.prev_hash, event.seq, &event.record) != event.hash {
-                report.broken = broken(Some(event.seq), BreakReason::Edited);
-                return Ok(report);
-            }
-            if event.record.action == AuditAction::Checkpoint {
-                if event.record.details["phase"] == "anchor" {
-                    anchors.insert(event.seq, event.hash);
-                }
-                match check_checkpoint(&event, &anchors, report.first_seq.unwrap_or(0), key) {
-                    Ok(Some(covers)) => {
-                        report.checkpoints += 1;
-                        report.signed_through = Some(covers);
-                    }
-                    Ok(None) => {}
-                    Err(why) => {
-                        report.broken = broken(Some(event.seq), BreakReason::BadCheckpoint(why));
-                        return Ok(report);
-                    }
-                }
-            }
-            let next = ChainHead { next_seq: event.seq + 1, head: event.hash };
-            head = Some(next);
-            report.head = Some(next);
-            report.verified += 1;
+            report.broken = broken(Some(event.seq), reason);
+            return Ok(report);
         }
     }
     Ok(report)
