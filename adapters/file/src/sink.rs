@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use qudag_application::BoxError;
 use qudag_application::ports::{
-    AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError, ComponentHealth, HealthIndicator,
+    AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError, BatchOutcome, ComponentHealth, HealthIndicator,
 };
 use qudag_domain::audit::{AuditRecord, ChainHash, ChainHead, ChainedEvent, chain_hash};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -333,7 +333,32 @@ impl Writer {
         self.fail(what)
     }
 
+    /// Append a batch with one sync at its end (group commit): the events written, a
+    /// prefix of `records`, and the error that stopped the batch, if any.
+    fn append_batch(&mut self, records: Vec<AuditRecord>) -> BatchOutcome {
+        let mut recorded = Vec::with_capacity(records.len());
+        for record in records {
+            match self.append_deferred(record, true) {
+                Ok(event) => recorded.push(event),
+                Err(error) => return BatchOutcome { recorded, error: Some(error) },
+            }
+        }
+        if self.fsync == FsyncPolicy::Always
+            && let Err(error) = self.sync()
+        {
+            // Nothing of the batch is acknowledged; the writer is poisoned, so nothing
+            // follows these unsynced lines until the chain is reopened.
+            return BatchOutcome { recorded: Vec::new(), error: Some(error) };
+        }
+        BatchOutcome { recorded, error: None }
+    }
+
     fn append(&mut self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
+        self.append_deferred(record, false)
+    }
+
+    /// Append one record; with `defer_sync` no sync is due (the caller syncs).
+    fn append_deferred(&mut self, record: AuditRecord, defer_sync: bool) -> Result<ChainedEvent, AuditSinkError> {
         if let Some(why) = &self.poisoned {
             return Err(
                 self.fail(format!("audit file {} is unusable until reopened: {why}", self.layout.active.display()))
@@ -364,6 +389,7 @@ impl Writer {
         };
         let before = self.len;
         let sync_due = match self.fsync {
+            _ if defer_sync => false,
             FsyncPolicy::Always => true,
             FsyncPolicy::Interval(every) => self.last_sync.elapsed() >= every,
         };
@@ -472,6 +498,17 @@ impl Drop for Writer {
 impl AuditSink for FileAuditSink {
     async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
         self.run(move |w| w.append(record)).await
+    }
+
+    async fn record_batch(&self, records: Vec<AuditRecord>) -> BatchOutcome {
+        let count = records.len();
+        match self.run(move |w| Ok(w.append_batch(records))).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!(%error, count, "audit batch write task failed");
+                BatchOutcome { recorded: Vec::new(), error: Some(error) }
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), AuditSinkError> {

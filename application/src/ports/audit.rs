@@ -26,6 +26,15 @@ pub enum AuditSinkError {
     InvalidCursor(String),
 }
 
+/// What [`AuditSink::record_batch`] did.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// The events recorded: the first `recorded.len()` records of the batch, in order.
+    pub recorded: Vec<ChainedEvent>,
+    /// Why the rest was not recorded (`None` when all were).
+    pub error: Option<AuditSinkError>,
+}
+
 /// Where audit records go.
 #[cfg_attr(any(test, feature = "testkit"), mockall::automock)]
 #[async_trait]
@@ -36,6 +45,20 @@ pub trait AuditSink: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable`: nothing was recorded.
     async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError>;
+
+    /// Record `records` in order, as one write where the sink can (one transaction, one
+    /// sync). What was recorded is always a prefix of `records`: all of them, or those
+    /// before the error that stopped the batch (the caller keeps the rest).
+    async fn record_batch(&self, records: Vec<AuditRecord>) -> BatchOutcome {
+        let mut recorded = Vec::with_capacity(records.len());
+        for record in records {
+            match self.record(record).await {
+                Ok(event) => recorded.push(event),
+                Err(error) => return BatchOutcome { recorded, error: Some(error) },
+            }
+        }
+        BatchOutcome { recorded, error: None }
+    }
 
     /// Hand `record` over without waiting for it to be written: a queueing sink returns as
     /// soon as the record holds a place in its queue (and then never drops it); others

@@ -17,7 +17,7 @@ pub mod session_store;
 pub mod token_verifier;
 pub mod vault_store;
 
-pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError};
+pub use audit::{AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError, BatchOutcome};
 pub use clock::{Clock, SystemClock};
 pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
 pub use event_store::{EventBatch, EventId, EventStore, EventStoreError, StreamKey};

@@ -64,6 +64,28 @@ pub async fn concurrent_records_stay_one_chain<A: AuditSink + AuditQuery>(sink: 
     verify_chain(ChainHead::GENESIS, &stored).expect("stored chain verifies");
 }
 
+/// A batch is recorded whole, in order, continuing the chain of single records.
+pub async fn batches_continue_the_chain<A: AuditSink + AuditQuery>(sink: Arc<A>) {
+    let first = sink.record(record(0, AuditAction::ServerStarted, Outcome::Success, "system")).await.expect("record");
+    let batch = (1..=6).map(|i| record(i, AuditAction::ToolCalled, Outcome::Success, "carol")).collect::<Vec<_>>();
+    let outcome = sink.record_batch(batch.clone()).await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.recorded.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        outcome.recorded.iter().map(|e| e.record.target.clone()).collect::<Vec<_>>(),
+        batch.iter().map(|r| r.target.clone()).collect::<Vec<_>>()
+    );
+    assert!(sink.record_batch(Vec::new()).await.recorded.is_empty(), "an empty batch records nothing");
+    let last = sink.record(record(7, AuditAction::ServerStopped, Outcome::Success, "system")).await.expect("record");
+    assert_eq!(last.seq, 7);
+    let stored = all(sink.as_ref(), &AuditFilter::default()).await;
+    let mut expected = vec![first];
+    expected.extend(outcome.recorded);
+    expected.push(last);
+    assert_eq!(stored, expected);
+    verify_chain(ChainHead::GENESIS, &stored).expect("stored chain verifies");
+}
+
 /// Each filter field narrows the result; fields combine with AND.
 pub async fn query_filters_match<A: AuditSink + AuditQuery>(sink: Arc<A>) {
     let plan = [
@@ -139,6 +161,7 @@ macro_rules! audit_contract {
         $crate::__contract_tests!($crate::testkit::audit, $make;
             records_form_a_valid_chain,
             concurrent_records_stay_one_chain,
+            batches_continue_the_chain,
             query_filters_match,
             paging_is_complete_and_ordered,
             foreign_cursors_are_refused,

@@ -2,7 +2,8 @@
 //! that never drops one.
 //!
 //! `submit` takes a place in the queue and returns; one writer task hands records to the
-//! wrapped sink in order, retrying (with backoff, logged) while the sink fails — so a sink
+//! wrapped sink in order, in batches of what has queued up (up to 256: one transaction or one
+//! sync for many records), retrying (with backoff, logged) while the sink fails — so a sink
 //! outage fills the queue instead of losing records. When the queue is full the configured
 //! policy applies: **block** the caller up to a bound, then refuse; or **refuse** at once —
 //! and then [`AuditSink::accepting`] turns false so the pipeline refuses new requests (503)
@@ -55,6 +56,37 @@ fn full(why: &str) -> AuditSinkError {
     AuditSinkError::Unavailable { source: format!("audit queue {why}").into() }
 }
 
+/// The most records the writer hands the sink at once.
+const MAX_BATCH: usize = 256;
+
+type Ack = oneshot::Sender<Result<ChainedEvent, AuditSinkError>>;
+
+/// Write `batch` in order, retrying what the sink did not take (with backoff, from 50 ms to
+/// 2 s) until all of it is written; acknowledge each record as it is.
+async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, retries: &AtomicU64) {
+    let (mut records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().unzip();
+    let mut acks = acks.into_iter();
+    let mut backoff = Duration::from_millis(50);
+    while !records.is_empty() {
+        let outcome = inner.record_batch(records.clone()).await;
+        records.drain(..outcome.recorded.len().min(records.len()));
+        for (event, ack) in outcome.recorded.into_iter().zip(acks.by_ref()) {
+            if let Some(ack) = ack {
+                let _ = ack.send(Ok(event));
+            }
+        }
+        let error = outcome
+            .error
+            .or_else(|| (!records.is_empty()).then(|| full("sink recorded part of a batch without an error")));
+        if let Some(error) = error {
+            retries.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, waiting = records.len(), retry_in_ms = backoff.as_millis() as u64, "Audit sink refused records; they stay queued");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
 impl QueuedAuditSink {
     /// Start the writer task (needs a Tokio runtime) over `inner`.
     pub fn start(inner: Arc<dyn AuditSink>, capacity: usize, policy: QueueFullPolicy) -> Self {
@@ -63,29 +95,19 @@ impl QueuedAuditSink {
         let retries = Arc::new(AtomicU64::new(0));
         let counted = retries.clone();
         tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                match job {
-                    Job::Record(record, ack) => {
-                        let mut backoff = Duration::from_millis(50);
-                        let event = loop {
-                            match inner.record(record.clone()).await {
-                                Ok(event) => break event,
-                                Err(error) => {
-                                    counted.fetch_add(1, Ordering::Relaxed);
-                                    tracing::error!(%error, retry_in_ms = backoff.as_millis() as u64, "Audit sink refused a record; it stays queued");
-                                    tokio::time::sleep(backoff).await;
-                                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                                }
-                            }
-                        };
-                        if let Some(ack) = ack {
-                            let _ = ack.send(Ok(event));
+            let mut jobs = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+                let mut batch = Vec::new();
+                for job in jobs.drain(..) {
+                    match job {
+                        Job::Record(record, ack) => batch.push((record, ack)),
+                        Job::Flush(ack) => {
+                            write(inner.as_ref(), std::mem::take(&mut batch), &counted).await;
+                            let _ = ack.send(inner.flush().await);
                         }
                     }
-                    Job::Flush(ack) => {
-                        let _ = ack.send(inner.flush().await);
-                    }
                 }
+                write(inner.as_ref(), batch, &counted).await;
             }
         });
         Self { tx, policy, capacity, retries }
@@ -281,5 +303,55 @@ mod tests {
         assert_eq!(written.len(), 21);
         assert!(written.iter().enumerate().all(|(i, e)| e.record.target.as_deref() == Some(format!("t{i}").as_str())));
         assert!(verify_chain(ChainHead::GENESIS, written.iter()).is_ok());
+    }
+
+    /// Takes at most two records of each batch, then fails the rest (a sink whose
+    /// transaction size is limited, say); records the batch sizes it was offered.
+    struct TwoAtATime {
+        inner: Arc<Gate>,
+        offered: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl AuditSink for TwoAtATime {
+        async fn record(&self, record: AuditRecord) -> Result<ChainedEvent, AuditSinkError> {
+            self.inner.record(record).await
+        }
+
+        async fn record_batch(&self, records: Vec<AuditRecord>) -> crate::ports::BatchOutcome {
+            self.offered.lock().unwrap().push(records.len());
+            let rest = records.len().saturating_sub(2);
+            let mut recorded = Vec::new();
+            for record in records.into_iter().take(2) {
+                recorded.push(self.inner.record(record).await.unwrap());
+            }
+            let error = (rest > 0).then(|| AuditSinkError::Unavailable { source: "batch limit".into() });
+            crate::ports::BatchOutcome { recorded, error }
+        }
+
+        async fn flush(&self) -> Result<(), AuditSinkError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_retried_from_where_the_sink_stopped() {
+        let gate = Gate::new(0);
+        let sink = Arc::new(TwoAtATime { inner: gate.clone(), offered: Mutex::new(Vec::new()) });
+        let q = QueuedAuditSink::start(sink.clone(), 64, QueueFullPolicy::Refuse);
+        for i in 0..9 {
+            q.submit(rec(i)).await.unwrap();
+        }
+        // The writer holds the first batch while the sink is closed; the rest queue up.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gate.open.add_permits(100);
+        let last = q.record(rec(9)).await.unwrap();
+        assert_eq!(last.seq, 9);
+        let written = gate.written.lock().unwrap().clone();
+        assert_eq!(written.len(), 10, "each record written once");
+        assert!(written.iter().enumerate().all(|(i, e)| e.record.target.as_deref() == Some(format!("t{i}").as_str())));
+        let offered = sink.offered.lock().unwrap().clone();
+        assert!(offered.iter().any(|&n| n > 2), "records that queued up were offered together: {offered:?}");
+        assert!(q.retries() >= 1, "the rest of a batch is retried");
     }
 }
