@@ -19,10 +19,12 @@ mod error;
 mod files;
 mod retention;
 mod sink;
+mod spool;
 mod verify;
 
 pub use error::FileAuditError;
 pub use files::EXTENSION;
 pub use retention::{PruneReport, prune};
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
+pub use spool::Spool;
 pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_with};
