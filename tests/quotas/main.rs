@@ -2,10 +2,9 @@
 //! goes away and comes back.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-mod proxy;
-
 use std::time::Duration;
 
+use qudag_application::testkit::proxy::TcpProxy;
 use qudag_tests::{TestApp, spawn_fixture_app};
 use serde_json::{Value, json};
 
@@ -89,8 +88,8 @@ async fn two_nodes_enforce_one_global_limit() {
 
 #[tokio::test]
 async fn failing_open_keeps_serving_while_redis_is_away_and_recovers() {
-    let proxy = proxy::TcpProxy::start(&redis_url()).await;
-    let app = node(&proxy.url(), &prefix(), false).await;
+    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let app = node(&format!("redis://{}", proxy.addr()), &prefix(), false).await;
     for id in 0..5 {
         assert_eq!(echo(&app, id).await.status(), 200);
     }
@@ -113,8 +112,8 @@ async fn failing_open_keeps_serving_while_redis_is_away_and_recovers() {
 
 #[tokio::test]
 async fn failing_closed_refuses_while_redis_is_away_and_recovers() {
-    let proxy = proxy::TcpProxy::start(&redis_url()).await;
-    let app = node(&proxy.url(), &prefix(), true).await;
+    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let app = node(&format!("redis://{}", proxy.addr()), &prefix(), true).await;
     assert_eq!(echo(&app, 1).await.status(), 200);
     proxy.cut();
     let refused = echo(&app, 2).await;

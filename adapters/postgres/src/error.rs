@@ -54,6 +54,9 @@ pub enum PgError {
         /// What is wrong with it.
         what: String,
     },
+    /// The audit spool file cannot be used.
+    #[error("audit spool: {0}")]
+    Spool(String),
     /// The health probe did not answer in time.
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),

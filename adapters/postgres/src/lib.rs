@@ -5,13 +5,17 @@
 //! |---|---|---|
 //! | [`PostgresVaultStore`] | `VaultStore` | `vault_entries` |
 //! | [`PostgresNameRegistry`] | `NameRegistry` | `name_records` |
+//! | [`PostgresAuditSink`] | `AuditSink`, `AuditQuery`, `HealthIndicator` | `audit_events` |
 //! | [`PostgresHealth`] | `HealthIndicator` | — (`SELECT 1`) |
 //!
 //! One pool per process ([`connect`]); the schema comes from `qudag-postgres-migration`
 //! ([`migrate`], safe to run at every start). Backend failures cross the ports as
-//! `Unavailable` with a [`PgError`] as the source; there are no capacity limits.
+//! `Unavailable` with a [`PgError`] as the source; there are no capacity limits. The audit
+//! sink never refuses for an outage: it spools to a local file ([`PgAuditConfig::spool`]).
 #![deny(missing_docs)]
 
+mod audit;
+mod audit_verify;
 mod config;
 mod entity;
 mod error;
@@ -19,6 +23,8 @@ mod health;
 mod name_registry;
 mod vault_store;
 
+pub use audit::{PgAuditConfig, PostgresAuditSink};
+pub use audit_verify::{BrokenRow, ChainReport, PruneReport, RowBreak, prune_database, verify_database};
 pub use config::{PgOptions, connect};
 pub use error::{PgError, redact_url};
 pub use health::PostgresHealth;

@@ -5,6 +5,7 @@
 //!   them into one `#[tokio::test]` each, so `adapters/<tech>/tests/contract.rs` runs the
 //!   same checks against every implementation;
 //! - [`ManualClock`], to drive time by hand instead of sleeping;
+//! - [`proxy::TcpProxy`], to cut an adapter off from its backend in a test;
 //! - the mockall mocks generated on each port (`MockSessionStore`, ...), re-exported from
 //!   [`crate::ports`].
 
@@ -13,6 +14,7 @@ pub mod event_bus;
 pub mod event_store;
 pub mod membership;
 pub mod name_registry;
+pub mod proxy;
 pub mod rate_limiter;
 pub mod session_store;
 pub mod vault_store;

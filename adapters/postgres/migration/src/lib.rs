@@ -8,6 +8,7 @@
 //! | migration | creates |
 //! |---|---|
 //! | [`m0001_vault_and_names`] | `vault_entries`, `name_records` |
+//! | [`m0002_audit_events`] | `audit_events` |
 //!
 //! Conventions for new migrations: plain PostgreSQL DDL with `IF NOT EXISTS`, timestamps as
 //! `bigint` microseconds since the Unix epoch (`qudag_domain::Timestamp`), constraint and
@@ -16,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod m0001_vault_and_names;
+pub mod m0002_audit_events;
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
@@ -30,7 +32,8 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m0001_vault_and_names::Migration),
-            // Next: Box::new(m0002_<what>::Migration),
+            Box::new(m0002_audit_events::Migration),
+            // Next: Box::new(m0003_<what>::Migration),
         ]
     }
 }
@@ -67,4 +70,13 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     .await?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
+}
+
+/// Run `statements` in order on the migration's connection.
+async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for sql in statements {
+        db.execute_unprepared(sql).await?;
+    }
+    Ok(())
 }
