@@ -91,7 +91,7 @@ impl App {
                 ),
             }
         }
-        let node = wiring::node_id(&settings)?;
+        let node = adapters.node.clone();
         let services = services(&settings, &adapters, fixtures, &node)?;
         let addr = settings.server.bind_addr()?;
         let listener = TcpListener::bind(addr)
@@ -168,27 +168,18 @@ impl App {
                 }
             });
         }
-        if let (true, crate::settings::AuditSinkKind::File, Some(file), days @ 1..) =
-            (settings.audit.enabled, settings.audit.sink, settings.audit.file.clone(), settings.audit.retention_days)
-        {
+        if let Some(retention) = adapters.audit_retention {
             let (clock, stop) = (clock.clone(), upkeep.clone());
-            let keep = std::time::Duration::from_secs(days.saturating_mul(86_400));
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        _ = tick.tick() => {
-                            let (file, cutoff) = (file.clone(), clock.now().saturating_sub(keep));
-                            match tokio::task::spawn_blocking(move || qudag_adapter_file::prune(&file, cutoff)).await {
-                                Ok(Ok(report)) if !report.removed.is_empty() => {
-                                    tracing::info!(files = report.removed.len(), events = report.events, "Audit retention applied");
-                                }
-                                Ok(Ok(_)) => {}
-                                Ok(Err(error)) => tracing::error!(%error, "Audit retention failed"),
-                                Err(error) => tracing::error!(%error, "Audit retention task failed"),
-                            }
-                        }
+                        _ = tick.tick() => match (retention.prune)(clock.now().saturating_sub(retention.keep)).await {
+                            Ok(0) => {}
+                            Ok(events) => tracing::info!(events, "Audit retention applied"),
+                            Err(error) => tracing::error!(%error, "Audit retention failed"),
+                        },
                     }
                 }
             });

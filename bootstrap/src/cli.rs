@@ -61,13 +61,18 @@ impl From<&OverrideArgs> for FlagOverrides {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check audit files (the file sink's JSON lines; a directory means every audit file
-    /// in it) for edited, deleted, reordered or truncated records. Exit 0 when the chain is
-    /// intact, 1 at the first broken link (printed with file, line and sequence number),
-    /// 2 when the files cannot be read.
+    /// in it), or with `--database` the PostgreSQL sink's table (every node's chain), for
+    /// edited, deleted, reordered or truncated records. Exit 0 when every chain is intact,
+    /// 1 at the first broken link (printed with file and line, or node, and sequence
+    /// number), 2 when the files or the database cannot be read.
     Verify {
         /// Audit files or directories, in any order (they are taken in chain order).
-        #[arg(value_name = "PATH", required = true)]
+        #[arg(value_name = "PATH", required_unless_present = "database", conflicts_with = "database")]
         paths: Vec<PathBuf>,
+        /// Check the PostgreSQL audit table at this URL instead of files
+        /// (`postgres://user:password@host:5432/db`; needs the `postgres` cargo feature).
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
         /// The server's ML-DSA-65 verification key (base64, as the resource
         /// `qudag://keys/signing` publishes it): also check every checkpoint's signature.
         #[arg(long, value_name = "BASE64")]

@@ -38,8 +38,15 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Audit { command: AuditCommand::Verify { paths, public_key } } => {
-            audit_verify(paths, public_key.as_deref())
+        Command::Audit { command: AuditCommand::Verify { paths, database, public_key } } => {
+            let key = match checkpoint_key(public_key.as_deref()) {
+                Ok(key) => key,
+                Err(code) => return code,
+            };
+            match database {
+                Some(url) => audit_verify_database(url, key.as_ref()),
+                None => audit_verify(paths, key.as_ref()),
+            }
         }
         Command::Migrate { database } => match load(&cli) {
             Ok(settings) => migrate(database.clone().or(settings.database.url.clone())),
@@ -80,24 +87,26 @@ fn dev_token(settings: &Settings, roles: &[String], scope: Option<&str>, subject
     }
 }
 
-fn audit_verify(paths: &[std::path::PathBuf], public_key: Option<&str>) -> ExitCode {
+/// The checkpoint verification key given by `--public-key`, if any.
+fn checkpoint_key(public_key: Option<&str>) -> Result<Option<qudag_domain::audit::CheckpointKey>, ExitCode> {
     use base64::Engine as _;
-    let key = match public_key {
-        None => None,
-        Some(text) => match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
-            Ok(bytes) if bytes.len() == qudag_domain::pqc::DsaAlgorithm::MlDsa65.verifying_key_len() => {
-                Some(qudag_adapter_file::CheckpointKey {
-                    algorithm: qudag_domain::pqc::DsaAlgorithm::MlDsa65,
-                    verifying_key: bytes,
-                })
-            }
-            _ => {
-                eprintln!("error: --public-key must be the base64 ML-DSA-65 verification key (1952 bytes)");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-    };
-    match qudag_adapter_file::verify_with(paths, key.as_ref()) {
+    let Some(text) = public_key else { return Ok(None) };
+    match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+        Ok(bytes) if bytes.len() == qudag_domain::pqc::DsaAlgorithm::MlDsa65.verifying_key_len() => {
+            Ok(Some(qudag_domain::audit::CheckpointKey {
+                algorithm: qudag_domain::pqc::DsaAlgorithm::MlDsa65,
+                verifying_key: bytes,
+            }))
+        }
+        _ => {
+            eprintln!("error: --public-key must be the base64 ML-DSA-65 verification key (1952 bytes)");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn audit_verify(paths: &[std::path::PathBuf], key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
+    match qudag_adapter_file::verify_with(paths, key) {
         Ok(report) if report.is_intact() => {
             println!("{report}");
             ExitCode::SUCCESS
@@ -113,6 +122,57 @@ fn audit_verify(paths: &[std::path::PathBuf], public_key: Option<&str>) -> ExitC
     }
 }
 
+/// A runtime for a one-shot database command.
+#[cfg(feature = "postgres")]
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `audit verify --database URL`: one line per node; exit 1 if any chain is broken.
+#[cfg(feature = "postgres")]
+fn audit_verify_database(url: &str, key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
+    let redacted = qudag_adapter_postgres::redact_url(url);
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let reports = runtime.block_on(async {
+        let db = qudag_adapter_postgres::connect(url, qudag_adapter_postgres::PgOptions::default()).await?;
+        qudag_adapter_postgres::verify_database(&db, key).await
+    });
+    match reports {
+        Ok(reports) if reports.is_empty() => {
+            println!("{redacted}: no audit events");
+            ExitCode::SUCCESS
+        }
+        Ok(reports) => {
+            for report in &reports {
+                println!("{report}");
+            }
+            if reports.iter().all(qudag_adapter_postgres::ChainReport::is_intact) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {redacted}: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn audit_verify_database(_url: &str, _key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
+    eprintln!(
+        "error: `audit verify --database` needs the `postgres` cargo feature, which this build of qudag-mcp does not include"
+    );
+    ExitCode::from(EXIT_CONFIG)
+}
+
 #[cfg(feature = "postgres")]
 fn migrate(url: Option<String>) -> ExitCode {
     let Some(url) = url else {
@@ -120,12 +180,9 @@ fn migrate(url: Option<String>) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     };
     let redacted = qudag_adapter_postgres::redact_url(&url);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let db = qudag_adapter_postgres::connect(&url, qudag_adapter_postgres::PgOptions::default())

@@ -50,6 +50,9 @@ pub enum AuditSinkKind {
     Memory,
     /// JSON lines with a hash chain in `QUDAG_AUDIT_FILE`, rotated beside it.
     File,
+    /// Rows with a hash chain per node in PostgreSQL (`QUDAG_DATABASE_URL`), spooled to
+    /// `QUDAG_AUDIT_SPOOL` while the database is unreachable.
+    Postgres,
 }
 
 /// When the file sink makes writes durable.
@@ -73,6 +76,8 @@ pub struct AuditSettings {
     pub sink: AuditSinkKind,
     /// The file sink's active file.
     pub file: Option<PathBuf>,
+    /// The PostgreSQL sink's local spool, where events wait while the database is unreachable.
+    pub spool: Option<PathBuf>,
     /// The file sink's fsync policy.
     pub fsync: FsyncMode,
     /// With `fsync = interval`, the most milliseconds between syncs.
@@ -87,8 +92,8 @@ pub struct AuditSettings {
     pub queue_full: QueueFull,
     /// With `queue_full = block`, the most milliseconds a request waits for a place.
     pub queue_block_ms: u64,
-    /// Days rotated audit files are kept (then removed once a signed checkpoint covers
-    /// them); 0 keeps everything.
+    /// Days audit events are kept (rotated files, or rows, removed once a signed checkpoint
+    /// covers them); 0 keeps everything.
     pub retention_days: u64,
 }
 
@@ -109,6 +114,7 @@ impl Default for AuditSettings {
             enabled: true,
             sink: AuditSinkKind::Memory,
             file: None,
+            spool: None,
             fsync: FsyncMode::Interval,
             fsync_interval_ms: 1000,
             max_file_bytes: 64 << 20,
@@ -1010,7 +1016,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_DATABASE_URL",
         key: "database.url",
         default: "",
-        help: "PostgreSQL URL (`postgres://user:password@host:5432/db`) for QUDAG_STORE=postgres; migrations run at start (or `qudag-mcp migrate`)",
+        help: "PostgreSQL URL (`postgres://user:password@host:5432/db`) for QUDAG_STORE=postgres and QUDAG_AUDIT_SINK=postgres; migrations run at start (or `qudag-mcp migrate`)",
         apply: |s, v| {
             s.database.url = non_empty(v);
             Ok(())
@@ -1070,15 +1076,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_AUDIT_SINK",
         key: "audit.sink",
         default: "memory",
-        help: "where audit events go: `memory` (the latest 10 000, for `/admin/audit`; not durable) or `file` (JSON lines with a BLAKE3 hash chain at QUDAG_AUDIT_FILE, rotated by size and day; check with `qudag-mcp audit verify`)",
+        help: "where audit events go: `memory` (the latest 10 000, for `/admin/audit`; not durable), `file` (JSON lines with a BLAKE3 hash chain at QUDAG_AUDIT_FILE, rotated by size and day; check with `qudag-mcp audit verify PATH`) or `postgres` (rows with a hash chain per node at QUDAG_DATABASE_URL, spooled to QUDAG_AUDIT_SPOOL while the database is unreachable; check with `qudag-mcp audit verify --database URL`; needs the `postgres` cargo feature)",
         apply: |s, v| {
             s.audit.sink = match v.trim() {
                 "memory" => AuditSinkKind::Memory,
                 "file" => AuditSinkKind::File,
-                "postgres" => {
-                    return Err("the PostgreSQL audit sink is not available in this version; use `file`".into());
-                }
-                _ => return Err("expected `memory` or `file`".into()),
+                "postgres" => AuditSinkKind::Postgres,
+                _ => return Err("expected `memory`, `file` or `postgres`".into()),
             };
             Ok(())
         },
@@ -1090,6 +1094,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "the file audit sink's active file (e.g. `/var/lib/qudag-mcp/audit/audit.jsonl`); rotated files are kept beside it",
         apply: |s, v| {
             s.audit.file = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_AUDIT_SPOOL",
+        key: "audit.spool",
+        default: "",
+        help: "the PostgreSQL audit sink's spool file (e.g. `/var/lib/qudag-mcp/audit/spool.jsonl`, on a persistent local volume): events wait there, synced, while PostgreSQL is unreachable and are replayed in order when it returns, also after a restart; required with QUDAG_AUDIT_SINK=postgres",
+        apply: |s, v| {
+            s.audit.spool = non_empty(v).map(PathBuf::from);
             Ok(())
         },
     },
@@ -1175,7 +1189,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_AUDIT_RETENTION_DAYS",
         key: "audit.retention_days",
         default: "0",
-        help: "days rotated audit files are kept; older ones are removed (hourly check) only once a signed checkpoint covers them, so what remains still verifies; 0 keeps everything",
+        help: "days audit events are kept (rotated files of the file sink, rows of the PostgreSQL sink); older ones are removed (hourly check) only once a signed checkpoint covers them, so what remains still verifies; 0 keeps everything",
         apply: |s, v| {
             s.audit.retention_days = parse_num(v)?;
             Ok(())
@@ -1326,6 +1340,18 @@ impl Settings {
         let a = &self.audit;
         if a.enabled && a.sink == AuditSinkKind::File && a.file.is_none() {
             return Err(ConfigError::invalid("QUDAG_AUDIT_SINK", "file", "needs QUDAG_AUDIT_FILE"));
+        }
+        if a.enabled && a.sink == AuditSinkKind::Postgres {
+            if self.database.url.is_none() {
+                return Err(ConfigError::invalid("QUDAG_AUDIT_SINK", "postgres", "needs QUDAG_DATABASE_URL"));
+            }
+            if a.spool.is_none() {
+                return Err(ConfigError::invalid(
+                    "QUDAG_AUDIT_SINK",
+                    "postgres",
+                    "needs QUDAG_AUDIT_SPOOL (a local file where events wait while PostgreSQL is unreachable)",
+                ));
+            }
         }
         if a.retention_days > 0 && a.checkpoint_secs == 0 {
             return Err(ConfigError::invalid(
@@ -1706,6 +1732,18 @@ mod tests {
         bad(&[("QUDAG_STORE", "postgres"), ("QUDAG_DATABASE_URL", "postgres://db/q")], "QUDAG_STORE");
         bad(&[("QUDAG_AUDIT_SINK", "file")], "QUDAG_AUDIT_SINK");
         bad(&[("QUDAG_AUDIT_SINK", "postgres")], "QUDAG_AUDIT_SINK");
+        bad(&[("QUDAG_AUDIT_SINK", "postgres"), ("QUDAG_DATABASE_URL", "postgres://db/q")], "QUDAG_AUDIT_SINK");
+        bad(&[("QUDAG_AUDIT_SINK", "sqlite")], "QUDAG_AUDIT_SINK");
+        let pg = load(&[
+            ("QUDAG_AUDIT_SINK", "postgres"),
+            ("QUDAG_DATABASE_URL", "postgres://db/q"),
+            ("QUDAG_AUDIT_SPOOL", "/var/lib/qudag-mcp/audit/spool.jsonl"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (pg.audit.sink, pg.audit.spool.as_deref()),
+            (AuditSinkKind::Postgres, Some(std::path::Path::new("/var/lib/qudag-mcp/audit/spool.jsonl")))
+        );
         bad(&[("QUDAG_MAX_QUBITS", "31")], "QUDAG_MAX_QUBITS");
         bad(&[("QUDAG_NODE_ID", "a b")], "QUDAG_NODE_ID");
         bad(&[("QUDAG_AUDIT_QUEUE_CAPACITY", "0")], "QUDAG_AUDIT_QUEUE_CAPACITY");

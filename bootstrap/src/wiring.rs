@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qudag_application::ports::{
-    AuditQuery, AuditSink, Clock, EventBus, EventStore, Membership, NameRegistry, RateLimiter, SessionStore,
-    SystemClock, VaultStore,
+    AuditQuery, AuditSink, Clock, EventBus, EventStore, HealthIndicator, Membership, NameRegistry, RateLimiter,
+    SessionStore, SystemClock, VaultStore,
 };
 use qudag_application::tools::{KeyOrigin, KeySeeds, ServerKeys};
 use qudag_application::usecases::Component;
@@ -45,6 +45,28 @@ pub struct Adapters {
     pub membership: Arc<dyn Membership>,
     /// The server's key material.
     pub keys: Arc<ServerKeys>,
+    /// This node's id (`QUDAG_NODE_ID`, or random per process).
+    pub node: String,
+    /// Removing old audit events, when a retention period is set.
+    pub audit_retention: Option<AuditRetention>,
+}
+
+/// What removing old audit events returns: how many went, or why none could.
+pub type PruneFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send>>;
+
+/// Audit retention: events older than `keep` are removed by `prune` (given the cut-off),
+/// only as far as a signed checkpoint covers them.
+pub struct AuditRetention {
+    /// How long events are kept.
+    pub keep: Duration,
+    /// Remove what was recorded before the cut-off; the number of events removed.
+    pub prune: Box<dyn Fn(qudag_domain::Timestamp) -> PruneFuture + Send + Sync>,
+}
+
+impl std::fmt::Debug for AuditRetention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditRetention").field("keep", &self.keep).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Adapters {
@@ -259,7 +281,7 @@ fn warn_if_readable_by_others(_path: &std::path::Path) {}
 ///
 /// # Errors
 /// [`WiringError::Audit`] naming the file that cannot be used.
-fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
     use qudag_application::usecases::{QueueFullPolicy, QueuedAuditSink};
 
     use crate::settings::{AuditSinkKind, FsyncMode};
@@ -277,30 +299,118 @@ fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), Wiring
         #[cfg(not(feature = "memory"))]
         return Err(WiringError::MissingFeature { what: "QUDAG_AUDIT_ENABLED=false", feature: "memory" });
     }
-    if a.sink == AuditSinkKind::File {
-        use qudag_adapter_file::{FileAuditConfig, FileAuditSink, FsyncPolicy};
-        let path = a.file.clone().ok_or(WiringError::Config("QUDAG_AUDIT_SINK=file needs QUDAG_AUDIT_FILE"))?;
-        let mut config = FileAuditConfig::new(path.clone());
-        config.max_file_bytes = a.max_file_bytes;
-        config.fsync = match a.fsync {
-            FsyncMode::Always => FsyncPolicy::Always,
-            FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
-        };
-        let sink =
-            Arc::new(FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?);
-        // A durable sink writes through a bounded queue, off the requests' path.
-        let policy = match a.queue_full {
-            crate::settings::QueueFull::Block => QueueFullPolicy::Block(Duration::from_millis(a.queue_block_ms)),
-            crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
-        };
-        let queue = Arc::new(QueuedAuditSink::start(sink.clone(), a.queue_capacity, policy));
-        adapters.audit = queue.clone();
-        adapters.audit_query = sink.clone();
-        adapters.components.retain(|c| c.name != "audit");
-        adapters.components.push(Component { name: "audit".into(), required: true, indicator: sink });
-        adapters.components.push(Component { name: "audit_queue".into(), required: false, indicator: queue });
-    }
+    let keep = Duration::from_secs(a.retention_days.saturating_mul(86_400));
+    let (sink, query, indicator): AuditParts = match a.sink {
+        AuditSinkKind::Memory => return Ok(()),
+        AuditSinkKind::File => {
+            use qudag_adapter_file::{FileAuditConfig, FileAuditSink, FsyncPolicy};
+            let path = a.file.clone().ok_or(WiringError::Config("QUDAG_AUDIT_SINK=file needs QUDAG_AUDIT_FILE"))?;
+            let mut config = FileAuditConfig::new(path.clone());
+            config.max_file_bytes = a.max_file_bytes;
+            config.fsync = match a.fsync {
+                FsyncMode::Always => FsyncPolicy::Always,
+                FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
+            };
+            let sink = Arc::new(
+                FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?,
+            );
+            if a.retention_days > 0 {
+                adapters.audit_retention = Some(AuditRetention {
+                    keep,
+                    prune: Box::new(move |cutoff| {
+                        let path = path.clone();
+                        Box::pin(async move {
+                            match tokio::task::spawn_blocking(move || qudag_adapter_file::prune(&path, cutoff)).await {
+                                Ok(Ok(report)) => Ok(report.events),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(e) => Err(format!("the retention task failed: {e}")),
+                            }
+                        })
+                    }),
+                });
+            }
+            (sink.clone(), sink.clone(), sink)
+        }
+        AuditSinkKind::Postgres => postgres_audit(settings, adapters, keep).await?,
+    };
+    // A durable sink writes through a bounded queue, off the requests' path.
+    let policy = match a.queue_full {
+        crate::settings::QueueFull::Block => QueueFullPolicy::Block(Duration::from_millis(a.queue_block_ms)),
+        crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
+    };
+    let queue = Arc::new(QueuedAuditSink::start(sink, a.queue_capacity, policy));
+    adapters.audit = queue.clone();
+    adapters.audit_query = query;
+    adapters.components.retain(|c| c.name != "audit");
+    adapters.components.push(Component { name: "audit".into(), required: true, indicator });
+    adapters.components.push(Component { name: "audit_queue".into(), required: false, indicator: queue });
     Ok(())
+}
+
+/// The audit sink, its query side and its health, as the wiring hands them on.
+type AuditParts = (Arc<dyn AuditSink>, Arc<dyn AuditQuery>, Arc<dyn HealthIndicator>);
+
+/// The PostgreSQL audit sink: its own lazy pool (so a node can start while the database is
+/// down and continue its chain from the spool), migrations run when the database answers.
+#[cfg(feature = "postgres")]
+async fn postgres_audit(
+    settings: &Settings,
+    adapters: &mut Adapters,
+    keep: Duration,
+) -> Result<AuditParts, WiringError> {
+    use qudag_adapter_postgres::{PgAuditConfig, PgOptions, PostgresAuditSink};
+
+    let url = settings
+        .database
+        .url
+        .clone()
+        .ok_or(WiringError::Config("QUDAG_AUDIT_SINK=postgres needs QUDAG_DATABASE_URL"))?;
+    let spool =
+        settings.audit.spool.clone().ok_or(WiringError::Config("QUDAG_AUDIT_SINK=postgres needs QUDAG_AUDIT_SPOOL"))?;
+    let mut options = PgOptions::default().lazy(true);
+    options.max_connections = settings.database.pool_size;
+    let db = qudag_adapter_postgres::connect(&url, options).await.map_err(|e| WiringError::Postgres(e.to_string()))?;
+    let migrated = qudag_adapter_postgres::migrate(&db).await;
+    if settings.tools.node_id.is_none() {
+        tracing::warn!(
+            node = %adapters.node,
+            "QUDAG_NODE_ID is unset: this process starts a new audit chain under a random node id; set it so a restarted node continues its chain"
+        );
+    }
+    let sink = match PostgresAuditSink::open(db.clone(), PgAuditConfig::new(adapters.node.clone(), spool)).await {
+        Ok(sink) => sink,
+        // Unreachable and nothing spooled to continue from: the migration's error says why.
+        Err(error) => {
+            return Err(WiringError::Postgres(match migrated {
+                Err(migration) => format!("migrations failed: {migration}"),
+                Ok(()) => format!("the audit sink cannot start: {error}"),
+            }));
+        }
+    };
+    if let Err(error) = migrated {
+        tracing::warn!(%error, "PostgreSQL is unreachable at start: audit events are spooled until it returns");
+    }
+    if keep > Duration::ZERO {
+        adapters.audit_retention = Some(AuditRetention {
+            keep,
+            prune: Box::new(move |cutoff| {
+                let db = db.clone();
+                Box::pin(async move {
+                    qudag_adapter_postgres::prune_database(&db, cutoff)
+                        .await
+                        .map(|report| report.rows)
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        });
+    }
+    let sink = Arc::new(sink);
+    Ok((sink.clone(), sink.clone(), sink))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_audit(_: &Settings, _: &mut Adapters, _: Duration) -> Result<AuditParts, WiringError> {
+    Err(WiringError::MissingFeature { what: "QUDAG_AUDIT_SINK=postgres", feature: "postgres" })
 }
 
 /// This node's id: `QUDAG_NODE_ID`, or `node-` and 8 random hex digits.
@@ -325,13 +435,14 @@ pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let keys = Arc::new(server_keys(settings)?);
     let mut adapters = memory(settings, clock.clone(), keys)?;
+    adapters.node = node_id(settings)?;
     if settings.rate_limit.store == StateStore::Redis {
         redis_rate_limiter(settings, &mut adapters)?;
     }
     if settings.tools.store == DataStore::Postgres {
         postgres_stores(settings, &mut adapters).await?;
     }
-    audit_sink(settings, &mut adapters)?;
+    audit_sink(settings, &mut adapters).await?;
     adapters.verifier = token_verifier(settings, clock)?;
     if let Some(v) = &adapters.verifier {
         adapters.components.push(Component { name: "token_verifier".into(), required: true, indicator: v.clone() });
@@ -459,6 +570,8 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>, keys: Arc<ServerKeys>) -> 
         names: Arc::new(MemoryNameRegistry::new(STORE_CAPACITY)),
         membership: Arc::new(MemoryMembership::default()),
         keys,
+        node: String::new(),
+        audit_retention: None,
     })
 }
 

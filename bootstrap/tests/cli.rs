@@ -350,3 +350,141 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     assert_eq!(missing.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `psql` against the test PostgreSQL; its output.
+#[cfg(feature = "postgres")]
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]).output().unwrap();
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A stateless `tools/call` of a cheap tool; its HTTP status.
+#[cfg(feature = "postgres")]
+async fn call_tool(client: &reqwest::Client, port: u16, id: u64) -> u16 {
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let resp = client
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "analyze_complexity")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    resp.status().as_u16()
+}
+
+/// Wait until `done()` holds, or fail naming `what`.
+#[cfg(feature = "postgres")]
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The PostgreSQL audit sink end to end, with PostgreSQL cut off mid-run through a TCP
+/// proxy: requests keep being served while events are spooled; the process is killed
+/// (SIGKILL) with events still spooled, restarted while the database is still unreachable,
+/// and when it returns every event of both runs is in the table — counted, none lost — with
+/// an intact chain (`audit verify --database` exits 0); an edited row makes it exit 1.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
+    use qudag_application::testkit::proxy::TcpProxy;
+
+    let base = std::env::var("QUDAG_TEST_DATABASE_URL")
+        .expect("QUDAG_TEST_DATABASE_URL names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
+    let name = format!("qudag_cli_audit_{}", uuid::Uuid::new_v4().simple());
+    psql(&base, &format!("CREATE DATABASE {name}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let direct = format!("{prefix}/{name}");
+    let upstream = reqwest::Url::parse(&base).unwrap();
+    let proxy = TcpProxy::start(&format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(5432))).await;
+    let proxied = format!("postgres://{}@{}/{name}", upstream.username(), proxy.addr());
+    let dir = std::env::temp_dir().join(format!("qudag-cli-pg-audit-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spool = dir.join("spool.jsonl");
+    let serve = || {
+        let mut cmd = bin();
+        cmd.arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "postgres")
+            .env("QUDAG_DATABASE_URL", &proxied)
+            .env("QUDAG_AUDIT_SPOOL", &spool)
+            .env("QUDAG_NODE_ID", "e2e-node")
+            .env("QUDAG_KEY_FILE", dir.join("keys.json"));
+        cmd
+    };
+    let spooled = || std::fs::read_to_string(&spool).map(|t| t.lines().count()).unwrap_or(0);
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    // Run 1: 10 calls with the database there, 20 with it cut off; killed with them spooled.
+    let (mut first, port, _stdout) = start_server_with(&mut serve());
+    for id in 0..10 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    proxy.cut();
+    for id in 10..30 {
+        assert_eq!(call_tool(&client, port, id).await, 200, "served while PostgreSQL is unreachable");
+    }
+    wait_until("the 20 calls are spooled", || spooled() >= 20).await;
+    let health: serde_json::Value =
+        client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["components"]["audit"]["status"], "degraded", "{health}");
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    // Run 2 starts while the database is still unreachable, continuing the chain from the spool.
+    let (mut second, port, _stdout) = start_server_with(&mut serve());
+    for id in 30..35 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    proxy.restore();
+    wait_until("the spool is replayed", || spooled() == 0).await;
+    for id in 35..40 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    let pid = second.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = second.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+
+    let count = |action: &str| psql(&direct, &format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
+    assert_eq!(count("tool.called"), "40", "every call of both runs is recorded");
+    assert_eq!(count("server.started"), "2");
+    assert_eq!(count("server.stopped"), "1", "the killed run recorded no stop");
+    let seqs = psql(&direct, "SELECT count(*), min(seq), max(seq), count(DISTINCT node) FROM audit_events");
+    let fields: Vec<u64> = seqs.split('|').map(|f| f.parse().unwrap()).collect();
+    assert_eq!((fields[1], fields[2] + 1, fields[3]), (0, fields[0], 1), "one gapless chain: {seqs}");
+
+    let verify = |url: &str| {
+        let out = bin().args(["audit", "verify", "--database", url]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, report) = verify(&direct);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("e2e-node"), "{report}");
+    psql(&direct, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 12");
+    let (code, report) = verify(&direct);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("seq 12"), "the report names the row: {report}");
+    let (code, _) = verify(&format!("postgres://{}@127.0.0.1:9/none", upstream.username()));
+    assert_eq!(code, Some(2), "an unreachable database is exit 2");
+
+    psql(&base, &format!("DROP DATABASE {name} WITH (FORCE)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

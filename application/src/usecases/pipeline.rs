@@ -156,7 +156,14 @@ pub struct Pipeline {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// Credentials whose first accepted use on this node was audited (BLAKE3 of the token),
+    /// so `auth.succeeded` marks each credential's first use, not every request.
+    authenticated: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
+
+/// Credentials remembered for auditing their first use; past it the memory starts over (a
+/// credential then gets one more `auth.succeeded`, never fewer).
+const AUDITED_CREDENTIALS: usize = 10_000;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,7 +180,15 @@ impl Pipeline {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { auth, limiter, limits, audit, clock, metrics: Arc::new(Metrics::default()) }
+        Self {
+            auth,
+            limiter,
+            limits,
+            audit,
+            clock,
+            metrics: Arc::new(Metrics::default()),
+            authenticated: Default::default(),
+        }
     }
 
     /// Count into `metrics` instead of a private registry.
@@ -215,7 +230,8 @@ impl Pipeline {
     ///
     /// # Errors
     /// `Unauthenticated` (audited as `auth.failed` with the reason), or `Unavailable` when
-    /// the verifier cannot decide.
+    /// the verifier cannot decide. A credential's first accepted use on this node is audited
+    /// as `auth.succeeded`.
     pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, PipelineError> {
         let verifier = match &self.auth {
             AuthMode::Disabled(principal) => return Ok(principal.clone()),
@@ -229,7 +245,12 @@ impl Pipeline {
             (None, Some(credential)) => verifier.verify(credential).await,
         };
         match result {
-            Ok(principal) => Ok(principal),
+            Ok(principal) => {
+                if let Some(credential) = &ctx.credential {
+                    self.audit_first_use(ctx, credential, &principal).await;
+                }
+                Ok(principal)
+            }
             Err(TokenError::Unavailable { source }) => {
                 Err(PipelineError::Unavailable { component: "token_verifier", source })
             }
@@ -244,6 +265,32 @@ impl Pipeline {
                 .await;
                 Err(PipelineError::Unauthenticated(error))
             }
+        }
+    }
+
+    /// Audit `auth.succeeded` when `credential` is used for the first time on this node.
+    async fn audit_first_use(&self, ctx: &RequestContext, credential: &Credential, principal: &Principal) {
+        let digest = *blake3::hash(credential.token.as_bytes()).as_bytes();
+        let first = {
+            let mut seen = self.authenticated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.len() >= AUDITED_CREDENTIALS && !seen.contains(&digest) {
+                seen.clear();
+            }
+            seen.insert(digest)
+        };
+        if first {
+            let scheme = if credential.dpop.is_some() { "dpop" } else { "bearer" };
+            self.audit(
+                ctx,
+                AuditRecord::new(self.clock.now(), AuditAction::AuthSucceeded, Outcome::Success)
+                    .actor(principal.id().to_string())
+                    .details(json!({
+                        "scheme": scheme,
+                        "credential_digest": hex::encode(&digest[..8]),
+                        "expires_at": principal.expires_at().map(|t| t.as_secs()),
+                    })),
+            )
+            .await;
         }
     }
 
@@ -578,13 +625,25 @@ mod tests {
             clock(),
         );
         let op = probe(false);
-        let out =
-            p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({"secret": "hunter2"})).await.unwrap();
-        assert_eq!(out, json!({"echo": {"secret": "hunter2"}}));
-        assert_eq!(*op.runs.lock().unwrap(), 1);
+        for _ in 0..2 {
+            let out =
+                p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({"secret": "hunter2"})).await.unwrap();
+            assert_eq!(out, json!({"echo": {"secret": "hunter2"}}));
+        }
+        assert_eq!(*op.runs.lock().unwrap(), 2);
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        let r = &seen[0];
+        let actions: Vec<_> = seen.iter().map(|r| r.action).collect();
+        assert_eq!(
+            actions,
+            [AuditAction::AuthSucceeded, AuditAction::ToolCalled, AuditAction::ToolCalled],
+            "the credential's first use is audited once, each call every time"
+        );
+        let auth = &seen[0];
+        assert_eq!(auth.actor.as_deref(), Some("https://iss#alice"));
+        assert_eq!(auth.details["scheme"], "bearer");
+        assert_eq!(auth.details["credential_digest"], json!(hex::encode(&blake3::hash(b"good").as_bytes()[..8])));
+        assert!(!serde_json::to_string(auth).unwrap().contains("\"good\""), "the token must not reach the audit trail");
+        let r = &seen[1];
         assert_eq!(r.action, AuditAction::ToolCalled);
         assert_eq!(r.outcome, Outcome::Success);
         assert_eq!(r.actor.as_deref(), Some("https://iss#alice"));
@@ -664,7 +723,7 @@ mod tests {
             other => panic!("expected RateLimited, got {other:?}"),
         }
         assert_eq!(*op.runs.lock().unwrap(), 0);
-        assert_eq!(seen.lock().unwrap()[0].action, AuditAction::RateLimited);
+        assert_eq!(seen.lock().unwrap().last().unwrap().action, AuditAction::RateLimited);
     }
 
     #[tokio::test]
@@ -716,7 +775,7 @@ mod tests {
         );
         let err = p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap_err();
         assert!(matches!(err, PipelineError::RateLimited(d) if d.retry_after == Some(Duration::from_secs(3_600))));
-        assert_eq!(seen.lock().unwrap()[0].details["quota"], "daily");
+        assert_eq!(seen.lock().unwrap().last().unwrap().details["quota"], "daily");
     }
 
     #[tokio::test]
@@ -767,8 +826,9 @@ mod tests {
         }
         assert_eq!(*op.runs.lock().unwrap(), 0);
         let seen = seen.lock().unwrap();
-        assert_eq!(seen[0].action, AuditAction::ToolDenied);
-        assert_eq!(seen[0].target.as_deref(), Some("probe"));
+        let denied = seen.last().unwrap();
+        assert_eq!(denied.action, AuditAction::ToolDenied);
+        assert_eq!(denied.target.as_deref(), Some("probe"));
     }
 
     #[tokio::test]
