@@ -422,11 +422,18 @@ pub struct SessionSettings {
     pub absolute_timeout_secs: u64,
     /// Live sessions held at most (memory store).
     pub max_sessions: usize,
+    /// Where sessions (and the list of live nodes) live.
+    pub store: StateStore,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { idle_timeout_secs: 1_800, absolute_timeout_secs: 86_400, max_sessions: 10_000 }
+        Self {
+            idle_timeout_secs: 1_800,
+            absolute_timeout_secs: 86_400,
+            max_sessions: 10_000,
+            store: StateStore::Memory,
+        }
     }
 }
 
@@ -659,6 +666,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "live sessions held at most by the in-memory store; new sessions are refused beyond it",
         apply: |s, v| {
             s.sessions.max_sessions = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SESSION_STORE",
+        key: "sessions.store",
+        default: "memory",
+        help: "where stateful-era MCP sessions and the list of live nodes (`peer_discovery`) live: `memory` (this process) or `redis` (shared by every node, so any node serves any session; needs QUDAG_REDIS_URL and the `redis` cargo feature)",
+        apply: |s, v| {
+            s.sessions.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?;
             Ok(())
         },
     },
@@ -1395,6 +1412,9 @@ impl Settings {
         if self.rate_limit.store == StateStore::Redis && self.redis.url.is_none() {
             return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_STORE", "redis", "needs QUDAG_REDIS_URL"));
         }
+        if self.sessions.store == StateStore::Redis && self.redis.url.is_none() {
+            return Err(ConfigError::invalid("QUDAG_SESSION_STORE", "redis", "needs QUDAG_REDIS_URL"));
+        }
         if self.redis.pool_size == 0 {
             return Err(ConfigError::invalid("QUDAG_REDIS_POOL_SIZE", 0, "must be at least 1"));
         }
@@ -2004,15 +2024,20 @@ mod tests {
     fn redis_settings_are_validated_and_credentials_hidden() {
         let err = load(&[("QUDAG_RATE_LIMIT_STORE", "redis")]).unwrap_err();
         assert_eq!(names(err), "QUDAG_RATE_LIMIT_STORE");
+        let err = load(&[("QUDAG_SESSION_STORE", "redis")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_SESSION_STORE");
+        let err = load(&[("QUDAG_SESSION_STORE", "etcd")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_SESSION_STORE");
         let err = load(&[("QUDAG_REDIS_URL", "http://x")]).unwrap_err();
         assert_eq!(names(err), "QUDAG_REDIS_URL");
         let s = load(&[
             ("QUDAG_RATE_LIMIT_STORE", "redis"),
             ("QUDAG_REDIS_URL", "redis://u:pw@127.0.0.1:6379/2"),
             ("QUDAG_REDIS_KEY_PREFIX", "blue:"),
+            ("QUDAG_SESSION_STORE", "redis"),
         ])
         .unwrap();
-        assert_eq!(s.rate_limit.store, StateStore::Redis);
+        assert_eq!((s.rate_limit.store, s.sessions.store), (StateStore::Redis, StateStore::Redis));
         assert_eq!(s.redis.key_prefix, "blue:");
         assert!(!s.to_toml().contains("pw@") && !format!("{s:?}").contains("pw@"));
         assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<credentials>@h:1/0");

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use qudag_adapter_redis::{RedisConfig, RedisPool, RedisRateLimiter};
-use qudag_application::ports::RateLimiter;
+use qudag_adapter_redis::{RedisConfig, RedisMembership, RedisPool, RedisRateLimiter, RedisSessionStore};
+use qudag_application::ports::{Membership, RateLimiter, SessionStore};
 
 fn redis_url() -> String {
     std::env::var("QUDAG_TEST_REDIS_URL").unwrap_or_else(|_| {
@@ -25,6 +25,22 @@ async fn rate_limiter() -> Arc<dyn RateLimiter> {
 
 mod rate_limiter {
     qudag_application::rate_limiter_contract!(super::rate_limiter);
+}
+
+async fn session_store() -> Arc<dyn SessionStore> {
+    Arc::new(RedisSessionStore::new(pool()))
+}
+
+mod session_store {
+    qudag_application::session_store_contract!(super::session_store);
+}
+
+async fn membership() -> Arc<dyn Membership> {
+    Arc::new(RedisMembership::new(pool()))
+}
+
+mod membership {
+    qudag_application::membership_contract!(super::membership);
 }
 
 #[tokio::test]
