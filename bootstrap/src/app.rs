@@ -184,6 +184,28 @@ impl App {
                 }
             });
         }
+        {
+            // Answers posted to another node reach the requests waiting here.
+            let (engine, stop) = (services.engine.clone(), upkeep.clone());
+            tokio::spawn(async move {
+                let mut backoff = std::time::Duration::from_millis(200);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        routed = engine.route_answers() => {
+                            if let Err(error) = routed {
+                                tracing::warn!(%error, "Cannot receive answers forwarded by other nodes; retrying");
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            });
+        }
         tokio::spawn(heartbeat(
             adapters.membership.clone(),
             clock.clone(),

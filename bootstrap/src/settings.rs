@@ -673,7 +673,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_SESSION_STORE",
         key: "sessions.store",
         default: "memory",
-        help: "where stateful-era MCP sessions and the list of live nodes (`peer_discovery`) live: `memory` (this process) or `redis` (shared by every node, so any node serves any session; needs QUDAG_REDIS_URL and the `redis` cargo feature)",
+        help: "where stateful-era MCP sessions, their resumable streams, notifications, answers to server-to-client requests and the list of live nodes (`peer_discovery`) live: `memory` (this process) or `redis` (shared by every node, so any node serves any session and resumes any stream; needs QUDAG_REDIS_URL and the `redis` cargo feature)",
         apply: |s, v| {
             s.sessions.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?;
             Ok(())

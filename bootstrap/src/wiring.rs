@@ -465,15 +465,26 @@ fn redis_pool(settings: &Settings, needed_by: &'static str) -> Result<qudag_adap
     RedisPool::new(config).map_err(|e| WiringError::Redis(e.to_string()))
 }
 
-/// Sessions and membership in Redis: any node serves any session, `peer_discovery` lists
-/// every node. While Redis is unreachable, readiness fails and new sessions get 503.
+/// Sessions, their resumable streams, notifications and membership in Redis: any node
+/// serves any session and resumes any stream, a notification raised on one node reaches
+/// streams held on every node, `peer_discovery` lists every node. While Redis is
+/// unreachable, readiness fails and new sessions get 503.
 #[cfg(feature = "redis")]
 fn redis_sessions(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
-    use qudag_adapter_redis::{RedisMembership, RedisSessionStore};
+    use qudag_adapter_redis::{RedisEventBus, RedisEventStore, RedisMembership, RedisSessionStore};
 
+    /// Events kept per stream for resumption.
+    const STREAM_EVENTS: usize = 1_000;
     let pool = redis_pool(settings, "QUDAG_SESSION_STORE=redis needs QUDAG_REDIS_URL")?;
     adapters.sessions = Arc::new(RedisSessionStore::new(pool.clone()));
     adapters.membership = Arc::new(RedisMembership::new(pool.clone()));
+    adapters.events = Arc::new(RedisEventBus::new(pool.clone()));
+    adapters.event_store = Arc::new(RedisEventStore::new(
+        pool.clone(),
+        STREAM_EVENTS,
+        Duration::from_secs(settings.sessions.absolute_timeout_secs),
+    ));
+    adapters.maintenance.retain(|m| m.name != "stream sweep");
     adapters.components.retain(|c| c.name != "session_store");
     adapters.components.push(Component { name: "session_store".into(), required: true, indicator: Arc::new(pool) });
     // Redis expires sessions by itself.

@@ -194,3 +194,144 @@ async fn three_processes_share_sessions_and_membership() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A node serving the conformance fixture with everything shared in Redis.
+fn start_fixture_shared(redis_url: &str, prefix: &str) -> Node {
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+            .args(["serve", "--fixtures", "conformance"])
+            .env("QUDAG_SESSION_STORE", "redis"),
+        redis_url,
+        prefix,
+    )
+}
+
+/// The JSON messages of an SSE response, read until `done` says so (10 s at most).
+async fn sse_until(
+    resp: reqwest::Response,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> Vec<(Option<String>, serde_json::Value)> {
+    use futures::StreamExt;
+    let mut body = resp.bytes_stream();
+    let (mut buffer, mut out) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let id = frame.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if let Ok(message) = serde_json::from_str::<serde_json::Value>(&data) {
+                let stop = done(&message);
+                out.push((id, message));
+                if stop {
+                    return out;
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn notifications_answers_and_streams_cross_nodes() {
+    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
+        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
+    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let nodes = [
+        start_fixture_shared(&redis_url, &prefix),
+        start_fixture_shared(&redis_url, &prefix),
+        start_fixture_shared(&redis_url, &prefix),
+    ];
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = post(&client, &nodes[0], &[], init).await;
+    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(&client, &nodes[0], &in_session, initialized).await.status(), 202);
+
+    // A change raised on node 1 reaches a GET stream on node 2 and a listen stream on node 3.
+    let get = client
+        .get(format!("http://127.0.0.1:{}/mcp", nodes[1].port))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let listen = post(
+        &client,
+        &nodes[2],
+        &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "subscriptions/listen")],
+        json!({"jsonrpc": "2.0", "id": "sub", "method": "subscriptions/listen",
+               "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}}),
+    )
+    .await;
+    assert_eq!(listen.status(), 200);
+    let changed = |m: &serde_json::Value| m["method"] == "notifications/tools/list_changed";
+    let on_get = tokio::spawn(sse_until(get, changed));
+    let on_listen = tokio::spawn(sse_until(listen, changed));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let trigger = post(
+        &client,
+        &nodes[0],
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "test_trigger_tool_change"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+               "params": {"name": "test_trigger_tool_change", "arguments": {}, "_meta": meta}}),
+    )
+    .await;
+    assert_eq!(trigger.status(), 200);
+    assert!(on_get.await.unwrap().iter().any(|(_, m)| changed(m)), "the GET stream on node 2 got the change");
+    assert!(on_listen.await.unwrap().iter().any(|(_, m)| changed(m)), "the listen stream on node 3 got the change");
+
+    // A call on node 1 asks the client for sampling; the answer is posted to node 2; the
+    // stream is resumed on node 3 and carries the result.
+    let call = post(
+        &client,
+        &nodes[0],
+        &in_session,
+        json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+               "params": {"name": "test_sampling", "arguments": {"prompt": "Say hi"}}}),
+    )
+    .await;
+    let seen = sse_until(call, |m| m["method"] == "sampling/createMessage").await;
+    let (last_id, ask) = seen.last().cloned().unwrap();
+    assert_eq!(ask["method"], "sampling/createMessage", "{seen:?}");
+    let answer = post(
+        &client,
+        &nodes[1],
+        &in_session,
+        json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+            "role": "assistant", "content": {"type": "text", "text": "hi there"}, "model": "m", "stopReason": "endTurn"}}),
+    )
+    .await;
+    assert_eq!(answer.status(), 202);
+    let resumed = client
+        .get(format!("http://127.0.0.1:{}/mcp", nodes[2].port))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", last_id.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let rest = sse_until(resumed, |m| m["id"] == 11).await;
+    let result = rest.iter().find(|(_, m)| m["id"] == 11).map(|(_, m)| m.clone());
+    assert_eq!(
+        result.as_ref().map(|m| m["result"]["content"][0]["text"].clone()),
+        Some(json!("LLM response: hi there")),
+        "{rest:?}"
+    );
+}

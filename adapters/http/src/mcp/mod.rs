@@ -347,14 +347,14 @@ impl McpEndpoint {
         match message {
             JsonRpcMessage::Notification(n) => self.engine.notify(inbound, n.notification).await,
             JsonRpcMessage::Response(r) => {
-                if !self.engine.deliver(session, &r.id, Ok(r.result)) {
+                if !self.engine.deliver(session, &r.id, Ok(r.result)).await {
                     tracing::debug!(id = %r.id, "Client answered a request nobody waits for");
                 }
                 Ok(())
             }
             JsonRpcMessage::Error(e) => {
                 if let Some(id) = &e.id {
-                    self.engine.deliver(session, id, Err(e.error));
+                    self.engine.deliver(session, id, Err(e.error)).await;
                 }
                 Ok(())
             }
