@@ -62,16 +62,16 @@ fn spawn(command: &mut Command, redis_url: &str, prefix: &str) -> Node {
 }
 
 #[tokio::test]
-async fn two_processes_sharing_redis_enforce_one_limit() {
+async fn three_processes_sharing_redis_enforce_one_limit() {
     let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
         .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
     let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
-    let nodes = [start(&redis_url, &prefix), start(&redis_url, &prefix)];
+    let nodes = [start(&redis_url, &prefix), start(&redis_url, &prefix), start(&redis_url, &prefix)];
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for id in 0..12u16 {
-        let node = &nodes[usize::from(id % 2)];
+        let node = &nodes[usize::from(id % 3)];
         let meta = json!({
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {},
@@ -334,4 +334,144 @@ async fn notifications_answers_and_streams_cross_nodes() {
         Some(json!("LLM response: hi there")),
         "{rest:?}"
     );
+}
+
+/// A real nginx (Debian's package) in front of `nodes`, with the shipped proxying
+/// configuration (`deploy/nginx/qudag-mcp-locations.conf`) on a loopback port.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn nginx(nodes: &[&Node]) -> Nginx {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let nginx = nginx.expect("nginx is needed (Debian package nginx; CI installs it through deploy/check.sh)");
+    let dir = std::env::temp_dir().join(format!("qudag-nginx-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let servers: String =
+        nodes.iter().map(|n| format!("    server 127.0.0.1:{} max_fails=1 fail_timeout=30s;\n", n.port)).collect();
+    let locations = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx/qudag-mcp-locations.conf");
+    let d = dir.display();
+    let conf = format!(
+        "user root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\nevents {{}}\nhttp {{\n  access_log off;\n  \
+         client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream qudag_mcp {{\n{servers}    keepalive 16;\n  }}\n  \
+         server {{\n    listen 127.0.0.1:{port};\n    include {locations};\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx).arg("-c").arg(dir.join("nginx.conf")).stderr(Stdio::inherit()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx { child, port, _dir: dir }
+}
+
+/// The progress values (`params.progress`) of `messages`, in order.
+fn progress(messages: &[(Option<String>, serde_json::Value)]) -> Vec<u64> {
+    messages.iter().filter_map(|(_, m)| m["params"]["progress"].as_f64()).map(|p| p as u64).collect()
+}
+
+/// Through a real nginx with the shipped configuration: a session is served by whichever
+/// node nginx picks; a node killed (SIGKILL) while it streams a long tool call's progress
+/// leaves its events in Redis, and the client resuming with `Last-Event-ID` through nginx
+/// lands on a live node and gets every event it missed, in order, none twice.
+#[tokio::test]
+async fn through_nginx_a_stream_survives_the_node_that_served_it() {
+    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
+        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
+    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let mut nodes = vec![
+        start_fixture_shared(&redis_url, &prefix),
+        start_fixture_shared(&redis_url, &prefix),
+        start_fixture_shared(&redis_url, &prefix),
+    ];
+    let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
+    let edge = Node { child: Command::new("true").spawn().unwrap(), port: proxy.port };
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::new();
+
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = post(&client, &edge, &[], init).await;
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(&client, &edge, &in_session, initialized).await.status(), 202);
+    for id in 1..=6 {
+        let list = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+        assert_eq!(post(&client, &edge, &in_session, list).await.status(), 200, "served through nginx");
+    }
+
+    // A long call on node 1, with progress every 50 ms; the client reads three events, then
+    // its connection drops; node 1 goes on writing to Redis until it is killed.
+    let call = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "test_long_progress", "arguments": {"steps": 200, "interval_ms": 50},
+                   "_meta": {"progressToken": "p"}}});
+    let resp = post(&client, &nodes[0], &in_session, call).await;
+    assert_eq!(resp.status(), 200);
+    let mut seen = 0;
+    let first = sse_until(resp, |_| {
+        seen += 1;
+        seen == 3
+    })
+    .await;
+    let got = progress(&first);
+    assert_eq!(got, [1, 2, 3], "{first:?}");
+    let last_id = first.last().unwrap().0.clone().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let killed = nodes.remove(0);
+    drop(killed);
+
+    let resumed = client
+        .get(format!("http://127.0.0.1:{}/mcp", proxy.port))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200, "resumed through nginx on a live node");
+    // Read what was stored (the stream stays open: its writer is dead); stop once quiet.
+    let mut rest = Vec::new();
+    {
+        use futures::StreamExt;
+        let mut body = resumed.bytes_stream();
+        let mut buffer = String::new();
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(1500), body.next()).await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        for frame in buffer.split("\n\n") {
+            let id = frame.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if let Ok(message) = serde_json::from_str::<serde_json::Value>(&data) {
+                rest.push((id, message));
+            }
+        }
+    }
+    let resumed_progress = progress(&rest);
+    assert!(resumed_progress.len() >= 5, "node 1 wrote more before the kill: {rest:?}");
+    let expected: Vec<u64> = (4..4 + resumed_progress.len() as u64).collect();
+    assert_eq!(resumed_progress, expected, "every missed event, in order, none twice");
+    let ids: Vec<&str> = rest.iter().filter_map(|(id, _)| id.as_deref()).collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no event id twice: {ids:?}");
 }
