@@ -60,6 +60,7 @@ fn server_files(ca: &Ca, cn: &str) -> Files {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, cert_pem).unwrap();
     std::fs::write(&key, key_pem).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
     Files { _dir: dir, cert, key, ca_pem: ca.pem() }
 }
 
@@ -233,6 +234,21 @@ async fn tls13_handshake_then_an_mcp_call_over_http1_and_http2_with_hsts() {
     let health = sender.send_request(get("https://localhost/health/live")).await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("strict-transport-security"), "HSTS on every response");
+
+    // curl, when installed (its OpenSSL may lack the hybrid group: a classical one is used).
+    if let Ok(out) = tokio::process::Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--http2", "--tlsv1.3", "--cacert"])
+        .arg(files.cert.with_file_name("ca.pem"))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", server.addr.port()))
+        .arg(format!("https://localhost:{}/health/live", server.addr.port()))
+        .output()
+        .await
+        .map(|out| String::from_utf8_lossy(&out.stdout).to_lowercase())
+    {
+        assert!(out.starts_with("http/2 200"), "{out}");
+        assert!(out.contains("strict-transport-security: max-age=63072000; includesubdomains"), "{out}");
+    }
 
     // Plain HTTP spoken to the TLS port is not served.
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
@@ -432,6 +448,26 @@ async fn rsa_keys_and_bad_material_at_start_up() {
     let tls = Client::default().connect(server.addr, &files.ca_pem).await.unwrap();
     assert_eq!(leaf_cn(&tls), "first-cert");
     server.stop().await;
+
+    // The same RSA key as PKCS#1, and an ECDSA key as SEC1 (converted by openssl when present).
+    let ec = server_files(&ca, "second-cert");
+    for (files, marker, cn) in
+        [(&files, "BEGIN RSA PRIVATE KEY", "first-cert"), (&ec, "BEGIN EC PRIVATE KEY", "second-cert")]
+    {
+        let Ok(out) =
+            std::process::Command::new("openssl").args(["pkey", "-traditional", "-in"]).arg(&files.key).output()
+        else {
+            eprintln!("openssl not installed: PKCS#1/SEC1 not checked");
+            break;
+        };
+        let traditional = String::from_utf8(out.stdout).unwrap();
+        assert!(traditional.contains(marker), "{traditional}");
+        std::fs::write(&files.key, traditional).unwrap();
+        let server = start(Some(files), |_| {}).await;
+        let tls = Client::default().connect(server.addr, &files.ca_pem).await.unwrap();
+        assert_eq!(leaf_cn(&tls), cn);
+        server.stop().await;
+    }
 
     let error = |s: Settings| async move { format!("{:#}", App::build(s).await.unwrap_err()) };
 
