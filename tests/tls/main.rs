@@ -624,3 +624,32 @@ async fn eventually(check: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Handshake cost per group, for docs/tls.md (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_handshakes_per_group() {
+    let ca = ca("test-ca");
+    let files = server_files(&ca, "first-cert");
+    let server = start(Some(&files), |_| {}).await;
+    let groups: [(&'static dyn SupportedKxGroup, &str); 3] = [
+        (kx_group::X25519MLKEM768, "X25519MLKEM768"),
+        (kx_group::X25519, "X25519"),
+        (kx_group::SECP256R1, "secp256r1"),
+    ];
+    for (group, name) in groups {
+        let client = Client { groups: vec![group], ..Client::default() };
+        let config = Arc::new(client.config(&files.ca_pem));
+        let rounds = 300;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let tcp = TcpStream::connect(server.addr).await.unwrap();
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+            drop(tls);
+        }
+        let each = started.elapsed() / rounds;
+        println!("{name}: {each:?} per full handshake (client and server on one thread)");
+    }
+    server.stop().await;
+}
