@@ -86,7 +86,12 @@ impl App {
         // Bad TLS material is a start-up error before anything else is opened.
         let tls = match TlsFiles::from_settings(&settings.server) {
             Some(files) => Some(Arc::new(TlsState::load(files).context("loading the TLS certificate")?)),
-            None => None,
+            None => {
+                if settings.server.tls_cert_path.is_some() || settings.server.tls_ca_path.is_some() {
+                    tracing::warn!("QUDAG_TLS_* paths are set but QUDAG_PROTOCOL=http: they are not used");
+                }
+                None
+            }
         };
         let adapters = wiring::build(&settings).await?;
         if let Some(verifier) = &adapters.verifier {
