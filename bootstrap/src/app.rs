@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use poem::Server;
-use poem::listener::TcpAcceptor;
+use poem::EndpointExt;
 use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
 use qudag_adapter_http::{HttpState, router};
 use qudag_application::mcp::McpEngine;
@@ -23,7 +22,9 @@ use qudag_domain::session::SessionTimeouts;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::serve::{ConnectionStats, Hsts, Limits};
 use crate::settings::{FailurePolicy, Settings};
+use crate::tls::{TlsFiles, TlsState, TlsStats};
 use crate::wiring::{self, Adapters};
 
 /// The use cases, wired to the chosen adapters.
@@ -49,6 +50,8 @@ pub struct App {
     adapters: Adapters,
     services: Services,
     node: String,
+    tls: Option<Arc<TlsState>>,
+    connections: Arc<ConnectionStats>,
 }
 
 impl std::fmt::Debug for App {
@@ -80,6 +83,16 @@ impl App {
                 "--fixtures serves test fixtures on a loopback address only, not {addr} (QUDAG_HOST)"
             );
         }
+        // Bad TLS material is a start-up error before anything else is opened.
+        let tls = match TlsFiles::from_settings(&settings.server) {
+            Some(files) => Some(Arc::new(TlsState::load(files).context("loading the TLS certificate")?)),
+            None => {
+                if settings.server.tls_cert_path.is_some() || settings.server.tls_ca_path.is_some() {
+                    tracing::warn!("QUDAG_TLS_* paths are set but QUDAG_PROTOCOL=http: they are not used");
+                }
+                None
+            }
+        };
         let adapters = wiring::build(&settings).await?;
         if let Some(verifier) = &adapters.verifier {
             match verifier.warm_up().await {
@@ -98,12 +111,27 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {addr} (set by QUDAG_HOST and QUDAG_PORT)"))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        Ok(Self { listener, local_addr, settings, adapters, services, node })
+        Ok(Self { listener, local_addr, settings, adapters, services, node, tls, connections: Arc::default() })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The live TLS configuration (reload, counters), when serving https.
+    pub fn tls(&self) -> Option<Arc<TlsState>> {
+        self.tls.clone()
+    }
+
+    /// TLS handshakes per negotiated key-exchange group, when serving https.
+    pub fn tls_stats(&self) -> Option<Arc<TlsStats>> {
+        self.tls.as_ref().map(|t| t.stats())
+    }
+
+    /// Open and accepted connections.
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        self.connections.clone()
     }
 
     /// The wired use cases.
@@ -127,7 +155,7 @@ impl App {
     /// # Errors
     /// When the server cannot run (the listener fails).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, local_addr, settings, adapters, services, node } = self;
+        let Self { listener, local_addr, settings, adapters, services, node, tls, connections } = self;
         let clock = adapters.clock.clone();
         let audit = adapters.audit.clone();
         let config_digest = digest_json(&serde_json::Value::String(settings.to_toml()));
@@ -211,7 +239,11 @@ impl App {
             clock.clone(),
             NodeInfo {
                 id: node.clone(),
-                address: settings.mcp.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")),
+                address: settings
+                    .mcp
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}://{local_addr}", if tls.is_some() { "https" } else { "http" })),
                 version: crate::VERSION.to_owned(),
                 started_at: clock.now(),
                 last_seen: clock.now(),
@@ -275,12 +307,14 @@ impl App {
             let _ = draining.send(true);
             tracing::info!(grace_secs = grace.as_secs(), "Shutting down: readiness off, draining in-flight requests");
         };
-        tracing::info!(address = %local_addr, version = crate::VERSION, "Listening");
-        let acceptor = TcpAcceptor::from_tokio(listener).context("adopting the listening socket")?;
-        let served = Server::new_with_acceptor(acceptor)
-            .name("qudag-mcp")
-            .run_with_graceful_shutdown(router(state), signal, Some(grace))
-            .await;
+        if let Some(tls) = &tls {
+            tls.clone().watch(upkeep.clone());
+        }
+        let endpoint =
+            if tls.is_some() { router(state).with(Hsts).boxed() } else { router(state).map_to_response().boxed() };
+        tracing::info!(address = %local_addr, version = crate::VERSION, tls = tls.is_some(), "Listening");
+        let limits = Limits::from_settings(&settings.server);
+        let served = crate::serve::serve(listener, tls, limits, connections, endpoint, signal, grace).await;
         upkeep.cancel();
         if let Err(error) = adapters.membership.leave(&node).await {
             tracing::warn!(%error, "Could not withdraw this node from the membership");

@@ -7,8 +7,10 @@
 pub mod app;
 pub mod cli;
 pub mod dev;
+pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod wiring;
 
 pub use app::App;

@@ -363,12 +363,56 @@ pub struct ServerSettings {
     pub port: u16,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// PEM certificate chain (leaf first), required with `https`.
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1), required with `https`.
+    pub tls_key_path: Option<PathBuf>,
+    /// PEM CA certificates; when set, clients must present a certificate they issued (mTLS).
+    pub tls_ca_path: Option<PathBuf>,
+    /// The lowest TLS version accepted.
+    pub tls_min_version: TlsVersion,
+    /// Seconds a client gets to complete the TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Largest request head (request line and headers) accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Seconds a client gets to send a complete request head.
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay silent (no bytes either way, no request in flight).
+    pub keepalive_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { protocol: Protocol::Http, host: "127.0.0.1".into(), port: 3000, shutdown_grace_secs: 30 }
+        Self {
+            protocol: Protocol::Http,
+            host: "127.0.0.1".into(),
+            port: 3000,
+            shutdown_grace_secs: 30,
+            tls_cert_path: None,
+            tls_key_path: None,
+            tls_ca_path: None,
+            tls_min_version: TlsVersion::V1_3,
+            tls_handshake_timeout_secs: 10,
+            max_header_bytes: 65_536,
+            header_timeout_secs: 10,
+            keepalive_timeout_secs: 75,
+            max_connections: 10_000,
+        }
     }
+}
+
+/// A TLS protocol version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 (and 1.3).
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[default]
+    #[serde(rename = "1.3")]
+    V1_3,
 }
 
 impl ServerSettings {
@@ -581,7 +625,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_PROTOCOL",
         key: "server.protocol",
         default: "http",
-        help: "`http`, or `https` (TLS with rustls; not yet available in this version: refused at start-up)",
+        help: "`http`, or `https` (TLS with rustls: needs QUDAG_TLS_CERT_PATH and QUDAG_TLS_KEY_PATH; see docs/tls.md)",
         apply: |s, v| {
             s.server.protocol = parse_choice(v, &[("http", Protocol::Http), ("https", Protocol::Https)])?;
             Ok(())
@@ -615,6 +659,96 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "seconds in-flight requests get to finish after SIGTERM or SIGINT",
         apply: |s, v| {
             s.server.shutdown_grace_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TLS_CERT_PATH",
+        key: "server.tls_cert_path",
+        default: "",
+        help: "PEM certificate chain, leaf first; required with `https`; reloaded on SIGHUP and when the file changes",
+        apply: |s, v| {
+            s.server.tls_cert_path = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TLS_KEY_PATH",
+        key: "server.tls_key_path",
+        default: "",
+        help: "PEM private key of the certificate (RSA or ECDSA; PKCS#8, PKCS#1 or SEC1); required with `https`; reloaded with the certificate",
+        apply: |s, v| {
+            s.server.tls_key_path = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TLS_CA_PATH",
+        key: "server.tls_ca_path",
+        default: "",
+        help: "PEM CA certificates; when set, every client must present a certificate issued by one of them (mTLS); unset, no client certificate is asked for",
+        apply: |s, v| {
+            s.server.tls_ca_path = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TLS_MIN_VERSION",
+        key: "server.tls_min_version",
+        default: "1.3",
+        help: "`1.3` (TLS 1.3 only) or `1.2` (TLS 1.2 accepted too)",
+        apply: |s, v| {
+            s.server.tls_min_version = parse_choice(v, &[("1.3", TlsVersion::V1_3), ("1.2", TlsVersion::V1_2)])?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_TLS_HANDSHAKE_TIMEOUT_SECS",
+        key: "server.tls_handshake_timeout_secs",
+        default: "10",
+        help: "seconds a client gets to complete the TLS handshake before the connection is closed (1 to 300)",
+        apply: |s, v| {
+            s.server.tls_handshake_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_HEADER_BYTES",
+        key: "server.max_header_bytes",
+        default: "65536",
+        help: "largest HTTP/1.1 request head (request line and headers) in bytes, 8192 to 16777216; a larger one gets `431` and the connection is closed; also the HTTP/2 header list limit",
+        apply: |s, v| {
+            s.server.max_header_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_HEADER_TIMEOUT_SECS",
+        key: "server.header_timeout_secs",
+        default: "10",
+        help: "seconds an HTTP/1.1 client gets to send a complete request head (1 to 300); a slower one is disconnected without a response; the timer also runs while a kept-alive connection waits for its next request",
+        apply: |s, v| {
+            s.server.header_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_KEEPALIVE_TIMEOUT_SECS",
+        key: "server.keepalive_timeout_secs",
+        default: "75",
+        help: "seconds a connection may stay silent (no bytes either way and no request in flight) before it is closed (1 to 3600)",
+        apply: |s, v| {
+            s.server.keepalive_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_CONNECTIONS",
+        key: "server.max_connections",
+        default: "10000",
+        help: "connections served at once (at least 1); while that many are open, new ones wait in the kernel's accept backlog until one closes",
+        apply: |s, v| {
+            s.server.max_connections = parse_num(v)?;
             Ok(())
         },
     },
@@ -1353,13 +1487,7 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.server.protocol == Protocol::Https {
-            return Err(ConfigError::invalid(
-                "QUDAG_PROTOCOL",
-                "https",
-                "TLS is not available in this version; serve plain HTTP behind a TLS-terminating proxy",
-            ));
-        }
+        self.validate_transport()?;
         self.server.bind_addr()?;
         validate_log_level(&self.logging.level)
             .map_err(|reason| ConfigError::invalid("QUDAG_LOG_LEVEL", &self.logging.level, reason))?;
@@ -1465,6 +1593,36 @@ impl Settings {
             if r.max_keys == 0 {
                 return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_MAX_KEYS", 0, "must be at least 1"));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let v = &self.server;
+        if v.protocol == Protocol::Https {
+            if v.tls_cert_path.is_none() {
+                return Err(ConfigError::invalid("QUDAG_TLS_CERT_PATH", "", "required when QUDAG_PROTOCOL=https"));
+            }
+            if v.tls_key_path.is_none() {
+                return Err(ConfigError::invalid("QUDAG_TLS_KEY_PATH", "", "required when QUDAG_PROTOCOL=https"));
+            }
+        }
+        let ranges: [(&str, u64, u64, u64); 3] = [
+            ("QUDAG_TLS_HANDSHAKE_TIMEOUT_SECS", v.tls_handshake_timeout_secs, 1, 300),
+            ("QUDAG_HEADER_TIMEOUT_SECS", v.header_timeout_secs, 1, 300),
+            ("QUDAG_KEEPALIVE_TIMEOUT_SECS", v.keepalive_timeout_secs, 1, 3_600),
+        ];
+        for (name, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(ConfigError::invalid(name, value, format!("must be {low} to {high} seconds")));
+            }
+        }
+        // hyper refuses a read buffer under 8 KiB.
+        if !(8_192..=16 * 1024 * 1024).contains(&v.max_header_bytes) {
+            return Err(ConfigError::invalid("QUDAG_MAX_HEADER_BYTES", v.max_header_bytes, "must be 8192 to 16777216"));
+        }
+        if v.max_connections == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_CONNECTIONS", 0, "must be at least 1"));
         }
         Ok(())
     }
@@ -1921,8 +2079,27 @@ mod tests {
             "burst is moot when limiting is off"
         );
         let err = load(&[("QUDAG_PROTOCOL", "https")]).unwrap_err();
-        assert_eq!(names(err.clone()), "QUDAG_PROTOCOL");
-        assert!(err.to_string().contains("TLS"), "{err}");
+        assert_eq!(names(err.clone()), "QUDAG_TLS_CERT_PATH");
+        assert!(err.to_string().contains("https"), "{err}");
+        let err = load(&[("QUDAG_PROTOCOL", "https"), ("QUDAG_TLS_CERT_PATH", "/c.pem")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_TLS_KEY_PATH");
+        let s = load(&[
+            ("QUDAG_PROTOCOL", "https"),
+            ("QUDAG_TLS_CERT_PATH", "/c.pem"),
+            ("QUDAG_TLS_KEY_PATH", "/k.pem"),
+            ("QUDAG_TLS_MIN_VERSION", "1.2"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.tls_min_version, TlsVersion::V1_2);
+        assert_eq!(names(load(&[("QUDAG_TLS_MIN_VERSION", "1.1")]).unwrap_err()), "QUDAG_TLS_MIN_VERSION");
+        assert_eq!(names(load(&[("QUDAG_MAX_HEADER_BYTES", "100")]).unwrap_err()), "QUDAG_MAX_HEADER_BYTES");
+        assert_eq!(names(load(&[("QUDAG_HEADER_TIMEOUT_SECS", "0")]).unwrap_err()), "QUDAG_HEADER_TIMEOUT_SECS");
+        assert_eq!(names(load(&[("QUDAG_KEEPALIVE_TIMEOUT_SECS", "0")]).unwrap_err()), "QUDAG_KEEPALIVE_TIMEOUT_SECS");
+        assert_eq!(names(load(&[("QUDAG_MAX_CONNECTIONS", "0")]).unwrap_err()), "QUDAG_MAX_CONNECTIONS");
+        assert_eq!(
+            names(load(&[("QUDAG_TLS_HANDSHAKE_TIMEOUT_SECS", "0")]).unwrap_err()),
+            "QUDAG_TLS_HANDSHAKE_TIMEOUT_SECS"
+        );
     }
 
     #[test]

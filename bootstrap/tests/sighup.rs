@@ -1,0 +1,117 @@
+//! The binary serving https reloads its certificate on SIGHUP and keeps running.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_leaf(ca: &CertifiedIssuer<'static, KeyPair>, cn: &str, dir: &Path) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.signed_by(&key, ca).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+}
+
+/// The CN the server presents to a new connection, and that it answers HTTP over it.
+fn served_cn(port: u16, ca_pem: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+    let leaf = tls.conn.peer_certificates().unwrap()[0].clone();
+    let text = String::from_utf8_lossy(leaf.as_ref()).into_owned();
+    ["first-cert", "second-cert"].iter().find(|cn| text.contains(*cn)).unwrap().to_string()
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    write_leaf(&ca, "first-cert", dir.path());
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("QUDAG_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .arg("serve")
+        .env("QUDAG_REQUIRE_AUTH", "false")
+        .env("QUDAG_PROTOCOL", "https")
+        .env("QUDAG_TLS_CERT_PATH", dir.path().join("cert.pem"))
+        .env("QUDAG_TLS_KEY_PATH", dir.path().join("key.pem"))
+        .env("QUDAG_PORT", "0")
+        .env("QUDAG_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let server = Server(child);
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server exited before listening");
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if entry["message"] == "Listening" {
+            let addr: std::net::SocketAddr = entry["address"].as_str().unwrap().parse().unwrap();
+            break addr.port();
+        }
+    };
+    assert_eq!(served_cn(port, &ca.pem()), "first-cert");
+
+    write_leaf(&ca, "second-cert", dir.path());
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server exited on SIGHUP");
+        if line.contains("SIGHUP") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP was not logged");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while served_cn(port, &ca.pem()) != "second-cert" {
+        assert!(Instant::now() < deadline, "the new certificate is not served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut server = server;
+    assert!(server.0.try_wait().unwrap().is_none(), "the server is still running");
+}
