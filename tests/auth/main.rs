@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod metrics;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;

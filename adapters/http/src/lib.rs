@@ -67,7 +67,7 @@ pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi::new(state.health.clone()),
-            metrics::MetricsApi::new(state.metrics.clone()),
+            metrics::MetricsApi::new(state.metrics.clone(), state.mcp.as_ref().map(|m| m.engine().sessions().clone())),
             state.oauth.clone(),
             admin::AdminApi::new(state.admin.clone()),
         ),
@@ -87,16 +87,17 @@ pub fn openapi_json(version: &str) -> String {
     openapi_service(&HttpState::minimal(version)).spec()
 }
 
-/// Every route, wrapped in the request-id middleware.
+/// Every route, wrapped in the request-id (outermost) and request-timing middleware.
 pub fn router(state: HttpState) -> impl Endpoint {
     let api = openapi_service(&state);
+    let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let mut route = Route::new().at("/openapi.json", spec).nest("/docs", docs);
     if let Some(mcp) = state.mcp {
         route = route.at("/mcp", mcp);
     }
-    route.nest("/", api).with(RequestIdMiddleware)
+    route.nest("/", api).with(timing).with(RequestIdMiddleware)
 }
 
 #[cfg(test)]
