@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod metrics;
+mod spans;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

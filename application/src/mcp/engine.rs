@@ -223,6 +223,21 @@ impl McpEngine {
         request: ClientRequest,
         outbox: Option<Outbox>,
     ) -> Result<ServerResult, EngineError> {
+        self.handle_with_id(inbound, None, request, outbox).await
+    }
+
+    /// [`McpEngine::handle`] for the request whose JSON-RPC id is `rpc_id`, recorded as
+    /// `jsonrpc.request.id` on the request's span.
+    ///
+    /// # Errors
+    /// As [`McpEngine::handle`].
+    pub async fn handle_with_id(
+        &self,
+        inbound: &Inbound,
+        rpc_id: Option<&RequestId>,
+        request: ClientRequest,
+        outbox: Option<Outbox>,
+    ) -> Result<ServerResult, EngineError> {
         let method = request.method().to_owned();
         let tool = match &request {
             ClientRequest::CallToolRequest(r) => Some(self.tool_label(&r.params.name, inbound.era.is_stateless())),
@@ -237,6 +252,7 @@ impl McpEngine {
             mcp.method.name = %method,
             mcp.protocol.version = %inbound.era.version().as_str(),
             mcp.session.id = tracing::field::Empty,
+            jsonrpc.request.id = rpc_id.map(tracing::field::display),
             gen_ai.tool.name = tool.as_deref(),
             gen_ai.operation.name = tool.as_ref().map(|_| "execute_tool"),
             request_id = %inbound.ctx.request_id,

@@ -669,7 +669,7 @@ impl McpEndpoint {
                         self.engine.record_refusal(&r.request, false, &e);
                         return self.refuse(e, Some(r.id));
                     }
-                    let outcome = self.engine.handle(&inbound, r.request, None).await;
+                    let outcome = self.engine.handle_with_id(&inbound, Some(&r.id), r.request, None).await;
                     replies.extend(final_message(r.id, Ok(outcome), false).map(|(m, _)| m));
                 }
                 other => {
@@ -699,7 +699,9 @@ impl McpEndpoint {
         });
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
-        let mut task = tokio::spawn(async move { engine.handle(&inbound, request, Some(tx)).await });
+        let rpc_id = id.clone();
+        let mut task =
+            tokio::spawn(async move { engine.handle_with_id(&inbound, Some(&rpc_id), request, Some(tx)).await });
         if let Some(session) = &session {
             self.engine.track(session, &id, task.abort_handle());
         }
