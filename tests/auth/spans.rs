@@ -22,9 +22,35 @@ type Fields = BTreeMap<String, String>;
 struct Capture {
     spans: Arc<Mutex<BTreeMap<u64, (String, Fields)>>>,
     metadata: Arc<Mutex<BTreeMap<u64, &'static Metadata<'static>>>>,
-    /// Entered spans, innermost last (one thread: polls nest properly).
-    stack: Arc<Mutex<Vec<u64>>>,
     next: Arc<AtomicU64>,
+}
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static STACK: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The process-wide capture. It is the global subscriber (tests run on several threads, and
+/// a thread-scoped subscriber can miss spans whose callsites another thread registered
+/// first); with `TEST_LOG` set the logs own the global slot, and it is scoped to the test's
+/// thread instead.
+fn capture() -> (Capture, Option<tracing::subscriber::DefaultGuard>) {
+    static GLOBAL: std::sync::OnceLock<Option<Capture>> = std::sync::OnceLock::new();
+    let global = GLOBAL.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            return None;
+        }
+        let capture = Capture::default();
+        tracing::subscriber::set_global_default(capture.clone()).ok().map(|()| capture)
+    });
+    match global {
+        Some(capture) => (capture.clone(), None),
+        None => {
+            let capture = Capture::default();
+            let guard = tracing::subscriber::set_default(capture.clone());
+            (capture, Some(guard))
+        }
+    }
 }
 
 struct Visitor<'a>(&'a mut Fields);
@@ -62,18 +88,20 @@ impl Subscriber for Capture {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, _: &Event<'_>) {}
     fn enter(&self, span: &Id) {
-        self.stack.lock().unwrap().push(span.into_u64());
+        STACK.with(|stack| stack.borrow_mut().push(span.into_u64()));
     }
 
     fn exit(&self, span: &Id) {
-        let mut stack = self.stack.lock().unwrap();
-        if let Some(at) = stack.iter().rposition(|s| *s == span.into_u64()) {
-            stack.remove(at);
-        }
+        STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            if let Some(at) = stack.iter().rposition(|s| *s == span.into_u64()) {
+                stack.remove(at);
+            }
+        });
     }
 
     fn current_span(&self) -> tracing_core::span::Current {
-        let top = self.stack.lock().unwrap().last().copied();
+        let top = STACK.with(|stack| stack.borrow().last().copied());
         match top.and_then(|id| self.metadata.lock().unwrap().get(&id).map(|m| (id, *m))) {
             Some((id, metadata)) => tracing_core::span::Current::new(Id::from_u64(id), metadata),
             None => tracing_core::span::Current::none(),
@@ -95,8 +123,7 @@ impl Capture {
 
 #[tokio::test]
 async fn http_and_mcp_spans_carry_semantic_convention_attributes() {
-    let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+    let (capture, _guard) = capture();
     let issuer = issuer().await;
     let app = server(&issuer, |_| {}).await;
     let developer = issuer.token("qudag-developer", None, None).await.unwrap();
