@@ -184,6 +184,28 @@ impl App {
                 }
             });
         }
+        {
+            // Answers posted to another node reach the requests waiting here.
+            let (engine, stop) = (services.engine.clone(), upkeep.clone());
+            tokio::spawn(async move {
+                let mut backoff = std::time::Duration::from_millis(200);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        routed = engine.route_answers() => {
+                            if let Err(error) = routed {
+                                tracing::warn!(%error, "Cannot receive answers forwarded by other nodes; retrying");
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            });
+        }
         tokio::spawn(heartbeat(
             adapters.membership.clone(),
             clock.clone(),
@@ -215,7 +237,11 @@ impl App {
                 loopback: local_addr.ip().is_loopback(),
                 max_body_bytes: settings.mcp.max_body_bytes,
                 origin: origin.clone(),
-                ..McpHttpConfig::default()
+                keep_alive: std::time::Duration::from_secs(settings.mcp.sse_keepalive_secs),
+                streams: qudag_adapter_http::mcp::streams::StreamLimits {
+                    per_principal: settings.mcp.max_streams_per_principal,
+                    total: settings.mcp.max_streams,
+                },
             },
         );
         let (draining, drain_signal) = tokio::sync::watch::channel(false);
@@ -235,6 +261,11 @@ impl App {
                 audit: qudag_application::usecases::AuditReader::new(adapters.audit_query.clone()),
                 origin,
             }),
+            cors: qudag_adapter_http::security::CorsPolicy {
+                allowed: settings.mcp.cors_origins.clone(),
+                loopback: local_addr.ip().is_loopback(),
+            },
+            request_timeout: std::time::Duration::from_secs(settings.mcp.request_timeout_secs),
         };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();

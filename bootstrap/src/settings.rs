@@ -302,6 +302,14 @@ pub struct McpSettings {
     /// The server's external base URL (e.g. `https://mcp.example.com`), for the
     /// protected-resource metadata and DPoP; derived from each request when unset.
     pub public_url: Option<String>,
+    /// Seconds until a response must start (503 after).
+    pub request_timeout_secs: u64,
+    /// Long-lived SSE streams (GET streams, `subscriptions/listen`) one principal may hold.
+    pub max_streams_per_principal: usize,
+    /// Long-lived SSE streams this node holds at most.
+    pub max_streams: usize,
+    /// Seconds between SSE keep-alive comments.
+    pub sse_keepalive_secs: u64,
 }
 
 impl Default for McpSettings {
@@ -312,6 +320,10 @@ impl Default for McpSettings {
             request_state_key: None,
             trusted_proxies: Vec::new(),
             public_url: None,
+            request_timeout_secs: 120,
+            max_streams_per_principal: 16,
+            max_streams: 10_000,
+            sse_keepalive_secs: 15,
         }
     }
 }
@@ -410,11 +422,18 @@ pub struct SessionSettings {
     pub absolute_timeout_secs: u64,
     /// Live sessions held at most (memory store).
     pub max_sessions: usize,
+    /// Where sessions (and the list of live nodes) live.
+    pub store: StateStore,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { idle_timeout_secs: 1_800, absolute_timeout_secs: 86_400, max_sessions: 10_000 }
+        Self {
+            idle_timeout_secs: 1_800,
+            absolute_timeout_secs: 86_400,
+            max_sessions: 10_000,
+            store: StateStore::Memory,
+        }
     }
 }
 
@@ -647,6 +666,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "live sessions held at most by the in-memory store; new sessions are refused beyond it",
         apply: |s, v| {
             s.sessions.max_sessions = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SESSION_STORE",
+        key: "sessions.store",
+        default: "memory",
+        help: "where stateful-era MCP sessions, their resumable streams, notifications, answers to server-to-client requests and the list of live nodes (`peer_discovery`) live: `memory` (this process) or `redis` (shared by every node, so any node serves any session and resumes any stream; needs QUDAG_REDIS_URL and the `redis` cargo feature)",
+        apply: |s, v| {
+            s.sessions.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?;
             Ok(())
         },
     },
@@ -972,7 +1001,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_CORS_ORIGINS",
         key: "mcp.cors_origins",
         default: "",
-        help: "comma-separated browser origins allowed on `/mcp` (e.g. `https://app.example.com`); requests with any other `Origin` get 403; loopback origins are allowed while bound to loopback",
+        help: "comma-separated browser origins allowed to call the server (e.g. `https://app.example.com`), `*` for any: they get CORS headers and answered preflights; any other `Origin` gets no CORS headers, 403 on preflights and on `/mcp`; loopback origins are allowed while bound to loopback",
         apply: |s, v| {
             s.mcp.cors_origins = v.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
             Ok(())
@@ -985,6 +1014,46 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "largest request body accepted on `/mcp`, in bytes; larger ones get 413",
         apply: |s, v| {
             s.mcp.max_body_bytes = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_REQUEST_TIMEOUT_SECS",
+        key: "mcp.request_timeout_secs",
+        default: "120",
+        help: "seconds a request may take until its response starts (a body still arriving, a tool still running without streaming); then 503 and its work is dropped. Streams, once started, are not cut",
+        apply: |s, v| {
+            s.mcp.request_timeout_secs = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_STREAMS_PER_PRINCIPAL",
+        key: "mcp.max_streams_per_principal",
+        default: "16",
+        help: "long-lived SSE streams (GET streams, `subscriptions/listen`) one caller may hold open at once; one more gets 429",
+        apply: |s, v| {
+            s.mcp.max_streams_per_principal = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_MAX_STREAMS",
+        key: "mcp.max_streams",
+        default: "10000",
+        help: "long-lived SSE streams this node holds open at once, all callers together; one more gets 503",
+        apply: |s, v| {
+            s.mcp.max_streams = parse_num(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "QUDAG_SSE_KEEPALIVE_SECS",
+        key: "mcp.sse_keepalive_secs",
+        default: "15",
+        help: "seconds between keep-alive comments on open SSE streams: keeps proxies from closing quiet streams, and is how a stream whose client went away is noticed and its place freed",
+        apply: |s, v| {
+            s.mcp.sse_keepalive_secs = parse_num(v)?;
             Ok(())
         },
     },
@@ -1322,10 +1391,29 @@ impl Settings {
         if self.mcp.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("QUDAG_MAX_BODY_BYTES", self.mcp.max_body_bytes, "must be at least 1024"));
         }
+        if self.mcp.request_timeout_secs == 0 {
+            return Err(ConfigError::invalid("QUDAG_REQUEST_TIMEOUT_SECS", 0, "must be at least 1"));
+        }
+        if self.mcp.sse_keepalive_secs == 0 {
+            return Err(ConfigError::invalid("QUDAG_SSE_KEEPALIVE_SECS", 0, "must be at least 1"));
+        }
+        if self.mcp.max_streams_per_principal == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_STREAMS_PER_PRINCIPAL", 0, "must be at least 1"));
+        }
+        if self.mcp.max_streams < self.mcp.max_streams_per_principal {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_STREAMS",
+                self.mcp.max_streams,
+                format!("must be at least QUDAG_MAX_STREAMS_PER_PRINCIPAL ({})", self.mcp.max_streams_per_principal),
+            ));
+        }
         self.request_state_key_bytes()
             .map_err(|reason| ConfigError::invalid("QUDAG_REQUEST_STATE_KEY", "<redacted>", reason))?;
         if self.rate_limit.store == StateStore::Redis && self.redis.url.is_none() {
             return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_STORE", "redis", "needs QUDAG_REDIS_URL"));
+        }
+        if self.sessions.store == StateStore::Redis && self.redis.url.is_none() {
+            return Err(ConfigError::invalid("QUDAG_SESSION_STORE", "redis", "needs QUDAG_REDIS_URL"));
         }
         if self.redis.pool_size == 0 {
             return Err(ConfigError::invalid("QUDAG_REDIS_POOL_SIZE", 0, "must be at least 1"));
@@ -1936,15 +2024,20 @@ mod tests {
     fn redis_settings_are_validated_and_credentials_hidden() {
         let err = load(&[("QUDAG_RATE_LIMIT_STORE", "redis")]).unwrap_err();
         assert_eq!(names(err), "QUDAG_RATE_LIMIT_STORE");
+        let err = load(&[("QUDAG_SESSION_STORE", "redis")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_SESSION_STORE");
+        let err = load(&[("QUDAG_SESSION_STORE", "etcd")]).unwrap_err();
+        assert_eq!(names(err), "QUDAG_SESSION_STORE");
         let err = load(&[("QUDAG_REDIS_URL", "http://x")]).unwrap_err();
         assert_eq!(names(err), "QUDAG_REDIS_URL");
         let s = load(&[
             ("QUDAG_RATE_LIMIT_STORE", "redis"),
             ("QUDAG_REDIS_URL", "redis://u:pw@127.0.0.1:6379/2"),
             ("QUDAG_REDIS_KEY_PREFIX", "blue:"),
+            ("QUDAG_SESSION_STORE", "redis"),
         ])
         .unwrap();
-        assert_eq!(s.rate_limit.store, StateStore::Redis);
+        assert_eq!((s.rate_limit.store, s.sessions.store), (StateStore::Redis, StateStore::Redis));
         assert_eq!(s.redis.key_prefix, "blue:");
         assert!(!s.to_toml().contains("pw@") && !format!("{s:?}").contains("pw@"));
         assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<credentials>@h:1/0");

@@ -447,6 +447,9 @@ pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     if settings.rate_limit.store == StateStore::Redis {
         redis_rate_limiter(settings, &mut adapters)?;
     }
+    if settings.sessions.store == StateStore::Redis {
+        redis_sessions(settings, &mut adapters)?;
+    }
     if settings.tools.store == DataStore::Postgres {
         postgres_stores(settings, &mut adapters).await?;
     }
@@ -458,16 +461,55 @@ pub async fn build(settings: &Settings) -> Result<Adapters, WiringError> {
     Ok(adapters)
 }
 
+/// The Redis pool `QUDAG_REDIS_*` describe (connections are made lazily).
 #[cfg(feature = "redis")]
-fn redis_rate_limiter(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
-    use qudag_adapter_redis::{RedisConfig, RedisPool, RedisRateLimiter};
+fn redis_pool(settings: &Settings, needed_by: &'static str) -> Result<qudag_adapter_redis::RedisPool, WiringError> {
+    use qudag_adapter_redis::{RedisConfig, RedisPool};
 
-    let url =
-        settings.redis.url.clone().ok_or(WiringError::Config("QUDAG_RATE_LIMIT_STORE=redis needs QUDAG_REDIS_URL"))?;
+    let url = settings.redis.url.clone().ok_or(WiringError::Config(needed_by))?;
     let mut config = RedisConfig::new(url).key_prefix(settings.redis.key_prefix.clone());
     config.pool_size = settings.redis.pool_size;
     config.command_timeout = Duration::from_millis(settings.redis.command_timeout_ms);
-    let pool = RedisPool::new(config).map_err(|e| WiringError::Redis(e.to_string()))?;
+    RedisPool::new(config).map_err(|e| WiringError::Redis(e.to_string()))
+}
+
+/// Sessions, their resumable streams, notifications and membership in Redis: any node
+/// serves any session and resumes any stream, a notification raised on one node reaches
+/// streams held on every node, `peer_discovery` lists every node. While Redis is
+/// unreachable, readiness fails and new sessions get 503.
+#[cfg(feature = "redis")]
+fn redis_sessions(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use qudag_adapter_redis::{RedisEventBus, RedisEventStore, RedisMembership, RedisSessionStore};
+
+    /// Events kept per stream for resumption.
+    const STREAM_EVENTS: usize = 1_000;
+    let pool = redis_pool(settings, "QUDAG_SESSION_STORE=redis needs QUDAG_REDIS_URL")?;
+    adapters.sessions = Arc::new(RedisSessionStore::new(pool.clone()));
+    adapters.membership = Arc::new(RedisMembership::new(pool.clone()));
+    adapters.events = Arc::new(RedisEventBus::new(pool.clone()));
+    adapters.event_store = Arc::new(RedisEventStore::new(
+        pool.clone(),
+        STREAM_EVENTS,
+        Duration::from_secs(settings.sessions.absolute_timeout_secs),
+    ));
+    adapters.maintenance.retain(|m| m.name != "stream sweep");
+    adapters.components.retain(|c| c.name != "session_store");
+    adapters.components.push(Component { name: "session_store".into(), required: true, indicator: Arc::new(pool) });
+    // Redis expires sessions by itself.
+    adapters.maintenance.retain(|m| m.name != "session sweep");
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_sessions(_settings: &Settings, _adapters: &mut Adapters) -> Result<(), WiringError> {
+    Err(WiringError::MissingFeature { what: "QUDAG_SESSION_STORE=redis", feature: "redis" })
+}
+
+#[cfg(feature = "redis")]
+fn redis_rate_limiter(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
+    use qudag_adapter_redis::RedisRateLimiter;
+
+    let pool = redis_pool(settings, "QUDAG_RATE_LIMIT_STORE=redis needs QUDAG_REDIS_URL")?;
     adapters.limiter = Arc::new(RedisRateLimiter::new(pool.clone()));
     // With fail-closed, an unreachable Redis refuses requests, so readiness follows it;
     // with fail-open the server keeps serving and reports itself degraded.

@@ -488,3 +488,133 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     psql(&base, &format!("DROP DATABASE {name} WITH (FORCE)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One client call's fate in the shutdown test.
+#[derive(Debug)]
+struct Call {
+    id: String,
+    sent: Instant,
+    answered: Instant,
+    /// The status, or the transport error.
+    outcome: Result<u16, String>,
+}
+
+/// Graceful shutdown under load: SIGTERM while six clients keep calling a tool that takes a
+/// while. Every call the server accepted (its request id is in the audit trail) was answered
+/// 200 with a result; calls in flight at the signal finished; the process exits 0 within the
+/// grace period; the audit trail records the stop after every call and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_every_accepted_request() {
+    let dir = std::env::temp_dir().join(format!("qudag-cli-sigterm-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("audit.jsonl");
+    let (mut server, port, _stdout) = start_server_with(
+        bin()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_RATE_LIMIT", "0")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
+    );
+    qudag_mcp::install_crypto_provider();
+    let gates: Vec<serde_json::Value> =
+        (0..48).map(|i| serde_json::json!({"type": if i % 2 == 0 { "H" } else { "X" }, "target": i % 16})).collect();
+    let call = move |id: &str| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "execute_quantum_dag",
+            "arguments": {"circuit": {"qubits": 16, "gates": gates.clone()}, "execution": {"shots": 1, "seed": 1}},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+    };
+    let signalled = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (call, signalled) = (call.clone(), signalled.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let mut calls = Vec::new();
+            for i in 0.. {
+                let id = format!("w{w}-{i}");
+                let sent = Instant::now();
+                let outcome = client
+                    .post(format!("http://127.0.0.1:{port}/mcp"))
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", "execute_quantum_dag")
+                    .header("x-request-id", &id)
+                    .json(&call(&id))
+                    .send()
+                    .await;
+                let outcome = match outcome {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        match resp.text().await {
+                            Ok(body) if status != 200 || body.contains("\"probabilities\"") => Ok(status),
+                            Ok(body) => Err(format!("200 without a result: {body}")),
+                            Err(e) => Err(format!("body: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("{e:?}")),
+                };
+                let failed = outcome.is_err();
+                calls.push(Call { id, sent, answered: Instant::now(), outcome });
+                if failed && signalled.get().is_some() {
+                    break;
+                }
+                if failed {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            calls
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = server.0.id().to_string();
+    signalled.set(Instant::now()).unwrap();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop within the grace period");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut calls = Vec::new();
+    for w in workers {
+        calls.extend(w.await.unwrap());
+    }
+    let signal = *signalled.get().unwrap();
+
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let audited: std::collections::HashSet<&str> =
+        events.iter().filter(|e| e["action"] == "tool.called").map(|e| e["request_id"].as_str().unwrap()).collect();
+    let answered: Vec<&Call> = calls.iter().filter(|c| c.outcome == Ok(200)).collect();
+    for call in &calls {
+        if audited.contains(call.id.as_str()) {
+            assert_eq!(call.outcome, Ok(200), "{} was accepted, so it must succeed: {call:?}", call.id);
+        }
+        if let Err(e) = &call.outcome {
+            assert!(call.sent + Duration::from_millis(50) >= signal, "a call failed before the signal: {call:?}");
+            assert!(!e.contains("without a result"), "{e}");
+        }
+    }
+    assert!(answered.iter().all(|c| audited.contains(c.id.as_str())), "every answered call is in the audit trail");
+    assert!(answered.len() >= 6, "load ran: {} calls answered", answered.len());
+    let in_flight = answered.iter().filter(|c| c.sent < signal && c.answered > signal).count();
+    assert!(in_flight >= 1, "some calls were in flight at the signal and finished");
+    let stop = events.iter().position(|e| e["action"] == "server.stopped").expect("the stop is audited");
+    let last_call = events.iter().rposition(|e| e["action"] == "tool.called").unwrap();
+    assert!(stop > last_call, "the stop is recorded after every call");
+    let verified = bin().args(["audit", "verify"]).arg(&dir).output().unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stdout));
+    eprintln!(
+        "sigterm under load: {} calls answered ({in_flight} in flight at the signal), {} refused after it",
+        answered.len(),
+        calls.len() - answered.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -76,15 +76,33 @@ async fn request_ids_are_echoed_or_generated() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_then_stops_listening() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let app = spawn_app().await;
     let addr = app.addr;
-    // Keep a connection busy while shutdown starts.
-    let client = app.client.clone();
-    let url = app.url("/health");
-    let in_flight = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    app.stop().await.unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    // A request in flight when shutdown starts: its headers and half its body are in, the
+    // rest comes after the stop began.
+    let mut params = serde_json::json!({});
+    params["_meta"] = qudag_tests::stateless_meta(serde_json::json!({}));
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {}\r\nmcp-method: tools/list\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{first}",
+        qudag_tests::STATELESS,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stopping.is_finished(), "the stop waits for the request in flight");
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"tools\""), "{answer}");
+    stopping.await.unwrap().unwrap();
     let refused = tokio::net::TcpStream::connect(addr).await;
     assert!(refused.is_err(), "nothing listens after the stop");
 }

@@ -142,3 +142,44 @@ where
     }
     false
 }
+
+/// `initialize` of a stateful session; its response.
+async fn initialize(app: &TestApp) -> reqwest::Response {
+    app.client
+        .post(app.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
+    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let url = format!("redis://{}", proxy.addr());
+    let app = spawn_fixture_app(move |s| {
+        s.sessions.store = qudag_mcp::settings::StateStore::Redis;
+        s.redis.url = Some(url);
+        s.redis.key_prefix = prefix();
+        s.redis.command_timeout_ms = 300;
+    })
+    .await;
+    assert_eq!(initialize(&app).await.status(), 200);
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    proxy.cut();
+    let refused = initialize(&app).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "a reason is given: {body}");
+    assert_eq!(app.get("/health/ready").await.status(), 503, "not ready without the session store");
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["components"]["session_store"]["status"], "down", "{health}");
+    // Stateless requests need no session and are still served.
+    assert_eq!(echo(&app, 9).await.status(), 200);
+    proxy.restore();
+    assert!(wait_for(|| async { initialize(&app).await.status() == 200 }).await, "sessions again once Redis is back");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    app.stop().await.unwrap();
+}

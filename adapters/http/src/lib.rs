@@ -16,6 +16,7 @@ pub mod health;
 pub mod mcp;
 pub mod metrics;
 pub mod request_id;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -43,6 +44,10 @@ pub struct HttpState {
     pub oauth: auth::OAuthApi,
     /// The admin endpoints (documented always, served when set).
     pub admin: Option<admin::AdminState>,
+    /// Which browser origins may call (CORS).
+    pub cors: security::CorsPolicy,
+    /// The most time until a response starts.
+    pub request_timeout: std::time::Duration,
 }
 
 impl HttpState {
@@ -55,6 +60,8 @@ impl HttpState {
             metrics: Arc::default(),
             oauth: auth::OAuthApi { issuer: None, origin: auth::PublicOrigin::default() },
             admin: None,
+            cors: security::CorsPolicy { allowed: Vec::new(), loopback: true },
+            request_timeout: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -87,8 +94,10 @@ pub fn openapi_json(version: &str) -> String {
     openapi_service(&HttpState::minimal(version)).spec()
 }
 
-/// Every route, wrapped in the request-id (outermost) and request-timing middleware.
+/// Every route, wrapped in the request-id (outermost), request-timing, security-header, CORS
+/// and timeout middleware.
 pub fn router(state: HttpState) -> impl Endpoint {
+    let (cors, timeout) = (state.cors.clone(), state.request_timeout);
     let api = openapi_service(&state);
     let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
     let spec = api.spec_endpoint();
@@ -97,7 +106,13 @@ pub fn router(state: HttpState) -> impl Endpoint {
     if let Some(mcp) = state.mcp {
         route = route.at("/mcp", mcp);
     }
-    route.nest("/", api).with(timing).with(RequestIdMiddleware)
+    route
+        .nest("/", api)
+        .with(security::RequestTimeout(timeout))
+        .with(security::Cors(cors))
+        .with(security::SecurityHeaders)
+        .with(timing)
+        .with(RequestIdMiddleware)
 }
 
 #[cfg(test)]

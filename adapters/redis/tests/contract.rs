@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use qudag_adapter_redis::{RedisConfig, RedisPool, RedisRateLimiter};
-use qudag_application::ports::RateLimiter;
+use qudag_adapter_redis::{
+    RedisConfig, RedisEventBus, RedisEventStore, RedisMembership, RedisPool, RedisRateLimiter, RedisSessionStore,
+};
+use qudag_application::ports::{EventBus, EventStore, Membership, RateLimiter, SessionStore};
 
 fn redis_url() -> String {
     std::env::var("QUDAG_TEST_REDIS_URL").unwrap_or_else(|_| {
@@ -25,6 +27,38 @@ async fn rate_limiter() -> Arc<dyn RateLimiter> {
 
 mod rate_limiter {
     qudag_application::rate_limiter_contract!(super::rate_limiter);
+}
+
+async fn session_store() -> Arc<dyn SessionStore> {
+    Arc::new(RedisSessionStore::new(pool()))
+}
+
+mod session_store {
+    qudag_application::session_store_contract!(super::session_store);
+}
+
+async fn membership() -> Arc<dyn Membership> {
+    Arc::new(RedisMembership::new(pool()))
+}
+
+mod membership {
+    qudag_application::membership_contract!(super::membership);
+}
+
+async fn event_bus() -> Arc<dyn EventBus> {
+    Arc::new(RedisEventBus::new(pool()))
+}
+
+mod event_bus {
+    qudag_application::event_bus_contract!(super::event_bus);
+}
+
+async fn event_store() -> Arc<dyn EventStore> {
+    Arc::new(RedisEventStore::new(pool(), 1_000, std::time::Duration::from_secs(600)))
+}
+
+mod event_store {
+    qudag_application::event_store_contract!(super::event_store);
 }
 
 #[tokio::test]
@@ -69,4 +103,24 @@ async fn limiter_keys_expire_once_the_bucket_is_full_again() {
     let ttl_ms: i64 =
         pool.run(|mut conn| async move { redis::cmd("PTTL").arg(key).query_async(&mut conn).await }).await.unwrap();
     assert!((2_000..=3_001).contains(&ttl_ms), "TTL {ttl_ms} ms should be the 3 s until the bucket is full");
+}
+
+#[tokio::test]
+async fn event_streams_keep_their_newest_events_and_expire() {
+    use qudag_application::ports::StreamKey;
+
+    let pool = pool();
+    let store = RedisEventStore::new(pool.clone(), 5, std::time::Duration::from_secs(30));
+    let key = StreamKey { session: "bounded".into(), stream: store.open("bounded").await.unwrap() };
+    for n in 1..=20 {
+        assert_eq!(store.append(&key, format!("m{n}")).await.unwrap(), n);
+    }
+    let kept = store.read(&key, 0, std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(kept.events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), vec![16, 17, 18, 19, 20]);
+    let stream_key = pool.key(&format!("es:{{bounded}}:{}", key.stream));
+    let ttl: i64 = pool
+        .run(|mut conn| async move { redis::cmd("TTL").arg(stream_key).query_async(&mut conn).await })
+        .await
+        .unwrap();
+    assert!((1..=30).contains(&ttl), "every key expires: TTL {ttl}");
 }

@@ -33,6 +33,10 @@ pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
 /// `{"kind": "tools" | "prompts" | "resources" | "resource", "uri"?: "…"}`.
 pub const CHANGES_TOPIC: &str = "mcp/changes";
 
+/// The bus topic carrying a client's answer, posted to one node, to the node whose
+/// server-to-client request waits for it.
+pub const ANSWERS_TOPIC: &str = "mcp/answers";
+
 /// What changed, for list-changed and resource-updated notifications.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -58,8 +62,14 @@ pub struct PendingRequests {
 
 impl PendingRequests {
     fn register(&self, session: &str) -> (NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>) {
+        use std::hash::{BuildHasher, Hasher};
+        // Ids differ between processes too: with a shared session store, another node may
+        // have requests of the same session waiting, and answers are routed between nodes.
+        static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let process =
+            *PROCESS.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32);
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("qudag-{n}");
+        let id = format!("qudag-{process:08x}-{n}");
         let (tx, rx) = oneshot::channel();
         self.lock().insert((session.to_owned(), id.clone()), tx);
         (NumberOrString::String(id.into()), rx)
@@ -75,6 +85,11 @@ impl PendingRequests {
             Some(tx) => tx.send(answer).is_ok(),
             None => false,
         }
+    }
+
+    /// Whether a request of `session` with this id waits here.
+    pub fn waits(&self, session: &str, id: &NumberOrString) -> bool {
+        self.lock().contains_key(&(session.to_owned(), id.to_string()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {

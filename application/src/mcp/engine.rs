@@ -483,9 +483,64 @@ impl McpEngine {
         Ok(())
     }
 
-    /// Route the client's answer to a server-to-client request; false if nothing waits.
-    pub fn deliver(&self, session: &Session, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) -> bool {
-        self.pending.deliver(session.id().as_str(), id, answer)
+    /// Route the client's answer to a server-to-client request: to the request waiting on
+    /// this node, or else over the bus to the node where it waits ([`Self::route_answers`]).
+    /// False when it could not be routed (the bus is down).
+    pub async fn deliver(
+        &self,
+        session: &Session,
+        id: &NumberOrString,
+        answer: Result<ClientResult, ErrorData>,
+    ) -> bool {
+        let sid = session.id().as_str();
+        if self.pending.waits(sid, id) {
+            return self.pending.deliver(sid, id, answer);
+        }
+        let answer = match answer {
+            Ok(result) => serde_json::json!({ "result": result }),
+            Err(error) => serde_json::json!({ "error": error }),
+        };
+        let payload = serde_json::json!({ "session": sid, "id": id, "answer": answer });
+        match self.events.publish(&crate::ports::Topic::new(super::context::ANSWERS_TOPIC), payload).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot forward a client's answer to the other nodes");
+                false
+            }
+        }
+    }
+
+    /// Deliver the answers other nodes forward (see [`Self::deliver`]) to the requests
+    /// waiting here, until the subscription ends.
+    ///
+    /// # Errors
+    /// When the bus cannot be subscribed to.
+    pub async fn route_answers(&self) -> Result<(), crate::ports::EventBusError> {
+        use futures::StreamExt;
+        let mut answers = self.events.subscribe(&crate::ports::Topic::new(super::context::ANSWERS_TOPIC)).await?;
+        while let Some(message) = answers.next().await {
+            let p = &message.payload;
+            let (Some(session), Ok(id)) =
+                (p["session"].as_str(), serde_json::from_value::<NumberOrString>(p["id"].clone()))
+            else {
+                continue;
+            };
+            if !self.pending.waits(session, &id) {
+                continue;
+            }
+            let answer = if let Some(error) = p["answer"].get("error") {
+                serde_json::from_value::<ErrorData>(error.clone()).map(Err)
+            } else {
+                serde_json::from_value::<ClientResult>(p["answer"]["result"].clone()).map(Ok)
+            };
+            match answer {
+                Ok(answer) => {
+                    self.pending.deliver(session, &id, answer);
+                }
+                Err(error) => tracing::warn!(%error, "Unreadable answer forwarded by another node"),
+            }
+        }
+        Ok(())
     }
 
     /// Remember a running request so `notifications/cancelled` can stop it.

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use qudag_domain::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::BoxError;
 
 /// A server node, as it announces itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// Stable for the process's life (random at start unless configured).
     pub id: String,

