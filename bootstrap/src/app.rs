@@ -401,8 +401,10 @@ fn services(
         tracing::warn!("Authentication is off (QUDAG_REQUIRE_AUTH=false): every caller of /mcp acts as admin");
         AuthMode::Disabled(Principal::anonymous([Role::Admin]))
     };
-    let pipeline =
-        Arc::new(Pipeline::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone()));
+    let pipeline = Arc::new(
+        Pipeline::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone())
+            .with_metrics(adapters.metrics.clone()),
+    );
     let s = &settings.sessions;
     let timeouts = SessionTimeouts::new(
         std::time::Duration::from_secs(s.idle_timeout_secs),

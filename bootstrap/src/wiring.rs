@@ -49,6 +49,8 @@ pub struct Adapters {
     pub node: String,
     /// Removing old audit events, when a retention period is set.
     pub audit_retention: Option<AuditRetention>,
+    /// The metrics every part counts into (and `/metrics` renders).
+    pub metrics: Arc<qudag_application::metrics::Metrics>,
 }
 
 /// What removing old audit events returns: how many went, or why none could.
@@ -339,6 +341,12 @@ async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), 
         crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
     };
     let queue = Arc::new(QueuedAuditSink::start(sink, a.queue_capacity, policy));
+    let depth = Arc::downgrade(&queue);
+    adapters.metrics.register_gauge(
+        "qudag_audit_queue_depth",
+        "Audit records accepted and not yet written by the durable sink.",
+        move || depth.upgrade().map_or(0.0, |q| q.depth() as f64),
+    );
     adapters.audit = queue.clone();
     adapters.audit_query = query;
     adapters.components.retain(|c| c.name != "audit");
@@ -614,6 +622,7 @@ fn memory(settings: &Settings, clock: Arc<dyn Clock>, keys: Arc<ServerKeys>) -> 
         keys,
         node: String::new(),
         audit_retention: None,
+        metrics: Arc::default(),
     })
 }
 

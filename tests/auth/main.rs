@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod metrics;
+mod spans;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;

@@ -74,7 +74,7 @@ pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi::new(state.health.clone()),
-            metrics::MetricsApi::new(state.metrics.clone()),
+            metrics::MetricsApi::new(state.metrics.clone(), state.mcp.as_ref().map(|m| m.engine().sessions().clone())),
             state.oauth.clone(),
             admin::AdminApi::new(state.admin.clone()),
         ),
@@ -94,10 +94,12 @@ pub fn openapi_json(version: &str) -> String {
     openapi_service(&HttpState::minimal(version)).spec()
 }
 
-/// Every route, wrapped in the request-id, security-header, CORS and timeout middleware.
+/// Every route, wrapped in the request-id (outermost), request-timing, security-header, CORS
+/// and timeout middleware.
 pub fn router(state: HttpState) -> impl Endpoint {
     let (cors, timeout) = (state.cors.clone(), state.request_timeout);
     let api = openapi_service(&state);
+    let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let mut route = Route::new().at("/openapi.json", spec).nest("/docs", docs);
@@ -109,6 +111,7 @@ pub fn router(state: HttpState) -> impl Endpoint {
         .with(security::RequestTimeout(timeout))
         .with(security::Cors(cors))
         .with(security::SecurityHeaders)
+        .with(timing)
         .with(RequestIdMiddleware)
 }
 

@@ -86,13 +86,23 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         let id = RequestId::from_client(req.headers().get(HEADER));
+        // Attributes after the OpenTelemetry HTTP semantic conventions; `http.route` is
+        // recorded by the timing middleware once the route is known.
         let span = tracing::info_span!(
             "http.request",
+            otel.name = %req.method(),
+            otel.kind = "server",
             http.request.method = %req.method(),
             url.path = %req.uri().path(),
+            http.route = tracing::field::Empty,
+            client.address = tracing::field::Empty,
             request_id = %id.0,
             http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
         );
+        if let Some(addr) = req.remote_addr().as_socket_addr() {
+            span.record("client.address", tracing::field::display(addr.ip()));
+        }
         req.extensions_mut().insert(id.clone());
         let started = Instant::now();
         async move {
@@ -104,7 +114,11 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
                 resp.headers_mut().insert(HEADER, value);
             }
             let status = resp.status().as_u16();
-            tracing::Span::current().record("http.response.status_code", status);
+            let span = tracing::Span::current();
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("error.type", status);
+            }
             tracing::debug!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "Request finished");
             Ok(resp)
         }

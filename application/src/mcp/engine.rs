@@ -21,10 +21,12 @@ use rmcp::model::{
     ToolsCapability,
 };
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::catalog::{Catalog, PromptResponse, ToolResponse};
 use super::context::{CallContext, Outbox, PendingRequests};
 use super::wire;
+use crate::metrics::ToolOutcome;
 use crate::ports::EventBus;
 use crate::usecases::{Pipeline, PipelineError, RequestContext, SessionError, SessionService};
 
@@ -216,6 +218,91 @@ impl McpEngine {
     /// # Errors
     /// A JSON-RPC error, a pipeline refusal, or a session failure.
     pub async fn handle(
+        &self,
+        inbound: &Inbound,
+        request: ClientRequest,
+        outbox: Option<Outbox>,
+    ) -> Result<ServerResult, EngineError> {
+        self.handle_with_id(inbound, None, request, outbox).await
+    }
+
+    /// [`McpEngine::handle`] for the request whose JSON-RPC id is `rpc_id`, recorded as
+    /// `jsonrpc.request.id` on the request's span.
+    ///
+    /// # Errors
+    /// As [`McpEngine::handle`].
+    pub async fn handle_with_id(
+        &self,
+        inbound: &Inbound,
+        rpc_id: Option<&RequestId>,
+        request: ClientRequest,
+        outbox: Option<Outbox>,
+    ) -> Result<ServerResult, EngineError> {
+        let method = request.method().to_owned();
+        let tool = match &request {
+            ClientRequest::CallToolRequest(r) => Some(self.tool_label(&r.params.name, inbound.era.is_stateless())),
+            _ => None,
+        };
+        // Named and attributed after the OpenTelemetry semantic conventions for MCP: the span
+        // name is `{mcp.method.name} {target}`, the target being the tool for tools/call.
+        let span = tracing::info_span!(
+            "mcp.server",
+            otel.name = %match &tool { Some(t) => format!("{method} {t}"), None => method.clone() },
+            otel.kind = "server",
+            mcp.method.name = %method,
+            mcp.protocol.version = %inbound.era.version().as_str(),
+            mcp.session.id = tracing::field::Empty,
+            jsonrpc.request.id = rpc_id.map(tracing::field::display),
+            gen_ai.tool.name = tool.as_deref(),
+            gen_ai.operation.name = tool.as_ref().map(|_| "execute_tool"),
+            request_id = %inbound.ctx.request_id,
+            error.type = tracing::field::Empty,
+        );
+        if let Some(session) = &inbound.session {
+            span.record("mcp.session.id", session.id().as_str());
+        }
+        let started = Instant::now();
+        let result = self.dispatch(inbound, request, outbox).instrument(span.clone()).await;
+        let metrics = self.pipeline.metrics();
+        metrics.mcp_operation(&method, tool.as_deref(), started.elapsed());
+        let outcome = match &result {
+            Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => {
+                span.record("error.type", "tool_error");
+                ToolOutcome::ToolError
+            }
+            Ok(_) => ToolOutcome::Success,
+            Err(e) => {
+                let (outcome, kind) = engine_error_kind(e);
+                if let Some(component) = backend_of(e) {
+                    metrics.backend_error(component);
+                }
+                span.record("error.type", kind);
+                outcome
+            }
+        };
+        if let Some(tool) = &tool {
+            metrics.tool_call(tool, outcome);
+        }
+        result
+    }
+
+    /// The `gen_ai.tool.name` label for a call of `name`: the name when the catalog has such
+    /// a tool, `other` otherwise (so callers cannot mint label values).
+    pub fn tool_label(&self, name: &str, stateless: bool) -> String {
+        self.catalog.tool(name, stateless).map_or("other", |_| name).to_owned()
+    }
+
+    /// Count a request the pipeline refused before it reached [`McpEngine::handle`] (a rate
+    /// limit, a full audit queue): for `tools/call` it is a call with that outcome.
+    pub fn record_refusal(&self, request: &ClientRequest, stateless: bool, error: &PipelineError) {
+        if let ClientRequest::CallToolRequest(r) = request {
+            let tool = self.tool_label(&r.params.name, stateless);
+            let (outcome, _) = pipeline_error_kind(error);
+            self.pipeline.metrics().tool_call(&tool, outcome);
+        }
+    }
+
+    async fn dispatch(
         &self,
         inbound: &Inbound,
         request: ClientRequest,
@@ -521,5 +608,36 @@ impl McpEngine {
             disconnect: inbound.disconnect.clone(),
             binding: format!("{}|{}|{}", inbound.principal.id(), request.method(), name),
         }
+    }
+}
+
+/// The tool-call outcome and the `error.type` of a failed request.
+fn engine_error_kind(e: &EngineError) -> (ToolOutcome, &'static str) {
+    match e {
+        EngineError::Rpc(_) => (ToolOutcome::Error, "jsonrpc_error"),
+        EngineError::Pipeline(p) => pipeline_error_kind(p),
+        EngineError::Session(SessionError::NotFound) => (ToolOutcome::Error, "session_not_found"),
+        EngineError::Session(_) => (ToolOutcome::Unavailable, "session_store_unavailable"),
+    }
+}
+
+/// The tool-call outcome and the `error.type` of a pipeline refusal.
+fn pipeline_error_kind(e: &PipelineError) -> (ToolOutcome, &'static str) {
+    match e {
+        PipelineError::Unauthenticated(_) => (ToolOutcome::Denied, "unauthenticated"),
+        PipelineError::RateLimited(_) => (ToolOutcome::RateLimited, "rate_limited"),
+        PipelineError::Forbidden(_) => (ToolOutcome::Denied, "forbidden"),
+        PipelineError::Unavailable { .. } => (ToolOutcome::Unavailable, "unavailable"),
+        PipelineError::Operation(_) => (ToolOutcome::ToolError, "tool_error"),
+        _ => (ToolOutcome::Error, "error"),
+    }
+}
+
+/// The backend component behind a failure, for `qudag_backend_errors_total`.
+fn backend_of(e: &EngineError) -> Option<&'static str> {
+    match e {
+        EngineError::Pipeline(PipelineError::Unavailable { component, .. }) => Some(component),
+        EngineError::Session(SessionError::Store(_)) => Some("session_store"),
+        _ => None,
     }
 }

@@ -252,10 +252,11 @@ impl Pipeline {
                 Ok(principal)
             }
             Err(TokenError::Unavailable { source }) => {
+                self.metrics.backend_error("token_verifier");
                 Err(PipelineError::Unavailable { component: "token_verifier", source })
             }
             Err(error) => {
-                self.metrics.auth_failure();
+                self.metrics.auth_failure(error.reason());
                 tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
                 self.audit(
                     ctx,
@@ -307,6 +308,7 @@ impl Pipeline {
         cost: Cost,
     ) -> Result<Option<Decision>, PipelineError> {
         if !self.audit.accepting() {
+            self.metrics.backend_error("audit");
             return Err(PipelineError::Unavailable {
                 component: "audit",
                 source: "the audit queue is full; requests are refused until it drains".into(),

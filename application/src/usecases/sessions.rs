@@ -60,6 +60,14 @@ impl SessionService {
         Self { store, clock, pipeline, timeouts }
     }
 
+    /// How many live sessions the store holds (may be approximate for a shared store).
+    ///
+    /// # Errors
+    /// `Store` when the store cannot count.
+    pub async fn count(&self) -> Result<usize, SessionError> {
+        Ok(self.store.count(self.clock.now()).await?)
+    }
+
     /// Open a new session for `owner`.
     ///
     /// # Errors

@@ -129,6 +129,11 @@ impl McpEndpoint {
         Self { engine, events, store, config: Arc::new(config), shutdown: tokio::sync::watch::channel(false).1, slots }
     }
 
+    /// The engine behind the endpoint.
+    pub fn engine(&self) -> &Arc<McpEngine> {
+        &self.engine
+    }
+
     /// End every open SSE stream, with a reconnection hint, once `shutdown` turns true.
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         self.shutdown = shutdown;
@@ -323,7 +328,10 @@ impl McpEndpoint {
                 let cost = self.engine.cost_of(&r.request, false);
                 let decision = match self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
                     Ok(d) => d,
-                    Err(e) => return self.refuse(e, Some(r.id)),
+                    Err(e) => {
+                        self.engine.record_refusal(&r.request, false, &e);
+                        return self.refuse(e, Some(r.id));
+                    }
                 };
                 let mut response = self.respond(inbound, r.id, r.request).await;
                 add_rate_headers(&mut response, self.engine.pipeline().rate_policy(), decision.as_ref());
@@ -523,7 +531,10 @@ impl McpEndpoint {
         let cost = self.engine.cost_of(&r.request, true);
         let decision = match self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
             Ok(d) => d,
-            Err(e) => return self.refuse(e, Some(request_id)),
+            Err(e) => {
+                self.engine.record_refusal(&r.request, true, &e);
+                return self.refuse(e, Some(request_id));
+            }
         };
         let mut response = self.respond(inbound, r.id, r.request).await;
         add_rate_headers(&mut response, self.engine.pipeline().rate_policy(), decision.as_ref());
@@ -559,7 +570,13 @@ impl McpEndpoint {
             stopped.load(std::sync::atomic::Ordering::SeqCst).then(|| Bytes::from_static(b"retry: 1000\n\n"))
         })
         .filter_map(futures::future::ready);
-        sse_body(frames.take_until(until).chain(farewell).boxed(), self.config.keep_alive)
+        // The open-streams gauge goes down when the body is dropped, however the stream ends.
+        let open = StreamGauge::open(self.engine.pipeline().metrics().clone());
+        let frames = frames.take_until(until).chain(farewell).map(move |frame| {
+            let _ = &open;
+            frame
+        });
+        sse_body(frames.boxed(), self.config.keep_alive)
     }
 
     /// `subscriptions/listen` (2026-07-28 basic/patterns/subscriptions): acknowledge the
@@ -693,9 +710,10 @@ impl McpEndpoint {
                     }
                     let cost = self.engine.cost_of(&r.request, false);
                     if let Err(e) = self.engine.pipeline().admit(&inbound.ctx, &inbound.principal, cost).await {
+                        self.engine.record_refusal(&r.request, false, &e);
                         return self.refuse(e, Some(r.id));
                     }
-                    let outcome = self.engine.handle(&inbound, r.request, None).await;
+                    let outcome = self.engine.handle_with_id(&inbound, Some(&r.id), r.request, None).await;
                     replies.extend(final_message(r.id, Ok(outcome), false).map(|(m, _)| m));
                 }
                 other => {
@@ -725,7 +743,9 @@ impl McpEndpoint {
         });
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
-        let mut task = tokio::spawn(async move { engine.handle(&inbound, request, Some(tx)).await });
+        let rpc_id = id.clone();
+        let mut task =
+            tokio::spawn(async move { engine.handle_with_id(&inbound, Some(&rpc_id), request, Some(tx)).await });
         if let Some(session) = &session {
             self.engine.track(session, &id, task.abort_handle());
         }
@@ -967,6 +987,22 @@ async fn closed(signal: Option<&mut tokio::sync::watch::Receiver<bool>>) -> bool
 }
 
 /// Aborts a request's task when the response is dropped, if armed.
+/// One open SSE stream in `qudag_mcp_sse_streams`, for as long as it lives.
+struct StreamGauge(Arc<qudag_application::metrics::Metrics>);
+
+impl StreamGauge {
+    fn open(metrics: Arc<qudag_application::metrics::Metrics>) -> Self {
+        metrics.sse_streams_add(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.sse_streams_add(-1);
+    }
+}
+
 struct AbortGuard {
     handle: tokio::task::AbortHandle,
     armed: bool,
