@@ -43,7 +43,8 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_node STORE PREFIX → prints the port
+# start_node STORE PREFIX: a node; its port in $PORT. (Not run in $(…): the processes must
+# be this shell's children, and must not hold a command substitution's pipe open.)
 start_node() {
   local port; port=$(free_port)
   QUDAG_PORT=$port QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_LOG_LEVEL=warn \
@@ -51,10 +52,10 @@ start_node() {
     "$BIN" serve --fixtures conformance >"$WORK/node-$port.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "$port"
+  PORT=$port
 }
 
-# start_nginx PORT… → prints nginx's port
+# start_nginx PORT…: nginx in front of those nodes; its port in $PORT.
 start_nginx() {
   local port dir servers=""; port=$(free_port); dir="$WORK/nginx-$port"; mkdir -p "$dir"
   for p in "$@"; do servers+="    server 127.0.0.1:$p;"$'\n'; done
@@ -78,10 +79,10 @@ $servers    keepalive 64;
   }
 }
 NGINX
-  "$NGINX" -c "$dir/nginx.conf" &
+  "$NGINX" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "$port"
+  PORT=$port
 }
 
 load() { bash "$SHARED/mcp-load.sh" "http://127.0.0.1:$1/mcp" --era stateful --concurrency "$CONC" --duration "$DUR" --tool echo 2>/dev/null; }
@@ -89,11 +90,12 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 prefix="qudag-bench-$$-"
 declare -A RESULT
-n1=$(start_node memory "${prefix}m:"); RESULT[direct-memory]=$(load "$n1")
-r1=$(start_node redis "${prefix}r:"); RESULT[direct-redis]=$(load "$r1")
-g1=$(start_nginx "$r1"); RESULT[nginx-1]=$(load "$g1")
-r2=$(start_node redis "${prefix}r:"); r3=$(start_node redis "${prefix}r:")
-g3=$(start_nginx "$r1" "$r2" "$r3"); RESULT[nginx-3]=$(load "$g3")
+start_node memory "${prefix}m:"; RESULT[direct-memory]=$(load "$PORT")
+start_node redis "${prefix}r:"; r1=$PORT; RESULT[direct-redis]=$(load "$r1")
+start_nginx "$r1"; RESULT[nginx-1]=$(load "$PORT")
+start_node redis "${prefix}r:"; r2=$PORT
+start_node redis "${prefix}r:"; r3=$PORT
+start_nginx "$r1" "$r2" "$r3"; RESULT[nginx-3]=$(load "$PORT")
 
 base=$(field rps "${RESULT[direct-memory]}")
 printf '%-34s %10s %9s %8s %12s\n' case rps p99_ms errors "rps vs base"
