@@ -113,6 +113,22 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Send SIGTERM and wait up to `within` for the process to exit; its status.
+    async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within {within:?} of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Start `serve` on a free port and return it with the port it logged.
 fn start_server() -> (Server, u16, BufReader<std::process::ChildStdout>) {
     start_server_with(bin().arg("serve"))
@@ -154,16 +170,7 @@ async fn serve_answers_health_and_exits_0_on_sigterm() {
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await.unwrap();
     assert_eq!(resp.status(), 200);
 
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop within 10 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
@@ -307,13 +314,7 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     let key: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let key: serde_json::Value = serde_json::from_str(key["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
     let public_key = key["public_key"].as_str().unwrap().to_owned();
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "server did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.terminate(Duration::from_secs(10)).await;
 
     let text = std::fs::read_to_string(&file).unwrap();
     let actions: Vec<String> = text
@@ -451,16 +452,7 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     for id in 35..40 {
         assert_eq!(call_tool(&client, port, id).await, 200);
     }
-    let pid = second.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = second.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = second.terminate(Duration::from_secs(15)).await;
     assert_eq!(status.code(), Some(0));
 
     let count = |action: &str| psql(&direct, &format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
@@ -570,18 +562,9 @@ async fn sigterm_under_load_finishes_every_accepted_request() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pid = server.0.id().to_string();
     signalled.set(Instant::now()).unwrap();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(12);
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop within the grace period");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(status.code(), Some(0));
+    let status = server.terminate(Duration::from_secs(12)).await;
+    assert_eq!(status.code(), Some(0), "exit 0 within the grace period");
     let mut calls = Vec::new();
     for w in workers {
         calls.extend(w.await.unwrap());
