@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::Timestamp;
 
 mod verify;
-pub use verify::{ChainVerifier, CheckpointKey, LinkError};
+pub use verify::{ChainVerifier, CheckpointKey, CheckpointSummary, LinkError};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use qudag_domain::audit::{ChainHead, ChainVerifier, LinkError};
+use qudag_domain::audit::{ChainHead, ChainVerifier, CheckpointSummary, LinkError};
 
 use crate::error::FileAuditError;
 use crate::files::{EXTENSION, LineReader, seq_from_name};
@@ -115,17 +115,15 @@ impl fmt::Display for VerifyReport {
                     )?,
                     _ => write!(f, "audit chain intact: no events in {files} file{plural}.")?,
                 }
-                match (self.checkpoints, self.signed_through) {
-                    (0, _) => write!(f, " No signed checkpoint.")?,
-                    (n, Some(through)) if self.signatures_checked => {
-                        write!(f, " {n} signed checkpoint(s) verified with the given key, through seq {through}.")?;
+                write!(
+                    f,
+                    "{}",
+                    CheckpointSummary {
+                        checkpoints: self.checkpoints,
+                        signed_through: self.signed_through,
+                        signatures_checked: self.signatures_checked,
                     }
-                    (n, Some(through)) => write!(
-                        f,
-                        " {n} checkpoint(s) consistent through seq {through}; signatures not checked (give the verification key)."
-                    )?,
-                    (_, None) => {}
-                }
+                )?;
                 if let Some(first) = self.first_seq.filter(|s| *s > 0) {
                     write!(
                         f,

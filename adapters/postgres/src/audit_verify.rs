@@ -4,7 +4,7 @@
 use std::fmt;
 
 use qudag_domain::Timestamp;
-use qudag_domain::audit::{AuditAction, ChainHead, ChainVerifier, CheckpointKey, LinkError};
+use qudag_domain::audit::{AuditAction, ChainHead, ChainVerifier, CheckpointKey, CheckpointSummary, LinkError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::audit::{at_column, column_text, row_event};
@@ -114,17 +114,15 @@ impl fmt::Display for ChainReport {
             }
             None => write!(f, "node {node}: no events.")?,
         }
-        match (self.checkpoints, self.signed_through) {
-            (0, _) => write!(f, " No signed checkpoint.")?,
-            (n, Some(through)) if self.signatures_checked => {
-                write!(f, " {n} signed checkpoint(s) verified with the given key, through seq {through}.")?;
+        write!(
+            f,
+            "{}",
+            CheckpointSummary {
+                checkpoints: self.checkpoints,
+                signed_through: self.signed_through,
+                signatures_checked: self.signatures_checked,
             }
-            (n, Some(through)) => write!(
-                f,
-                " {n} checkpoint(s) consistent through seq {through}; signatures not checked (give the verification key)."
-            )?,
-            (_, None) => {}
-        }
+        )?;
         if let Some(first) = self.first_seq.filter(|s| *s > 0) {
             write!(
                 f,

@@ -241,3 +241,32 @@ mod tests {
         assert_eq!((v.verified(), v.first_seq()), (3, Some(3)));
     }
 }
+
+/// The checkpoint sentence of a verification report: how many signed checkpoints were
+/// seen, through which seq, and whether their signatures were checked. Empty when a
+/// checkpoint was seen but covers nothing yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    /// Checkpoints seen.
+    pub checkpoints: u64,
+    /// The highest seq a checkpoint covers.
+    pub signed_through: Option<u64>,
+    /// Whether the signatures were checked against a verification key.
+    pub signatures_checked: bool,
+}
+
+impl fmt::Display for CheckpointSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.checkpoints, self.signed_through) {
+            (0, _) => f.write_str(" No signed checkpoint."),
+            (n, Some(through)) if self.signatures_checked => {
+                write!(f, " {n} signed checkpoint(s) verified with the given key, through seq {through}.")
+            }
+            (n, Some(through)) => write!(
+                f,
+                " {n} checkpoint(s) consistent through seq {through}; signatures not checked (give the verification key)."
+            ),
+            (_, None) => Ok(()),
+        }
+    }
+}
