@@ -2,10 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,14 +13,8 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedN
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::{bin, start_server_with};
 
 fn write_leaf(ca: &CertifiedIssuer<'static, KeyPair>, cn: &str, dir: &Path) {
     let key = KeyPair::generate().unwrap();
@@ -63,36 +57,15 @@ fn sighup_reloads_the_certificate_and_the_server_keeps_serving() {
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
     write_leaf(&ca, "first-cert", dir.path());
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("QUDAG_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .arg("serve")
-        .env("QUDAG_REQUIRE_AUTH", "false")
-        .env("QUDAG_PROTOCOL", "https")
-        .env("QUDAG_TLS_CERT_PATH", dir.path().join("cert.pem"))
-        .env("QUDAG_TLS_KEY_PATH", dir.path().join("key.pem"))
-        .env("QUDAG_PORT", "0")
-        .env("QUDAG_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let server = Server(child);
+    let (mut server, port, mut stdout) = start_server_with(
+        bin()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_PROTOCOL", "https")
+            .env("QUDAG_TLS_CERT_PATH", dir.path().join("cert.pem"))
+            .env("QUDAG_TLS_KEY_PATH", dir.path().join("key.pem")),
+    );
     let mut line = String::new();
-    let port = loop {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server exited before listening");
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if entry["message"] == "Listening" {
-            let addr: std::net::SocketAddr = entry["address"].as_str().unwrap().parse().unwrap();
-            break addr.port();
-        }
-    };
     assert_eq!(served_cn(port, &ca.pem()), "first-cert");
 
     write_leaf(&ca, "second-cert", dir.path());
@@ -112,6 +85,5 @@ fn sighup_reloads_the_certificate_and_the_server_keeps_serving() {
         assert!(Instant::now() < deadline, "the new certificate is not served");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut server = server;
     assert!(server.0.try_wait().unwrap().is_none(), "the server is still running");
 }
