@@ -132,6 +132,7 @@ impl Histogram {
 
 /// A gauge read when `/metrics` is scraped.
 type GaugeFn = Arc<dyn Fn() -> f64 + Send + Sync>;
+type CountersFn = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
 /// The server's metrics.
 #[derive(Default)]
@@ -147,6 +148,7 @@ pub struct Metrics {
     sse_streams: AtomicI64,
     active_sessions: AtomicI64,
     gauges: Mutex<Vec<(&'static str, &'static str, GaugeFn)>>,
+    counters: Mutex<Vec<(&'static str, &'static str, &'static str, CountersFn)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -233,6 +235,20 @@ impl Metrics {
         lock(&self.gauges).push((name, help, Arc::new(read)));
     }
 
+    /// A counter family kept elsewhere (for example by the TLS acceptor), read by `read` at
+    /// every scrape: one series per `(value, count)` it returns, labelled `label="value"`
+    /// (unlabelled when `label` is empty).
+    /// `name` must be a valid metric name ending in `_total`, not used by another series.
+    pub fn register_counters(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        read: impl Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    ) {
+        lock(&self.counters).push((name, help, label, Arc::new(read)));
+    }
+
     /// Refusals so far by `quota`.
     pub fn rate_limited_total(&self, quota: Quota) -> u64 {
         match quota {
@@ -308,6 +324,13 @@ impl Metrics {
         for (name, help, read) in lock(&self.gauges).iter() {
             header(&mut out, name, help, "gauge");
             let _ = writeln!(out, "{name} {}", number(read()));
+        }
+        for (name, help, label, read) in lock(&self.counters).iter() {
+            header(&mut out, name, help, "counter");
+            for (value, n) in read() {
+                let l = if label.is_empty() { String::new() } else { labels(&[(label, value)]) };
+                let _ = writeln!(out, "{name}{l} {n}");
+            }
         }
         out
     }

@@ -94,6 +94,9 @@ impl App {
             }
         };
         let adapters = wiring::build(&settings).await?;
+        if let Some(tls) = &tls {
+            register_tls_metrics(&adapters.metrics, tls.stats());
+        }
         if let Some(verifier) = &adapters.verifier {
             match verifier.warm_up().await {
                 Ok(keys) => tracing::info!(issuer = verifier.issuer(), keys, "Token verifier ready"),
@@ -486,4 +489,32 @@ pub async fn shutdown_signal() {
         () = interrupt => tracing::info!(signal = "SIGINT", "Signal received"),
         () = terminate => tracing::info!(signal = "SIGTERM", "Signal received"),
     }
+}
+
+/// The TLS acceptor's counters on `/metrics`: handshakes by negotiated key-exchange group,
+/// failed handshakes, certificate reloads by outcome.
+fn register_tls_metrics(metrics: &qudag_application::metrics::Metrics, stats: Arc<TlsStats>) {
+    let groups = stats.clone();
+    metrics.register_counters(
+        "qudag_tls_handshakes_total",
+        "TLS handshakes completed, by negotiated key-exchange group (X25519MLKEM768 is the post-quantum hybrid).",
+        "group",
+        move || groups.groups(),
+    );
+    let failed = stats.clone();
+    metrics.register_counters(
+        "qudag_tls_handshake_failures_total",
+        "TLS handshakes that failed or timed out.",
+        "",
+        move || vec![("", failed.failed())],
+    );
+    metrics.register_counters(
+        "qudag_tls_certificate_reloads_total",
+        "Certificate reloads (SIGHUP or a changed file), by outcome.",
+        "outcome",
+        move || {
+            let (ok, failed) = stats.reloads();
+            vec![("success", ok), ("failure", failed)]
+        },
+    );
 }

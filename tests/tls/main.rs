@@ -313,6 +313,24 @@ async fn the_hybrid_post_quantum_group_is_preferred_and_classical_groups_still_w
     eventually(|| stats.group("X25519MLKEM768") == pq && stats.group("X25519") == classic).await;
     assert_eq!(stats.group("secp256r1"), 1);
     assert_eq!(stats.group("secp384r1"), 1);
+
+    // The same counts on /metrics, with the scrape's own handshake (hybrid group) counted.
+    let client = Client { groups: vec![kx_group::X25519MLKEM768], ..Client::default() };
+    let mut sender = http1(client.connect(server.addr, &files.ca_pem).await.unwrap()).await;
+    let response = sender.send_request(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in [
+        format!("qudag_tls_handshakes_total{{group=\"X25519MLKEM768\"}} {}", pq + 1),
+        format!("qudag_tls_handshakes_total{{group=\"X25519\"}} {classic}"),
+        "qudag_tls_handshakes_total{group=\"secp256r1\"} 1".to_owned(),
+        "qudag_tls_handshakes_total{group=\"secp384r1\"} 1".to_owned(),
+        "qudag_tls_handshakes_total{group=\"other\"} 0".to_owned(),
+        "qudag_tls_handshake_failures_total 0".to_owned(),
+        "qudag_tls_certificate_reloads_total{outcome=\"success\"} 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "/metrics has `{line}`:\n{text}");
+    }
     drop((tls, tls2));
     server.stop().await;
 }
