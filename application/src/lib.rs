@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod ports;
 pub mod tools;
+pub mod tracecontext;
 pub mod usecases;
 
 #[cfg(any(test, feature = "testkit"))]

@@ -226,21 +226,41 @@ fn openapi(output: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn serve(settings: Settings, fixtures: Option<qudag_mcp::cli::Fixtures>) -> ExitCode {
-    telemetry::init(&settings.logging, telemetry::stdout());
-    for name in settings::unknown_variables(std::env::vars()) {
-        tracing::warn!(variable = %name, "Unknown QUDAG_ variable ignored");
-    }
+    let export = match telemetry::trace_export(|name| std::env::var(name).ok()) {
+        Ok(export) => export,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
-            tracing::error!(%error, "Cannot start the async runtime");
+            eprintln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
+    // The OTLP client runs on the runtime, so it is built inside it.
+    let started = runtime.block_on(async { telemetry::Traces::start(&export, settings.tools.node_id.as_deref()) });
+    let (traces, layer) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    telemetry::init_with(&settings.logging, telemetry::stdout(), layer);
+    if let telemetry::TraceExport::Otlp { endpoint } = &export {
+        tracing::info!(%endpoint, "Exporting traces over OTLP");
+    }
+    for name in settings::unknown_variables(std::env::vars()) {
+        tracing::warn!(variable = %name, "Unknown QUDAG_ variable ignored");
+    }
     let result = runtime.block_on(async {
         let app = App::build_with(settings, fixtures).await?;
         app.run(qudag_mcp::app::shutdown_signal()).await
     });
+    traces.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -103,6 +103,14 @@ impl<E: Endpoint> Endpoint for RequestIdEndpoint<E> {
         if let Some(addr) = req.remote_addr().as_socket_addr() {
             span.record("client.address", tracing::field::display(addr.ip()));
         }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        qudag_application::tracecontext::continue_trace(
+            &span,
+            qudag_application::tracecontext::RemoteContext {
+                traceparent: header("traceparent"),
+                tracestate: header("tracestate"),
+            },
+        );
         req.extensions_mut().insert(id.clone());
         let started = Instant::now();
         async move {

@@ -261,6 +261,16 @@ impl McpEngine {
         if let Some(session) = &inbound.session {
             span.record("mcp.session.id", session.id().as_str());
         }
+        // A trace context in `_meta` names the caller's span for this very call; it wins over
+        // the HTTP headers (which the enclosing `http.request` span continues).
+        let meta = request.get_meta();
+        crate::tracecontext::continue_trace(
+            &span,
+            crate::tracecontext::RemoteContext {
+                traceparent: meta.get_traceparent(),
+                tracestate: meta.get_tracestate(),
+            },
+        );
         let started = Instant::now();
         let result = self.dispatch(inbound, request, outbox).instrument(span.clone()).await;
         let metrics = self.pipeline.metrics();

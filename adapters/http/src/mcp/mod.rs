@@ -39,6 +39,7 @@ use rmcp::model::{
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::auth::{PublicOrigin, request_context};
 
@@ -744,8 +745,12 @@ impl McpEndpoint {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
         let rpc_id = id.clone();
-        let mut task =
-            tokio::spawn(async move { engine.handle_with_id(&inbound, Some(&rpc_id), request, Some(tx)).await });
+        // The handler runs as its own task (it may outlive this response); it stays a child
+        // of this request's span.
+        let mut task = tokio::spawn(
+            async move { engine.handle_with_id(&inbound, Some(&rpc_id), request, Some(tx)).await }
+                .instrument(tracing::Span::current()),
+        );
         if let Some(session) = &session {
             self.engine.track(session, &id, task.abort_handle());
         }
