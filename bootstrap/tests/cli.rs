@@ -53,6 +53,21 @@ fn serve_refuses_bad_configuration_before_binding() {
 }
 
 #[test]
+fn opentelemetry_variables_the_server_cannot_honour_are_refused_by_name() {
+    let out = bin()
+        .arg("check-config")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"http/json\""));
+    let out = bin().arg("serve").env("OTEL_TRACES_EXPORTER", "jaeger").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "serve refuses before binding");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_TRACES_EXPORTER=\"jaeger\""));
+}
+
+#[test]
 fn flags_override_the_environment_and_are_named_in_errors() {
     let out = bin().args(["check-config", "--port", "4321"]).env("QUDAG_PORT", "1234").output().unwrap();
     assert!(out.status.success());
