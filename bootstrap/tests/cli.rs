@@ -4,11 +4,10 @@
 
 use base64::Engine as _;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{bin, start_server, start_server_with};
+use support::{bin, psql, start_server, start_server_with};
 
 #[test]
 fn version_prints_the_crate_version() {
@@ -299,12 +298,6 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
 
 /// `psql` against the test PostgreSQL; its output.
 #[cfg(feature = "postgres")]
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]).output().unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// A stateless `tools/call` of a cheap tool; its HTTP status.
 #[cfg(feature = "postgres")]
 async fn call_tool(client: &reqwest::Client, port: u16, id: u64) -> u16 {

@@ -475,3 +475,152 @@ async fn through_nginx_a_stream_survives_the_node_that_served_it() {
     let unique: std::collections::HashSet<&&str> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no event id twice: {ids:?}");
 }
+
+mod support;
+
+/// The pinned official TypeScript clients (`tests/clients/ts`), installed on first use as
+/// `tests/clients/run.sh` does; the pinned Node.js that runs them.
+fn typescript_clients() -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/ts");
+    let node = dir.join("node_modules/.bin/node");
+    if !node.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm (Node.js) is needed to install the pinned MCP clients in tests/clients/ts");
+        assert!(status.success(), "npm ci in tests/clients/ts failed");
+    }
+    (node, dir)
+}
+
+/// This node's audit queue depth, from its `/metrics`.
+async fn audit_queue_depth(client: &reqwest::Client, node: &Node) -> f64 {
+    let text =
+        client.get(format!("http://127.0.0.1:{}/metrics", node.port)).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("qudag_audit_queue_depth ")).unwrap_or_else(|| panic!("{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A fixtures node sharing Redis (sessions, streams, notifications, answers) and writing its
+/// audit chain (`node-N`) to PostgreSQL.
+fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path::Path, n: usize) -> Node {
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+            .args(["serve", "--fixtures", "conformance"])
+            .env("QUDAG_SESSION_STORE", "redis")
+            .env("QUDAG_NODE_ID", format!("node-{n}"))
+            .env("QUDAG_AUDIT_SINK", "postgres")
+            .env("QUDAG_DATABASE_URL", database)
+            .env("QUDAG_AUDIT_SPOOL", dir.join(format!("spool-{n}.jsonl")))
+            .env("QUDAG_KEY_FILE", dir.join(format!("keys-{n}.json")))
+            .env("QUDAG_SHUTDOWN_GRACE_SECS", "5"),
+        redis_url,
+        prefix,
+    )
+}
+
+/// The whole load-balanced architecture with a real MCP client: three nodes sharing Redis
+/// and PostgreSQL behind a real nginx, driven by the official TypeScript SDK
+/// (`tests/clients/ts/cluster.mjs`) node by node and through nginx — a session used across
+/// nodes and deleted, a change reaching a GET stream and a listen stream on other nodes, a
+/// sampling answer posted to another node, node 1 killed mid-stream and the stream resumed
+/// through nginx. Afterwards every audit event of the run is in PostgreSQL, each node's
+/// chain intact (`audit verify --database`).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
+    use std::io::Write as _;
+
+    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
+        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
+    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let database = support::fresh_database("cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let (node_bin, clients) = typescript_clients();
+    let mut nodes: Vec<Node> = (1..=3).map(|n| start_audited(&redis_url, &prefix, &database, dir.path(), n)).collect();
+    let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
+    qudag_mcp::install_crypto_provider();
+    let http = reqwest::Client::new();
+
+    let url = |port: u16| format!("http://127.0.0.1:{port}/mcp");
+    let mut script = Command::new(&node_bin)
+        .arg(clients.join("cluster.mjs"))
+        .args([url(proxy.port), url(nodes[0].port), url(nodes[1].port), url(nodes[2].port)])
+        .current_dir(&clients)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = script.stdin.take().unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = BufReader::new(script.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut output = Vec::new();
+    let mut killed = false;
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(120), lines.recv()).await {
+        if line == "KILL 1" {
+            // What node 1 has acknowledged is written before it dies (its audit queue
+            // acknowledges before writing; see docs/audit.md).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while audit_queue_depth(&http, &nodes[0]).await > 0.0 {
+                assert!(Instant::now() < deadline, "node 1's audit queue did not drain");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut first = nodes.remove(0);
+            first.child.kill().unwrap();
+            first.child.wait().unwrap();
+            killed = true;
+            writeln!(stdin, "killed").unwrap();
+        }
+        output.push(line);
+    }
+    let status = script.wait().unwrap();
+    let report = output.join("\n");
+    assert!(killed, "the client never asked for node 1 to be killed:\n{report}");
+    let failed: Vec<&String> = output.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failed.is_empty(), "{report}");
+    assert_eq!(output.iter().filter(|l| l.starts_with("PASS")).count(), 5, "{report}");
+    assert!(status.success(), "{report}");
+    let count = |action: &str| -> u64 {
+        let line = output.iter().find_map(|l| l.strip_prefix(&format!("COUNT {action} ")));
+        line.unwrap_or_else(|| panic!("no count of {action}: {report}")).parse().unwrap()
+    };
+
+    // Nodes 2 and 3 stop gracefully: their queues are flushed and the stop audited.
+    for node in &mut nodes {
+        let pid = node.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(node.child.wait().unwrap().success());
+    }
+    drop(proxy);
+
+    let verify = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+        .args(["audit", "verify", "--database", &database])
+        .env("QUDAG_REQUIRE_AUTH", "false")
+        .output()
+        .unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{verified}{}", String::from_utf8_lossy(&verify.stderr));
+    for node in ["node-1", "node-2", "node-3"] {
+        assert!(verified.contains(&format!("node {node}: audit chain intact")), "{verified}");
+    }
+    let counted = |sql: &str| support::psql(&database, sql).parse::<u64>().unwrap();
+    let of = |action: &str| counted(&format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
+    assert_eq!(of("tool.called"), count("tool.called"), "every tool call the client completed is audited once");
+    assert_eq!(of("session.created"), count("session.created"), "every session the client made is audited once");
+    assert_eq!(of("server.started"), 3);
+    assert_eq!(
+        support::psql(
+            &database,
+            "SELECT string_agg(node, ',' ORDER BY node) FROM audit_events WHERE action = 'server.stopped'"
+        ),
+        "node-2,node-3",
+        "nodes 2 and 3 recorded their stop; node 1 was killed"
+    );
+}

@@ -80,3 +80,20 @@ pub fn start_server_with(cmd: &mut Command) -> (Server, u16, BufReader<ChildStdo
     }
     panic!("server did not log its address in time");
 }
+
+/// Run `sql` with psql against `url`; its output, unaligned and trimmed.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]).output().unwrap();
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A fresh database on the test PostgreSQL (`QUDAG_TEST_DATABASE_URL`): its URL.
+pub fn fresh_database(purpose: &str) -> String {
+    let base = std::env::var("QUDAG_TEST_DATABASE_URL")
+        .expect("QUDAG_TEST_DATABASE_URL names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
+    let name = format!("qudag_{purpose}_{}", uuid::Uuid::new_v4().simple());
+    psql(&base, &format!("CREATE DATABASE {name}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
