@@ -183,3 +183,79 @@ async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
     assert_eq!(app.get("/health/ready").await.status(), 200);
     app.stop().await.unwrap();
 }
+
+/// A stateful streamed call in flight when Redis (which holds its resumable stream) goes
+/// away is not lost: the tool runs on, its events wait for the store, and once Redis is back
+/// the client's open response carries every progress notification and the result, in
+/// order, none twice.
+#[tokio::test]
+async fn a_streamed_call_in_flight_when_redis_goes_away_finishes_with_every_event() {
+    use futures::StreamExt as _;
+
+    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let url = format!("redis://{}", proxy.addr());
+    let app = spawn_fixture_app(move |s| {
+        s.sessions.store = qudag_mcp::settings::StateStore::Redis;
+        s.redis.url = Some(url);
+        s.redis.key_prefix = prefix();
+        s.redis.command_timeout_ms = 300;
+    })
+    .await;
+    let init = initialize(&app).await;
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body)
+    };
+    let initialized = post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).send().await.unwrap();
+    assert_eq!(initialized.status(), 202);
+    let call = post(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "test_long_progress", "arguments": {"steps": 12, "interval_ms": 100}, "_meta": {"progressToken": "p"}}}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(call.status(), 200);
+
+    let mut body = call.bytes_stream();
+    let (mut buffer, mut messages, mut ids) = (String::new(), Vec::<Value>::new(), Vec::<String>::new());
+    let mut cut = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !messages.iter().any(|m| m["id"] == 7) {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no result in 30 s; got {messages:?}"));
+        let chunk = chunk.unwrap_or_else(|| panic!("the stream ended early; got {messages:?}")).unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if let Some(id) = frame.lines().find_map(|l| l.strip_prefix("id: ")) {
+                ids.push(id.to_owned());
+            }
+            let data: String = frame.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            if let Ok(message) = serde_json::from_str::<Value>(&data) {
+                messages.push(message);
+            }
+        }
+        if !cut && messages.len() >= 2 {
+            // Redis goes away for longer than the tool needs to finish.
+            proxy.cut();
+            cut = true;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(app.get("/health/ready").await.status(), 503, "not ready while Redis is away");
+            proxy.restore();
+        }
+    }
+    assert!(cut, "Redis was cut mid-call");
+    let progress: Vec<u64> =
+        messages.iter().filter_map(|m| m["params"]["progress"].as_f64()).map(|p| p as u64).collect();
+    assert_eq!(progress, (1..=12).collect::<Vec<_>>(), "every progress notification, in order, once");
+    let result = messages.iter().find(|m| m["id"] == 7).unwrap();
+    assert_eq!(result["result"]["content"][0]["text"], "completed 12 steps", "{result}");
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no event id twice: {ids:?}");
+    app.stop().await.unwrap();
+}

@@ -26,7 +26,7 @@ use poem::{Body, Endpoint, Request, Response};
 use qudag_application::mcp::engine::EngineError;
 use qudag_application::mcp::wire;
 use qudag_application::mcp::{Era, Inbound, McpEngine};
-use qudag_application::ports::{EventBus, EventId, EventStore, StreamKey, Topic};
+use qudag_application::ports::{EventBus, EventId, EventStore, EventStoreError, StreamKey, Topic};
 use qudag_application::usecases::{PipelineError, RequestContext, SessionError};
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::{Decision, QuotaPolicy};
@@ -802,6 +802,9 @@ impl McpEndpoint {
             let key = StreamKey { session: session.id().as_str().to_owned(), stream };
             let store = self.store.clone();
             let pump_key = key.clone();
+            // While the store is unreachable the handler goes on (its messages queue here)
+            // and each event is retried in order, so a store outage delays the stream
+            // instead of losing its events or its result.
             tokio::spawn(async move {
                 let mut rx = rx;
                 let mut next = match first {
@@ -809,20 +812,18 @@ impl McpEndpoint {
                     None => rx.recv().await,
                 };
                 while let Some(message) = next {
-                    if let Err(e) = store.append(&pump_key, wire::encode(&message)).await {
-                        tracing::error!(error = %e, "Cannot store an SSE event");
-                    }
+                    let payload = wire::encode(&message);
+                    retry_store("store an SSE event", || store.append(&pump_key, payload.clone())).await;
                     next = rx.recv().await;
                 }
                 let joined = task.await;
                 drop(untrack);
                 drop(guard);
-                if let Some((last, _)) = final_message(id, joined, false)
-                    && let Err(e) = store.append(&pump_key, wire::encode(&last)).await
-                {
-                    tracing::error!(error = %e, "Cannot store the final SSE event");
+                if let Some((last, _)) = final_message(id, joined, false) {
+                    let payload = wire::encode(&last);
+                    retry_store("store the final SSE event", || store.append(&pump_key, payload.clone())).await;
                 }
-                let _ = store.close(&pump_key).await;
+                retry_store("close an SSE stream", || store.close(&pump_key)).await;
             });
             let priming = close_early || session.protocol_version().as_str() >= "2025-11-25";
             let frames = self.tail(key, 0, priming);
@@ -877,6 +878,14 @@ impl McpEndpoint {
                         return None;
                     }
                     Some((futures::stream::iter(frames), next))
+                }
+                // The store is unreachable: keep the client's connection (keep-alive
+                // comments go on) and read again once it answers; the events written
+                // meanwhile are delivered then, in order.
+                Err(e @ EventStoreError::Unavailable { .. }) => {
+                    tracing::debug!(error = %e, "SSE stream waits for the event store");
+                    tokio::time::sleep(STORE_RETRY_MAX / 4).await;
+                    Some((futures::stream::iter(Vec::new()), Some((store, key, after))))
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "SSE stream ended");
@@ -1314,6 +1323,50 @@ fn messages_to_frames(
 }
 
 /// An SSE response of ready frames, with keep-alive comments while idle.
+/// The longest pause between two attempts to reach an unreachable event store.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long a stream's writer keeps retrying before it gives an event up as lost.
+const STORE_RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Run `op` until it succeeds, backing off from 50 ms to [`STORE_RETRY_MAX`] while the
+/// store is unavailable; after [`STORE_RETRY_FOR`] of that, or at any other error (the
+/// stream is gone: its session ended), log `what` as lost and give up.
+async fn retry_store<T, F, Fut>(what: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EventStoreError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut warned = false;
+    loop {
+        match op().await {
+            Ok(_) => {
+                if warned {
+                    tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "The event store answers again");
+                }
+                return;
+            }
+            Err(e @ EventStoreError::UnknownStream) => {
+                tracing::debug!(error = %e, "Cannot {what}: the stream is gone");
+                return;
+            }
+            Err(e) if started.elapsed() >= STORE_RETRY_FOR => {
+                tracing::error!(error = %e, "Cannot {what}: the event store did not answer for 5 minutes; given up");
+                return;
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "Cannot {what} yet: retrying until the event store answers");
+                    warned = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(STORE_RETRY_MAX);
+            }
+        }
+    }
+}
+
 fn sse_body(frames: futures::stream::BoxStream<'static, Bytes>, keep_alive: Duration) -> Response {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut frames = frames.map(Ok::<Bytes, std::io::Error>).boxed();
