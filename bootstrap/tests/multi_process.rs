@@ -502,8 +502,12 @@ async fn audit_queue_depth(client: &reqwest::Client, node: &Node) -> f64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-/// A fixtures node sharing Redis (sessions, streams, notifications, answers) and writing its
-/// audit chain (`node-N`) to PostgreSQL.
+/// The cluster's rate limit: per caller, shared in Redis.
+const CLUSTER_RATE_PER_MINUTE: &str = "60";
+const CLUSTER_RATE_BURST: &str = "120";
+
+/// A fixtures node sharing Redis (sessions, streams, notifications, answers, the rate
+/// limit) behind nginx on loopback, and writing its audit chain (`node-N`) to PostgreSQL.
 fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path::Path, n: usize) -> Node {
     spawn(
         Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
@@ -514,6 +518,10 @@ fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path:
             .env("QUDAG_DATABASE_URL", database)
             .env("QUDAG_AUDIT_SPOOL", dir.join(format!("spool-{n}.jsonl")))
             .env("QUDAG_KEY_FILE", dir.join(format!("keys-{n}.json")))
+            .env("QUDAG_RATE_LIMIT_STORE", "redis")
+            .env("QUDAG_RATE_LIMIT", CLUSTER_RATE_PER_MINUTE)
+            .env("QUDAG_RATE_LIMIT_BURST", CLUSTER_RATE_BURST)
+            .env("QUDAG_TRUSTED_PROXIES", "127.0.0.1")
             .env("QUDAG_SHUTDOWN_GRACE_SECS", "5"),
         redis_url,
         prefix,
@@ -525,8 +533,8 @@ fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path:
 /// (`tests/clients/ts/cluster.mjs`) node by node and through nginx — a session used across
 /// nodes and deleted, a change reaching a GET stream and a listen stream on other nodes, a
 /// sampling answer posted to another node, node 1 killed mid-stream and the stream resumed
-/// through nginx. Afterwards every audit event of the run is in PostgreSQL, each node's
-/// chain intact (`audit verify --database`).
+/// through nginx, one rate limit wherever a caller's requests land. Afterwards every audit
+/// event of the run is in PostgreSQL, each node's chain intact (`audit verify --database`).
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
@@ -548,6 +556,8 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
         .arg(clients.join("cluster.mjs"))
         .args([url(proxy.port), url(nodes[0].port), url(nodes[1].port), url(nodes[2].port)])
         .current_dir(&clients)
+        .env("CLUSTER_RATE_PER_MINUTE", CLUSTER_RATE_PER_MINUTE)
+        .env("CLUSTER_RATE_BURST", CLUSTER_RATE_BURST)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -585,7 +595,7 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
     assert!(killed, "the client never asked for node 1 to be killed:\n{report}");
     let failed: Vec<&String> = output.iter().filter(|l| l.starts_with("FAIL")).collect();
     assert!(failed.is_empty(), "{report}");
-    assert_eq!(output.iter().filter(|l| l.starts_with("PASS")).count(), 5, "{report}");
+    assert_eq!(output.iter().filter(|l| l.starts_with("PASS")).count(), 6, "{report}");
     assert!(status.success(), "{report}");
     let count = |action: &str| -> u64 {
         let line = output.iter().find_map(|l| l.strip_prefix(&format!("COUNT {action} ")));

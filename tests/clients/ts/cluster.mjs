@@ -2,7 +2,8 @@
 // cluster of QuDAG MCP servers sharing Redis, behind nginx:
 // usage `node cluster.mjs EDGE NODE1 NODE2 NODE3` (the /mcp URLs of nginx and of each node).
 //
-// Driven by bootstrap/tests/multi_process.rs, which starts the nodes and nginx. Every check
+// Driven by bootstrap/tests/multi_process.rs, which starts the nodes and nginx (their rate
+// limit in CLUSTER_RATE_PER_MINUTE and CLUSTER_RATE_BURST). Every check
 // prints `PASS <name>` or `FAIL <name>: <why>` on stdout. To have node 1 killed mid-stream
 // the script prints `KILL 1` and waits for a line on stdin. At the end it prints
 // `COUNT tool.called N` and `COUNT session.created M`: the audit events its successful
@@ -234,6 +235,40 @@ await r.check(STATELESS, 'the surviving nodes and nginx serve stateless calls', 
     await c.connect(new StreamableHTTPClientTransport(url));
     assert.equal(text(await callTool(c, 'echo', { text: url.host })), url.host);
   }
+});
+
+// 6. One rate limit across the nodes: a caller (10.9.9.9, as nginx and the trusted
+//    X-Forwarded-For name it) gets the burst and what refills meanwhile, wherever its
+//    requests land; three separate limiters would admit three times as many.
+await r.check(STATELESS, 'one rate limit across the nodes, through nginx and node by node', async () => {
+  const burst = Number(process.env.CLUSTER_RATE_BURST);
+  const perMinute = Number(process.env.CLUSTER_RATE_PER_MINUTE);
+  assert.ok(burst > 0 && perMinute > 0, 'CLUSTER_RATE_BURST and CLUSTER_RATE_PER_MINUTE name the nodes\' limit');
+  const statuses = [];
+  const caller = async (input, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set('x-forwarded-for', '10.9.9.9');
+    const res = await fetch(input, { ...init, headers });
+    statuses.push(res.status);
+    return res;
+  };
+  const started = Date.now();
+  const routes = [];
+  for (const url of [node2, node3, edge]) {
+    const c = stateless();
+    await c.connect(new StreamableHTTPClientTransport(url, { fetch: caller }));
+    routes.push(c);
+  }
+  for (let i = 0; i < burst + 60; i += 1) {
+    await callTool(routes[i % routes.length], 'echo', { text: 'x' }).catch(() => {});
+  }
+  const elapsed = (Date.now() - started) / 1000;
+  const admitted = statuses.filter((s) => s === 200).length;
+  const refused = statuses.filter((s) => s === 429).length;
+  assert.equal(admitted + refused, statuses.length, `statuses other than 200 and 429: ${JSON.stringify(statuses)}`);
+  const refilled = Math.ceil((elapsed * perMinute) / 60) + 1;
+  assert.ok(admitted >= burst && admitted <= burst + refilled,
+    `admitted ${admitted} of ${statuses.length} in ${elapsed}s; one limit admits ${burst} to ${burst + refilled}`);
 });
 
 for (const c of clients) await c.close().catch(() => {});
