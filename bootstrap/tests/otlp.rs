@@ -7,49 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use tokio::sync::mpsc;
 
 mod support;
 use support::{bin, start_server_with};
-
-/// A collector that hands every export to the test.
-struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let _ = self.0.send(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-/// Serve OTLP/gRPC on a loopback port; the port and the exports as they arrive.
-async fn collector() -> (u16, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let service = TraceServiceServer::new(Receiver(tx));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (port, rx)
-}
+#[path = "support/collector.rs"]
+mod collector;
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
@@ -95,7 +59,7 @@ const META_SPAN: &str = "b7ad6b7169203331";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_the_collector_continuing_the_callers_trace() {
     qudag_mcp::install_crypto_provider();
-    let (port, mut exports) = collector().await;
+    let (port, mut exports) = collector::start().await;
     let mut cmd = bin();
     for (key, _) in std::env::vars() {
         if key.starts_with("OTEL_") {
