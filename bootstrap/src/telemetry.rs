@@ -179,7 +179,16 @@ mod otlp {
         // The server's own spans (HTTP requests, MCP operations, tool calls), whatever the
         // log level; the libraries' spans stay out.
         let filter = Targets::new().with_target("qudag", LevelFilter::INFO).with_default(LevelFilter::OFF);
-        let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter).boxed();
+        // Busy/idle time, thread and source-location attributes are left out: the first costs
+        // two clock reads each time a request's future is polled, and none is in the
+        // semantic conventions for HTTP or MCP.
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_filter(filter)
+            .boxed();
         qudag_application::tracecontext::install(Box::new(W3cTraceContext(TraceContextPropagator::new())));
         Ok((provider, layer))
     }
