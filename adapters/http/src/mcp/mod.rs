@@ -1322,7 +1322,6 @@ fn messages_to_frames(
     messages.map(|m| Bytes::from(format!("event: message\ndata: {}\n\n", wire::encode(&m)))).boxed()
 }
 
-/// An SSE response of ready frames, with keep-alive comments while idle.
 /// The longest pause between two attempts to reach an unreachable event store.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// How long a stream's writer keeps retrying before it gives an event up as lost.
@@ -1367,6 +1366,7 @@ where
     }
 }
 
+/// An SSE response of ready frames, with keep-alive comments while idle.
 fn sse_body(frames: futures::stream::BoxStream<'static, Bytes>, keep_alive: Duration) -> Response {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     let mut frames = frames.map(Ok::<Bytes, std::io::Error>).boxed();
