@@ -254,7 +254,7 @@ fn serve(settings: Settings, fixtures: Option<qudag_mcp::cli::Fixtures>) -> Exit
         }
     };
     telemetry::init_with(&settings.logging, telemetry::stdout(), layer);
-    if let telemetry::TraceExport::Otlp { endpoint } = &export {
+    if let telemetry::TraceExport::Otlp { endpoint, .. } = &export {
         tracing::info!(%endpoint, "Exporting traces over OTLP");
     }
     for name in settings::unknown_variables(std::env::vars()) {

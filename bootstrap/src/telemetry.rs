@@ -54,7 +54,22 @@ pub enum TraceExport {
         /// The collector's address (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
         /// `OTEL_EXPORTER_OTLP_ENDPOINT`).
         endpoint: String,
+        /// For an `https://` endpoint: what the connection trusts and presents.
+        tls: Option<CollectorTls>,
     },
+}
+
+/// A file named by a variable: the variable (for messages) and the path.
+pub type NamedFile = (&'static str, std::path::PathBuf);
+
+/// TLS to the collector: the system's trust roots, plus these files when given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CollectorTls {
+    /// PEM CA certificates to trust besides the system's (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`).
+    pub certificate: Option<NamedFile>,
+    /// PEM client certificate and key, for a collector that verifies clients
+    /// (`OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE`, `…_CLIENT_KEY`).
+    pub client: Option<(NamedFile, NamedFile)>,
 }
 
 /// Read the standard `OTEL_*` variables through `var`. Export is on only when an endpoint is
@@ -62,7 +77,9 @@ pub enum TraceExport {
 ///
 /// # Errors
 /// A value this server cannot honour, named with the variable: an exporter other than `otlp`
-/// or `none`, a protocol other than `grpc`, an endpoint that is not `http://`.
+/// or `none`, a protocol other than `grpc`, an endpoint that is neither `http://` nor
+/// `https://`, a client certificate without its key (or the reverse), TLS files for a
+/// plaintext endpoint.
 pub fn trace_export(var: impl Fn(&str) -> Option<String>) -> Result<TraceExport, String> {
     let var = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -87,13 +104,40 @@ pub fn trace_export(var: impl Fn(&str) -> Option<String>) -> Result<TraceExport,
             break;
         }
     }
+    // The signal-specific file variable wins over the generic one.
+    let file = |suffix: &str| -> Option<NamedFile> {
+        let names: [&'static str; 2] = match suffix {
+            "CERTIFICATE" => ["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
+            "CLIENT_CERTIFICATE" => {
+                ["OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"]
+            }
+            _ => ["OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"],
+        };
+        names.into_iter().find_map(|name| var(name).map(|path| (name, std::path::PathBuf::from(path))))
+    };
+    let (certificate, cert, key) = (file("CERTIFICATE"), file("CLIENT_CERTIFICATE"), file("CLIENT_KEY"));
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some((name, _)), None) | (None, Some((name, _))) => {
+            return Err(format!(
+                "{name} is set alone: a client certificate needs its key \
+                 (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+            ));
+        }
+    };
+    if endpoint.starts_with("https://") {
+        return Ok(TraceExport::Otlp { endpoint, tls: Some(CollectorTls { certificate, client }) });
+    }
     if !endpoint.starts_with("http://") {
         return Err(format!(
-            "{name}={endpoint:?}: the collector endpoint must be plaintext gRPC, `http://host:port` \
-             (run the collector as an agent or sidecar beside the server)"
+            "{name}={endpoint:?}: the collector endpoint is `http://host:port` or `https://host:port`"
         ));
     }
-    Ok(TraceExport::Otlp { endpoint })
+    if let Some((file, _)) = certificate.or(client.map(|(cert, _)| cert)) {
+        return Err(format!("{file} is set but {name}={endpoint:?} is plaintext: use an `https://` endpoint"));
+    }
+    Ok(TraceExport::Otlp { endpoint, tls: None })
 }
 
 /// The trace exporter, once running: flush it with [`Traces::shutdown`] before the process
@@ -115,12 +159,12 @@ impl Traces {
         match export {
             TraceExport::Off => Ok((Self::default(), None)),
             #[cfg(feature = "otlp")]
-            TraceExport::Otlp { .. } => {
-                let (provider, layer) = otlp::start(instance)?;
+            TraceExport::Otlp { tls, .. } => {
+                let (provider, layer) = otlp::start(tls.as_ref(), instance)?;
                 Ok((Self { provider: Some(provider) }, Some(layer)))
             }
             #[cfg(not(feature = "otlp"))]
-            TraceExport::Otlp { endpoint } => {
+            TraceExport::Otlp { endpoint, .. } => {
                 let _ = instance;
                 Err(format!(
                     "an OTLP endpoint is set ({endpoint}) but this build of qudag-mcp has no `otlp` cargo feature"
@@ -145,6 +189,8 @@ mod otlp {
     use opentelemetry::KeyValue;
     use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
     use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use opentelemetry_otlp::WithTonicConfig as _;
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
     use opentelemetry_sdk::Resource;
     use opentelemetry_sdk::propagation::TraceContextPropagator;
     use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -153,16 +199,20 @@ mod otlp {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::filter::{LevelFilter, Targets};
 
-    use super::BoxedLayer;
+    use super::{BoxedLayer, CollectorTls};
 
     /// The exporter, its provider and the layer turning this server's spans into OTLP spans.
-    pub(super) fn start(instance: Option<&str>) -> Result<(SdkTracerProvider, BoxedLayer), String> {
+    pub(super) fn start(
+        tls: Option<&CollectorTls>,
+        instance: Option<&str>,
+    ) -> Result<(SdkTracerProvider, BoxedLayer), String> {
         // The exporter reads the `OTEL_EXPORTER_OTLP_*` variables itself (endpoint, headers,
         // timeout, compression); the batch processor reads `OTEL_BSP_*`.
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()
-            .map_err(|e| format!("the OTLP exporter cannot be built: {e}"))?;
+        let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+        if let Some(tls) = tls {
+            builder = builder.with_tls_config(tls_config(tls)?);
+        }
+        let exporter = builder.build().map_err(|e| format!("the OTLP exporter cannot be built: {e}"))?;
         let mut resource = Resource::builder();
         let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
             || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
@@ -191,6 +241,21 @@ mod otlp {
             .boxed();
         qudag_application::tracecontext::install(Box::new(W3cTraceContext(TraceContextPropagator::new())));
         Ok((provider, layer))
+    }
+
+    /// The system's trust roots, plus the configured CA and client identity.
+    fn tls_config(tls: &CollectorTls) -> Result<ClientTlsConfig, String> {
+        let read = |(name, path): &super::NamedFile| {
+            std::fs::read(path).map_err(|e| format!("{name}={}: cannot read it: {e}", path.display()))
+        };
+        let mut config = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &tls.certificate {
+            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let Some((cert, key)) = &tls.client {
+            config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(config)
     }
 
     /// Continues W3C Trace Context parents.
@@ -273,7 +338,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
             ("OTEL_TRACES_EXPORTER", "otlp"),
         ]);
-        assert_eq!(got, Ok(TraceExport::Otlp { endpoint: "http://traces:4317".into() }));
+        assert_eq!(got, Ok(TraceExport::Otlp { endpoint: "http://traces:4317".into(), tls: None }));
     }
 
     #[test]
@@ -290,7 +355,31 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
         ]);
         assert!(ok.is_ok(), "{ok:?}");
-        let err = export(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]).expect_err("TLS is refused");
-        assert!(err.contains("OTEL_EXPORTER_OTLP_ENDPOINT=\"https://collector:4317\""), "{err}");
+        let err = export(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317")]).expect_err("an unknown scheme");
+        assert!(err.contains("OTEL_EXPORTER_OTLP_ENDPOINT=\"grpc://collector:4317\""), "{err}");
+        let err = export(&[endpoint, ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem")]).expect_err("TLS files for http");
+        assert!(err.contains("OTEL_EXPORTER_OTLP_CERTIFICATE is set but"), "{err}");
+        let https = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317");
+        let err = export(&[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]).expect_err("a key alone");
+        assert!(err.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY is set alone"), "{err}");
+    }
+
+    #[test]
+    fn an_https_endpoint_takes_its_files_the_traces_ones_first() {
+        let got = export(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/generic-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/client.key"),
+        ]);
+        let tls = CollectorTls {
+            certificate: Some(("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces-ca.pem".into())),
+            client: Some((
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/client.pem".into()),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/client.key".into()),
+            )),
+        };
+        assert_eq!(got, Ok(TraceExport::Otlp { endpoint: "https://collector:4317".into(), tls: Some(tls) }));
     }
 }

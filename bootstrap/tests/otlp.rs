@@ -143,3 +143,70 @@ async fn spans_reach_the_collector_continuing_the_callers_trace() {
         assert_ne!(hex(&op.trace_id), HEADER_TRACE);
     }
 }
+
+/// A collector serving TLS with a certificate from a private CA: the server trusts it when
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` names the CA, and exports nothing (while serving on)
+/// when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_a_collector_over_tls_that_the_configured_ca_vouches_for() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    qudag_mcp::install_crypto_provider();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("collector-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(leaf.pem().as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let (port, mut exports) = collector::start_tls(std::sync::Arc::new(config)).await;
+
+    for trusted in [true, false] {
+        let mut cmd = bin();
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OTEL_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("https://localhost:{port}"))
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        if trusted {
+            cmd.env("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca_file);
+        }
+        let (mut server, server_port, _stdout) = start_server_with(&mut cmd);
+        call(server_port, 1, None, None).await;
+        assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0), "trusted: {trusted}");
+        let received = tokio::time::timeout(Duration::from_secs(if trusted { 10 } else { 1 }), exports.recv()).await;
+        match received {
+            Ok(Some(export)) => {
+                assert!(trusted, "spans were sent to a collector whose CA is not trusted");
+                let names: Vec<String> = export
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.name.clone())
+                    .collect();
+                assert!(names.iter().any(|n| n == "tools/call analyze_complexity"), "{names:?}");
+                while exports.try_recv().is_ok() {}
+            }
+            _ => assert!(!trusted, "no spans over TLS with the CA trusted"),
+        }
+    }
+}
