@@ -32,16 +32,8 @@ else
   BIN=$BENCH_BIN
 fi
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib/procs.sh
+. "$HERE/lib/procs.sh"
 
 # start_node STORE PREFIX: a node; its port in $PORT. (Not run in $(…): the processes must
 # be this shell's children, and must not hold a command substitution's pipe open.)
@@ -51,7 +43,7 @@ start_node() {
     QUDAG_SESSION_STORE=$1 QUDAG_REDIS_URL=$REDIS QUDAG_REDIS_KEY_PREFIX=$2 \
     "$BIN" serve --fixtures conformance >"$WORK/node-$port.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_live "$port"
   PORT=$port
 }
 
@@ -81,7 +73,7 @@ $servers    keepalive 64;
 NGINX
   "$NGINX" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_live "$port"
   PORT=$port
 }
 

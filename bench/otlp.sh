@@ -22,16 +22,8 @@ command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)"
 (cd "$REPO" && cargo build -q --release -p qudag-mcp --features conformance,otlp --bin qudag-mcp --example otlp_sink)
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib/procs.sh
+. "$HERE/lib/procs.sh"
 
 # start_node [VAR=VALUE…]: a node with those variables; its port in $PORT, its pid in $PID.
 start_node() {
@@ -40,7 +32,7 @@ start_node() {
     "$TARGET/qudag-mcp" serve --fixtures conformance >"$WORK/node-$port.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_live "$port"
   PORT=$port
 }
 

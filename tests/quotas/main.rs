@@ -155,8 +155,8 @@ async fn initialize(app: &TestApp) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
+/// A fixtures app keeping its sessions in Redis, reached through a proxy the test can cut.
+async fn sessions_in_redis_behind_a_proxy() -> (TcpProxy, TestApp) {
     let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
     let url = format!("redis://{}", proxy.addr());
     let app = spawn_fixture_app(move |s| {
@@ -166,6 +166,12 @@ async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
         s.redis.command_timeout_ms = 300;
     })
     .await;
+    (proxy, app)
+}
+
+#[tokio::test]
+async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
+    let (proxy, app) = sessions_in_redis_behind_a_proxy().await;
     assert_eq!(initialize(&app).await.status(), 200);
     assert_eq!(app.get("/health/ready").await.status(), 200);
     proxy.cut();
@@ -192,15 +198,7 @@ async fn sessions_in_redis_are_refused_with_503_while_it_is_away_and_recover() {
 async fn a_streamed_call_in_flight_when_redis_goes_away_finishes_with_every_event() {
     use futures::StreamExt as _;
 
-    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
-    let url = format!("redis://{}", proxy.addr());
-    let app = spawn_fixture_app(move |s| {
-        s.sessions.store = qudag_mcp::settings::StateStore::Redis;
-        s.redis.url = Some(url);
-        s.redis.key_prefix = prefix();
-        s.redis.command_timeout_ms = 300;
-    })
-    .await;
+    let (proxy, app) = sessions_in_redis_behind_a_proxy().await;
     let init = initialize(&app).await;
     assert_eq!(init.status(), 200);
     let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
