@@ -18,13 +18,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-SHARED=${BENCH_SHARED_DIR:-$REPO/../shared/bench}
-DUR=${BENCH_DURATION:-10}
-CONC=${BENCH_CONC:-32}
+# shellcheck source=bench/lib/common.sh
+. "$HERE/lib/common.sh"
 REDIS=${QUDAG_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 [ -n "$NGINX" ] || { echo "bench: nginx is needed (apt-get install nginx)" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 2; }
 if [ -z "${BENCH_BIN:-}" ]; then
   (cd "$REPO" && cargo build -q --release -p qudag-mcp --features redis,conformance)
   BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/qudag-mcp"
@@ -32,8 +30,6 @@ else
   BIN=$BENCH_BIN
 fi
 
-# shellcheck source=bench/lib/procs.sh
-. "$HERE/lib/procs.sh"
 
 # start_node STORE PREFIX: a node; its port in $PORT. (Not run in $(…): the processes must
 # be this shell's children, and must not hold a command substitution's pipe open.)

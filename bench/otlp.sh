@@ -15,15 +15,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-SHARED=${BENCH_SHARED_DIR:-$REPO/../shared/bench}
-DUR=${BENCH_DURATION:-10}
-CONC=${BENCH_CONC:-32}
-command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 2; }
+# shellcheck source=bench/lib/common.sh
+. "$HERE/lib/common.sh"
 (cd "$REPO" && cargo build -q --release -p qudag-mcp --features conformance,otlp --bin qudag-mcp --example otlp_sink)
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"
-
-# shellcheck source=bench/lib/procs.sh
-. "$HERE/lib/procs.sh"
 
 # start_node [VAR=VALUE…]: a node with those variables; its port in $PORT, its pid in $PID.
 start_node() {

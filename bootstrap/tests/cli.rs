@@ -296,8 +296,6 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `psql` against the test PostgreSQL; its output.
-#[cfg(feature = "postgres")]
 /// A stateless `tools/call` of a cheap tool; its HTTP status.
 #[cfg(feature = "postgres")]
 async fn call_tool(client: &reqwest::Client, port: u16, id: u64) -> u16 {
@@ -337,15 +335,10 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     use qudag_application::testkit::proxy::TcpProxy;
 
-    let base = std::env::var("QUDAG_TEST_DATABASE_URL")
-        .expect("QUDAG_TEST_DATABASE_URL names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
-    let name = format!("qudag_cli_audit_{}", uuid::Uuid::new_v4().simple());
-    psql(&base, &format!("CREATE DATABASE {name}"));
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let direct = format!("{prefix}/{name}");
-    let upstream = reqwest::Url::parse(&base).unwrap();
+    let direct = support::fresh_database("cli_audit");
+    let upstream = reqwest::Url::parse(&direct).unwrap();
     let proxy = TcpProxy::start(&format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(5432))).await;
-    let proxied = format!("postgres://{}@{}/{name}", upstream.username(), proxy.addr());
+    let proxied = format!("postgres://{}@{}{}", upstream.username(), proxy.addr(), upstream.path());
     let dir = std::env::temp_dir().join(format!("qudag-cli-pg-audit-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let spool = dir.join("spool.jsonl");
@@ -435,7 +428,7 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     let (code, _) = verify(&format!("postgres://{}@127.0.0.1:9/none", upstream.username()));
     assert_eq!(code, Some(2), "an unreachable database is exit 2");
 
-    psql(&base, &format!("DROP DATABASE {name} WITH (FORCE)"));
+    support::drop_database(&direct);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -633,4 +633,5 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
         "node-2,node-3",
         "nodes 2 and 3 recorded their stop; node 1 was killed"
     );
+    support::drop_database(&database);
 }

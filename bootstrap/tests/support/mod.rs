@@ -97,3 +97,10 @@ pub fn fresh_database(purpose: &str) -> String {
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
 }
+
+/// Drop a database [`fresh_database`] made (connections still open are closed).
+pub fn drop_database(url: &str) {
+    let base = std::env::var("QUDAG_TEST_DATABASE_URL").unwrap();
+    let (_, name) = url.rsplit_once('/').unwrap();
+    psql(&base, &format!("DROP DATABASE {name} WITH (FORCE)"));
+}

@@ -1,5 +1,11 @@
-# Sourced by the bench scripts: a scratch directory ($WORK), processes to stop on exit
-# (append their pids to PIDS), and a free loopback port.
+# Sourced by bench/nginx.sh and bench/otlp.sh (after they set HERE and REPO): the shared load driver
+# ($SHARED), the run's length and concurrency ($DUR, $CONC), a scratch directory ($WORK),
+# processes to stop on exit (append their pids to PIDS), and a free loopback port.
+SHARED=${BENCH_SHARED_DIR:-$REPO/../shared/bench}
+DUR=${BENCH_DURATION:-10}
+CONC=${BENCH_CONC:-32}
+command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 2; }
+
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
