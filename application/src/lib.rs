@@ -4,14 +4,17 @@
 //! everything it needs from the outside world. It never names a technology: adapters
 //! implement the ports, and only the bootstrap crate chooses and wires them.
 //!
-//! - [`ports`]: `SessionStore`, `RateLimiter`, `AuditSink` / `AuditQuery`,
-//!   `TokenVerifier`, `EventBus`, `Clock`, `HealthIndicator`.
-//! - [`usecases`]: the request pipeline (authenticate → rate-limit → dispatch → authorize →
-//!   audit), session handling and health reporting.
+//! - [`admission`]: the one path every inbound operation takes — limit per address →
+//!   authenticate → limit per principal → authorize → run → audit.
+//! - [`mcp`]: the MCP engine (both wire eras), its catalog and its typed bus messages.
+//! - [`ports`]: see its list of ports and their adapters.
+//! - [`usecases`]: sessions, the admin operations, audit reading and checkpoints, health.
+//! - [`tools`]: the QuDAG tools, thin adapters from arguments to use cases.
 //! - `testkit` (feature `testkit`): one contract suite per port that every adapter must
 //!   pass, a manual clock, and mockall mocks of the ports.
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod mcp;
 pub mod metrics;
 pub mod ports;

@@ -8,12 +8,11 @@ use anyhow::Context;
 use poem::EndpointExt;
 use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
 use qudag_adapter_http::{HttpState, router};
+use qudag_application::admission::{Admission, AuthMode, LimiterFailurePolicy, RateLimitSettings};
 use qudag_application::mcp::McpEngine;
 use qudag_application::ports::{AuditSink, Clock, Membership, NodeInfo};
 use qudag_application::tools::{Dependencies, QuantumLimits, ThisNode};
-use qudag_application::usecases::{
-    AuthMode, AuthzExplainer, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
-};
+use qudag_application::usecases::{AdminService, AuditReader, AuthzExplainer, HealthService, SessionService};
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::QuotaPolicy;
@@ -32,14 +31,14 @@ use crate::wiring::{self, Adapters};
 pub struct Services {
     /// Health and readiness.
     pub health: Arc<HealthService>,
-    /// Authenticate → rate-limit → dispatch → authorize → audit.
-    pub pipeline: Arc<Pipeline>,
+    /// The one admission path: limit → authenticate → limit → authorize → run → audit.
+    pub admission: Arc<Admission>,
     /// Stateful-era sessions.
     pub sessions: Arc<SessionService>,
     /// The MCP engine.
     pub engine: Arc<McpEngine>,
-    /// Authorization decisions, explained.
-    pub explainer: AuthzExplainer,
+    /// The admin operations.
+    pub admin: Arc<AdminService>,
 }
 
 /// A server, bound and ready to run.
@@ -285,17 +284,12 @@ impl App {
             health: services.health.clone(),
             version: crate::VERSION.to_owned(),
             mcp: Some(mcp),
-            metrics: services.pipeline.metrics().clone(),
+            metrics: services.admission.metrics().clone(),
             oauth: qudag_adapter_http::auth::OAuthApi {
                 issuer: adapters.verifier.as_ref().map(|v| v.issuer().to_owned()),
                 origin: origin.clone(),
             },
-            admin: Some(qudag_adapter_http::admin::AdminState {
-                pipeline: services.pipeline.clone(),
-                explainer: services.explainer.clone(),
-                audit: qudag_application::usecases::AuditReader::new(adapters.audit_query.clone()),
-                origin,
-            }),
+            admin: Some(qudag_adapter_http::admin::AdminState { service: services.admin.clone(), origin }),
             cors: qudag_adapter_http::security::CorsPolicy {
                 allowed: settings.mcp.cors_origins.clone(),
                 loopback: local_addr.ip().is_loopback(),
@@ -404,8 +398,8 @@ fn services(
         tracing::warn!("Authentication is off (QUDAG_REQUIRE_AUTH=false): every caller of /mcp acts as admin");
         AuthMode::Disabled(Principal::anonymous([Role::Admin]))
     };
-    let pipeline = Arc::new(
-        Pipeline::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone())
+    let admission = Arc::new(
+        Admission::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone())
             .with_metrics(adapters.metrics.clone()),
     );
     let s = &settings.sessions;
@@ -415,7 +409,7 @@ fn services(
     )
     .context("QUDAG_SESSION_IDLE_TIMEOUT_SECS / QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS")?;
     let sessions =
-        Arc::new(SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), pipeline.clone(), timeouts));
+        Arc::new(SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), admission.clone(), timeouts));
     let state_key = match settings.request_state_key_bytes().map_err(anyhow::Error::msg)? {
         Some(key) => key,
         None => {
@@ -427,11 +421,13 @@ fn services(
     let catalog = Arc::new(catalog);
     let roles_claim = qudag_domain::principal::RolesClaim::new(settings.auth.roles_claim.clone());
     let explainer = AuthzExplainer::new(catalog.clone(), roles_claim);
+    let admin =
+        Arc::new(AdminService::new(admission.clone(), explainer, AuditReader::new(adapters.audit_query.clone())));
     let engine = Arc::new(
-        McpEngine::new(catalog, pipeline.clone(), sessions.clone(), adapters.events.clone(), state_key)
+        McpEngine::new(catalog, admission.clone(), sessions.clone(), adapters.events.clone(), state_key)
             .map_err(anyhow::Error::msg)?,
     );
-    Ok(Services { health, pipeline, sessions, engine, explainer })
+    Ok(Services { health, admission, sessions, engine, admin })
 }
 
 /// Sign the audit chain's head; a failure is logged loudly (the next one covers it).

@@ -2,6 +2,7 @@
 //! fixture.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod admission;
 mod client;
 mod envelope;
 mod stateful;

@@ -1,6 +1,7 @@
-//! `/admin/*`: administrative endpoints. Each is an application operation run through the
-//! request pipeline — authenticated, rate-limited, authorized by the permission the
-//! application's `ADMIN_ENDPOINTS` table names, and audited — like a tool call.
+//! `/admin/*`: administrative endpoints. Each request is authenticated once and handed to
+//! the application's admin use case, which admits, authorizes (by the permission the
+//! `ADMIN_ENDPOINTS` table names), runs and audits it like a tool call; failures are
+//! answered through [`crate::errors`].
 //!
 //! - `POST /admin/authz/explain`: the authorization decision, and the rule that made it,
 //!   for given roles and scopes (or a token's claims) and a tool, prompt or endpoint.
@@ -11,14 +12,14 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use qudag_application::usecases::{
-    AUDIT_ENDPOINT, AuditReader, AuthzExplainer, EXPLAIN_ENDPOINT, OperationError, Pipeline, PipelineError,
-};
+use qudag_application::admission::Caller;
+use qudag_application::usecases::{AdminError as Failure, AdminService, AuditRequest, ExplainInput};
 use serde_json::Value;
 
 use crate::auth::{self, PublicOrigin};
+use crate::errors::{AdminRefusal, admin_refusal};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -98,7 +99,7 @@ pub enum ExplainResponse {
     TooManyRequests(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
     /// A backend needed to decide is unavailable.
     #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
+    Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
 }
 
 /// One audit event, as chained.
@@ -159,7 +160,7 @@ pub enum AuditResponse {
     TooManyRequests(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
     /// The audit trail cannot be read now.
     #[oai(status = 503)]
-    Unavailable(Json<AdminError>),
+    Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
 }
 
 /// A refusal by the pipeline, before it takes an endpoint's response type.
@@ -168,7 +169,7 @@ enum Refused {
     Unauthorized(Json<AdminError>, Option<String>),
     Forbidden(Json<AdminError>, Option<String>),
     TooManyRequests(Json<AdminError>, Option<String>),
-    Unavailable(Json<AdminError>),
+    Unavailable(Json<AdminError>, Option<String>),
 }
 
 macro_rules! from_refused {
@@ -180,7 +181,7 @@ macro_rules! from_refused {
                     Refused::Unauthorized(b, h) => Self::Unauthorized(b, h),
                     Refused::Forbidden(b, h) => Self::Forbidden(b, h),
                     Refused::TooManyRequests(b, h) => Self::TooManyRequests(b, h),
-                    Refused::Unavailable(b) => Self::Unavailable(b),
+                    Refused::Unavailable(b, h) => Self::Unavailable(b, h),
                 }
             }
         }
@@ -198,12 +199,8 @@ pub struct AdminApi {
 /// What the admin endpoints work with.
 #[derive(Clone)]
 pub struct AdminState {
-    /// Authentication, rate limits, authorization, audit.
-    pub pipeline: Arc<Pipeline>,
-    /// Authorization decisions (the explain operation).
-    pub explainer: AuthzExplainer,
-    /// The audit trail (the audit operation).
-    pub audit: AuditReader,
+    /// The admin use cases (and admission, which authenticates their callers).
+    pub service: Arc<AdminService>,
     /// The external origin and trusted proxies.
     pub origin: PublicOrigin,
 }
@@ -231,30 +228,31 @@ fn error(error: impl Into<String>, reason: &str) -> Json<AdminError> {
     Json(AdminError { error: error.into(), reason: reason.to_owned() })
 }
 
-fn refusal(e: PipelineError, metadata_url: &str) -> Refused {
+/// The refusal of an admin request, in the endpoints' response shape.
+fn refused(e: Failure, metadata_url: &str) -> Refused {
+    let AdminRefusal { status, error: text, reason, oauth, retry_after } = admin_refusal(e);
     let challenge = || {
-        auth::oauth_error_data(&e)
-            .and_then(|o| auth::challenge(&o, metadata_url))
-            .and_then(|v| v.to_str().ok().map(str::to_owned))
+        oauth.as_ref().and_then(|o| auth::challenge(o, metadata_url)).and_then(|v| v.to_str().ok().map(str::to_owned))
     };
-    match &e {
-        PipelineError::Unauthenticated(t) => {
-            let body = error(t.description().unwrap_or("an access token is required"), t.reason());
-            if auth::unauthenticated_status(t) == poem::http::StatusCode::BAD_REQUEST {
-                Refused::BadRequest(body, challenge())
-            } else {
-                Refused::Unauthorized(body, challenge())
-            }
-        }
-        PipelineError::Forbidden(d) => Refused::Forbidden(error(d.rule.clone(), "forbidden"), challenge()),
-        PipelineError::RateLimited(d) => Refused::TooManyRequests(
-            error("rate limit exceeded", "rate_limited"),
-            d.retry_after.map(|r| (r.as_secs_f64().ceil() as u64).max(1).to_string()),
-        ),
-        PipelineError::Operation(OperationError::InvalidArgument { argument, message }) => {
-            Refused::BadRequest(error(message.clone(), &format!("bad_{argument}")), None)
-        }
-        other => Refused::Unavailable(error(other.to_string(), "unavailable")),
+    let body = error(text, &reason);
+    match status.as_u16() {
+        400 => Refused::BadRequest(body, challenge()),
+        401 => Refused::Unauthorized(body, challenge()),
+        403 => Refused::Forbidden(body, challenge()),
+        429 => Refused::TooManyRequests(body, retry_after.map(|s| s.to_string())),
+        _ => Refused::Unavailable(body, retry_after.map(|s| s.to_string())),
+    }
+}
+
+impl AdminState {
+    /// The caller of `req`, or its refusal.
+    async fn caller(&self, req: &Request) -> Result<Caller, Refused> {
+        let ctx = auth::request_context(req, &self.origin);
+        self.service
+            .admission()
+            .authenticate(ctx)
+            .await
+            .map_err(|e| refused(Failure::Refused(e), &self.origin.metadata_url(req)))
     }
 }
 
@@ -268,16 +266,29 @@ impl AdminApi {
     #[oai(path = "/admin/authz/explain", method = "post", operation_id = "explainAuthorization")]
     async fn explain(&self, req: &Request, body: Json<ExplainRequest>) -> ExplainResponse {
         let Some(state) = &self.state else {
-            return ExplainResponse::Unavailable(error("administration is not enabled", "unavailable"));
+            return ExplainResponse::Unavailable(error("administration is not enabled", "unavailable"), None);
         };
-        let ctx = auth::request_context(req, &state.origin);
-        let input = body.0.to_json().unwrap_or(Value::Null);
-        match state.pipeline.handle(&ctx, &state.explainer, EXPLAIN_ENDPOINT, input).await {
-            Ok(answer) => match Explanation::parse_from_json(Some(answer)) {
-                Ok(x) => ExplainResponse::Ok(Json(x)),
-                Err(e) => ExplainResponse::Unavailable(error(e.into_message(), "internal")),
+        let caller = match state.caller(req).await {
+            Ok(c) => c,
+            Err(r) => return r.into(),
+        };
+        let ExplainRequest { target, roles, scopes, claims } = body.0;
+        let claims = match claims {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => {
+                let e = Failure::invalid("claims", "claims must be a JSON object");
+                return refused(e, &state.origin.metadata_url(req)).into();
+            }
+        };
+        let input = ExplainInput { target, roles, scopes, claims };
+        match state.service.explain(&caller, input).await {
+            Ok(answer) => match serde_json::to_value(answer).map(|v| Explanation::parse_from_json(Some(v))) {
+                Ok(Ok(x)) => ExplainResponse::Ok(Json(x)),
+                Ok(Err(e)) => ExplainResponse::Unavailable(error(e.into_message(), "internal"), None),
+                Err(e) => ExplainResponse::Unavailable(error(e.to_string(), "internal"), None),
             },
-            Err(e) => refusal(e, &state.origin.metadata_url(req)).into(),
+            Err(e) => refused(e, &state.origin.metadata_url(req)).into(),
         }
     }
 
@@ -302,19 +313,27 @@ impl AdminApi {
         limit: Query<Option<u32>>,
     ) -> AuditResponse {
         let Some(state) = &self.state else {
-            return AuditResponse::Unavailable(error("administration is not enabled", "unavailable"));
+            return AuditResponse::Unavailable(error("administration is not enabled", "unavailable"), None);
         };
-        let ctx = auth::request_context(req, &state.origin);
-        let input = serde_json::json!({
-            "from": from.0, "to": to.0, "actor": actor.0, "action": action.0,
-            "outcome": outcome.0, "cursor": cursor.0, "limit": limit.0,
-        });
-        match state.pipeline.handle(&ctx, &state.audit, AUDIT_ENDPOINT, input).await {
+        let caller = match state.caller(req).await {
+            Ok(c) => c,
+            Err(r) => return r.into(),
+        };
+        let request = AuditRequest {
+            from: from.0,
+            to: to.0,
+            actor: actor.0,
+            action: action.0,
+            outcome: outcome.0,
+            cursor: cursor.0,
+            limit: limit.0.map(|l| l as usize),
+        };
+        match state.service.read_audit(&caller, request).await {
             Ok(answer) => match AuditPage::parse_from_json(Some(answer)) {
                 Ok(page) => AuditResponse::Ok(Json(page)),
-                Err(e) => AuditResponse::Unavailable(error(e.into_message(), "internal")),
+                Err(e) => AuditResponse::Unavailable(error(e.into_message(), "internal"), None),
             },
-            Err(e) => refusal(e, &state.origin.metadata_url(req)).into(),
+            Err(e) => refused(e, &state.origin.metadata_url(req)).into(),
         }
     }
 }

@@ -13,13 +13,13 @@
 use std::net::IpAddr;
 
 use poem::Request;
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::HeaderValue;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use qudag_application::ports::{AuthScheme, Credential, DpopProof, TokenError};
-use qudag_application::usecases::{PipelineError, RequestContext};
-use qudag_domain::rbac::{Denial, Scope};
-use serde_json::{Value, json};
+use qudag_application::admission::RequestContext;
+use qudag_application::ports::{AuthScheme, Credential, DpopProof};
+use qudag_domain::rbac::Scope;
+use serde_json::Value;
 
 /// Where the server is reached from outside, for metadata URLs and DPoP `htu`.
 #[derive(Clone, Debug, Default)]
@@ -169,41 +169,8 @@ fn has_param(query: &str, name: &str) -> bool {
     query.split('&').any(|pair| pair.split('=').next().is_some_and(|k| k == name))
 }
 
-/// The OAuth error members of a refusal, carried in the JSON-RPC error's `data.oauth`
-/// and turned into the `WWW-Authenticate` challenge.
-pub fn oauth_error_data(e: &PipelineError) -> Option<Value> {
-    match e {
-        PipelineError::Unauthenticated(t) => {
-            let (error, scheme) = match t {
-                TokenError::Missing => (None, "Bearer"),
-                TokenError::BadRequest { .. } => (Some("invalid_request"), "Bearer"),
-                TokenError::InvalidDpopProof { .. } => (Some("invalid_dpop_proof"), "DPoP"),
-                _ => (Some("invalid_token"), "Bearer"),
-            };
-            Some(json!({
-                "scheme": scheme,
-                "error": error,
-                "error_description": t.description(),
-                "reason": t.reason(),
-            }))
-        }
-        PipelineError::Forbidden(d) if d.denied_by == Some(Denial::Scope) => Some(json!({
-            "scheme": "Bearer",
-            "error": "insufficient_scope",
-            "error_description": d.rule,
-            "scope": d.step_up_scopes.join(" "),
-        })),
-        PipelineError::Forbidden(d) => Some(json!({
-            "scheme": "Bearer",
-            "error": "insufficient_scope",
-            "error_description": d.rule,
-        })),
-        _ => None,
-    }
-}
-
 /// The `WWW-Authenticate` value for the OAuth error members `oauth` (see
-/// [`oauth_error_data`]) and the metadata URL.
+/// [`oauth_error_data`](crate::errors::oauth_error_data)) and the metadata URL.
 pub fn challenge(oauth: &Value, metadata_url: &str) -> Option<HeaderValue> {
     let scheme = oauth.get("scheme").and_then(Value::as_str).unwrap_or("Bearer");
     let mut params = vec![format!("resource_metadata=\"{}\"", quote(metadata_url))];
@@ -231,15 +198,6 @@ fn quote(v: &str) -> String {
             c => c.to_string(),
         })
         .collect()
-}
-
-/// The status of a refusal by authentication: 400 for a credential sent wrongly, 401
-/// otherwise.
-pub fn unauthenticated_status(t: &TokenError) -> StatusCode {
-    match t {
-        TokenError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        _ => StatusCode::UNAUTHORIZED,
-    }
 }
 
 #[derive(Tags)]
@@ -329,8 +287,6 @@ impl OAuthApi {
 
 #[cfg(test)]
 mod tests {
-    use qudag_domain::rbac::{Permission, Role, authorize};
-
     use super::*;
 
     #[test]
@@ -350,37 +306,6 @@ mod tests {
         assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
         assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
         assert!(in_block(ip("::1"), (ip("::"), 0)) && !in_block(ip("::1"), (ip("10.0.0.0"), 8)));
-    }
-
-    #[test]
-    fn challenges_follow_rfc6750_and_rfc9728() {
-        let url = "https://mcp.example/.well-known/oauth-protected-resource/mcp";
-        let missing = oauth_error_data(&PipelineError::Unauthenticated(TokenError::Missing)).unwrap();
-        assert_eq!(
-            challenge(&missing, url).unwrap(),
-            "Bearer resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\""
-        );
-        let bad =
-            oauth_error_data(&PipelineError::Unauthenticated(TokenError::invalid("expired", "token \"x\" expired")))
-                .unwrap();
-        assert_eq!(
-            challenge(&bad, url).unwrap(),
-            format!(
-                "Bearer resource_metadata=\"{url}\", error=\"invalid_token\", error_description=\"token \\\"x\\\" expired\""
-            )
-        );
-        let dpop =
-            oauth_error_data(&PipelineError::Unauthenticated(TokenError::dpop("dpop_missing", "no proof"))).unwrap();
-        let v = challenge(&dpop, url).unwrap();
-        assert!(v.to_str().unwrap().starts_with("DPoP "), "{v:?}");
-        assert!(v.to_str().unwrap().contains("error=\"invalid_dpop_proof\""), "{v:?}");
-
-        let scopes = ["mcp:read".to_owned()].into_iter().collect();
-        let d = authorize(&[Role::Developer].into_iter().collect(), &scopes, Permission::QuantumExecute);
-        let forbidden = oauth_error_data(&PipelineError::Forbidden(d)).unwrap();
-        let v = challenge(&forbidden, url).unwrap();
-        assert!(v.to_str().unwrap().contains("error=\"insufficient_scope\""), "{v:?}");
-        assert!(v.to_str().unwrap().contains("scope=\"mcp:execute mcp:read\""), "{v:?}");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The QuDAG MCP server's inbound HTTP adapter, on poem and poem-openapi.
 //!
+//! - [`mcp`]: `/mcp`, MCP Streamable HTTP in both wire eras;
+//! - [`admin`]: `/admin/*`; [`auth`]: credentials, challenges, RFC 9728 metadata;
+//! - [`errors`]: every application error mapped to its status, JSON-RPC error and headers;
 //! - [`health`]: `/health`, `/health/live`, `/health/ready` (an OpenAPI area);
+//! - [`metrics`]: `/metrics`; [`security`]: security headers, CORS, loopback checks;
 //! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
 //!   per request;
 //! - [`router`]: everything mounted together, with the OpenAPI document at
@@ -12,6 +16,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod errors;
 pub mod health;
 pub mod mcp;
 pub mod metrics;

@@ -85,7 +85,25 @@ impl CorsPolicy {
 /// Whether `origin` is in `allowed` (or `allowed` has `*`), or is a loopback origin while
 /// `loopback` is set.
 pub fn origin_allowed(allowed: &[String], loopback: bool, origin: &str) -> bool {
-    allowed.iter().any(|o| o == origin || o == "*") || (loopback && crate::mcp::is_loopback_origin(origin))
+    allowed.iter().any(|o| o == origin || o == "*") || (loopback && is_loopback_origin(origin))
+}
+
+/// Whether `origin` is an `http(s)` origin on a loopback host.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    is_loopback_host(rest)
+}
+
+/// Whether a `Host` value (name, optional port) names loopback.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Methods a browser may use.
@@ -244,5 +262,23 @@ impl<E: Endpoint> Endpoint for RequestTimeoutEndpoint<E> {
                     )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_and_origins_are_recognised() {
+        for ok in ["localhost", "localhost:3000", "127.0.0.1:8080", "[::1]:9", "[::1]", "127.0.0.1"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example.com", "evil.example.com:3000", "10.0.0.1:80", "localhost.evil.com"] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+        assert!(is_loopback_origin("http://localhost:3000"));
+        assert!(!is_loopback_origin("http://evil.example.com"));
+        assert!(!is_loopback_origin("null"));
     }
 }

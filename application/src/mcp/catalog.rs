@@ -105,6 +105,21 @@ pub trait ResourceProvider: Send + Sync + 'static {
     fn permission(&self) -> Permission {
         Permission::SystemRead
     }
+    /// Whether `uri` is one of this provider's: a listed resource, or a match of one of its
+    /// templates' literal parts. Asked before reading, so the caller is authorized for the
+    /// provider before it is touched.
+    fn serves(&self, uri: &str) -> bool {
+        self.resources().iter().any(|r| r.uri == uri)
+            || self.templates().iter().any(|t| {
+                let template = t.uri_template.as_str();
+                let head = template.split('{').next().unwrap_or(template);
+                let tail = template.rsplit('}').next().unwrap_or("");
+                template.contains('{')
+                    && uri.len() > head.len() + tail.len()
+                    && uri.starts_with(head)
+                    && uri.ends_with(tail)
+            })
+    }
     /// Read `uri`; `Ok(None)` when this provider does not know it.
     async fn read(&self, cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ErrorData>;
 }
@@ -223,6 +238,27 @@ impl Catalog {
     /// Whether anything is offered of each kind (for capabilities).
     pub fn offers(&self) -> (bool, bool, bool) {
         (!self.tools.is_empty(), !self.prompts.is_empty(), !self.resources.is_empty())
+    }
+}
+
+impl crate::usecases::Permissions for Catalog {
+    fn permission_of(&self, name: &str) -> Option<(crate::usecases::TargetKind, Permission)> {
+        use crate::usecases::TargetKind;
+        // Tools and prompts are looked up across both eras.
+        if let Some(t) = self.tool(name, false).or_else(|| self.tool(name, true)) {
+            return Some((TargetKind::Tool, t.permission()));
+        }
+        let prompt = self.prompt(name, false).or_else(|| self.prompt(name, true));
+        prompt.map(|p| (TargetKind::Prompt, p.permission()))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for stateless in [false, true] {
+            names.extend(self.tool_definitions(stateless).map(|t| t.name.to_string()));
+            names.extend(self.prompt_definitions(stateless).map(|p| p.name.clone()));
+        }
+        names
     }
 }
 

@@ -16,8 +16,9 @@ use rmcp::model::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::bus::NodeMessage;
+use crate::admission::RequestContext;
 use crate::ports::EventBus;
-use crate::usecases::RequestContext;
 
 /// Where the messages of one request's response stream go (notifications, and in the
 /// stateful era requests to the client), before its final response.
@@ -28,14 +29,6 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long sealed request state stays valid.
 pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
-
-/// The event-bus topic carrying catalog and resource changes to every open stream:
-/// `{"kind": "tools" | "prompts" | "resources" | "resource", "uri"?: "…"}`.
-pub const CHANGES_TOPIC: &str = "mcp/changes";
-
-/// The bus topic carrying a client's answer, posted to one node, to the node whose
-/// server-to-client request waits for it.
-pub const ANSWERS_TOPIC: &str = "mcp/answers";
 
 /// What changed, for list-changed and resource-updated notifications.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +41,17 @@ pub enum Change {
     Resources,
     /// One resource's content.
     Resource(String),
+}
+
+impl From<Change> for NodeMessage {
+    fn from(change: Change) -> Self {
+        match change {
+            Change::Tools => Self::Tools,
+            Change::Prompts => Self::Prompts,
+            Change::Resources => Self::Resources,
+            Change::Resource(uri) => Self::Resource { uri },
+        }
+    }
 }
 
 type Answer = oneshot::Sender<Result<ClientResult, ErrorData>>;
@@ -251,13 +255,7 @@ impl CallContext {
     /// `subscriptions/listen` streams, on every node sharing the event bus).
     pub async fn publish_change(&self, change: Change) {
         let Some(events) = &self.events else { return };
-        let payload = match &change {
-            Change::Tools => serde_json::json!({ "kind": "tools" }),
-            Change::Prompts => serde_json::json!({ "kind": "prompts" }),
-            Change::Resources => serde_json::json!({ "kind": "resources" }),
-            Change::Resource(uri) => serde_json::json!({ "kind": "resource", "uri": uri }),
-        };
-        if let Err(e) = events.publish(&crate::ports::Topic::new(CHANGES_TOPIC), payload).await {
+        if let Err(e) = NodeMessage::from(change.clone()).publish(events.as_ref()).await {
             tracing::warn!(error = %e, change = ?change, "Change notification not published");
         }
     }

@@ -73,9 +73,9 @@ pub fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolFailur
     })
 }
 
-/// Record `record` for the request in `cx` (see [`crate::usecases::pipeline::submit_audit`]).
+/// Record `record` for the request in `cx` (see [`crate::admission::submit_audit`]).
 pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, record: qudag_domain::audit::AuditRecord) {
-    crate::usecases::pipeline::submit_audit(sink, &cx.request, record).await;
+    crate::admission::submit_audit(sink, &cx.request, record).await;
 }
 
 /// A successful result: `structured` as `structuredContent`, `text` as its rendering.

@@ -1,33 +1,25 @@
 //! Reading the audit trail over `GET /admin/audit`: filters by time range, actor, action
 //! and outcome, oldest first, in pages with an opaque cursor.
 //!
-//! Like every admin endpoint it is an [`Operation`] run through
-//! [`Pipeline::handle`](crate::usecases::Pipeline::handle): authenticated, rate-limited,
-//! authorized (`audit:read`: roles auditor and admin) and itself audited.
+//! Callers reach it through [`AdminService::read_audit`](super::admin::AdminService::read_audit):
+//! admitted, authorized (`audit:read`: roles auditor and admin) and itself audited.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use qudag_domain::Timestamp;
 use qudag_domain::audit::{AuditAction, ChainedEvent, Outcome};
-use qudag_domain::principal::Principal;
-use qudag_domain::rbac::Permission;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::admin::AdminError;
 use crate::ports::{AuditFilter, AuditQuery, AuditSinkError};
-use crate::usecases::authz::endpoint_permission;
-use crate::usecases::{Dispatcher, Operation, OperationError};
-
-/// The audit endpoint, as `METHOD path`.
-pub const AUDIT_ENDPOINT: &str = "GET /admin/audit";
 /// The default page size.
 pub const DEFAULT_LIMIT: usize = 100;
 /// The largest page size.
 pub const MAX_LIMIT: usize = 1000;
 
 /// What `GET /admin/audit` asks for (its query parameters).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 pub struct AuditRequest {
     /// RFC 3339: events at or after.
     pub from: Option<String>,
@@ -57,11 +49,11 @@ impl std::fmt::Debug for AuditReader {
     }
 }
 
-fn invalid(argument: &str, message: impl Into<String>) -> OperationError {
-    OperationError::InvalidArgument { argument: argument.to_owned(), message: message.into() }
+fn invalid(argument: &str, message: impl Into<String>) -> AdminError {
+    AdminError::invalid(argument, message)
 }
 
-fn time(argument: &str, text: Option<&str>) -> Result<Option<Timestamp>, OperationError> {
+fn time(argument: &str, text: Option<&str>) -> Result<Option<Timestamp>, AdminError> {
     text.map(|t| {
         Timestamp::parse_rfc3339(t).ok_or_else(|| invalid(argument, format!("{t:?} is not an RFC 3339 date-time")))
     })
@@ -72,8 +64,8 @@ impl AuditRequest {
     /// The filter, page size and cursor this asks for.
     ///
     /// # Errors
-    /// [`OperationError::InvalidArgument`] naming the bad parameter.
-    pub fn parse(self) -> Result<(AuditFilter, usize, Option<String>), OperationError> {
+    /// [`AdminError::InvalidArgument`] naming the bad parameter.
+    pub fn parse(self) -> Result<(AuditFilter, usize, Option<String>), AdminError> {
         let action = match self.action.as_deref() {
             Some(a) => Some(AuditAction::parse(a).ok_or_else(|| {
                 let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
@@ -134,36 +126,24 @@ impl AuditReader {
     }
 }
 
-#[async_trait]
-impl Operation for AuditReader {
-    fn name(&self) -> &str {
-        AUDIT_ENDPOINT
-    }
-
-    fn permission(&self) -> Permission {
-        endpoint_permission(AUDIT_ENDPOINT).unwrap_or(Permission::AuditRead)
-    }
-
-    async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
-        let request: AuditRequest =
-            serde_json::from_value(input).map_err(|e| invalid("query", format!("malformed parameters: {e}")))?;
+impl AuditReader {
+    /// The page `request` asks for, as the endpoint shows it.
+    ///
+    /// # Errors
+    /// [`AdminError::InvalidArgument`] naming a bad parameter or cursor;
+    /// [`AdminError::Failed`] when the trail cannot be read.
+    pub async fn page(&self, request: AuditRequest) -> Result<Value, AdminError> {
         let (filter, limit, cursor) = request.parse()?;
         let page = self.query.query(&filter, cursor, limit).await.map_err(|e| match e {
             AuditSinkError::InvalidCursor(c) => {
                 invalid("cursor", format!("{c:?} is not a cursor this server handed out"))
             }
-            other => OperationError::Failed(format!("the audit trail cannot be read: {other}")),
+            other => AdminError::Failed(format!("the audit trail cannot be read: {other}")),
         })?;
         Ok(json!({
             "events": page.events.iter().map(event_json).collect::<Vec<_>>(),
             "next_cursor": page.next_cursor,
         }))
-    }
-}
-
-impl Dispatcher for AuditReader {
-    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
-        (name == AUDIT_ENDPOINT).then(|| Arc::new(self.clone()) as Arc<dyn Operation>)
     }
 }
 
@@ -187,7 +167,7 @@ mod tests {
         assert_eq!(filter.outcome, Some(Outcome::Denied));
         assert_eq!((limit, cursor), (5, None));
         let bad = |r: AuditRequest, arg: &str| match r.parse() {
-            Err(OperationError::InvalidArgument { argument, .. }) => assert_eq!(argument, arg),
+            Err(AdminError::InvalidArgument { argument, .. }) => assert_eq!(argument, arg),
             other => panic!("{arg}: {other:?}"),
         };
         bad(AuditRequest { from: Some("yesterday".into()), ..AuditRequest::default() }, "from");

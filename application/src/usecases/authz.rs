@@ -2,32 +2,26 @@
 //! scopes and a tool, prompt or admin endpoint, with the rule that made it — the same
 //! decision the pipeline takes, without making the call.
 //!
-//! The explainer is itself an admin [`Operation`]: callers reach it through
-//! [`Pipeline::handle`](crate::usecases::Pipeline::handle), so it is authenticated,
-//! rate-limited, authorized and audited like any other call.
+//! Callers reach it through [`AdminService::explain`](super::admin::AdminService::explain),
+//! so it is admitted, authorized and audited like any other call.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use qudag_domain::principal::{Claims, Principal, RolesClaim};
+use qudag_domain::principal::{Claims, RolesClaim};
 use qudag_domain::rbac::{AuthzDecision, Permission, Role, authorize};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::mcp::Catalog;
-use crate::usecases::{Dispatcher, Operation, OperationError};
+use super::endpoints::{ADMIN_ENDPOINTS, endpoint_permission};
 
-/// The explain endpoint, as `METHOD path`.
-pub const EXPLAIN_ENDPOINT: &str = "POST /admin/authz/explain";
-
-/// The admin endpoints and the permission each needs, named `METHOD path`.
-pub const ADMIN_ENDPOINTS: &[(&str, Permission)] =
-    &[(EXPLAIN_ENDPOINT, Permission::Admin), (crate::usecases::audit_log::AUDIT_ENDPOINT, Permission::AuditRead)];
-
-/// The permission `endpoint` (`METHOD path`) needs, if it is an admin endpoint.
-pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {
-    ADMIN_ENDPOINTS.iter().find(|(name, _)| *name == endpoint).map(|(_, p)| *p)
+/// What the explainer needs of the served catalog: the permission of a tool or prompt, and
+/// every name. The MCP catalog implements it; the use case names no protocol type.
+pub trait Permissions: Send + Sync {
+    /// The kind and permission of the tool or prompt called `name`, in either era.
+    fn permission_of(&self, name: &str) -> Option<(TargetKind, Permission)>;
+    /// Every tool and prompt name, in both eras.
+    fn names(&self) -> Vec<String>;
 }
 
 /// What was asked about.
@@ -58,7 +52,7 @@ pub struct Explanation {
 
 /// What the explain endpoint is asked: roles and scopes (given directly, or as a token's
 /// claims) and a target.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct ExplainInput {
     /// A tool or prompt name, or an admin endpoint as `METHOD path`.
     pub target: String,
@@ -76,7 +70,7 @@ pub struct ExplainInput {
 /// Explains authorization decisions over a catalog.
 #[derive(Clone)]
 pub struct AuthzExplainer {
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Permissions>,
     roles_claim: RolesClaim,
 }
 
@@ -89,7 +83,7 @@ impl std::fmt::Debug for AuthzExplainer {
 impl AuthzExplainer {
     /// An explainer for the tools and prompts of `catalog` and the admin endpoints,
     /// reading roles from claims at `roles_claim`.
-    pub fn new(catalog: Arc<Catalog>, roles_claim: RolesClaim) -> Self {
+    pub fn new(catalog: Arc<dyn Permissions>, roles_claim: RolesClaim) -> Self {
         Self { catalog, roles_claim }
     }
 
@@ -99,13 +93,7 @@ impl AuthzExplainer {
         if let Some(p) = endpoint_permission(target) {
             return Some((TargetKind::Endpoint, p));
         }
-        // Tools and prompts are looked up across both eras.
-        let tool = self.catalog.tool(target, false).or_else(|| self.catalog.tool(target, true));
-        if let Some(t) = tool {
-            return Some((TargetKind::Tool, t.permission()));
-        }
-        let prompt = self.catalog.prompt(target, false).or_else(|| self.catalog.prompt(target, true));
-        prompt.map(|p| (TargetKind::Prompt, p.permission()))
+        self.catalog.permission_of(target)
     }
 
     /// The decision for a caller with `roles` (names as in tokens) and `scopes` on
@@ -125,45 +113,30 @@ impl AuthzExplainer {
 
     /// Every target that can be explained (tools, prompts, admin endpoints).
     pub fn targets(&self) -> Vec<String> {
-        let mut names: BTreeSet<String> = BTreeSet::new();
-        for stateless in [false, true] {
-            names.extend(self.catalog.tool_definitions(stateless).map(|t| t.name.to_string()));
-            names.extend(self.catalog.prompt_definitions(stateless).map(|p| p.name.clone()));
-        }
+        let mut names: BTreeSet<String> = self.catalog.names().into_iter().collect();
         names.extend(ADMIN_ENDPOINTS.iter().map(|(n, _)| (*n).to_owned()));
         names.into_iter().collect()
     }
 }
 
-#[async_trait]
-impl Operation for AuthzExplainer {
-    fn name(&self) -> &str {
-        EXPLAIN_ENDPOINT
-    }
-
-    fn permission(&self) -> Permission {
-        endpoint_permission(EXPLAIN_ENDPOINT).unwrap_or(Permission::Admin)
-    }
-
-    async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
-        let ExplainInput { target, mut roles, mut scopes, claims } = serde_json::from_value(input)
-            .map_err(|e| OperationError::InvalidArgument { argument: "body".into(), message: e.to_string() })?;
+impl AuthzExplainer {
+    /// The decision asked for by `input`, its claims read with the configured roles claim.
+    ///
+    /// # Errors
+    /// [`super::admin::AdminError::InvalidArgument`] naming `target` when nothing is called so.
+    pub fn explain_input(&self, input: ExplainInput) -> Result<Explanation, super::admin::AdminError> {
+        let ExplainInput { target, mut roles, mut scopes, claims } = input;
         if let Some(claims) = claims {
             let parsed = Claims::from_json(&claims, &self.roles_claim);
             roles.extend(parsed.roles);
             scopes.extend(parsed.scopes);
         }
-        let explanation = self.explain(&roles, &scopes, &target).ok_or_else(|| OperationError::InvalidArgument {
-            argument: "target".into(),
-            message: format!("no tool, prompt or admin endpoint is called {target:?}"),
-        })?;
-        serde_json::to_value(explanation).map_err(|e| OperationError::Failed(e.to_string()))
-    }
-}
-
-impl Dispatcher for AuthzExplainer {
-    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
-        (name == EXPLAIN_ENDPOINT).then(|| Arc::new(self.clone()) as Arc<dyn Operation>)
+        self.explain(&roles, &scopes, &target).ok_or_else(|| {
+            super::admin::AdminError::invalid(
+                "target",
+                format!("no tool, prompt or admin endpoint is called {target:?}"),
+            )
+        })
     }
 }
 
@@ -200,20 +173,22 @@ mod tests {
         assert!(e.targets().contains(&"POST /admin/authz/explain".to_owned()));
     }
 
-    #[tokio::test]
-    async fn as_an_operation_it_reads_claims_and_names_a_bad_target() {
+    #[test]
+    fn it_reads_claims_and_names_a_bad_target() {
         let e = explainer();
-        let p = Principal::anonymous([Role::Admin]);
-        let input = serde_json::json!({
+        let input: ExplainInput = serde_json::from_value(serde_json::json!({
             "target": "POST /admin/authz/explain",
             "claims": {"roles": ["admin"], "scope": "mcp:admin"}
-        });
-        let out = e.run(&p, input).await.unwrap();
+        }))
+        .unwrap();
+        let out = serde_json::to_value(e.explain_input(input).unwrap()).unwrap();
         assert_eq!(out["allowed"], true, "{out}");
         assert_eq!(out["kind"], "endpoint");
         assert_eq!(out["required_scope"], "mcp:admin");
-        let err = e.run(&p, serde_json::json!({"target": "nope"})).await.unwrap_err();
-        assert!(matches!(err, OperationError::InvalidArgument { ref argument, .. } if argument == "target"), "{err}");
-        assert!(e.resolve(EXPLAIN_ENDPOINT).is_some() && e.resolve("other").is_none());
+        let err = e.explain_input(ExplainInput { target: "nope".into(), ..ExplainInput::default() }).unwrap_err();
+        assert!(
+            matches!(err, super::super::admin::AdminError::InvalidArgument { ref argument, .. } if argument == "target"),
+            "{err}"
+        );
     }
 }

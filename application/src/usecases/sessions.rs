@@ -13,8 +13,8 @@ use qudag_domain::session::{
 };
 use serde_json::json;
 
+use crate::admission::{Admission, RequestContext};
 use crate::ports::{Clock, SessionStore, SessionStoreError};
-use crate::usecases::pipeline::{Pipeline, RequestContext};
 
 /// A use of the last-seen time finer than this is not written back: a busy session would
 /// otherwise cost a store write on every request for no change in its expiry worth having.
@@ -39,7 +39,7 @@ pub enum SessionError {
 pub struct SessionService {
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
-    pipeline: Arc<Pipeline>,
+    admission: Arc<Admission>,
     timeouts: SessionTimeouts,
 }
 
@@ -50,14 +50,14 @@ impl std::fmt::Debug for SessionService {
 }
 
 impl SessionService {
-    /// A service storing sessions in `store`, auditing through `pipeline`.
+    /// A service storing sessions in `store`, auditing through `admission`.
     pub fn new(
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
-        pipeline: Arc<Pipeline>,
+        admission: Arc<Admission>,
         timeouts: SessionTimeouts,
     ) -> Self {
-        Self { store, clock, pipeline, timeouts }
+        Self { store, clock, admission, timeouts }
     }
 
     /// How many live sessions the store holds (may be approximate for a shared store).
@@ -95,7 +95,7 @@ impl SessionService {
             );
             match self.store.create(&session).await {
                 Ok(()) => {
-                    self.pipeline
+                    self.admission
                         .audit(
                             ctx,
                             AuditRecord::new(now, AuditAction::SessionCreated, Outcome::Success)
@@ -164,7 +164,7 @@ impl SessionService {
         if !self.store.delete(id).await? {
             return Err(SessionError::NotFound);
         }
-        self.pipeline
+        self.admission
             .audit(
                 ctx,
                 AuditRecord::new(now, AuditAction::SessionTerminated, Outcome::Success)
@@ -185,7 +185,7 @@ impl SessionService {
         match session.check_access(caller, self.clock.now()) {
             Ok(()) => Ok(()),
             Err(SessionAccessError::NotFound { owner_mismatch: true }) => {
-                self.pipeline
+                self.admission
                     .audit(
                         ctx,
                         AuditRecord::new(self.clock.now(), AuditAction::SessionHijackAttempt, Outcome::Denied)
@@ -230,9 +230,9 @@ mod tests {
     use qudag_domain::rbac::Role;
 
     use super::*;
+    use crate::admission::AuthMode;
     use crate::ports::{MockAuditSink, MockRateLimiter, MockSessionStore};
     use crate::testkit::ManualClock;
-    use crate::usecases::pipeline::AuthMode;
 
     fn alice() -> PrincipalId {
         PrincipalId::new("https://iss", "alice")
@@ -247,14 +247,14 @@ mod tests {
             Ok(())
         });
         sink.expect_accepting().return_const(true);
-        let pipeline = Arc::new(Pipeline::new(
+        let admission = Arc::new(Admission::new(
             AuthMode::Disabled(Principal::anonymous([Role::Admin])),
             Arc::new(MockRateLimiter::new()),
             None,
             Arc::new(sink),
             clock.clone(),
         ));
-        (SessionService::new(Arc::new(store), clock, pipeline, SessionTimeouts::default()), seen)
+        (SessionService::new(Arc::new(store), clock, admission, SessionTimeouts::default()), seen)
     }
 
     fn stored(now: Timestamp) -> Session {

@@ -5,6 +5,7 @@
 //! plain visible ASCII arrive as `=?base64?…?=` and are decoded before comparison; header
 //! names compare case-insensitively and values case-sensitively.
 
+use base64::Engine as _;
 use poem::http::HeaderMap;
 
 /// The session header.
@@ -30,45 +31,12 @@ pub fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn decode_value(raw: &str) -> Option<String> {
     match raw.strip_prefix("=?base64?").and_then(|rest| rest.strip_suffix("?=")) {
         Some(encoded) => {
-            let bytes = base64_decode(encoded)?;
+            // Strict standard base64 with padding (RFC 4648 §4).
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
             String::from_utf8(bytes).ok()
         }
         None => Some(raw.to_owned()),
     }
-}
-
-/// Strict standard base64 (with padding).
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (i, chunk) in bytes.chunks(4).enumerate() {
-        let last = i == bytes.len() / 4 - 1;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            n = (n << 6) | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&decoded[..3 - pad]);
-    }
-    Some(out)
 }
 
 /// Whether the `Accept` header lists `media` (or a wildcard covering it).

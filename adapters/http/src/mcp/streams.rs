@@ -19,14 +19,7 @@ impl Default for StreamLimits {
     }
 }
 
-/// Why a stream was not opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamRefusal {
-    /// The principal holds as many streams as it may.
-    PrincipalFull(usize),
-    /// The node holds as many streams as it may.
-    NodeFull(usize),
-}
+pub use crate::errors::StreamRefusal;
 
 /// The open streams, counted.
 #[derive(Debug, Default)]
@@ -67,7 +60,7 @@ impl StreamSlots {
         }
         let mine = open.by_principal.get(principal).copied().unwrap_or(0);
         if mine >= self.limits.per_principal {
-            return Err(StreamRefusal::PrincipalFull(self.limits.per_principal));
+            return Err(StreamRefusal::CallerFull(self.limits.per_principal));
         }
         open.total += 1;
         open.by_principal.insert(principal.to_owned(), mine + 1);
@@ -104,14 +97,14 @@ mod tests {
         let slots = StreamSlots::new(StreamLimits { per_principal: 2, total: 3 });
         let a1 = slots.acquire("alice").unwrap();
         let _a2 = slots.acquire("alice").unwrap();
-        assert_eq!(slots.acquire("alice").unwrap_err(), StreamRefusal::PrincipalFull(2));
+        assert!(matches!(slots.acquire("alice").unwrap_err(), StreamRefusal::CallerFull(2)));
         let _b1 = slots.acquire("bob").unwrap();
-        assert_eq!(slots.acquire("carol").unwrap_err(), StreamRefusal::NodeFull(3));
+        assert!(matches!(slots.acquire("carol").unwrap_err(), StreamRefusal::NodeFull(3)));
         assert_eq!(slots.open(), 3);
         drop(a1);
         assert_eq!(slots.open(), 2);
         let _c1 = slots.acquire("carol").unwrap();
-        assert_eq!(slots.acquire("alice").unwrap_err(), StreamRefusal::NodeFull(3));
+        assert!(matches!(slots.acquire("alice").unwrap_err(), StreamRefusal::NodeFull(3)));
         assert_eq!(slots.lock().by_principal.get("alice"), Some(&1));
     }
 }

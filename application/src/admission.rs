@@ -1,20 +1,34 @@
-//! The request pipeline: authenticate → rate-limit → dispatch → authorize → run → audit.
+//! Admission: the one path every inbound operation takes before it runs.
 //!
-//! Each stage is a method of its own, because not every MCP message goes through all of
-//! them (an `initialize` is authenticated and rate-limited but names no tool); a tool call
-//! goes through [`Pipeline::handle`], which runs them all in order. Every refusal is
-//! audited with the reason, and no refused call ever reaches an operation.
+//! MCP requests, notifications and responses, GET and listen streams, session ends and the
+//! admin endpoints all pass the same stages, in this order:
+//!
+//! 1. **limit per address** — when callers are counted by address (`per_user` off, or no
+//!    authentication), the quota is charged before any token is verified, so a flood of bad
+//!    tokens is refused with 429 without costing a verification;
+//! 2. **authenticate** ([`Admission::authenticate`]) — the only way to obtain a [`Caller`];
+//! 3. **limit per principal** ([`Admission::admit`]) — the operation's cost, against the
+//!    principal's short-term and daily quotas;
+//! 4. **authorize** ([`Admission::authorize`]) — before any tool, prompt, resource or admin
+//!    operation is touched;
+//! 5. **run**, then **audit** ([`Admission::run`] records the outcome).
+//!
+//! The inbound adapter hands over what it read off the wire ([`RequestContext`]) and gets a
+//! [`Caller`] back; every use case that serves a caller takes that `Caller`, so no operation
+//! can be reached without having been authenticated here. Every refusal is audited with its
+//! reason and counted.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
+use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
 use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::metrics::{Metrics, Quota};
 use crate::ports::{
@@ -64,7 +78,7 @@ pub enum LimiterFailurePolicy {
     FailClosed,
 }
 
-/// The rate-limit part of the pipeline's configuration.
+/// The rate-limit part of admission's configuration.
 #[derive(Clone, Debug)]
 pub struct RateLimitSettings {
     /// The policy applied to every key.
@@ -78,57 +92,18 @@ pub struct RateLimitSettings {
     pub daily: Option<QuotaPolicy>,
 }
 
-/// Something a caller can invoke: a tool, or an admin endpoint.
-#[async_trait]
-pub trait Operation: Send + Sync {
-    /// Its name (the MCP tool name).
-    fn name(&self) -> &str;
-    /// The permission a caller needs.
-    fn permission(&self) -> Permission;
-    /// Its quota cost.
-    fn cost(&self) -> Cost {
-        Cost::ONE
-    }
-    /// Run it for `principal` with `input`.
-    ///
-    /// # Errors
-    /// [`OperationError`]: bad arguments, or a failure while running.
-    async fn run(&self, principal: &Principal, input: Value) -> Result<Value, OperationError>;
-}
-
-/// Finds operations by name.
-pub trait Dispatcher: Send + Sync {
-    /// The operation called `name`, if there is one.
-    fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>>;
-}
-
-/// Why an operation did not produce a result.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum OperationError {
-    /// The input is wrong; `argument` names the offending argument.
-    #[error("invalid argument {argument:?}: {message}")]
-    InvalidArgument {
-        /// The argument's name (or JSON pointer).
-        argument: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The operation failed.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Why the pipeline refused or could not complete a request.
+/// Why admission refused an operation, or could not decide.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PipelineError {
-    /// No acceptable credential (HTTP 401).
+pub enum Refusal {
+    /// No acceptable credential (HTTP 401, or 400 for a credential sent wrongly).
     #[error("unauthenticated: {0}")]
     Unauthenticated(TokenError),
     /// Over the rate limit (HTTP 429); the decision says when to come back.
     #[error("rate limited")]
     RateLimited(Decision),
-    /// A backend needed to decide is unavailable (HTTP 503).
+    /// A backend needed to decide, or to run the operation, is unavailable (HTTP 503 with
+    /// `Retry-After`; counted in `qudag_backend_errors_total`).
     #[error("{component} unavailable")]
     Unavailable {
         /// Which component.
@@ -137,19 +112,60 @@ pub enum PipelineError {
         #[source]
         source: crate::BoxError,
     },
-    /// No operation by that name.
-    #[error("unknown operation {0:?}")]
-    UnknownOperation(String),
     /// The caller may not use the operation (HTTP 403).
     #[error("forbidden: {}", .0.rule)]
     Forbidden(AuthzDecision),
-    /// The operation ran and failed (or its input was refused).
-    #[error(transparent)]
-    Operation(OperationError),
 }
 
-/// The pipeline and the ports it runs on.
-pub struct Pipeline {
+impl Refusal {
+    /// A backend outage of `component`.
+    pub fn unavailable(component: &'static str, source: impl Into<crate::BoxError>) -> Self {
+        Self::Unavailable { component, source: source.into() }
+    }
+
+    /// The rate-limit decision behind a 429, for `Retry-After` and `RateLimit` headers.
+    pub fn rate_decision(&self) -> Option<&Decision> {
+        match self {
+            Self::RateLimited(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated caller: what [`Admission::authenticate`] hands out, and what every
+/// operation that serves a caller asks for.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    ctx: RequestContext,
+    principal: Principal,
+    /// Whether the caller's quota is kept per address, and so was charged before
+    /// authentication (stage 1) rather than per principal (stage 3).
+    by_address: bool,
+    /// The decision of stage 1, for the `RateLimit` headers.
+    address_decision: Option<Decision>,
+    /// Whether the unit charged in stage 1 is still to be counted against an operation's
+    /// cost (the first operation of a request uses it; a batch's later ones pay in full).
+    prepaid: Arc<AtomicBool>,
+}
+
+impl Caller {
+    fn new(ctx: RequestContext, principal: Principal, by_address: bool, address_decision: Option<Decision>) -> Self {
+        Self { ctx, principal, by_address, address_decision, prepaid: Arc::new(AtomicBool::new(by_address)) }
+    }
+
+    /// What the transport said about the request.
+    pub fn ctx(&self) -> &RequestContext {
+        &self.ctx
+    }
+
+    /// Who is calling.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// The admission path and the ports it runs on.
+pub struct Admission {
     auth: AuthMode,
     limiter: Arc<dyn RateLimiter>,
     limits: Option<RateLimitSettings>,
@@ -165,14 +181,14 @@ pub struct Pipeline {
 /// credential then gets one more `auth.succeeded`, never fewer).
 const AUDITED_CREDENTIALS: usize = 10_000;
 
-impl std::fmt::Debug for Pipeline {
+impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("auth", &self.auth).field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Admission").field("auth", &self.auth).field("limits", &self.limits).finish_non_exhaustive()
     }
 }
 
-impl Pipeline {
-    /// A pipeline; `limits: None` turns rate limiting off.
+impl Admission {
+    /// Admission over these ports; `limits: None` turns rate limiting off.
     pub fn new(
         auth: AuthMode,
         limiter: Arc<dyn RateLimiter>,
@@ -197,28 +213,9 @@ impl Pipeline {
         self
     }
 
-    /// The counters this pipeline keeps.
+    /// The counters admission keeps.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
-    }
-
-    /// Run a named operation through every stage.
-    ///
-    /// # Errors
-    /// The first stage that refuses, as a [`PipelineError`].
-    pub async fn handle(
-        &self,
-        ctx: &RequestContext,
-        dispatcher: &dyn Dispatcher,
-        name: &str,
-        input: Value,
-    ) -> Result<Value, PipelineError> {
-        let principal = self.authenticate(ctx).await?;
-        let operation = dispatcher.resolve(name);
-        let cost = operation.as_ref().map_or(Cost::ONE, |op| op.cost());
-        self.admit(ctx, &principal, cost).await?;
-        let operation = operation.ok_or_else(|| PipelineError::UnknownOperation(name.to_owned()))?;
-        self.invoke(ctx, &principal, operation.as_ref(), input).await
     }
 
     /// The short-term rate-limit policy, if rate limiting is on (for `RateLimit-Policy`).
@@ -226,15 +223,30 @@ impl Pipeline {
         self.limits.as_ref().map(|l| &l.policy)
     }
 
-    /// Stage 1: who is calling.
+    /// Whether callers are counted by address (and so charged before authentication).
+    fn by_address(&self) -> bool {
+        self.limits.as_ref().is_some_and(|l| !l.per_user) || matches!(self.auth, AuthMode::Disabled(_))
+    }
+
+    /// Stages 1–2: limit per address (when callers are counted by address), then who is
+    /// calling.
     ///
     /// # Errors
-    /// `Unauthenticated` (audited as `auth.failed` with the reason), or `Unavailable` when
-    /// the verifier cannot decide. A credential's first accepted use on this node is audited
-    /// as `auth.succeeded`.
-    pub async fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, PipelineError> {
+    /// `RateLimited` (audited as `rate.limited`) before any token is looked at;
+    /// `Unauthenticated` (audited as `auth.failed` with the reason); `Unavailable` when the
+    /// verifier, the limiter (fail-closed) or the audit trail cannot decide. A credential's
+    /// first accepted use on this node is audited as `auth.succeeded`.
+    pub async fn authenticate(&self, ctx: RequestContext) -> Result<Caller, Refusal> {
+        let by_address = self.by_address();
+        let mut address_decision = None;
+        if by_address {
+            self.check_audit()?;
+            address_decision = self.limit(&ctx, None, Cost::ONE).await?;
+        }
         let verifier = match &self.auth {
-            AuthMode::Disabled(principal) => return Ok(principal.clone()),
+            AuthMode::Disabled(principal) => {
+                return Ok(Caller::new(ctx, principal.clone(), by_address, address_decision));
+            }
             AuthMode::Required(verifier) => verifier,
         };
         let result = match (&ctx.credential_problem, &ctx.credential) {
@@ -247,24 +259,24 @@ impl Pipeline {
         match result {
             Ok(principal) => {
                 if let Some(credential) = &ctx.credential {
-                    self.audit_first_use(ctx, credential, &principal).await;
+                    self.audit_first_use(&ctx, credential, &principal).await;
                 }
-                Ok(principal)
+                Ok(Caller::new(ctx, principal, by_address, address_decision))
             }
             Err(TokenError::Unavailable { source }) => {
                 self.metrics.backend_error("token_verifier");
-                Err(PipelineError::Unavailable { component: "token_verifier", source })
+                Err(Refusal::Unavailable { component: "token_verifier", source })
             }
             Err(error) => {
                 self.metrics.auth_failure(error.reason());
                 tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
                 self.audit(
-                    ctx,
+                    &ctx,
                     AuditRecord::new(self.clock.now(), AuditAction::AuthFailed, Outcome::Denied)
                         .details(json!({ "reason": error.reason() })),
                 )
                 .await;
-                Err(PipelineError::Unauthenticated(error))
+                Err(Refusal::Unauthenticated(error))
             }
         }
     }
@@ -295,52 +307,76 @@ impl Pipeline {
         }
     }
 
-    /// Stage 2: whether the caller has quota left for `cost`. Returns the decision (for
-    /// `RateLimit` headers), or `None` when rate limiting is off or failed open.
+    /// Stage 3: whether `caller` has quota left for an operation of `cost`. Returns the
+    /// decision (for `RateLimit` headers), or `None` when rate limiting is off or failed
+    /// open. A caller counted by address was charged one unit in stage 1; the rest of the
+    /// cost is charged here.
     ///
     /// # Errors
-    /// `RateLimited` (audited as `rate.limited`), or `Unavailable` when the limiter is down
-    /// and the policy is fail-closed.
-    pub async fn admit(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        cost: Cost,
-    ) -> Result<Option<Decision>, PipelineError> {
-        if !self.audit.accepting() {
-            self.metrics.backend_error("audit");
-            return Err(PipelineError::Unavailable {
-                component: "audit",
-                source: "the audit queue is full; requests are refused until it drains".into(),
-            });
-        }
+    /// `RateLimited` (audited as `rate.limited`); `Unavailable` when the audit trail refuses
+    /// records (nothing runs that cannot be recorded) or the limiter is down and the policy
+    /// is fail-closed.
+    pub async fn admit(&self, caller: &Caller, cost: Cost) -> Result<Option<Decision>, Refusal> {
+        self.check_audit()?;
         let Some(limits) = &self.limits else {
             return Ok(None);
         };
-        let key = if limits.per_user && !principal.id().is_anonymous() {
-            RateLimitKey::principal(principal.id())
-        } else {
-            match &ctx.client_addr {
-                Some(addr) => RateLimitKey::address(addr),
-                None => RateLimitKey::custom("ip:unknown"),
+        let decision = if caller.by_address {
+            let prepaid = u32::from(caller.prepaid.swap(false, Ordering::AcqRel));
+            match cost.units().saturating_sub(prepaid) {
+                0 => caller.address_decision,
+                rest => self.limit(&caller.ctx, None, Cost::new(rest)).await?,
             }
-        };
-        let decision = match self.check_limit(&key, &limits.policy, cost, limits.on_failure).await? {
-            Some(d) if d.allowed => d,
-            Some(d) => return Err(self.limited(ctx, principal, &key, cost, d, Quota::Rate).await),
-            None => return Ok(None),
+        } else {
+            self.limit(&caller.ctx, Some(&caller.principal), cost).await?
         };
         if let Some(daily) = &limits.daily
-            && !principal.id().is_anonymous()
+            && !caller.principal.id().is_anonymous()
         {
-            let daily_key = RateLimitKey::custom(format!("day:{}", RateLimitKey::principal(principal.id())));
+            let daily_key = RateLimitKey::custom(format!("day:{}", RateLimitKey::principal(caller.principal.id())));
             if let Some(d) = self.check_limit(&daily_key, daily, cost, limits.on_failure).await?
                 && !d.allowed
             {
-                return Err(self.limited(ctx, principal, &daily_key, cost, d, Quota::Daily).await);
+                return Err(self
+                    .limited(&caller.ctx, Some(&caller.principal), &daily_key, cost, d, Quota::Daily)
+                    .await);
             }
         }
-        Ok(Some(decision))
+        Ok(decision)
+    }
+
+    /// Refuse everything while the audit trail cannot take records.
+    fn check_audit(&self) -> Result<(), Refusal> {
+        if self.audit.accepting() {
+            return Ok(());
+        }
+        self.metrics.backend_error("audit");
+        Err(Refusal::unavailable("audit", "the audit queue is full; requests are refused until it drains"))
+    }
+
+    /// Charge `cost` to the short-term quota of `principal`, or of the address when there
+    /// is none (or it is anonymous).
+    async fn limit(
+        &self,
+        ctx: &RequestContext,
+        principal: Option<&Principal>,
+        cost: Cost,
+    ) -> Result<Option<Decision>, Refusal> {
+        let Some(limits) = &self.limits else {
+            return Ok(None);
+        };
+        let key = match principal.filter(|p| !p.id().is_anonymous()) {
+            Some(p) => RateLimitKey::principal(p.id()),
+            None => match &ctx.client_addr {
+                Some(addr) => RateLimitKey::address(addr),
+                None => RateLimitKey::custom("ip:unknown"),
+            },
+        };
+        match self.check_limit(&key, &limits.policy, cost, limits.on_failure).await? {
+            Some(d) if d.allowed => Ok(Some(d)),
+            Some(d) => Err(self.limited(ctx, principal, &key, cost, d, Quota::Rate).await),
+            None => Ok(None),
+        }
     }
 
     /// One limiter decision; `None` when the limiter is down and the policy fails open.
@@ -350,7 +386,7 @@ impl Pipeline {
         policy: &QuotaPolicy,
         cost: Cost,
         on_failure: LimiterFailurePolicy,
-    ) -> Result<Option<Decision>, PipelineError> {
+    ) -> Result<Option<Decision>, Refusal> {
         match self.limiter.check(key, policy, cost).await {
             Ok(decision) => Ok(Some(decision)),
             Err(RateLimiterError::Unavailable { source }) => {
@@ -360,9 +396,7 @@ impl Pipeline {
                         tracing::warn!(error = %source, key = %key, "Rate limiter unavailable; failing open");
                         Ok(None)
                     }
-                    LimiterFailurePolicy::FailClosed => {
-                        Err(PipelineError::Unavailable { component: "rate_limiter", source })
-                    }
+                    LimiterFailurePolicy::FailClosed => Err(Refusal::Unavailable { component: "rate_limiter", source }),
                 }
             }
         }
@@ -372,70 +406,42 @@ impl Pipeline {
     async fn limited(
         &self,
         ctx: &RequestContext,
-        principal: &Principal,
+        principal: Option<&Principal>,
         key: &RateLimitKey,
         cost: Cost,
         decision: Decision,
         quota: Quota,
-    ) -> PipelineError {
+    ) -> Refusal {
         self.metrics.rate_limited(quota);
         let quota = match quota {
             Quota::Rate => "rate",
             Quota::Daily => "daily",
         };
-        self.audit(
-            ctx,
-            AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied)
-                .actor(principal.id().to_string())
-                .details(json!({
-                    "quota": quota,
-                    "key": key.as_str(),
-                    "cost": cost.units(),
-                    "retry_after_ms": decision.retry_after.map(|d| d.as_millis()),
-                })),
-        )
-        .await;
-        PipelineError::RateLimited(decision)
+        let mut record = AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied).details(json!({
+            "quota": quota,
+            "key": key.as_str(),
+            "cost": cost.units(),
+            "retry_after_ms": decision.retry_after.map(|d| d.as_millis()),
+        }));
+        if let Some(p) = principal {
+            record = record.actor(p.id().to_string());
+        }
+        self.audit(ctx, record).await;
+        Refusal::RateLimited(decision)
     }
 
-    /// Stages 4–6: authorize `principal` for `operation`, run it, and audit the outcome.
-    ///
-    /// # Errors
-    /// `Forbidden` (audited as `tool.denied`) or the operation's own error (audited as a
-    /// failed `tool.called`).
-    pub async fn invoke(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        operation: &dyn Operation,
-        input: Value,
-    ) -> Result<Value, PipelineError> {
-        self.authorize(ctx, principal, operation.name(), operation.permission()).await?;
-        let arguments_digest = digest_json(&input);
-        let started = Instant::now();
-        let result = operation.run(principal, input).await;
-        let error = result.as_ref().err().map(ToString::to_string);
-        self.record_call(ctx, principal, operation.name(), arguments_digest, error, started.elapsed()).await;
-        result.map_err(PipelineError::Operation)
-    }
-
-    /// Stage 4: whether `principal` may use `target`, which needs `permission`.
+    /// Stage 4: whether `caller` may use `target`, which needs `permission`.
     ///
     /// # Errors
     /// `Forbidden`, audited as `tool.denied` with the rule that decided.
-    pub async fn authorize(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        target: &str,
-        permission: Permission,
-    ) -> Result<(), PipelineError> {
+    pub async fn authorize(&self, caller: &Caller, target: &str, permission: Permission) -> Result<(), Refusal> {
+        let principal = &caller.principal;
         let decision = authorize(principal.roles(), principal.scopes(), permission);
         if decision.allowed {
             return Ok(());
         }
         self.audit(
-            ctx,
+            &caller.ctx,
             AuditRecord::new(self.clock.now(), AuditAction::ToolDenied, Outcome::Denied)
                 .actor(principal.id().to_string())
                 .target(target)
@@ -447,25 +453,50 @@ impl Pipeline {
                 })),
         )
         .await;
-        Err(PipelineError::Forbidden(decision))
+        Err(Refusal::Forbidden(decision))
     }
 
-    /// Stage 6: audit a finished call of `target` — who, how long, a digest of the
+    /// Stages 4–5 for one operation: authorize `caller` for `target`, run `operation`, and
+    /// audit the call with `arguments_digest` (never the arguments) and how it ended. The
+    /// operation's own failure is returned inside `Ok` (it ran); `describe` says what an
+    /// outcome records as its error, if it failed.
+    ///
+    /// # Errors
+    /// `Forbidden` before the operation is touched.
+    pub async fn run<T, F>(
+        &self,
+        caller: &Caller,
+        target: &str,
+        permission: Permission,
+        arguments_digest: String,
+        operation: F,
+        describe: impl FnOnce(&T) -> Option<String>,
+    ) -> Result<T, Refusal>
+    where
+        F: Future<Output = T>,
+    {
+        self.authorize(caller, target, permission).await?;
+        let started = Instant::now();
+        let outcome = operation.await;
+        self.record_call(caller, target, arguments_digest, describe(&outcome), started.elapsed()).await;
+        Ok(outcome)
+    }
+
+    /// Stage 5's record: a finished call of `target` — who, how long, a digest of the
     /// arguments (never the arguments), and the error if it failed.
     pub async fn record_call(
         &self,
-        ctx: &RequestContext,
-        principal: &Principal,
+        caller: &Caller,
         target: &str,
         arguments_digest: String,
         error: Option<String>,
-        elapsed: std::time::Duration,
+        elapsed: Duration,
     ) {
         let outcome = if error.is_some() { Outcome::Failure } else { Outcome::Success };
         self.audit(
-            ctx,
+            &caller.ctx,
             AuditRecord::new(self.clock.now(), AuditAction::ToolCalled, outcome)
-                .actor(principal.id().to_string())
+                .actor(caller.principal.id().to_string())
                 .target(target)
                 .details(json!({
                     "duration_us": u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -476,9 +507,14 @@ impl Pipeline {
         .await;
     }
 
-    /// Record an event for this request. A sink failure is logged loudly, never ignored.
+    /// Record an event for the request `ctx` (see [`submit_audit`]).
     pub async fn audit(&self, ctx: &RequestContext, record: AuditRecord) {
         submit_audit(self.audit.as_ref(), ctx, record).await;
+    }
+
+    /// The current time, as admission's clock tells it (for records use cases add).
+    pub fn now(&self) -> qudag_domain::Timestamp {
+        self.clock.now()
     }
 }
 
@@ -499,57 +535,54 @@ pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Mutex;
-    use std::time::Duration;
+    use std::sync::atomic::AtomicU32;
 
     use qudag_domain::Timestamp;
+    use qudag_domain::audit::digest_json;
     use qudag_domain::principal::PrincipalId;
     use qudag_domain::rbac::{Role, Scope};
+    use serde_json::Value;
 
     use super::*;
     use crate::ports::{MockAuditSink, MockClock, MockRateLimiter, MockTokenVerifier};
 
-    /// A tool that counts its runs.
+    /// A tool-like operation of cost 5 needing `quantum:execute`, counting its runs.
+    #[derive(Default)]
     struct Probe {
-        runs: Mutex<u32>,
+        runs: AtomicU32,
         fail: bool,
     }
 
-    #[async_trait]
-    impl Operation for Probe {
-        fn name(&self) -> &str {
-            "probe"
+    impl Probe {
+        fn failing() -> Self {
+            Self { fail: true, ..Self::default() }
         }
-        fn permission(&self) -> Permission {
-            Permission::QuantumExecute
-        }
-        fn cost(&self) -> Cost {
-            Cost::new(5)
-        }
-        async fn run(&self, _principal: &Principal, input: Value) -> Result<Value, OperationError> {
-            *self.runs.lock().unwrap() += 1;
-            if self.fail {
-                return Err(OperationError::InvalidArgument { argument: "qubits".into(), message: "too many".into() });
-            }
-            Ok(json!({ "echo": input }))
-        }
-    }
 
-    struct Tools(HashMap<String, Arc<dyn Operation>>);
-
-    impl Dispatcher for Tools {
-        fn resolve(&self, name: &str) -> Option<Arc<dyn Operation>> {
-            self.0.get(name).cloned()
+        fn runs(&self) -> u32 {
+            self.runs.load(Ordering::SeqCst)
         }
-    }
 
-    fn tools(probe: Arc<Probe>) -> Tools {
-        Tools(HashMap::from([("probe".to_owned(), probe as Arc<dyn Operation>)]))
-    }
-
-    fn probe(fail: bool) -> Arc<Probe> {
-        Arc::new(Probe { runs: Mutex::new(0), fail })
+        /// The whole path for one call of the probe with `input`.
+        async fn call(
+            &self,
+            a: &Admission,
+            ctx: RequestContext,
+            input: Value,
+        ) -> Result<Result<Value, String>, Refusal> {
+            let caller = a.authenticate(ctx).await?;
+            a.admit(&caller, Cost::new(5)).await?;
+            let digest = digest_json(&input);
+            let work = async {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                if self.fail {
+                    Err("invalid argument \"qubits\": too many".to_owned())
+                } else {
+                    Ok(json!({ "echo": input }))
+                }
+            };
+            a.run(&caller, "probe", Permission::QuantumExecute, digest, work, |r| r.as_ref().err().cloned()).await
+        }
     }
 
     fn clock() -> Arc<MockClock> {
@@ -584,17 +617,13 @@ mod tests {
         Arc::new(v)
     }
 
+    fn decision(allowed: bool, remaining: u32, retry_after: Option<Duration>) -> Decision {
+        Decision { allowed, limit: 10, remaining, reset_after: Duration::from_secs(9), retry_after }
+    }
+
     fn allow_all() -> Arc<MockRateLimiter> {
         let mut l = MockRateLimiter::new();
-        l.expect_check().returning(|_, p, _| {
-            Ok(Decision {
-                allowed: true,
-                limit: p.burst(),
-                remaining: 1,
-                reset_after: Duration::ZERO,
-                retry_after: None,
-            })
-        });
+        l.expect_check().returning(|_, _, _| Ok(decision(true, 1, None)));
         Arc::new(l)
     }
 
@@ -616,23 +645,24 @@ mod tests {
         }
     }
 
+    fn required(roles: Vec<Role>) -> AuthMode {
+        AuthMode::Required(verifier_accepting("good", roles))
+    }
+
+    fn disabled() -> AuthMode {
+        AuthMode::Disabled(Principal::anonymous([Role::Admin]))
+    }
+
     #[tokio::test]
     async fn a_good_call_runs_once_and_is_audited_with_a_digest_not_the_arguments() {
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Developer])),
-            allow_all(),
-            settings(true),
-            audit,
-            clock(),
-        );
-        let op = probe(false);
+        let a = Admission::new(required(vec![Role::Developer]), allow_all(), settings(true), audit, clock());
+        let probe = Probe::default();
         for _ in 0..2 {
-            let out =
-                p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({"secret": "hunter2"})).await.unwrap();
+            let out = probe.call(&a, ctx(Some("good")), json!({"secret": "hunter2"})).await.unwrap().unwrap();
             assert_eq!(out, json!({"echo": {"secret": "hunter2"}}));
         }
-        assert_eq!(*op.runs.lock().unwrap(), 2);
+        assert_eq!(probe.runs(), 2);
         let seen = seen.lock().unwrap();
         let actions: Vec<_> = seen.iter().map(|r| r.action).collect();
         assert_eq!(
@@ -646,7 +676,6 @@ mod tests {
         assert_eq!(auth.details["credential_digest"], json!(hex::encode(&blake3::hash(b"good").as_bytes()[..8])));
         assert!(!serde_json::to_string(auth).unwrap().contains("\"good\""), "the token must not reach the audit trail");
         let r = &seen[1];
-        assert_eq!(r.action, AuditAction::ToolCalled);
         assert_eq!(r.outcome, Outcome::Success);
         assert_eq!(r.actor.as_deref(), Some("https://iss#alice"));
         assert_eq!(r.target.as_deref(), Some("probe"));
@@ -657,22 +686,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_or_bad_tokens_never_reach_the_tool_and_are_audited() {
+    async fn missing_or_bad_tokens_never_reach_the_operation_and_are_audited() {
         for bearer in [None, Some("forged")] {
             let (audit, seen) = recording_audit();
             let mut limiter = MockRateLimiter::new();
             limiter.expect_check().never();
-            let p = Pipeline::new(
-                AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
-                Arc::new(limiter),
-                settings(true),
-                audit,
-                clock(),
-            );
-            let op = probe(false);
-            let err = p.handle(&ctx(bearer), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
-            assert!(matches!(err, PipelineError::Unauthenticated(_)), "{err:?}");
-            assert_eq!(*op.runs.lock().unwrap(), 0);
+            let a = Admission::new(required(vec![Role::Admin]), Arc::new(limiter), settings(true), audit, clock());
+            let probe = Probe::default();
+            let err = probe.call(&a, ctx(bearer), json!({})).await.unwrap_err();
+            assert!(matches!(err, Refusal::Unauthenticated(_)), "{err:?}");
+            assert_eq!(probe.runs(), 0);
             let seen = seen.lock().unwrap();
             assert_eq!(seen.len(), 1);
             assert_eq!(seen[0].action, AuditAction::AuthFailed);
@@ -682,101 +705,92 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn callers_counted_by_address_are_limited_before_their_token_is_verified() {
+        let mut limiter = MockRateLimiter::new();
+        limiter
+            .expect_check()
+            .withf(|key, _, cost| key.as_str() == "ip:192.0.2.7" && cost.units() == 1)
+            .times(1)
+            .returning(|_, _, _| Ok(decision(false, 0, Some(Duration::from_secs(2)))));
+        let mut verifier = MockTokenVerifier::new();
+        verifier.expect_verify().never();
+        let (audit, seen) = recording_audit();
+        let a =
+            Admission::new(AuthMode::Required(Arc::new(verifier)), Arc::new(limiter), settings(false), audit, clock());
+        let err = a.authenticate(ctx(Some("garbage"))).await.unwrap_err();
+        assert!(matches!(err, Refusal::RateLimited(_)), "{err:?}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].action, AuditAction::RateLimited);
+        assert_eq!(seen[0].details["key"], "ip:192.0.2.7");
+    }
+
+    #[tokio::test]
+    async fn an_address_counted_caller_pays_each_operation_in_full_once() {
+        let charged = Arc::new(Mutex::new(Vec::new()));
+        let mut limiter = MockRateLimiter::new();
+        let c = charged.clone();
+        limiter.expect_check().returning(move |key, _, cost| {
+            c.lock().unwrap().push((key.as_str().to_owned(), cost.units()));
+            Ok(decision(true, 5, None))
+        });
+        let (audit, _) = recording_audit();
+        let a = Admission::new(disabled(), Arc::new(limiter), settings(true), audit, clock());
+        let caller = a.authenticate(ctx(None)).await.unwrap();
+        a.admit(&caller, Cost::new(5)).await.unwrap();
+        a.admit(&caller, Cost::ONE).await.unwrap();
+        let charged = charged.lock().unwrap();
+        let units: u32 = charged.iter().map(|(_, u)| u).sum();
+        assert_eq!(units, 6, "one unit before authentication, four more for the first call, one for the next");
+        assert!(charged.iter().all(|(k, _)| k == "ip:192.0.2.7"), "{charged:?}");
+    }
+
+    #[tokio::test]
     async fn an_unreachable_verifier_is_unavailable_not_unauthenticated() {
         let mut v = MockTokenVerifier::new();
         v.expect_verify().returning(|_| Err(TokenError::Unavailable { source: "jwks fetch failed".into() }));
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(AuthMode::Required(Arc::new(v)), allow_all(), None, audit, clock());
-        let err = p.authenticate(&ctx(Some("t"))).await.unwrap_err();
-        assert!(matches!(err, PipelineError::Unavailable { component: "token_verifier", .. }));
+        let a = Admission::new(AuthMode::Required(Arc::new(v)), allow_all(), None, audit, clock());
+        let err = a.authenticate(ctx(Some("t"))).await.unwrap_err();
+        assert!(matches!(err, Refusal::Unavailable { component: "token_verifier", .. }));
         assert!(seen.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn rate_limit_uses_the_tool_cost_and_the_principal_key() {
+    async fn rate_limit_uses_the_cost_and_the_principal_key() {
         let mut limiter = MockRateLimiter::new();
         limiter
             .expect_check()
             .withf(|key, _, cost| key.as_str() == "user:https://iss#alice" && cost.units() == 5)
             .times(1)
-            .returning(|_, p, _| {
-                Ok(Decision {
-                    allowed: false,
-                    limit: p.burst(),
-                    remaining: 0,
-                    reset_after: Duration::from_secs(9),
-                    retry_after: Some(Duration::from_secs(3)),
-                })
-            });
+            .returning(|_, _, _| Ok(decision(false, 0, Some(Duration::from_secs(3)))));
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Developer])),
-            Arc::new(limiter),
-            settings(true),
-            audit,
-            clock(),
-        );
-        let op = probe(false);
-        let err = p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
-        match err {
-            PipelineError::RateLimited(d) => {
-                assert_eq!(d.retry_after, Some(Duration::from_secs(3)))
-            }
-            other => panic!("expected RateLimited, got {other:?}"),
-        }
-        assert_eq!(*op.runs.lock().unwrap(), 0);
-        assert_eq!(seen.lock().unwrap().last().unwrap().action, AuditAction::RateLimited);
-    }
-
-    #[tokio::test]
-    async fn anonymous_or_not_per_user_traffic_is_keyed_by_address() {
-        for (auth, per_user) in [
-            (AuthMode::Disabled(Principal::anonymous([Role::Admin])), true),
-            (AuthMode::Required(verifier_accepting("good", vec![Role::Admin])), false),
-        ] {
-            let mut limiter = MockRateLimiter::new();
-            limiter.expect_check().withf(|key, _, _| key.as_str() == "ip:192.0.2.7").times(1).returning(|_, p, _| {
-                Ok(Decision {
-                    allowed: true,
-                    limit: p.burst(),
-                    remaining: 9,
-                    reset_after: Duration::ZERO,
-                    retry_after: None,
-                })
-            });
-            let (audit, _) = recording_audit();
-            let p = Pipeline::new(auth, Arc::new(limiter), settings(per_user), audit, clock());
-            p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap();
-        }
+        let a = Admission::new(required(vec![Role::Developer]), Arc::new(limiter), settings(true), audit, clock());
+        let probe = Probe::default();
+        let err = probe.call(&a, ctx(Some("good")), json!({})).await.unwrap_err();
+        assert_eq!(err.rate_decision().and_then(|d| d.retry_after), Some(Duration::from_secs(3)));
+        assert_eq!(probe.runs(), 0);
+        let seen = seen.lock().unwrap();
+        let limited = seen.last().unwrap();
+        assert_eq!(limited.action, AuditAction::RateLimited);
+        assert_eq!(limited.actor.as_deref(), Some("https://iss#alice"));
     }
 
     #[tokio::test]
     async fn the_daily_quota_is_checked_after_the_short_term_limit() {
         let mut limiter = MockRateLimiter::new();
-        limiter.expect_check().times(2).returning(|key, p, _| {
+        limiter.expect_check().times(2).returning(|key, _, _| {
             let allowed = !key.as_str().starts_with("day:");
-            Ok(Decision {
-                allowed,
-                limit: p.burst(),
-                remaining: 0,
-                reset_after: Duration::from_secs(60),
-                retry_after: (!allowed).then(|| Duration::from_secs(3_600)),
-            })
+            Ok(decision(allowed, 0, (!allowed).then(|| Duration::from_secs(3_600))))
         });
         let (audit, seen) = recording_audit();
         let limits = RateLimitSettings {
             daily: Some(QuotaPolicy::new(1_000, Duration::from_secs(86_400), 1_000).unwrap()),
             ..settings(true).unwrap()
         };
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
-            Arc::new(limiter),
-            Some(limits),
-            audit,
-            clock(),
-        );
-        let err = p.handle(&ctx(Some("good")), &tools(probe(false)), "probe", json!({})).await.unwrap_err();
-        assert!(matches!(err, PipelineError::RateLimited(d) if d.retry_after == Some(Duration::from_secs(3_600))));
+        let a = Admission::new(required(vec![Role::Admin]), Arc::new(limiter), Some(limits), audit, clock());
+        let err = Probe::default().call(&a, ctx(Some("good")), json!({})).await.unwrap_err();
+        assert_eq!(err.rate_decision().and_then(|d| d.retry_after), Some(Duration::from_secs(3_600)));
         assert_eq!(seen.lock().unwrap().last().unwrap().details["quota"], "daily");
     }
 
@@ -790,43 +804,31 @@ mod tests {
                 .returning(|_, _, _| Err(RateLimiterError::Unavailable { source: "connection refused".into() }));
             let (audit, _) = recording_audit();
             let limits = RateLimitSettings { on_failure: policy, ..settings(true).unwrap() };
-            let p = Pipeline::new(
-                AuthMode::Disabled(Principal::anonymous([Role::Admin])),
-                Arc::new(limiter),
-                Some(limits),
-                audit,
-                clock(),
-            );
-            let op = probe(false);
-            let result = p.handle(&ctx(None), &tools(op.clone()), "probe", json!({})).await;
+            let a = Admission::new(disabled(), Arc::new(limiter), Some(limits), audit, clock());
+            let probe = Probe::default();
+            let result = probe.call(&a, ctx(None), json!({})).await;
             assert_eq!(result.is_ok(), should_pass, "{policy:?}: {result:?}");
             if !should_pass {
-                assert!(matches!(result, Err(PipelineError::Unavailable { component: "rate_limiter", .. })));
+                assert!(matches!(result, Err(Refusal::Unavailable { component: "rate_limiter", .. })));
             }
-            assert_eq!(*op.runs.lock().unwrap(), u32::from(should_pass));
+            assert_eq!(probe.runs(), u32::from(should_pass));
         }
     }
 
     #[tokio::test]
-    async fn a_role_without_the_permission_is_forbidden_and_audited() {
+    async fn a_role_without_the_permission_is_forbidden_before_running_and_audited() {
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Readonly])),
-            allow_all(),
-            settings(true),
-            audit,
-            clock(),
-        );
-        let op = probe(false);
-        let err = p.handle(&ctx(Some("good")), &tools(op.clone()), "probe", json!({})).await.unwrap_err();
+        let a = Admission::new(required(vec![Role::Readonly]), allow_all(), settings(true), audit, clock());
+        let probe = Probe::default();
+        let err = probe.call(&a, ctx(Some("good")), json!({})).await.unwrap_err();
         match err {
-            PipelineError::Forbidden(d) => {
+            Refusal::Forbidden(d) => {
                 assert_eq!(d.permission, Permission::QuantumExecute);
                 assert!(d.rule.contains("readonly"), "{}", d.rule);
             }
             other => panic!("expected Forbidden, got {other:?}"),
         }
-        assert_eq!(*op.runs.lock().unwrap(), 0);
+        assert_eq!(probe.runs(), 0);
         let seen = seen.lock().unwrap();
         let denied = seen.last().unwrap();
         assert_eq!(denied.action, AuditAction::ToolDenied);
@@ -836,53 +838,39 @@ mod tests {
     #[tokio::test]
     async fn a_token_in_the_wrong_place_is_a_bad_request_even_with_a_good_header() {
         let (audit, seen) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
-            allow_all(),
-            settings(true),
-            audit,
-            clock(),
-        );
-        let op = probe(false);
+        let a = Admission::new(required(vec![Role::Admin]), allow_all(), settings(true), audit, clock());
+        let probe = Probe::default();
         let mut ctx = ctx(Some("good"));
         ctx.credential_problem = Some(("token_in_query", "access tokens are accepted only in the header".into()));
-        let err = p.handle(&ctx, &tools(op.clone()), "probe", json!({})).await.unwrap_err();
-        assert!(matches!(
-            &err,
-            PipelineError::Unauthenticated(TokenError::BadRequest { reason: "token_in_query", .. })
-        ));
-        assert_eq!(*op.runs.lock().unwrap(), 0);
+        let err = probe.call(&a, ctx, json!({})).await.unwrap_err();
+        assert!(matches!(&err, Refusal::Unauthenticated(TokenError::BadRequest { reason: "token_in_query", .. })));
+        assert_eq!(probe.runs(), 0);
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].action, AuditAction::AuthFailed);
         assert_eq!(seen[0].details["reason"], "token_in_query");
     }
 
     #[tokio::test]
-    async fn unknown_operations_are_refused_after_rate_limiting() {
-        let (audit, _) = recording_audit();
-        let p = Pipeline::new(
-            AuthMode::Required(verifier_accepting("good", vec![Role::Admin])),
-            allow_all(),
-            settings(true),
-            audit,
-            clock(),
-        );
-        let err = p.handle(&ctx(Some("good")), &tools(probe(false)), "nope", json!({})).await.unwrap_err();
-        assert!(matches!(err, PipelineError::UnknownOperation(ref n) if n == "nope"));
-    }
-
-    #[tokio::test]
     async fn a_failing_operation_is_audited_as_a_failure() {
         let (audit, seen) = recording_audit();
-        let p =
-            Pipeline::new(AuthMode::Disabled(Principal::anonymous([Role::Admin])), allow_all(), None, audit, clock());
-        let err = p.handle(&ctx(None), &tools(probe(true)), "probe", json!({})).await.unwrap_err();
-        assert!(
-            matches!(err, PipelineError::Operation(OperationError::InvalidArgument { ref argument, .. }) if argument == "qubits")
-        );
+        let a = Admission::new(disabled(), allow_all(), None, audit, clock());
+        let out = Probe::failing().call(&a, ctx(None), json!({})).await.unwrap();
+        assert!(out.unwrap_err().contains("qubits"));
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].outcome, Outcome::Failure);
         assert!(seen[0].details["error"].as_str().unwrap().contains("qubits"));
+    }
+
+    #[tokio::test]
+    async fn a_full_audit_trail_refuses_before_anything_runs() {
+        let mut sink = MockAuditSink::new();
+        sink.expect_accepting().return_const(false);
+        sink.expect_submit().never();
+        let a = Admission::new(disabled(), allow_all(), settings(true), Arc::new(sink), clock());
+        let probe = Probe::default();
+        let err = probe.call(&a, ctx(None), json!({})).await.unwrap_err();
+        assert!(matches!(err, Refusal::Unavailable { component: "audit", .. }), "{err:?}");
+        assert_eq!(probe.runs(), 0);
     }
 
     #[tokio::test]
@@ -892,14 +880,8 @@ mod tests {
             .times(1)
             .returning(|_| Err(crate::ports::AuditSinkError::Unavailable { source: "disk full".into() }));
         sink.expect_accepting().return_const(true);
-        let p = Pipeline::new(
-            AuthMode::Disabled(Principal::anonymous([Role::Admin])),
-            allow_all(),
-            None,
-            Arc::new(sink),
-            clock(),
-        );
-        let out = p.handle(&ctx(None), &tools(probe(false)), "probe", json!({"x": 1})).await.unwrap();
+        let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
+        let out = Probe::default().call(&a, ctx(None), json!({"x": 1})).await.unwrap().unwrap();
         assert_eq!(out["echo"]["x"], json!(1));
     }
 }
