@@ -100,18 +100,19 @@ async fn streams_and_session_ends_are_limited() {
 #[tokio::test]
 async fn stateless_requests_notifications_and_listens_are_limited() {
     let app = limited(2).await;
+    let a = &app;
     refused_within(&app, "stateless tools/call", 4, |i| async move {
-        app.tool_call(i as u64, "echo", json!({"text": "q"})).send().await.unwrap()
+        a.tool_call(i as u64, "echo", json!({"text": "q"})).send().await.unwrap()
     })
     .await;
     app.stop().await.unwrap();
 
     let app = limited(2).await;
     let listen = json!({"notifications": {"toolsListChanged": true}});
+    let a = &app;
     refused_within(&app, "subscriptions/listen", 4, |i| {
         let listen = listen.clone();
-        let app = &app;
-        async move { app.stateless(i as u64, "subscriptions/listen", listen).send().await.unwrap() }
+        async move { a.stateless(i as u64, "subscriptions/listen", listen).send().await.unwrap() }
     })
     .await;
     app.stop().await.unwrap();

@@ -9,35 +9,8 @@ use serde_json::Value;
 
 use super::audit_log::{AuditReader, AuditRequest};
 use super::authz::{AuthzExplainer, ExplainInput, Explanation};
-use super::endpoints::{AUDIT_ENDPOINT, EXPLAIN_ENDPOINT, endpoint_permission};
-use crate::admission::{Admission, Caller, Refusal};
-
-/// Why an admin operation gave no answer.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// Admission refused it (401, 403, 429, 503).
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// A parameter is wrong (HTTP 400); `argument` names it.
-    #[error("invalid argument {argument:?}: {message}")]
-    InvalidArgument {
-        /// The parameter.
-        argument: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The operation could not be carried out (HTTP 503).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl AdminError {
-    /// A bad `argument`.
-    pub fn invalid(argument: &str, message: impl Into<String>) -> Self {
-        Self::InvalidArgument { argument: argument.to_owned(), message: message.into() }
-    }
-}
+use super::endpoints::{AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT, endpoint_permission};
+use crate::admission::{Admission, Caller};
 
 /// The admin operations.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Reading the audit trail over `GET /admin/audit`: filters by time range, actor, action
 //! and outcome, oldest first, in pages with an opaque cursor.
 //!
-//! Callers reach it through [`AdminService::read_audit`](super::admin::AdminService::read_audit):
+//! Callers reach it through `AdminService::read_audit`:
 //! admitted, authorized (`audit:read`: roles auditor and admin) and itself audited.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use qudag_domain::audit::{AuditAction, ChainedEvent, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::AdminError;
+use super::endpoints::AdminError;
 use crate::ports::{AuditFilter, AuditQuery, AuditSinkError};
 /// The default page size.
 pub const DEFAULT_LIMIT: usize = 100;

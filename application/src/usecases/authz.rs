@@ -2,7 +2,7 @@
 //! scopes and a tool, prompt or admin endpoint, with the rule that made it — the same
 //! decision the pipeline takes, without making the call.
 //!
-//! Callers reach it through [`AdminService::explain`](super::admin::AdminService::explain),
+//! Callers reach it through `AdminService::explain`,
 //! so it is admitted, authorized and audited like any other call.
 
 use std::collections::BTreeSet;
@@ -123,8 +123,8 @@ impl AuthzExplainer {
     /// The decision asked for by `input`, its claims read with the configured roles claim.
     ///
     /// # Errors
-    /// [`super::admin::AdminError::InvalidArgument`] naming `target` when nothing is called so.
-    pub fn explain_input(&self, input: ExplainInput) -> Result<Explanation, super::admin::AdminError> {
+    /// [`super::endpoints::AdminError::InvalidArgument`] naming `target` when nothing is called so.
+    pub fn explain_input(&self, input: ExplainInput) -> Result<Explanation, super::endpoints::AdminError> {
         let ExplainInput { target, mut roles, mut scopes, claims } = input;
         if let Some(claims) = claims {
             let parsed = Claims::from_json(&claims, &self.roles_claim);
@@ -132,7 +132,7 @@ impl AuthzExplainer {
             scopes.extend(parsed.scopes);
         }
         self.explain(&roles, &scopes, &target).ok_or_else(|| {
-            super::admin::AdminError::invalid(
+            super::endpoints::AdminError::invalid(
                 "target",
                 format!("no tool, prompt or admin endpoint is called {target:?}"),
             )
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(out["required_scope"], "mcp:admin");
         let err = e.explain_input(ExplainInput { target: "nope".into(), ..ExplainInput::default() }).unwrap_err();
         assert!(
-            matches!(err, super::super::admin::AdminError::InvalidArgument { ref argument, .. } if argument == "target"),
+            matches!(err, super::super::endpoints::AdminError::InvalidArgument { ref argument, .. } if argument == "target"),
             "{err}"
         );
     }

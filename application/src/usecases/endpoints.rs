@@ -1,7 +1,10 @@
-//! The admin endpoints by name (`METHOD path`) and the permission each needs: the table
-//! the admin use cases, the explainer and the HTTP adapter all read.
+//! The admin endpoints by name (`METHOD path`), the permission each needs, and how an admin
+//! operation fails: what the admin use cases, the explainer, the audit reader and the HTTP
+//! adapter share.
 
 use qudag_domain::rbac::Permission;
+
+use crate::admission::Refusal;
 
 /// The explain endpoint.
 pub const EXPLAIN_ENDPOINT: &str = "POST /admin/authz/explain";
@@ -16,4 +19,31 @@ pub const ADMIN_ENDPOINTS: &[(&str, Permission)] =
 /// The permission `endpoint` (`METHOD path`) needs, if it is an admin endpoint.
 pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {
     ADMIN_ENDPOINTS.iter().find(|(name, _)| *name == endpoint).map(|(_, p)| *p)
+}
+
+/// Why an admin operation gave no answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// Admission refused it (401, 403, 429, 503).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// A parameter is wrong (HTTP 400); `argument` names it.
+    #[error("invalid argument {argument:?}: {message}")]
+    InvalidArgument {
+        /// The parameter.
+        argument: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The operation could not be carried out (HTTP 503).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AdminError {
+    /// A bad `argument`.
+    pub fn invalid(argument: &str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument { argument: argument.to_owned(), message: message.into() }
+    }
 }

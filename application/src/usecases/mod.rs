@@ -11,11 +11,11 @@ pub mod endpoints;
 pub mod health;
 pub mod sessions;
 
-pub use admin::{AdminError, AdminService};
+pub use admin::AdminService;
 pub use audit_checkpoint::{CheckpointError, checkpoint};
 pub use audit_log::{AuditReader, AuditRequest};
 pub use audit_queue::{QueueFullPolicy, QueuedAuditSink};
 pub use authz::{AuthzExplainer, ExplainInput, Explanation, Permissions, TargetKind};
-pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, EXPLAIN_ENDPOINT};
+pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use sessions::{SessionError, SessionService};

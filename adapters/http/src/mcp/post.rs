@@ -37,9 +37,20 @@ impl McpEndpoint {
         if !(headers::accepts(headers, "application/json") && headers::accepts(headers, "text/event-stream")) {
             return plain(StatusCode::NOT_ACCEPTABLE, "Accept must list application/json and text/event-stream");
         }
-        let caller = match self.caller(req).await {
+        let ctx = crate::auth::request_context(req, &self.config.origin);
+        let caller = match self.admission().authenticate(ctx).await {
             Ok(c) => c,
-            Err(response) => return response,
+            Err(refusal) => {
+                // A caller over its limit before authentication still learns which request
+                // was refused (JSON-RPC ids the error); the body is read only for that.
+                let id = match refusal.rate_decision() {
+                    Some(_) => body.into_bytes_limit(self.config.max_body_bytes).await.ok().and_then(|b| {
+                        serde_json::from_slice::<Value>(&b).ok().as_ref().and_then(classify::request_id_of)
+                    }),
+                    None => None,
+                };
+                return errors::refusal(refusal, id, self.admission().rate_policy());
+            }
         };
         let body = match body.into_bytes_limit(self.config.max_body_bytes).await {
             Ok(b) => b,
