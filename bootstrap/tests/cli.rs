@@ -6,19 +6,22 @@ use base64::Engine as _;
 
 use std::time::{Duration, Instant};
 
-mod support;
-use support::{bin, psql, start_server, start_server_with};
+#[cfg(feature = "postgres")]
+use qudag_test_support::postgres::{FreshDatabase, psql};
+use qudag_test_support::process::Server;
+use qudag_test_support::qudag_mcp_command;
+use qudag_test_support::temp::temp_dir;
 
 #[test]
 fn version_prints_the_crate_version() {
-    let out = bin().arg("--version").output().unwrap();
+    let out = qudag_mcp_command!().arg("--version").output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("qudag-mcp {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn check_config_accepts_the_defaults() {
-    let out = bin().arg("check-config").output().unwrap();
+    let out = qudag_mcp_command!().arg("check-config").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("port = 3000"), "{stdout}");
@@ -26,7 +29,7 @@ fn check_config_accepts_the_defaults() {
 
 #[test]
 fn authentication_on_without_an_issuer_is_refused_naming_the_variable() {
-    let out = bin().arg("check-config").env_remove("QUDAG_OAUTH2_ISSUER_URL").output().unwrap();
+    let out = qudag_mcp_command!().arg("check-config").env_remove("QUDAG_OAUTH2_ISSUER_URL").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("QUDAG_OAUTH2_ISSUER_URL") && stderr.contains("--dev"), "{stderr}");
@@ -37,7 +40,7 @@ fn check_config_exits_2_naming_the_bad_variable() {
     for (var, value) in
         [("QUDAG_PORT", "abc"), ("QUDAG_LOG_FORMAT", "yaml"), ("QUDAG_HOST", "nowhere"), ("QUDAG_LOG_LEVEL", "chatty")]
     {
-        let out = bin().arg("check-config").env(var, value).output().unwrap();
+        let out = qudag_mcp_command!().arg("check-config").env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(var) && stderr.contains(value), "{var}={value}: {stderr}");
@@ -46,14 +49,14 @@ fn check_config_exits_2_naming_the_bad_variable() {
 
 #[test]
 fn serve_refuses_bad_configuration_before_binding() {
-    let out = bin().arg("serve").env("QUDAG_PORT", "99999").output().unwrap();
+    let out = qudag_mcp_command!().arg("serve").env("QUDAG_PORT", "99999").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("QUDAG_PORT"));
 }
 
 #[test]
 fn opentelemetry_variables_the_server_cannot_honour_are_refused_by_name() {
-    let out = bin()
+    let out = qudag_mcp_command!()
         .arg("check-config")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
@@ -61,36 +64,37 @@ fn opentelemetry_variables_the_server_cannot_honour_are_refused_by_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"http/json\""));
-    let out = bin().arg("serve").env("OTEL_TRACES_EXPORTER", "jaeger").output().unwrap();
+    let out = qudag_mcp_command!().arg("serve").env("OTEL_TRACES_EXPORTER", "jaeger").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "serve refuses before binding");
     assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_TRACES_EXPORTER=\"jaeger\""));
 }
 
 #[test]
 fn flags_override_the_environment_and_are_named_in_errors() {
-    let out = bin().args(["check-config", "--port", "4321"]).env("QUDAG_PORT", "1234").output().unwrap();
+    let out = qudag_mcp_command!().args(["check-config", "--port", "4321"]).env("QUDAG_PORT", "1234").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("port = 4321"));
-    let out = bin().args(["check-config", "--port", "x"]).output().unwrap();
+    let out = qudag_mcp_command!().args(["check-config", "--port", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 }
 
 #[test]
 fn a_config_file_is_read_and_its_errors_are_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir("cli");
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[server]\nport = 4444\n").unwrap();
-    let out = bin().args(["check-config", "--config"]).arg(&good).output().unwrap();
+    let out = qudag_mcp_command!().args(["check-config", "--config"]).arg(&good).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("port = 4444"));
 
-    let out = bin().arg("check-config").env("QUDAG_CONFIG", &good).env("QUDAG_PORT", "5555").output().unwrap();
+    let out =
+        qudag_mcp_command!().arg("check-config").env("QUDAG_CONFIG", &good).env("QUDAG_PORT", "5555").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("port = 5555"), "env overrides the file");
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[server]\nport = 4444\ncolour = \"blue\"\n").unwrap();
-    let out = bin().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    let out = qudag_mcp_command!().args(["check-config", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml") && stderr.contains("colour"), "{stderr}");
@@ -98,7 +102,7 @@ fn a_config_file_is_read_and_its_errors_are_named() {
 
 #[test]
 fn the_committed_openapi_document_matches_the_binary() {
-    let out = bin().arg("openapi").output().unwrap();
+    let out = qudag_mcp_command!().arg("openapi").output().unwrap();
     assert!(out.status.success());
     let committed = include_str!("../../docs/openapi.json");
     assert!(
@@ -109,7 +113,8 @@ fn the_committed_openapi_document_matches_the_binary() {
 
 #[tokio::test]
 async fn serve_answers_health_and_exits_0_on_sigterm() {
-    let (mut server, port, mut stdout) = start_server();
+    let mut server = Server::start(qudag_mcp_command!().arg("serve"));
+    let port = server.port();
     qudag_mcp::install_crypto_provider();
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -117,7 +122,7 @@ async fn serve_answers_health_and_exits_0_on_sigterm() {
     let status = server.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0));
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    std::io::Read::read_to_string(server.log(), &mut rest).unwrap();
     assert!(rest.contains("SIGTERM"), "the signal is logged: {rest}");
     assert!(rest.contains("\"Stopped\""), "the stop is logged: {rest}");
 }
@@ -126,7 +131,7 @@ async fn serve_answers_health_and_exits_0_on_sigterm() {
 async fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = bin().arg("serve").env("QUDAG_PORT", &port).output().unwrap();
+    let out = qudag_mcp_command!().arg("serve").env("QUDAG_PORT", &port).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("QUDAG_PORT"), "{stderr}");
@@ -134,7 +139,7 @@ async fn a_taken_port_is_a_clear_error() {
 
 #[test]
 fn fixtures_are_refused_off_loopback() {
-    let out = bin()
+    let out = qudag_mcp_command!()
         .args(["serve", "--fixtures", "conformance"])
         .env("QUDAG_HOST", "0.0.0.0")
         .env("QUDAG_PORT", "0")
@@ -149,21 +154,23 @@ fn fixtures_are_refused_off_loopback() {
 #[tokio::test]
 async fn dev_mode_serves_with_tokens_from_dev_token() {
     qudag_mcp::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir("cli");
     let key = dir.path().join("dev.key");
-    let (_server, port, _stdout) = start_server_with(
-        bin()
+    let server = Server::start(
+        qudag_mcp_command!()
             .args(["serve", "--dev", "--fixtures", "authz"])
             .env("QUDAG_DEV_KEY_PATH", &key)
             .env_remove("QUDAG_OAUTH2_ISSUER_URL"),
     );
+    let port = server.port();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is private");
     }
     let mint = |role: &str| {
-        let out = bin().args(["dev-token", "--role", role]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
+        let out =
+            qudag_mcp_command!().args(["dev-token", "--role", role]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
@@ -197,7 +204,8 @@ async fn dev_mode_serves_with_tokens_from_dev_token() {
     let resp = call(Some(mint("readonly")), "probe_quantum_execute").await.unwrap();
     assert_eq!(resp.status(), 403);
 
-    let out = bin().args(["dev-token", "--role", "wizard"]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
+    let out =
+        qudag_mcp_command!().args(["dev-token", "--role", "wizard"]).env("QUDAG_DEV_KEY_PATH", &key).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wizard"));
 }
@@ -207,12 +215,11 @@ async fn dev_mode_serves_with_tokens_from_dev_token() {
 /// line; a path that does not exist exits 2.
 #[tokio::test]
 async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
-    let dir = std::env::temp_dir().join(format!("qudag-cli-audit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = temp_dir("cli-audit");
+    let dir = tmp.path();
     let file = dir.join("audit.jsonl");
-    let (mut server, port, _stdout) = start_server_with(
-        bin()
+    let mut server = Server::start(
+        qudag_mcp_command!()
             .arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_AUDIT_SINK", "file")
@@ -220,6 +227,7 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
             .env("QUDAG_AUDIT_FSYNC", "always")
             .env("QUDAG_KEY_FILE", dir.join("keys.json")),
     );
+    let port = server.port();
     qudag_mcp::install_crypto_provider();
     let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
@@ -273,12 +281,12 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
         Some("audit.checkpoint"),
         "a checkpoint closes the run: {actions:?}"
     );
-    let ok = bin().args(["audit", "verify", "--public-key", &public_key]).arg(&dir).output().unwrap();
+    let ok = qudag_mcp_command!().args(["audit", "verify", "--public-key", &public_key]).arg(dir).output().unwrap();
     let report = String::from_utf8_lossy(&ok.stdout);
     assert_eq!(ok.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(report.contains("1 signed checkpoint(s) verified"), "{report}");
     let other_key = base64::engine::general_purpose::STANDARD.encode([7u8; 1952]);
-    let forged = bin().args(["audit", "verify", "--public-key", &other_key]).arg(&dir).output().unwrap();
+    let forged = qudag_mcp_command!().args(["audit", "verify", "--public-key", &other_key]).arg(dir).output().unwrap();
     assert_eq!(forged.status.code(), Some(1), "{}", String::from_utf8_lossy(&forged.stdout));
 
     let tampered_dir = dir.join("tampered");
@@ -286,14 +294,13 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     let tampered = text.replacen("analyze_complexity", "optimize_circuit_", 1);
     assert_ne!(tampered, text);
     std::fs::write(tampered_dir.join("audit.jsonl"), tampered).unwrap();
-    let bad = bin().args(["audit", "verify"]).arg(tampered_dir.join("audit.jsonl")).output().unwrap();
+    let bad = qudag_mcp_command!().args(["audit", "verify"]).arg(tampered_dir.join("audit.jsonl")).output().unwrap();
     let report = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{report}");
     assert!(report.contains("line"), "the report names the line: {report}");
 
-    let missing = bin().args(["audit", "verify"]).arg(dir.join("nope.jsonl")).output().unwrap();
+    let missing = qudag_mcp_command!().args(["audit", "verify"]).arg(dir.join("nope.jsonl")).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A stateless `tools/call` of a cheap tool; its HTTP status.
@@ -335,15 +342,16 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     use qudag_application::testkit::proxy::TcpProxy;
 
-    let direct = support::fresh_database("cli_audit");
-    let upstream = reqwest::Url::parse(&direct).unwrap();
+    let database = FreshDatabase::create("cli_audit");
+    let direct = database.url();
+    let upstream = reqwest::Url::parse(direct).unwrap();
     let proxy = TcpProxy::start(&format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(5432))).await;
     let proxied = format!("postgres://{}@{}{}", upstream.username(), proxy.addr(), upstream.path());
-    let dir = std::env::temp_dir().join(format!("qudag-cli-pg-audit-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = temp_dir("cli-pg-audit");
+    let dir = tmp.path();
     let spool = dir.join("spool.jsonl");
     let serve = || {
-        let mut cmd = bin();
+        let mut cmd = qudag_mcp_command!();
         cmd.arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_AUDIT_SINK", "postgres")
@@ -358,7 +366,8 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
 
     // Run 1: 10 calls with the database there, 20 with it cut off; killed with them spooled.
-    let (mut first, port, _stdout) = start_server_with(&mut serve());
+    let mut first = Server::start(&mut serve());
+    let port = first.port();
     for id in 0..10 {
         assert_eq!(call_tool(&client, port, id).await, 200);
     }
@@ -372,7 +381,7 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     // skips what the table already holds).
     let durable_calls = || {
         let mut seqs: std::collections::BTreeSet<u64> =
-            psql(&direct, "SELECT seq FROM audit_events WHERE action = 'tool.called'")
+            psql(direct, "SELECT seq FROM audit_events WHERE action = 'tool.called'")
                 .lines()
                 .map(|l| l.parse().unwrap())
                 .collect();
@@ -390,11 +399,11 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     let health: serde_json::Value =
         client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["components"]["audit"]["status"], "degraded", "{health}");
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    first.kill();
 
     // Run 2 starts while the database is still unreachable, continuing the chain from the spool.
-    let (mut second, port, _stdout) = start_server_with(&mut serve());
+    let mut second = Server::start(&mut serve());
+    let port = second.port();
     for id in 30..35 {
         assert_eq!(call_tool(&client, port, id).await, 200);
     }
@@ -406,30 +415,27 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     let status = second.terminate(Duration::from_secs(15)).await;
     assert_eq!(status.code(), Some(0));
 
-    let count = |action: &str| psql(&direct, &format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
+    let count = |action: &str| psql(direct, &format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
     assert_eq!(count("tool.called"), "40", "every call of both runs is recorded");
     assert_eq!(count("server.started"), "2");
     assert_eq!(count("server.stopped"), "1", "the killed run recorded no stop");
-    let seqs = psql(&direct, "SELECT count(*), min(seq), max(seq), count(DISTINCT node) FROM audit_events");
+    let seqs = psql(direct, "SELECT count(*), min(seq), max(seq), count(DISTINCT node) FROM audit_events");
     let fields: Vec<u64> = seqs.split('|').map(|f| f.parse().unwrap()).collect();
     assert_eq!((fields[1], fields[2] + 1, fields[3]), (0, fields[0], 1), "one gapless chain: {seqs}");
 
     let verify = |url: &str| {
-        let out = bin().args(["audit", "verify", "--database", url]).output().unwrap();
+        let out = qudag_mcp_command!().args(["audit", "verify", "--database", url]).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let (code, report) = verify(&direct);
+    let (code, report) = verify(direct);
     assert_eq!(code, Some(0), "{report}");
     assert!(report.contains("e2e-node"), "{report}");
-    psql(&direct, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 12");
-    let (code, report) = verify(&direct);
+    psql(direct, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 12");
+    let (code, report) = verify(direct);
     assert_eq!(code, Some(1), "{report}");
     assert!(report.contains("seq 12"), "the report names the row: {report}");
     let (code, _) = verify(&format!("postgres://{}@127.0.0.1:9/none", upstream.username()));
     assert_eq!(code, Some(2), "an unreachable database is exit 2");
-
-    support::drop_database(&direct);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One client call's fate in the shutdown test.
@@ -448,11 +454,11 @@ struct Call {
 /// grace period; the audit trail records the stop after every call and verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_every_accepted_request() {
-    let dir = std::env::temp_dir().join(format!("qudag-cli-sigterm-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = temp_dir("cli-sigterm");
+    let dir = tmp.path();
     let file = dir.join("audit.jsonl");
-    let (mut server, port, _stdout) = start_server_with(
-        bin()
+    let mut server = Server::start(
+        qudag_mcp_command!()
             .arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_RATE_LIMIT", "0")
@@ -460,6 +466,7 @@ async fn sigterm_under_load_finishes_every_accepted_request() {
             .env("QUDAG_AUDIT_FILE", &file)
             .env("QUDAG_KEY_FILE", dir.join("keys.json")),
     );
+    let port = server.port();
     qudag_mcp::install_crypto_provider();
     let gates: Vec<serde_json::Value> =
         (0..48).map(|i| serde_json::json!({"type": if i % 2 == 0 { "H" } else { "X" }, "target": i % 16})).collect();
@@ -543,12 +550,11 @@ async fn sigterm_under_load_finishes_every_accepted_request() {
     let stop = events.iter().position(|e| e["action"] == "server.stopped").expect("the stop is audited");
     let last_call = events.iter().rposition(|e| e["action"] == "tool.called").unwrap();
     assert!(stop > last_call, "the stop is recorded after every call");
-    let verified = bin().args(["audit", "verify"]).arg(&dir).output().unwrap();
+    let verified = qudag_mcp_command!().args(["audit", "verify"]).arg(dir).output().unwrap();
     assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stdout));
     eprintln!(
         "sigterm under load: {} calls answered ({in_flight} in flight at the signal), {} refused after it",
         answered.len(),
         calls.len() - answered.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

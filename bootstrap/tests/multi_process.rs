@@ -2,27 +2,22 @@
 //! one list of live nodes.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "postgres")]
+use qudag_test_support::postgres::{FreshDatabase, psql};
+use qudag_test_support::process::Server;
+use qudag_test_support::temp::{TempDir, temp_dir};
+use qudag_test_support::{qudag_mcp_command, redis};
 use serde_json::json;
 
-struct Node {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A node: a `qudag-mcp` process whose log is drained, so it never blocks on a full pipe.
+type Node = Server;
 
 fn start(redis_url: &str, prefix: &str) -> Node {
     spawn(
-        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+        qudag_mcp_command!()
             .args(["serve", "--fixtures", "conformance"])
             .env("QUDAG_RATE_LIMIT", "60")
             .env("QUDAG_RATE_LIMIT_BURST", "5")
@@ -32,40 +27,14 @@ fn start(redis_url: &str, prefix: &str) -> Node {
     )
 }
 
+/// Start `command` as a node sharing the Redis at `redis_url` under `prefix`.
 fn spawn(command: &mut Command, redis_url: &str, prefix: &str) -> Node {
-    let child = command
-        .env("QUDAG_PORT", "0")
-        .env("QUDAG_LOG_FORMAT", "json")
-        .env("QUDAG_REDIS_URL", redis_url)
-        .env("QUDAG_REDIS_KEY_PREFIX", prefix)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut node = Node { child, port: 0 };
-    let mut stdout = BufReader::new(node.child.stdout.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    while Instant::now() < deadline {
-        line.clear();
-        assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "node exited before listening");
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if entry["message"] == "Listening" {
-            let addr: std::net::SocketAddr = entry["address"].as_str().unwrap().parse().unwrap();
-            // Keep draining the log so the node never blocks on a full pipe.
-            std::thread::spawn(move || for _ in stdout.lines() {});
-            node.port = addr.port();
-            return node;
-        }
-    }
-    panic!("node did not log its address in time");
+    Server::start(command.env("QUDAG_REDIS_URL", redis_url).env("QUDAG_REDIS_KEY_PREFIX", prefix)).drain_log()
 }
 
 #[tokio::test]
 async fn three_processes_sharing_redis_enforce_one_limit() {
-    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let (redis_url, prefix) = (redis::url(), redis::key_prefix());
     let nodes = [start(&redis_url, &prefix), start(&redis_url, &prefix), start(&redis_url, &prefix)];
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
@@ -77,7 +46,7 @@ async fn three_processes_sharing_redis_enforce_one_limit() {
             "io.modelcontextprotocol/clientCapabilities": {},
         });
         let resp = client
-            .post(format!("http://127.0.0.1:{}/mcp", node.port))
+            .post(format!("http://127.0.0.1:{}/mcp", node.port()))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2026-07-28")
@@ -100,7 +69,7 @@ async fn three_processes_sharing_redis_enforce_one_limit() {
 /// A node serving the product with sessions and membership in Redis, authentication off.
 fn start_shared(redis_url: &str, prefix: &str, id: &str) -> Node {
     spawn(
-        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+        qudag_mcp_command!()
             .arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_SESSION_STORE", "redis")
@@ -112,12 +81,12 @@ fn start_shared(redis_url: &str, prefix: &str, id: &str) -> Node {
 
 async fn post(
     client: &reqwest::Client,
-    node: &Node,
+    port: u16,
     headers: &[(&str, &str)],
     body: serde_json::Value,
 ) -> reqwest::Response {
     let mut request = client
-        .post(format!("http://127.0.0.1:{}/mcp", node.port))
+        .post(format!("http://127.0.0.1:{port}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
     for (name, value) in headers {
@@ -131,7 +100,7 @@ async fn peers(client: &reqwest::Client, node: &Node) -> Vec<String> {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let resp = post(
         client,
-        node,
+        node.port(),
         &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "peer_discovery")],
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "peer_discovery", "arguments": {}, "_meta": meta}}),
     )
@@ -143,9 +112,7 @@ async fn peers(client: &reqwest::Client, node: &Node) -> Vec<String> {
 
 #[tokio::test]
 async fn three_processes_share_sessions_and_membership() {
-    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let (redis_url, prefix) = (redis::url(), redis::key_prefix());
     let mut nodes = vec![
         start_shared(&redis_url, &prefix, "n1"),
         start_shared(&redis_url, &prefix, "n2"),
@@ -157,28 +124,28 @@ async fn three_processes_share_sessions_and_membership() {
     // A session created on node 1 is used on nodes 2 and 3.
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let resp = post(&client, &nodes[0], &[], init).await;
+    let resp = post(&client, nodes[0].port(), &[], init).await;
     assert_eq!(resp.status(), 200);
     let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(&client, &nodes[1], &in_session, initialized).await.status(), 202);
+    assert_eq!(post(&client, nodes[1].port(), &in_session, initialized).await.status(), 202);
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let resp = post(&client, &nodes[2], &in_session, list.clone()).await;
+    let resp = post(&client, nodes[2].port(), &in_session, list.clone()).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()), "{body}");
 
     // Deleted on node 2, it is gone on node 3 at once.
     let deleted = client
-        .delete(format!("http://127.0.0.1:{}/mcp", nodes[1].port))
+        .delete(format!("http://127.0.0.1:{}/mcp", nodes[1].port()))
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
         .send()
         .await
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
-    assert_eq!(post(&client, &nodes[2], &in_session, list).await.status(), 404);
+    assert_eq!(post(&client, nodes[2].port(), &in_session, list).await.status(), 404);
 
     // Every node sees the three; once one is killed, the other two see two.
     assert_eq!(peers(&client, &nodes[0]).await, ["n1", "n2", "n3"]);
@@ -198,9 +165,7 @@ async fn three_processes_share_sessions_and_membership() {
 /// A node serving the conformance fixture with everything shared in Redis.
 fn start_fixture_shared(redis_url: &str, prefix: &str) -> Node {
     spawn(
-        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
-            .args(["serve", "--fixtures", "conformance"])
-            .env("QUDAG_SESSION_STORE", "redis"),
+        qudag_mcp_command!().args(["serve", "--fixtures", "conformance"]).env("QUDAG_SESSION_STORE", "redis"),
         redis_url,
         prefix,
     )
@@ -237,9 +202,7 @@ async fn sse_until(
 
 #[tokio::test]
 async fn notifications_answers_and_streams_cross_nodes() {
-    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let (redis_url, prefix) = (redis::url(), redis::key_prefix());
     let nodes = [
         start_fixture_shared(&redis_url, &prefix),
         start_fixture_shared(&redis_url, &prefix),
@@ -249,15 +212,15 @@ async fn notifications_answers_and_streams_cross_nodes() {
     let client = reqwest::Client::new();
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}});
-    let resp = post(&client, &nodes[0], &[], init).await;
+    let resp = post(&client, nodes[0].port(), &[], init).await;
     let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(&client, &nodes[0], &in_session, initialized).await.status(), 202);
+    assert_eq!(post(&client, nodes[0].port(), &in_session, initialized).await.status(), 202);
 
     // A change raised on node 1 reaches a GET stream on node 2 and a listen stream on node 3.
     let get = client
-        .get(format!("http://127.0.0.1:{}/mcp", nodes[1].port))
+        .get(format!("http://127.0.0.1:{}/mcp", nodes[1].port()))
         .header("accept", "text/event-stream")
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
@@ -268,7 +231,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let listen = post(
         &client,
-        &nodes[2],
+        nodes[2].port(),
         &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "subscriptions/listen")],
         json!({"jsonrpc": "2.0", "id": "sub", "method": "subscriptions/listen",
                "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}}),
@@ -281,7 +244,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let trigger = post(
         &client,
-        &nodes[0],
+        nodes[0].port(),
         &[
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
@@ -299,7 +262,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
     // stream is resumed on node 3 and carries the result.
     let call = post(
         &client,
-        &nodes[0],
+        nodes[0].port(),
         &in_session,
         json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
                "params": {"name": "test_sampling", "arguments": {"prompt": "Say hi"}}}),
@@ -310,7 +273,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
     assert_eq!(ask["method"], "sampling/createMessage", "{seen:?}");
     let answer = post(
         &client,
-        &nodes[1],
+        nodes[1].port(),
         &in_session,
         json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
             "role": "assistant", "content": {"type": "text", "text": "hi there"}, "model": "m", "stopReason": "endTurn"}}),
@@ -318,7 +281,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
     .await;
     assert_eq!(answer.status(), 202);
     let resumed = client
-        .get(format!("http://127.0.0.1:{}/mcp", nodes[2].port))
+        .get(format!("http://127.0.0.1:{}/mcp", nodes[2].port()))
         .header("accept", "text/event-stream")
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
@@ -341,7 +304,7 @@ async fn notifications_answers_and_streams_cross_nodes() {
 struct Nginx {
     child: Child,
     port: u16,
-    _dir: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl Drop for Nginx {
@@ -349,34 +312,33 @@ impl Drop for Nginx {
         // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
 fn nginx(nodes: &[&Node]) -> Nginx {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
     let nginx = nginx.expect("nginx is needed (Debian package nginx; CI installs it through deploy/check.sh)");
-    let dir = std::env::temp_dir().join(format!("qudag-nginx-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("nginx");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let servers: String =
-        nodes.iter().map(|n| format!("    server 127.0.0.1:{} max_fails=1 fail_timeout=30s;\n", n.port)).collect();
+        nodes.iter().map(|n| format!("    server 127.0.0.1:{} max_fails=1 fail_timeout=30s;\n", n.port())).collect();
     let locations = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/nginx/qudag-mcp-locations.conf");
-    let d = dir.display();
+    let d = dir.path().display();
     let conf = format!(
         "user root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\nevents {{}}\nhttp {{\n  access_log off;\n  \
          client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream qudag_mcp {{\n{servers}    keepalive 16;\n  }}\n  \
          server {{\n    listen 127.0.0.1:{port};\n    include {locations};\n  }}\n}}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx).arg("-c").arg(dir.join("nginx.conf")).stderr(Stdio::inherit()).spawn().unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child =
+        Command::new(nginx).arg("-c").arg(dir.path().join("nginx.conf")).stderr(Stdio::inherit()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
             "nginx did not listen: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -394,30 +356,27 @@ fn progress(messages: &[(Option<String>, serde_json::Value)]) -> Vec<u64> {
 /// lands on a live node and gets every event it missed, in order, none twice.
 #[tokio::test]
 async fn through_nginx_a_stream_survives_the_node_that_served_it() {
-    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
+    let (redis_url, prefix) = (redis::url(), redis::key_prefix());
     let mut nodes = vec![
         start_fixture_shared(&redis_url, &prefix),
         start_fixture_shared(&redis_url, &prefix),
         start_fixture_shared(&redis_url, &prefix),
     ];
     let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
-    let edge = Node { child: Command::new("true").spawn().unwrap(), port: proxy.port };
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
 
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let resp = post(&client, &edge, &[], init).await;
+    let resp = post(&client, proxy.port, &[], init).await;
     assert_eq!(resp.status(), 200);
     let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(&client, &edge, &in_session, initialized).await.status(), 202);
+    assert_eq!(post(&client, proxy.port, &in_session, initialized).await.status(), 202);
     for id in 1..=6 {
         let list = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
-        assert_eq!(post(&client, &edge, &in_session, list).await.status(), 200, "served through nginx");
+        assert_eq!(post(&client, proxy.port, &in_session, list).await.status(), 200, "served through nginx");
     }
 
     // A long call on node 1, with progress every 50 ms; the client reads three events, then
@@ -425,7 +384,7 @@ async fn through_nginx_a_stream_survives_the_node_that_served_it() {
     let call = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
         "params": {"name": "test_long_progress", "arguments": {"steps": 200, "interval_ms": 50},
                    "_meta": {"progressToken": "p"}}});
-    let resp = post(&client, &nodes[0], &in_session, call).await;
+    let resp = post(&client, nodes[0].port(), &in_session, call).await;
     assert_eq!(resp.status(), 200);
     let mut seen = 0;
     let first = sse_until(resp, |_| {
@@ -476,8 +435,6 @@ async fn through_nginx_a_stream_survives_the_node_that_served_it() {
     assert_eq!(unique.len(), ids.len(), "no event id twice: {ids:?}");
 }
 
-mod support;
-
 /// The pinned official TypeScript clients (`tests/clients/ts`), installed on first use as
 /// `tests/clients/run.sh` does; the pinned Node.js that runs them.
 fn typescript_clients() -> (std::path::PathBuf, std::path::PathBuf) {
@@ -497,7 +454,7 @@ fn typescript_clients() -> (std::path::PathBuf, std::path::PathBuf) {
 /// This node's audit queue depth, from its `/metrics`.
 async fn audit_queue_depth(client: &reqwest::Client, node: &Node) -> f64 {
     let text =
-        client.get(format!("http://127.0.0.1:{}/metrics", node.port)).send().await.unwrap().text().await.unwrap();
+        client.get(format!("http://127.0.0.1:{}/metrics", node.port())).send().await.unwrap().text().await.unwrap();
     let line = text.lines().find(|l| l.starts_with("qudag_audit_queue_depth ")).unwrap_or_else(|| panic!("{text}"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
@@ -510,7 +467,7 @@ const CLUSTER_RATE_BURST: &str = "120";
 /// limit) behind nginx on loopback, and writing its audit chain (`node-N`) to PostgreSQL.
 fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path::Path, n: usize) -> Node {
     spawn(
-        Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
+        qudag_mcp_command!()
             .args(["serve", "--fixtures", "conformance"])
             .env("QUDAG_SESSION_STORE", "redis")
             .env("QUDAG_NODE_ID", format!("node-{n}"))
@@ -538,15 +495,14 @@ fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path:
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
-    use std::io::Write as _;
+    use std::io::{BufRead as _, BufReader, Write as _};
 
-    let redis_url = std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"));
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
-    let database = support::fresh_database("cluster");
-    let dir = tempfile::tempdir().unwrap();
+    let (redis_url, prefix) = (redis::url(), redis::key_prefix());
+    let db = FreshDatabase::create("cluster");
+    let database = db.url();
+    let dir = temp_dir("cluster");
     let (node_bin, clients) = typescript_clients();
-    let mut nodes: Vec<Node> = (1..=3).map(|n| start_audited(&redis_url, &prefix, &database, dir.path(), n)).collect();
+    let mut nodes: Vec<Node> = (1..=3).map(|n| start_audited(&redis_url, &prefix, database, dir.path(), n)).collect();
     let proxy = nginx(&nodes.iter().collect::<Vec<_>>());
     qudag_mcp::install_crypto_provider();
     let http = reqwest::Client::new();
@@ -554,7 +510,7 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
     let url = |port: u16| format!("http://127.0.0.1:{port}/mcp");
     let mut script = Command::new(&node_bin)
         .arg(clients.join("cluster.mjs"))
-        .args([url(proxy.port), url(nodes[0].port), url(nodes[1].port), url(nodes[2].port)])
+        .args([url(proxy.port), url(nodes[0].port()), url(nodes[1].port()), url(nodes[2].port())])
         .current_dir(&clients)
         .env("CLUSTER_RATE_PER_MINUTE", CLUSTER_RATE_PER_MINUTE)
         .env("CLUSTER_RATE_BURST", CLUSTER_RATE_BURST)
@@ -583,8 +539,7 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut first = nodes.remove(0);
-            first.child.kill().unwrap();
-            first.child.wait().unwrap();
+            first.kill();
             killed = true;
             writeln!(stdin, "killed").unwrap();
         }
@@ -604,14 +559,13 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
 
     // Nodes 2 and 3 stop gracefully: their queues are flushed and the stop audited.
     for node in &mut nodes {
-        let pid = node.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        assert!(node.child.wait().unwrap().success());
+        node.signal("TERM");
+        assert!(node.wait().success());
     }
     drop(proxy);
 
-    let verify = Command::new(env!("CARGO_BIN_EXE_qudag-mcp"))
-        .args(["audit", "verify", "--database", &database])
+    let verify = qudag_mcp_command!()
+        .args(["audit", "verify", "--database", database])
         .env("QUDAG_REQUIRE_AUTH", "false")
         .output()
         .unwrap();
@@ -620,18 +574,14 @@ async fn a_real_mcp_client_through_nginx_across_three_audited_nodes() {
     for node in ["node-1", "node-2", "node-3"] {
         assert!(verified.contains(&format!("node {node}: audit chain intact")), "{verified}");
     }
-    let counted = |sql: &str| support::psql(&database, sql).parse::<u64>().unwrap();
+    let counted = |sql: &str| psql(database, sql).parse::<u64>().unwrap();
     let of = |action: &str| counted(&format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"));
     assert_eq!(of("tool.called"), count("tool.called"), "every tool call the client completed is audited once");
     assert_eq!(of("session.created"), count("session.created"), "every session the client made is audited once");
     assert_eq!(of("server.started"), 3);
     assert_eq!(
-        support::psql(
-            &database,
-            "SELECT string_agg(node, ',' ORDER BY node) FROM audit_events WHERE action = 'server.stopped'"
-        ),
+        psql(database, "SELECT string_agg(node, ',' ORDER BY node) FROM audit_events WHERE action = 'server.stopped'"),
         "node-2,node-3",
         "nodes 2 and 3 recorded their stop; node 1 was killed"
     );
-    support::drop_database(&database);
 }

@@ -10,10 +10,21 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-mod support;
-use support::{bin, start_server_with};
+use qudag_test_support::process::Server;
+use qudag_test_support::temp::temp_dir;
 #[path = "support/collector.rs"]
 mod collector;
+
+/// The binary with neither `QUDAG_*` nor `OTEL_*` variables from the developer's shell.
+fn command() -> std::process::Command {
+    let mut cmd = qudag_test_support::qudag_mcp_command!();
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
@@ -60,13 +71,8 @@ const META_SPAN: &str = "b7ad6b7169203331";
 async fn spans_reach_the_collector_continuing_the_callers_trace() {
     qudag_mcp::install_crypto_provider();
     let (port, mut exports) = collector::start().await;
-    let mut cmd = bin();
-    for (key, _) in std::env::vars() {
-        if key.starts_with("OTEL_") {
-            cmd.env_remove(key);
-        }
-    }
-    let (mut server, server_port, _stdout) = start_server_with(
+    let mut cmd = command();
+    let mut server = Server::start(
         cmd.arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_NODE_ID", "otlp-node-1")
@@ -74,6 +80,7 @@ async fn spans_reach_the_collector_continuing_the_callers_trace() {
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100"),
     );
+    let server_port = server.port();
     // 1: the header names the parent of the whole request.
     call(server_port, 1, Some(&format!("00-{HEADER_TRACE}-{HEADER_SPAN}-01")), None).await;
     // 2: `_meta` names the parent of the MCP operation; the header still that of the request.
@@ -159,7 +166,7 @@ async fn spans_reach_a_collector_over_tls_that_the_configured_ca_vouches_for() {
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir("otlp");
     let ca_file = dir.path().join("collector-ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -176,12 +183,7 @@ async fn spans_reach_a_collector_over_tls_that_the_configured_ca_vouches_for() {
     let (port, mut exports) = collector::start_tls(std::sync::Arc::new(config)).await;
 
     for trusted in [true, false] {
-        let mut cmd = bin();
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = command();
         cmd.arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("https://localhost:{port}"))
@@ -189,7 +191,8 @@ async fn spans_reach_a_collector_over_tls_that_the_configured_ca_vouches_for() {
         if trusted {
             cmd.env("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca_file);
         }
-        let (mut server, server_port, _stdout) = start_server_with(&mut cmd);
+        let mut server = Server::start(&mut cmd);
+        let server_port = server.port();
         call(server_port, 1, None, None).await;
         assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0), "trusted: {trusted}");
         let received = tokio::time::timeout(Duration::from_secs(if trusted { 10 } else { 1 }), exports.recv()).await;

@@ -5,7 +5,6 @@
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedN
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 
-mod support;
-use support::{bin, start_server_with};
+use qudag_test_support::process::Server;
+use qudag_test_support::qudag_mcp_command;
+use qudag_test_support::temp::temp_dir;
 
 fn write_leaf(ca: &CertifiedIssuer<'static, KeyPair>, cn: &str, dir: &Path) {
     let key = KeyPair::generate().unwrap();
@@ -51,30 +51,30 @@ fn served_cn(port: u16, ca_pem: &str) -> String {
 
 #[test]
 fn sighup_reloads_the_certificate_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir("sighup");
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
     write_leaf(&ca, "first-cert", dir.path());
 
-    let (mut server, port, mut stdout) = start_server_with(
-        bin()
+    let mut server = Server::start(
+        qudag_mcp_command!()
             .arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_PROTOCOL", "https")
             .env("QUDAG_TLS_CERT_PATH", dir.path().join("cert.pem"))
             .env("QUDAG_TLS_KEY_PATH", dir.path().join("key.pem")),
     );
+    let port = server.port();
     let mut line = String::new();
     assert_eq!(served_cn(port, &ca.pem()), "first-cert");
 
     write_leaf(&ca, "second-cert", dir.path());
-    let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    server.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server exited on SIGHUP");
+        assert!(server.log().read_line(&mut line).unwrap() > 0, "the server exited on SIGHUP");
         if line.contains("SIGHUP") {
             break;
         }
@@ -85,5 +85,5 @@ fn sighup_reloads_the_certificate_and_the_server_keeps_serving() {
         assert!(Instant::now() < deadline, "the new certificate is not served");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(server.0.try_wait().unwrap().is_none(), "the server is still running");
+    assert!(server.try_wait().is_none(), "the server is still running");
 }

@@ -18,7 +18,7 @@ use qudag_domain::audit::AuditAction;
 use qudag_domain::rbac::Permission;
 use qudag_mcp::Settings;
 use qudag_mcp::cli::Fixtures;
-use qudag_tests::oidc::Issuer;
+use qudag_test_support::oidc::Issuer;
 use qudag_tests::{TestApp, spawn_with_fixtures};
 use serde_json::{Value, json};
 

@@ -78,9 +78,8 @@ fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: 
 #[tokio::test]
 async fn mcp_traffic_moves_the_right_series_by_the_right_amounts() {
     let issuer = issuer().await;
-    let dir = std::env::temp_dir().join(format!("qudag-metrics-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let audit_file = dir.join("audit.jsonl");
+    let dir = qudag_test_support::temp::temp_dir("metrics");
+    let audit_file = dir.path().join("audit.jsonl");
     let app = server(&issuer, |s| {
         s.rate_limit.requests_per_minute = 1;
         s.rate_limit.burst = 3;
@@ -196,5 +195,5 @@ async fn mcp_traffic_moves_the_right_series_by_the_right_amounts() {
     }
     assert!(closed, "the session and stream gauges drop when the session ends");
     app.stop().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }

@@ -5,13 +5,9 @@
 use std::time::Duration;
 
 use qudag_application::testkit::proxy::TcpProxy;
+use qudag_test_support::redis;
 use qudag_tests::{TestApp, spawn_fixture_app};
 use serde_json::{Value, json};
-
-fn redis_url() -> String {
-    std::env::var("QUDAG_TEST_REDIS_URL")
-        .unwrap_or_else(|_| panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the quota tests"))
-}
 
 /// A node keeping its limiter in Redis at `url` under `prefix`.
 async fn node(url: &str, prefix: &str, fail_closed: bool) -> TestApp {
@@ -37,15 +33,11 @@ async fn echo(app: &TestApp, id: u64) -> reqwest::Response {
     app.tool_call(id, "echo", json!({"text": "q"})).send().await.unwrap()
 }
 
-fn prefix() -> String {
-    format!("qudag-test:{}:", uuid::Uuid::new_v4())
-}
-
 #[tokio::test]
 async fn two_nodes_enforce_one_global_limit() {
-    let prefix = prefix();
-    let a = node(&redis_url(), &prefix, false).await;
-    let b = node(&redis_url(), &prefix, false).await;
+    let prefix = redis::key_prefix();
+    let a = node(&redis::url(), &prefix, false).await;
+    let b = node(&redis::url(), &prefix, false).await;
     let mut allowed = 0;
     let mut refused = 0;
     for id in 0..12 {
@@ -88,8 +80,8 @@ async fn two_nodes_enforce_one_global_limit() {
 
 #[tokio::test]
 async fn failing_open_keeps_serving_while_redis_is_away_and_recovers() {
-    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
-    let app = node(&format!("redis://{}", proxy.addr()), &prefix(), false).await;
+    let proxy = TcpProxy::start(redis::url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let app = node(&format!("redis://{}", proxy.addr()), &redis::key_prefix(), false).await;
     for id in 0..5 {
         assert_eq!(echo(&app, id).await.status(), 200);
     }
@@ -112,8 +104,8 @@ async fn failing_open_keeps_serving_while_redis_is_away_and_recovers() {
 
 #[tokio::test]
 async fn failing_closed_refuses_while_redis_is_away_and_recovers() {
-    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
-    let app = node(&format!("redis://{}", proxy.addr()), &prefix(), true).await;
+    let proxy = TcpProxy::start(redis::url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let app = node(&format!("redis://{}", proxy.addr()), &redis::key_prefix(), true).await;
     assert_eq!(echo(&app, 1).await.status(), 200);
     proxy.cut();
     let refused = echo(&app, 2).await;
@@ -157,12 +149,12 @@ async fn initialize(app: &TestApp) -> reqwest::Response {
 
 /// A fixtures app keeping its sessions in Redis, reached through a proxy the test can cut.
 async fn sessions_in_redis_behind_a_proxy() -> (TcpProxy, TestApp) {
-    let proxy = TcpProxy::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let proxy = TcpProxy::start(redis::url().trim_start_matches("redis://").trim_end_matches('/')).await;
     let url = format!("redis://{}", proxy.addr());
     let app = spawn_fixture_app(move |s| {
         s.sessions.store = qudag_mcp::settings::StateStore::Redis;
         s.redis.url = Some(url);
-        s.redis.key_prefix = prefix();
+        s.redis.key_prefix = redis::key_prefix();
         s.redis.command_timeout_ms = 300;
     })
     .await;

@@ -2,9 +2,8 @@
 //! builds it, on a random loopback port, driven over HTTP.
 //!
 //! Logs are silent unless `TEST_LOG` is set (then they go to stdout, shown for failing
-//! tests).
-
-pub mod oidc;
+//! tests). What the tests need besides the server (databases, Redis, temporary
+//! directories, the OpenID Connect issuer) is in `qudag-test-support`.
 
 use std::net::SocketAddr;
 use std::sync::Once;

@@ -48,14 +48,14 @@ fn leaf(ca: &Ca, cn: &str, key: KeyPair) -> (String, String) {
 }
 
 struct Files {
-    _dir: tempfile::TempDir,
+    _dir: qudag_test_support::temp::TempDir,
     cert: PathBuf,
     key: PathBuf,
     ca_pem: String,
 }
 
 fn server_files(ca: &Ca, cn: &str) -> Files {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = qudag_test_support::temp::temp_dir("tls");
     let (cert_pem, key_pem) = leaf(ca, cn, KeyPair::generate().unwrap());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, cert_pem).unwrap();

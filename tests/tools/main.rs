@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use qudag_application::ports::AuditFilter;
+use qudag_test_support::temp::temp_dir;
 use qudag_tests::{TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
@@ -338,10 +339,11 @@ fn token(dir: &std::path::Path, role: &str, subject: &str) -> String {
 
 #[tokio::test]
 async fn the_vault_keeps_each_principal_to_itself() {
-    let dir = tempdir();
-    let app = spawn_app_with(dev_settings(&dir)).await;
-    let alice = Client::new(&app, Some(token(&dir, "developer", "alice"))).await;
-    let bob = Client::new(&app, Some(token(&dir, "admin", "bob"))).await;
+    let tmp = temp_dir("tools");
+    let dir = tmp.path();
+    let app = spawn_app_with(dev_settings(dir)).await;
+    let alice = Client::new(&app, Some(token(dir, "developer", "alice"))).await;
+    let bob = Client::new(&app, Some(token(dir, "admin", "bob"))).await;
 
     let secret = "correct horse battery staple";
     let stored = bob
@@ -359,7 +361,7 @@ async fn the_vault_keeps_each_principal_to_itself() {
     assert_eq!((back["data"].as_str(), back["encoding"].as_str()), (Some("AP8A"), Some("base64")));
 
     // Carol, an operator, may read vaults — but only her own.
-    let carol = Client::new(&app, Some(token(&dir, "operator", "carol"))).await;
+    let carol = Client::new(&app, Some(token(dir, "operator", "carol"))).await;
     let refused = carol.call("vault_quantum_retrieve", json!({"entry": {"entry_id": id}})).await;
     assert!(refused.is_error && refused.text.contains("no such vault entry"), "{}", refused.text);
     assert!(!refused.text.contains(secret));
@@ -532,38 +534,15 @@ async fn peers_health_resources_and_prompts() {
     app.stop().await.unwrap();
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("qudag-tools-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A fresh database on the test PostgreSQL (`QUDAG_TEST_DATABASE_URL`), dropped by the
-/// caller; its URL.
-#[cfg(feature = "postgres")]
-async fn fresh_database() -> (String, String) {
-    let base = std::env::var("QUDAG_TEST_DATABASE_URL")
-        .expect("QUDAG_TEST_DATABASE_URL names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)");
-    let name = format!("qudag_tools_{}", uuid::Uuid::new_v4().simple());
-    psql(&base, &format!("CREATE DATABASE {name}")).await;
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    (format!("{prefix}/{name}"), name)
-}
-
-#[cfg(feature = "postgres")]
-async fn psql(url: &str, sql: &str) {
-    let out =
-        tokio::process::Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().await.unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_key_file() {
     use qudag_mcp::settings::DataStore;
 
-    let (url, db) = fresh_database().await;
-    let dir = tempdir();
+    let database = qudag_test_support::postgres::FreshDatabase::create("tools");
+    let url = database.url().to_owned();
+    let tmp = temp_dir("tools");
+    let dir = tmp.path();
     let key_file = dir.join("keys.json");
     let configure = |key_file: std::path::PathBuf, url: String| {
         move |s: &mut qudag_mcp::Settings| {
@@ -608,9 +587,6 @@ async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_ke
     let refused = c.call("dark_address_resolve", json!({"address": "node.dark"})).await;
     assert!(refused.is_error && refused.text.contains("signature verification"), "{}", refused.text);
     app.stop().await.unwrap();
-
-    let base = std::env::var("QUDAG_TEST_DATABASE_URL").unwrap();
-    psql(&base, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }
 
 /// Which roles may call which tool: a literal table, checked through the transport with a
@@ -627,11 +603,12 @@ async fn roles_by_tools() {
         ("auditor",   "--Y-----YY-Y-YY"),
         ("readonly",  "--------------Y"),
     ];
-    let dir = tempdir();
-    let app = spawn_app_with(dev_settings(&dir)).await;
+    let tmp = temp_dir("tools");
+    let dir = tmp.path();
+    let app = spawn_app_with(dev_settings(dir)).await;
     let mut mismatches = Vec::new();
     for (role, row) in TABLE {
-        let token = token(&dir, role, &format!("table-{role}"));
+        let token = token(dir, role, &format!("table-{role}"));
         for (tool, expected) in TOOLS.iter().zip(row.chars()) {
             let resp = app.tool_call(1, tool, json!({"circuit": 1})).bearer_auth(&token).send().await.unwrap();
             let got = match resp.status().as_u16() {
@@ -650,14 +627,15 @@ async fn roles_by_tools() {
 
 #[tokio::test]
 async fn auditors_read_the_audit_trail_over_admin_audit() {
-    let dir = tempdir();
-    let app = spawn_app_with(dev_settings(&dir)).await;
-    let dev = Client::new(&app, Some(token(&dir, "developer", "dana"))).await;
+    let tmp = temp_dir("tools");
+    let dir = tmp.path();
+    let app = spawn_app_with(dev_settings(dir)).await;
+    let dev = Client::new(&app, Some(token(dir, "developer", "dana"))).await;
     for _ in 0..3 {
         dev.ok("analyze_complexity", json!({"circuit": bell()})).await;
     }
     let get = |role: &str, query: &str| {
-        let token = token(&dir, role, &format!("reader-{role}"));
+        let token = token(dir, role, &format!("reader-{role}"));
         let url = app.url(&format!("/admin/audit{query}"));
         let client = app.client.clone();
         async move { client.get(url).bearer_auth(token).send().await.unwrap() }

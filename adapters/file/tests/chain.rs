@@ -9,7 +9,8 @@ use qudag_domain::Timestamp;
 use qudag_domain::audit::{AuditAction, AuditRecord, ChainHead, ChainedEvent, Outcome, verify_chain};
 
 mod common;
-use common::{TempDir, files, record};
+use common::{files, record};
+use qudag_test_support::temp::{TempDir, temp_dir};
 
 const SMALL: u64 = 2_000;
 
@@ -65,12 +66,12 @@ struct Tamper {
 const N: u64 = 60;
 
 async fn tamper_setup(label: &str) -> Tamper {
-    let original = TempDir::new(label);
+    let original = temp_dir(&format!("file-audit-{label}"));
     let head = write(original.path(), SMALL, 0..N).await;
     let clean = verify(&[original.path().to_owned()]).unwrap();
     assert!(clean.is_intact(), "{clean}");
     assert_eq!((clean.verified, clean.head), (N, Some(head)));
-    let copy = TempDir::new(&format!("{label}-copy"));
+    let copy = temp_dir(&format!("file-audit-{label}-copy"));
     for f in files(original.path()) {
         std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
     }
@@ -180,7 +181,7 @@ async fn a_replaced_record_breaks_the_next_link() {
 
 #[tokio::test]
 async fn the_chain_continues_across_reopen_and_rotation() {
-    let dir = TempDir::new("reopen");
+    let dir = temp_dir("file-audit-reopen");
     write(dir.path(), SMALL, 0..25).await;
     write(dir.path(), SMALL, 25..50).await;
     let sink = FileAuditSink::open(config(dir.path(), SMALL)).unwrap();
@@ -202,7 +203,7 @@ async fn the_chain_continues_across_reopen_and_rotation() {
 #[tokio::test]
 async fn a_torn_last_line_is_repaired_at_open() {
     for torn in [&b"{\"seq\":10,\"at\":"[..], b"{\"seq\":10,\"at\":12}", b"not json\n"] {
-        let dir = TempDir::new("torn");
+        let dir = temp_dir("file-audit-torn");
         write(dir.path(), 1 << 20, 0..10).await;
         let active = dir.path().join("audit.jsonl");
         let clean_len = std::fs::metadata(&active).unwrap().len();
@@ -220,7 +221,7 @@ async fn a_torn_last_line_is_repaired_at_open() {
 
 #[tokio::test]
 async fn a_corrupt_middle_line_makes_open_fail_naming_file_and_line() {
-    let dir = TempDir::new("corrupt");
+    let dir = temp_dir("file-audit-corrupt");
     write(dir.path(), 1 << 20, 0..10).await;
     let active = dir.path().join("audit.jsonl");
     let mut l = lines(&active);
@@ -241,7 +242,7 @@ async fn a_corrupt_middle_line_makes_open_fail_naming_file_and_line() {
 #[tokio::test]
 async fn a_new_utc_day_starts_a_new_file() {
     for (rotate_daily, expected_files) in [(true, 3), (false, 1)] {
-        let dir = TempDir::new("daily");
+        let dir = temp_dir("file-audit-daily");
         let mut config = config(dir.path(), 1 << 20);
         config.rotate_daily = rotate_daily;
         let sink = FileAuditSink::open(config).unwrap();
@@ -262,7 +263,7 @@ async fn a_new_utc_day_starts_a_new_file() {
 
 #[tokio::test]
 async fn health_reports_the_file_and_seq_and_goes_down_when_a_write_fails() {
-    let dir = TempDir::new("health");
+    let dir = temp_dir("file-audit-health");
     let sub = dir.path().join("logs");
     let sink = FileAuditSink::open(config(&sub, 1 << 20)).unwrap();
     let h = sink.health().await;
@@ -282,7 +283,7 @@ async fn health_reports_the_file_and_seq_and_goes_down_when_a_write_fails() {
 
 #[tokio::test]
 async fn interval_sync_acknowledges_and_flushes() {
-    let dir = TempDir::new("interval");
+    let dir = temp_dir("file-audit-interval");
     let mut config = config(dir.path(), SMALL);
     config.fsync = FsyncPolicy::Interval(std::time::Duration::from_millis(20));
     let sink = FileAuditSink::open(config).unwrap();
@@ -298,7 +299,7 @@ async fn interval_sync_acknowledges_and_flushes() {
 
 #[test]
 fn a_bad_configuration_is_refused() {
-    let dir = TempDir::new("config");
+    let dir = temp_dir("file-audit-config");
     let mut c = config(dir.path(), 0);
     assert!(FileAuditSink::open(c.clone()).unwrap_err().to_string().contains("max_file_bytes"));
     c.max_file_bytes = 10;
@@ -308,7 +309,7 @@ fn a_bad_configuration_is_refused() {
 
 #[tokio::test]
 async fn a_crash_between_rotation_and_the_next_write_is_picked_up() {
-    let dir = TempDir::new("rotation-crash");
+    let dir = temp_dir("file-audit-rotation-crash");
     write(dir.path(), SMALL, 0..20).await;
     // What rotation leaves behind: the active file renamed, no new active file yet.
     let active = dir.path().join("audit.jsonl");

@@ -13,7 +13,8 @@ use qudag_domain::audit::{ChainHash, ChainedEvent, chain_hash};
 use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair};
 
 mod common;
-use common::{TempDir, files, record};
+use common::{files, record};
+use qudag_test_support::temp::temp_dir;
 
 fn key() -> DsaKeyPair {
     DsaKeyPair::from_seed(DsaAlgorithm::MlDsa65, &[42; 32])
@@ -71,7 +72,7 @@ fn rewrite(path: &std::path::Path, target: u64, also_checkpoints: bool) {
 
 #[tokio::test]
 async fn checkpoints_verify_with_the_published_key() {
-    let dir = TempDir::new("checkpoints-ok");
+    let dir = temp_dir("file-audit-checkpoints-ok");
     let signer = key();
     chain(dir.path(), &signer).await;
     let report = verify_with(&files(dir.path()), Some(&public(&signer))).unwrap();
@@ -86,7 +87,7 @@ async fn checkpoints_verify_with_the_published_key() {
 
 #[tokio::test]
 async fn a_rewritten_and_rehashed_history_is_caught() {
-    let dir = TempDir::new("checkpoints-rewrite");
+    let dir = temp_dir("file-audit-checkpoints-rewrite");
     let signer = key();
     chain(dir.path(), &signer).await;
     let path = dir.path().join("audit.jsonl");
@@ -99,7 +100,7 @@ async fn a_rewritten_and_rehashed_history_is_caught() {
     assert!(matches!(broken.reason, BreakReason::BadCheckpoint(_)));
 
     // Rewriting the checkpoints too fools everything but the signature.
-    let dir = TempDir::new("checkpoints-rewrite-all");
+    let dir = temp_dir("file-audit-checkpoints-rewrite-all");
     chain(dir.path(), &signer).await;
     let path = dir.path().join("audit.jsonl");
     rewrite(&path, 3, true);
@@ -137,7 +138,7 @@ async fn small_files(dir: &std::path::Path, signer: Option<&DsaKeyPair>, before:
 async fn retention_removes_only_old_files_a_checkpoint_covers() {
     let cutoff = Timestamp::from_secs(1_000_000);
     // Without a checkpoint nothing may go, however old.
-    let dir = TempDir::new("retention-unsigned");
+    let dir = temp_dir("file-audit-retention-unsigned");
     small_files(dir.path(), None, 60, 0).await;
     let before = files(dir.path());
     assert!(before.len() > 3);
@@ -146,7 +147,7 @@ async fn retention_removes_only_old_files_a_checkpoint_covers() {
     assert_eq!(files(dir.path()), before);
 
     // With one: the files wholly before its anchor go; the rest still verifies, signatures included.
-    let dir = TempDir::new("retention-signed");
+    let dir = temp_dir("file-audit-retention-signed");
     let signer = key();
     small_files(dir.path(), Some(&signer), 40, 40).await;
     let all = files(dir.path()).len();
@@ -161,7 +162,7 @@ async fn retention_removes_only_old_files_a_checkpoint_covers() {
     assert_eq!(left.checkpoints, 1);
 
     // A cut-off before the events keeps everything.
-    let dir = TempDir::new("retention-recent");
+    let dir = temp_dir("file-audit-retention-recent");
     small_files(dir.path(), Some(&signer), 40, 10).await;
     let report = prune(&dir.path().join("audit.jsonl"), Timestamp::from_secs(1_000)).unwrap();
     assert!(report.removed.is_empty());

@@ -11,6 +11,8 @@ use qudag_application::ports::{AuditFilter, AuditQuery, AuditSink};
 
 mod common;
 
+use qudag_test_support::temp::temp_dir;
+
 /// Set in the child: the directory to write to.
 const WRITER_ENV: &str = "QUDAG_FILE_AUDIT_KILL_TEST_DIR";
 const TEST_NAME: &str = "acknowledged_records_survive_kill_9";
@@ -48,7 +50,7 @@ fn acknowledged_records_survive_kill_9() {
         writer(PathBuf::from(dir));
         return;
     }
-    let dir = common::TempDir::new("kill9");
+    let dir = temp_dir("file-audit-kill9");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(WRITER_ENV, dir.path())

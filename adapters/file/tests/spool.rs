@@ -7,10 +7,10 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use common::TempDir;
 use qudag_adapter_file::Spool;
 use qudag_domain::Timestamp;
 use qudag_domain::audit::{AuditAction, AuditRecord, ChainHead, ChainedEvent, Outcome};
+use qudag_test_support::temp::temp_dir;
 
 fn events(n: u64) -> Vec<ChainedEvent> {
     let mut head = ChainHead::GENESIS;
@@ -21,7 +21,7 @@ fn events(n: u64) -> Vec<ChainedEvent> {
 
 #[test]
 fn appended_events_come_back_in_order_across_reopen_and_clear() {
-    let dir = TempDir::new("spool");
+    let dir = temp_dir("file-audit-spool");
     let path = dir.path().join("spool.jsonl");
     let all = events(5);
     let mut spool = Spool::open(&path).unwrap();
@@ -41,7 +41,7 @@ fn appended_events_come_back_in_order_across_reopen_and_clear() {
 
 #[test]
 fn a_torn_tail_is_cut_and_a_corrupt_line_refused() {
-    let dir = TempDir::new("spool");
+    let dir = temp_dir("file-audit-spool");
     let path = dir.path().join("spool.jsonl");
     let all = events(3);
     let mut spool = Spool::open(&path).unwrap();

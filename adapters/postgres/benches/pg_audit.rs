@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use qudag_adapter_file::{FileAuditConfig, FileAuditSink, FsyncPolicy};
 use qudag_adapter_postgres::{PgAuditConfig, PostgresAuditSink};
 use qudag_application::ports::AuditSink;
-use qudag_application::testkit::random_hex;
 use qudag_application::usecases::{QueueFullPolicy, QueuedAuditSink};
 use qudag_domain::Timestamp;
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
+use qudag_test_support::temp::temp_dir;
 
 fn record(i: u64) -> AuditRecord {
     AuditRecord::new(Timestamp::from_secs(1_700_000_000 + i / 1_000), AuditAction::ToolCalled, Outcome::Success)
@@ -57,7 +57,8 @@ async fn queued(sink: Arc<dyn AuditSink>, n: u64) -> Duration {
 
 fn main() {
     let n: u64 = std::env::var("PG_AUDIT_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
-    let dir = std::env::temp_dir().join(format!("qudag-pg-audit-bench-{}", random_hex(8)));
+    let tmp = temp_dir("pg-audit-bench");
+    let dir = tmp.path();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let memory = qudag_adapter_memory::MemoryAuditSink::new(n as usize);
@@ -91,5 +92,4 @@ fn main() {
         row("postgres, one by one", one_by_one(pg("one").await.as_ref(), n).await);
         row("postgres, queued (batched inserts)", queued(pg("queued").await, n).await);
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }

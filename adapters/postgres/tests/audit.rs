@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,19 +19,17 @@ use qudag_application::ports::{
     AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError, BatchOutcome, HealthIndicator, HealthStatus,
 };
 use qudag_application::testkit::proxy::TcpProxy;
-use qudag_application::testkit::random_hex;
 use qudag_application::usecases::checkpoint;
 use qudag_domain::Timestamp;
 use qudag_domain::audit::{AuditAction, AuditRecord, CheckpointKey, Outcome};
 use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair};
+use qudag_test_support::temp::{TempDir, temp_dir};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use support::TestDb;
 
-/// A directory of its own for a test's spool files.
-fn spool_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("qudag-pg-audit-{}", random_hex(8)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of its own for a test's spool files, removed when the test ends.
+fn spool_dir() -> TempDir {
+    temp_dir("pg-audit")
 }
 
 fn config(node: &str, dir: &Path) -> PgAuditConfig {
@@ -52,6 +50,7 @@ fn record(i: u64) -> AuditRecord {
 struct Scoped {
     sink: PostgresAuditSink,
     _db: TestDb,
+    _dir: TempDir,
 }
 
 #[async_trait]
@@ -83,8 +82,9 @@ impl AuditQuery for Scoped {
 
 async fn make() -> Arc<Scoped> {
     let db = TestDb::new().await;
-    let sink = PostgresAuditSink::open(db.db.clone(), config("contract", &spool_dir())).await.unwrap();
-    Arc::new(Scoped { sink, _db: db })
+    let dir = spool_dir();
+    let sink = PostgresAuditSink::open(db.db.clone(), config("contract", dir.path())).await.unwrap();
+    Arc::new(Scoped { sink, _db: db, _dir: dir })
 }
 
 qudag_application::audit_contract!(make);
@@ -128,7 +128,7 @@ async fn broken_n1(db: &DatabaseConnection) -> (u64, Option<u64>, RowBreak) {
 #[tokio::test]
 async fn intact_chains_verify_per_node_with_their_signatures() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     let reports = verify_database(&db.db, Some(&public(&signer()))).await.unwrap();
     assert_eq!(reports.iter().map(|r| (r.node.as_str(), r.verified)).collect::<Vec<_>>(), [("n1", 14), ("n2", 3)]);
     let n1 = &reports[0];
@@ -144,7 +144,7 @@ async fn intact_chains_verify_per_node_with_their_signatures() {
 #[tokio::test]
 async fn an_edited_record_is_detected() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     exec(
         &db.db,
         "UPDATE audit_events SET record = replace(record, '\"i\":5', '\"i\":6') WHERE node = 'n1' AND seq = 5",
@@ -156,7 +156,7 @@ async fn an_edited_record_is_detected() {
 #[tokio::test]
 async fn an_edited_query_column_is_detected() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     exec(&db.db, "UPDATE audit_events SET actor = 'someone-else' WHERE node = 'n1' AND seq = 3").await;
     assert_eq!(broken_n1(&db.db).await, (3, Some(3), RowBreak::ColumnEdited("actor")));
 }
@@ -164,7 +164,7 @@ async fn an_edited_query_column_is_detected() {
 #[tokio::test]
 async fn a_deleted_row_is_detected() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     exec(&db.db, "DELETE FROM audit_events WHERE node = 'n1' AND seq = 4").await;
     assert_eq!(broken_n1(&db.db).await, (4, Some(5), RowBreak::Gap { expected: 4 }));
 }
@@ -172,7 +172,7 @@ async fn a_deleted_row_is_detected() {
 #[tokio::test]
 async fn reordered_rows_are_detected() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     // Swap the positions of seq 2 and 3.
     exec(&db.db, "UPDATE audit_events SET seq = 1000000 WHERE node = 'n1' AND seq = 2").await;
     exec(&db.db, "UPDATE audit_events SET seq = 2 WHERE node = 'n1' AND seq = 3").await;
@@ -185,7 +185,7 @@ async fn reordered_rows_are_detected() {
 #[tokio::test]
 async fn a_rewritten_and_rehashed_history_fails_at_the_signed_checkpoint() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     // An attacker with write access but without the signing key rewrites seq 2 and
     // recomputes every later hash of n1.
     let rows = verify_rows(&db.db, "n1").await;
@@ -266,7 +266,7 @@ async fn an_outage_loses_nothing_and_keeps_the_order() {
     let (db, dir) = (TestDb::new().await, spool_dir());
     let proxy = TcpProxy::start(&upstream(&db)).await;
     let pool = through(&proxy, &db).await;
-    let sink = PostgresAuditSink::open(pool, config("n1", &dir)).await.unwrap();
+    let sink = PostgresAuditSink::open(pool, config("n1", dir.path())).await.unwrap();
     for i in 0..20 {
         sink.record(record(i)).await.unwrap();
     }
@@ -296,14 +296,13 @@ async fn an_outage_loses_nothing_and_keeps_the_order() {
     let rows = verify_rows(&db.db, "n1").await;
     assert!(rows.iter().enumerate().all(|(i, (seq, r))| *seq == i as u64 && r.details["i"] == i as u64));
     assert_eq!(sink.health().await.status, HealthStatus::Up);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spooled_events_are_replayed_after_a_restart() {
     let (db, dir) = (TestDb::new().await, spool_dir());
     let proxy = TcpProxy::start(&upstream(&db)).await;
-    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", &dir)).await.unwrap();
+    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", dir.path())).await.unwrap();
     for i in 0..5 {
         sink.record(record(i)).await.unwrap();
     }
@@ -314,7 +313,7 @@ async fn spooled_events_are_replayed_after_a_restart() {
     drop(sink);
 
     // Restarted while PostgreSQL is still unreachable: the chain continues from the spool.
-    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", &dir)).await.unwrap();
+    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", dir.path())).await.unwrap();
     assert_eq!((sink.head().await.next_seq, sink.spooled()), (12, 7));
     for i in 12..15 {
         sink.record(record(i)).await.unwrap();
@@ -324,7 +323,7 @@ async fn spooled_events_are_replayed_after_a_restart() {
 
     // Restarted once it is back: the spool is replayed, then new events follow.
     proxy.restore();
-    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", &dir)).await.unwrap();
+    let sink = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", dir.path())).await.unwrap();
     wait_for_replay(&sink).await;
     sink.record(record(15)).await.unwrap();
     let reports = verify_database(&db.db, None).await.unwrap();
@@ -334,7 +333,6 @@ async fn spooled_events_are_replayed_after_a_restart() {
         rows.iter().map(|(_, r)| r.details["i"].as_u64().unwrap()).collect::<Vec<_>>(),
         (0..16).collect::<Vec<_>>()
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -342,13 +340,13 @@ async fn an_unknown_head_refuses_to_start_and_a_second_writer_is_refused() {
     let (db, dir) = (TestDb::new().await, spool_dir());
     let proxy = TcpProxy::start(&upstream(&db)).await;
     proxy.cut();
-    let err = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", &dir)).await.unwrap_err();
+    let err = PostgresAuditSink::open(through(&proxy, &db).await, config("n1", dir.path())).await.unwrap_err();
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
     proxy.restore();
 
-    let first = PostgresAuditSink::open(db.db.clone(), config("n1", &dir)).await.unwrap();
+    let first = PostgresAuditSink::open(db.db.clone(), config("n1", dir.path())).await.unwrap();
     let other_dir = spool_dir();
-    let second = PostgresAuditSink::open(db.db.clone(), config("n1", &other_dir)).await.unwrap();
+    let second = PostgresAuditSink::open(db.db.clone(), config("n1", other_dir.path())).await.unwrap();
     first.record(record(0)).await.unwrap();
     let refused = second.record(record(1)).await.unwrap_err();
     assert!(format!("{:?}", refused).contains("chain conflict"), "{refused:?}");
@@ -360,7 +358,7 @@ async fn an_unknown_head_refuses_to_start_and_a_second_writer_is_refused() {
 #[tokio::test]
 async fn retention_removes_only_what_a_signed_checkpoint_covers() {
     let (db, dir) = (TestDb::new().await, spool_dir());
-    two_chains(&db.db, &dir).await;
+    two_chains(&db.db, dir.path()).await;
     // n2 has no checkpoint: nothing of it goes. n1's checkpoint covers seq 8.
     let report = prune_database(&db.db, Timestamp::from_secs(10_005)).await.unwrap();
     assert_eq!((report.rows, report.nodes.clone()), (5, vec!["n1".to_owned()]), "seq 0..=4 are older than the cut-off");

@@ -9,16 +9,10 @@ use qudag_adapter_redis::{
     RedisConfig, RedisEventBus, RedisEventStore, RedisMembership, RedisPool, RedisRateLimiter, RedisSessionStore,
 };
 use qudag_application::ports::{EventBus, EventStore, Membership, RateLimiter, SessionStore};
-
-fn redis_url() -> String {
-    std::env::var("QUDAG_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!("set QUDAG_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the Redis contract tests")
-    })
-}
+use qudag_test_support::redis as test_redis;
 
 fn pool() -> RedisPool {
-    let prefix = format!("qudag-test:{}:", uuid::Uuid::new_v4());
-    RedisPool::new(RedisConfig::new(redis_url()).key_prefix(prefix)).expect("valid Redis URL")
+    RedisPool::new(RedisConfig::new(test_redis::url()).key_prefix(test_redis::key_prefix())).expect("valid Redis URL")
 }
 
 async fn rate_limiter() -> Arc<dyn RateLimiter> {

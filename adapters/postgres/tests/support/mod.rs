@@ -10,17 +10,15 @@
 use std::time::Duration;
 
 use qudag_adapter_postgres::{DatabaseConnection, PgOptions, connect, migrate};
+use qudag_test_support::postgres::{URL_VAR, configured_url};
 use sea_orm::ConnectionTrait;
 use testcontainers::ContainerAsync;
 use testcontainers::runners::AsyncRunner;
 use testcontainers_modules::postgres::Postgres;
 
-/// The variable naming the test server.
-pub const URL_VAR: &str = "QUDAG_TEST_DATABASE_URL";
-
 /// A server to test against: the one `QUDAG_TEST_DATABASE_URL` names, or a new container.
 async fn server() -> (String, Option<ContainerAsync<Postgres>>) {
-    if let Ok(url) = std::env::var(URL_VAR) {
+    if let Some(url) = configured_url() {
         return (url, None);
     }
     let container = match Postgres::default().start().await {

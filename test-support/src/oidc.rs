@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use qudag_tests::oidc::Issuer;
+//! use qudag_test_support::oidc::Issuer;
 //!
 //! let issuer = Issuer::start(&[("OIDC_EXTRA_ALGS", "ES512")]).await?;
 //! let token = issuer.token("qudag-developer", Some("mcp:read"), None).await?;
@@ -234,7 +234,7 @@ async fn start_once(script: &Path, env: &[(&str, &str)]) -> Result<Issuer, Start
     let started = Instant::now();
     match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
         Ok(Ok(url)) => {
-            qudag_mcp::install_crypto_provider();
+            crate::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(30))
