@@ -113,10 +113,11 @@ async fn without_a_token_the_answer_is_401_pointing_at_the_metadata() {
 async fn rate_limits_answer_429_with_retry_after() {
     let app = spawn_fixture_app(|s| {
         s.rate_limit.requests_per_minute = 60;
-        s.rate_limit.burst = 3;
+        s.rate_limit.burst = 4;
     })
     .await;
-    let session = Session::open(&app, json!({})).await; // initialize costs one
+    // initialize and its notifications/initialized cost one each, like every inbound message
+    let session = Session::open(&app, json!({})).await;
     let mut statuses = Vec::new();
     for id in 0..4 {
         let r = session.post(json!({"jsonrpc": "2.0", "id": id, "method": "ping"})).await;
