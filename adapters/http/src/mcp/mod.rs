@@ -1292,8 +1292,16 @@ fn pipeline_error(e: PipelineError, id: Option<RequestId>) -> Response {
     response
 }
 
+/// Seconds a client is asked to wait before retrying a request refused because a backend
+/// (vault store, name registry, token verifier, ...) could not be reached.
+const BACKEND_RETRY_AFTER: &str = "5";
+
 fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
     let mut response = Response::builder().status(status).content_type("application/json").body(wire::encode(message));
+    // Every 503 is retryable; say when (answers with a hint of their own replace this one).
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert("retry-after", HeaderValue::from_static(BACKEND_RETRY_AFTER));
+    }
     if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
         && let JsonRpcMessage::Error(e) = message
         && let Some(oauth) = e.error.data.as_ref().and_then(|d| d.get("oauth")).filter(|o| o.is_object())
