@@ -589,6 +589,52 @@ async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_ke
     app.stop().await.unwrap();
 }
 
+/// PostgreSQL cut off under the vault (through a TCP proxy): a vault call is not a tool
+/// error but the request's retryable refusal — HTTP 503, JSON-RPC -31003, `Retry-After` —
+/// counted in `qudag_backend_errors_total{component="vault_store"}`; once the database is
+/// back the same call succeeds.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_vault_call_while_postgres_is_unreachable_is_answered_503_and_counted() {
+    use qudag_application::testkit::proxy::TcpProxy;
+    use qudag_mcp::settings::DataStore;
+
+    let database = qudag_test_support::postgres::FreshDatabase::create("tools");
+    let (scheme_user, rest) = database.url().split_once('@').unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let proxy = TcpProxy::start(host).await;
+    let proxied = format!("{scheme_user}@{}/{path}", proxy.addr());
+    let tmp = temp_dir("tools");
+    let key_file = tmp.path().join("keys.json");
+    let app = spawn_app_with(move |s| {
+        s.tools.store = DataStore::Postgres;
+        s.tools.key_file = Some(key_file);
+        s.database.url = Some(proxied);
+    })
+    .await;
+    let c = Client::new(&app, None).await;
+    c.ok("vault_quantum_store", json!({"secret": {"label": "api", "data": "s3cr3t"}})).await;
+
+    proxy.cut();
+    let resp = app.tool_call(7, "vault_quantum_list", json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)), "no Retry-After");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 7, "{body}");
+    assert_eq!(body["error"]["code"], -31003, "{body}");
+    assert_eq!(body["error"]["message"], "vault_store unavailable", "{body}");
+    assert!(body.get("result").is_none(), "an outage is no tool result: {body}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("qudag_backend_errors_total{component=\"vault_store\"} 1\n"), "{metrics}");
+
+    proxy.restore();
+    let listed = c.ok("vault_quantum_list", json!({})).await;
+    assert_eq!(listed["entries"][0]["label"], "api");
+    app.stop().await.unwrap();
+    drop(proxy);
+}
+
 /// Which roles may call which tool: a literal table, checked through the transport with a
 /// token per role (each carrying every scope its role can use). Allowed calls get an
 /// answer (here a tool error, for the empty arguments); refused ones HTTP 403.

@@ -44,6 +44,14 @@ pub enum ToolResponse {
     Complete(CallToolResult),
     /// The tool needs input from the client first (2026-07-28 input-required result).
     InputRequired(InputRequiredResult),
+    /// A backend the tool needs cannot be reached. Not a result: the request is refused as
+    /// retryable (HTTP 503 with `Retry-After`) and counted as that backend's error.
+    Unavailable {
+        /// Which backend (`vault_store`, `name_registry`, ...).
+        component: &'static str,
+        /// What went wrong.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A tool.

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
 use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair, DsaSigningKey, KemAlgorithm, KemKeyPair, dsa, fingerprint, kem};
 use qudag_domain::rbac::{Permission, Role};
 use rmcp::model::JsonObject;
@@ -19,10 +18,9 @@ use zeroize::Zeroizing;
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::tools::support::{
-    DataEncoding, QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, short, success,
-};
-use crate::tools::vault::{NewSecret, Selector, Vault, check_label, owner};
+use crate::tools::support::{DataEncoding, QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, short, success};
+use crate::tools::vault::{NewSecret, Selector, Vault, check_label, vault_failure};
+use crate::usecases::keys::random;
 
 /// The longest ML-DSA context string (FIPS 204).
 pub const MAX_CONTEXT_LEN: usize = 255;
@@ -67,7 +65,7 @@ async fn hold_key(
     };
     let entry = vault
         .put(
-            &owner(cx),
+            &cx.principal,
             NewSecret {
                 label,
                 category: Some(key_category(algorithm)),
@@ -77,7 +75,8 @@ async fn hold_key(
                 expires_at: None,
             },
         )
-        .await?;
+        .await
+        .map_err(|e| vault_failure(e, "entry"))?;
     Ok(entry.id)
 }
 
@@ -89,12 +88,10 @@ async fn load_key(
     handle: &str,
     algorithm: &str,
 ) -> Result<Zeroizing<Vec<u8>>, ToolFailure> {
-    let (entry, seed) = vault.open(cx, &owner(cx), &Selector::Id(handle.to_owned())).await.map_err(|mut e| {
-        if e.argument.is_some() {
-            e.argument = Some(path.to_owned());
-        }
-        e
-    })?;
+    let (entry, seed) = vault
+        .open(&cx.request, &cx.principal, &Selector::Id(handle.to_owned()))
+        .await
+        .map_err(|e| vault_failure(e, path))?;
     if entry.category.as_deref() != Some(key_category(algorithm).as_str()) {
         return Err(ToolFailure::argument(
             path,
@@ -111,11 +108,7 @@ async fn export_allowed(vault: &Vault, cx: &CallContext, requested: bool, key_id
     if !cx.principal.roles().contains(&Role::Admin) {
         return Err(ToolFailure::argument("options.export_private_key", "only an admin may export a private key"));
     }
-    let record = AuditRecord::new(vault.now(), AuditAction::AdminAction, Outcome::Success)
-        .actor(owner(cx))
-        .target(key_id.to_owned())
-        .details(json!({ "action": "private_key.exported" }));
-    vault.audit(cx, record).await;
+    vault.record_key_export(&cx.request, &cx.principal, key_id).await;
     Ok(true)
 }
 
@@ -306,7 +299,7 @@ impl KeyExchangeTool {
             let entry = self
                 .0
                 .put(
-                    &owner(cx),
+                    &cx.principal,
                     NewSecret {
                         label,
                         category: Some("shared-secret".into()),
@@ -316,7 +309,8 @@ impl KeyExchangeTool {
                         expires_at: None,
                     },
                 )
-                .await?;
+                .await
+                .map_err(|e| vault_failure(e, "entry"))?;
             out["shared_secret_entry"] = json!(entry.id);
         }
         if options.derive_shared_secret {

@@ -22,7 +22,7 @@
 //! the tool; what we add is additive. Every tool lists a JSON Schema for its arguments and
 //! for its `structuredContent`, answers with both structured content and a text rendering,
 //! and reports a bad argument as a tool error naming it. Every call is authorized, charged
-//! and audited by the request pipeline; the audit keeps a digest of the arguments, never
+//! and audited by admission; the audit keeps a digest of the arguments, never
 //! their values.
 //!
 //! Resources: the server's ML-DSA verification key (`qudag://keys/signing`), simulator
@@ -30,7 +30,6 @@
 //! `build_circuit` and `sign_and_verify`.
 
 pub mod crypto;
-pub mod keys;
 pub mod names;
 pub mod quantum;
 pub mod support;
@@ -52,9 +51,10 @@ use crate::mcp::context::CallContext;
 use crate::ports::{AuditSink, Clock, Membership, NameRegistry, VaultStore};
 use crate::usecases::health::HealthService;
 
-pub use keys::{KeyOrigin, KeySeeds, ServerKeys};
 pub use quantum::{QuantumLimits, Simulator};
 pub use system::{Stats, ThisNode};
+
+pub use crate::usecases::keys::{KeyOrigin, KeySeeds, ServerKeys};
 
 /// What the tools need from the rest of the server.
 pub struct Dependencies {
@@ -94,7 +94,7 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
     let simulator = Arc::new(Simulator::new(deps.quantum_limits, stats.clone()));
     let vault =
         Arc::new(vault::Vault::new(deps.vault_store.clone(), deps.keys.clone(), deps.clock.clone(), deps.audit));
-    let names = Arc::new(names::Names::new(deps.name_registry, deps.keys.clone(), deps.clock.clone()));
+    let names = Arc::new(names::Names::new(deps.name_registry.clone(), deps.keys.clone(), deps.clock.clone()));
     Catalog::builder(info)
         .instructions(INSTRUCTIONS)
         .tool(R::new(quantum::ExecuteTool(simulator.clone())))
@@ -109,7 +109,7 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
         .tool(R::new(vault::ListTool(vault.clone())))
         .tool(R::new(vault::DeleteTool(vault)))
         .tool(R::new(names::ResolveTool(names.clone())))
-        .tool(R::new(names::RegisterTool(names.clone())))
+        .tool(R::new(names::RegisterTool(names)))
         .tool(R::new(system::PeerDiscoveryTool {
             membership: deps.membership.clone(),
             node: deps.node.clone(),
@@ -120,7 +120,7 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
             stats: stats.clone(),
             keys: deps.keys.clone(),
             vault: deps.vault_store.clone(),
-            names,
+            names: deps.name_registry,
             membership: deps.membership,
             clock: deps.clock.clone(),
         }))

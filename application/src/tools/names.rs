@@ -1,15 +1,12 @@
-//! `.dark` names: `dark_address_register` and `dark_address_resolve`.
-//!
-//! The registry signs every record with the server's ML-DSA-65 key over the canonical
-//! bytes of `qudag_domain::dark::NameRecordBody`, and checks that signature again on every
-//! resolve: a record edited in storage resolves as an integrity failure, never as data.
+//! `.dark` name tools: `dark_address_register` and `dark_address_resolve`, thin adapters
+//! from arguments to the [`Names`] use case, which signs records and verifies them on
+//! every resolve.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use qudag_domain::dark::{DarkName, NameRecordBody, check_address};
-use qudag_domain::pqc::{DsaAlgorithm, KemAlgorithm, dsa};
+use qudag_domain::dark::DarkName;
 use qudag_domain::rbac::Permission;
 use rmcp::model::JsonObject;
 use serde::Deserialize;
@@ -17,121 +14,27 @@ use serde_json::{Value, json};
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::ports::{Clock, NameRegistry, NameRegistryError, SignedNameRecord};
-use crate::tools::keys::ServerKeys;
-use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, random, short, success};
-use crate::tools::vault::owner;
+use crate::ports::SignedNameRecord;
+use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, b64, from_b64, parse, short, success};
+pub use crate::usecases::names::{DEFAULT_TTL, MAX_TTL, Names, Resolution};
+use crate::usecases::names::{NamesError, Registration};
 
-/// The default lifetime of a registration.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The longest lifetime of a registration.
-pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// The names use case.
-pub struct Names {
-    registry: Arc<dyn NameRegistry>,
-    keys: Arc<ServerKeys>,
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Names {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Names").finish_non_exhaustive()
-    }
-}
-
-fn registry_failure(e: NameRegistryError) -> ToolFailure {
+/// The tool failure for `e`: invalid registrations name their argument, a registry outage
+/// is the request's retryable refusal.
+pub fn names_failure(e: NamesError) -> ToolFailure {
     match e {
-        NameRegistryError::Taken { name } => {
-            ToolFailure::argument("name", format!("{name} is registered to someone else"))
+        NamesError::InvalidAddress(_) => ToolFailure::argument("address", e.to_string()),
+        NamesError::UnknownKeyAlgorithm { .. } => ToolFailure::argument("key_algorithm", e.to_string()),
+        NamesError::KeyLength { .. } => ToolFailure::argument("public_key", e.to_string()),
+        NamesError::Ttl => ToolFailure::argument("ttl_seconds", e.to_string()),
+        NamesError::Taken { .. } => ToolFailure::argument("name", e.to_string()),
+        NamesError::CapacityExceeded { .. } => {
+            ToolFailure::operation(format!("the name registry is unavailable ({e}); try again later"))
         }
-        other => {
-            tracing::error!(error = %other, "Name registry failed");
-            ToolFailure::operation(format!("the name registry is unavailable ({other}); try again later"))
+        NamesError::Tampered { .. } | NamesError::Signing(_) | NamesError::NoEntropy(_) => {
+            ToolFailure::operation(e.to_string())
         }
-    }
-}
-
-/// What resolving a name found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
-    /// A live record whose signature verified.
-    Verified(Box<SignedNameRecord>),
-    /// No live record.
-    Unknown,
-}
-
-impl Names {
-    /// The use case over `registry`, signing with `keys`.
-    pub fn new(registry: Arc<dyn NameRegistry>, keys: Arc<ServerKeys>, clock: Arc<dyn Clock>) -> Self {
-        Self { registry, keys, clock }
-    }
-
-    /// Sign and store a record.
-    ///
-    /// # Errors
-    /// Taken by someone else, or the registry is unavailable.
-    pub async fn register(&self, body: NameRecordBody) -> Result<SignedNameRecord, ToolFailure> {
-        let signature = self
-            .keys
-            .signing()
-            .sign(&body.signing_bytes(), b"", &random::<32>()?)
-            .map_err(|e| ToolFailure::operation(format!("signing failed: {e}")))?;
-        let record = SignedNameRecord {
-            body,
-            signature_algorithm: DsaAlgorithm::MlDsa65.as_str().to_owned(),
-            signer_key_id: self.keys.signing_key_id(),
-            signature,
-        };
-        self.registry.register(&record, self.clock.now()).await.map_err(registry_failure)?;
-        Ok(record)
-    }
-
-    /// Resolve and verify.
-    ///
-    /// # Errors
-    /// The registry is unavailable, or the stored record fails verification.
-    pub async fn resolve(&self, name: &DarkName) -> Result<Resolution, ToolFailure> {
-        let Some(record) = self.registry.resolve(name, self.clock.now()).await.map_err(registry_failure)? else {
-            return Ok(Resolution::Unknown);
-        };
-        let tampered = |why: &str| {
-            tracing::error!(%name, why, "A stored name record failed verification");
-            ToolFailure::operation(format!("the record for {name} failed signature verification and was not returned"))
-        };
-        if record.signature_algorithm != DsaAlgorithm::MlDsa65.as_str()
-            || record.signer_key_id != self.keys.signing_key_id()
-        {
-            return Err(tampered("signed by another key"));
-        }
-        if &record.body.name != name {
-            return Err(tampered("stored under another name"));
-        }
-        dsa::verify(
-            DsaAlgorithm::MlDsa65,
-            self.keys.signing().verifying_key(),
-            &record.body.signing_bytes(),
-            b"",
-            &record.signature,
-        )
-        .map_err(|_| tampered("bad signature"))?;
-        Ok(Resolution::Verified(Box::new(record)))
-    }
-
-    /// Remove the owner's record.
-    ///
-    /// # Errors
-    /// The registry is unavailable.
-    pub async fn remove(&self, name: &DarkName, owner: &str) -> Result<bool, ToolFailure> {
-        self.registry.remove(name, owner).await.map_err(registry_failure)
-    }
-
-    /// The live record count.
-    ///
-    /// # Errors
-    /// The registry is unavailable.
-    pub async fn count(&self) -> Result<u64, ToolFailure> {
-        self.registry.count(self.clock.now()).await.map_err(registry_failure)
+        NamesError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
     }
 }
 
@@ -232,7 +135,7 @@ impl QudagTool for ResolveTool {
     async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
         let args: ResolveArgs = parse(arguments)?;
         let name = parse_name("address", &args.address)?;
-        match self.0.resolve(&name).await? {
+        match self.0.resolve(&name).await.map_err(names_failure)? {
             Resolution::Verified(record) => {
                 let text = format!(
                     "{name} → {} ({} key {}…, signature verified)",
@@ -294,112 +197,16 @@ impl QudagTool for RegisterTool {
     async fn run(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
         let args: RegisterArgs = parse(arguments)?;
         let name = parse_name("name", &args.name)?;
-        check_address(&args.address).map_err(|e| ToolFailure::argument("address", e.to_string()))?;
         let public_key = from_b64("public_key", &args.public_key)?;
-        let expected = match (DsaAlgorithm::parse(&args.key_algorithm), KemAlgorithm::parse(&args.key_algorithm)) {
-            (Some(a), _) => a.verifying_key_len(),
-            (None, Some(a)) => a.encapsulation_key_len(),
-            (None, None) => {
-                return Err(ToolFailure::argument(
-                    "key_algorithm",
-                    format!(
-                        "unknown algorithm \"{}\"; expected ml-dsa-44/65/87 or ml-kem-512/768/1024",
-                        args.key_algorithm
-                    ),
-                ));
-            }
-        };
-        if public_key.len() != expected {
-            return Err(ToolFailure::argument(
-                "public_key",
-                format!("is {} bytes; a {} key is {expected} bytes", public_key.len(), args.key_algorithm),
-            ));
-        }
-        let ttl = Duration::from_secs(args.ttl_seconds.unwrap_or(DEFAULT_TTL.as_secs()));
-        if ttl < Duration::from_secs(60) || ttl > MAX_TTL {
-            return Err(ToolFailure::argument("ttl_seconds", format!("must be between 60 and {}", MAX_TTL.as_secs())));
-        }
-        let now = self.0.clock.now();
-        let body = NameRecordBody {
+        let registration = Registration {
             name: name.clone(),
             address: args.address,
             public_key,
             key_algorithm: args.key_algorithm,
-            owner: owner(cx),
-            registered_at: now,
-            expires_at: now.saturating_add(ttl),
+            ttl: Duration::from_secs(args.ttl_seconds.unwrap_or(DEFAULT_TTL.as_secs())),
         };
-        let record = self.0.register(body).await?;
+        let record = self.0.register(&cx.principal, registration).await.map_err(names_failure)?;
         let text = format!("Registered {name} → {} until {}.", record.body.address, record.body.expires_at);
         Ok(success(record_json(&record), text))
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::sync::Mutex;
-
-    use qudag_domain::Timestamp;
-
-    use super::*;
-    use crate::ports::MockNameRegistry;
-    use crate::testkit::ManualClock;
-
-    fn names_over(stored: Arc<Mutex<Option<SignedNameRecord>>>) -> Names {
-        let mut registry = MockNameRegistry::new();
-        let on_register = stored.clone();
-        registry.expect_register().returning(move |r, _| {
-            *on_register.lock().unwrap() = Some(r.clone());
-            Ok(())
-        });
-        registry.expect_resolve().returning(move |_, _| Ok(stored.lock().unwrap().clone()));
-        Names::new(
-            Arc::new(registry),
-            Arc::new(ServerKeys::ephemeral().unwrap()),
-            Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
-        )
-    }
-
-    fn body(name: &DarkName) -> NameRecordBody {
-        NameRecordBody {
-            name: name.clone(),
-            address: "quic://203.0.113.7:4001".into(),
-            public_key: vec![9; 32],
-            key_algorithm: "ml-kem-512".into(),
-            owner: "iss#alice".into(),
-            registered_at: Timestamp::from_secs(1_800_000_000),
-            expires_at: Timestamp::from_secs(1_800_003_600),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_record_altered_in_storage_is_refused() {
-        let stored = Arc::new(Mutex::new(None));
-        let names = names_over(stored.clone());
-        let name = DarkName::parse("alice.dark").unwrap();
-        names.register(body(&name)).await.unwrap();
-        assert!(matches!(names.resolve(&name).await.unwrap(), Resolution::Verified(_)));
-
-        let original = stored.lock().unwrap().clone().unwrap();
-        let tamper: [&dyn Fn(&mut SignedNameRecord); 5] = [
-            &|r| r.body.address = "quic://198.51.100.1:4001".into(),
-            &|r| r.body.owner = "iss#mallory".into(),
-            &|r| r.body.expires_at = Timestamp::from_secs(1_900_000_000),
-            &|r| r.signature[0] ^= 1,
-            &|r| r.signer_key_id = "0".repeat(64),
-        ];
-        for (i, change) in tamper.iter().enumerate() {
-            let mut record = original.clone();
-            change(&mut record);
-            *stored.lock().unwrap() = Some(record);
-            let refused = names.resolve(&name).await.unwrap_err();
-            assert!(refused.message.contains("failed signature verification"), "change {i}: {refused}");
-        }
-        // A record stored under another name (moved rows) is refused too.
-        let mut moved = original;
-        moved.body.name = DarkName::parse("bob.dark").unwrap();
-        *stored.lock().unwrap() = Some(moved);
-        assert!(names.resolve(&name).await.is_err());
     }
 }

@@ -1,130 +1,39 @@
 //! Quantum circuit tools: `execute_quantum_dag`, `optimize_circuit`, `analyze_complexity`
-//! and `benchmark_performance`, over the domain's state-vector simulator.
-//!
-//! Simulation is CPU work: it runs on the blocking pool, at most `parallelism` at a time,
-//! and a circuit is refused up front — with the numbers — when its state vector would not
-//! fit the memory limit or its work (gates × 2ⁿ amplitude updates) exceeds the work limit.
+//! and `benchmark_performance`, thin adapters from arguments to the [`Simulator`] use case
+//! (limits, the concurrency gate and the counters are its own).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use qudag_domain::quantum::{self, Circuit, CircuitSpec, Limits};
+use qudag_domain::quantum::{self, CircuitSpec};
 use qudag_domain::rbac::Permission;
 use rmcp::model::JsonObject;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, random_u64, success};
-use crate::tools::system::Stats;
+use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, success};
+use crate::usecases::simulation::{BenchmarkOptions, ExecuteOptions, SimulationError};
+pub use crate::usecases::simulation::{QuantumLimits, Simulator};
 
-/// How much quantum work the server accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuantumLimits {
-    /// Circuit size limits (qubits, gates, shots, state-vector memory).
-    pub circuit: Limits,
-    /// Most amplitude updates (gates × 2ⁿ) one execution may take.
-    pub max_amplitude_updates: u64,
-    /// Most timed runs of one benchmark.
-    pub max_benchmark_iterations: u32,
-    /// Simulations running at once (others wait).
-    pub parallelism: usize,
-}
-
-impl Default for QuantumLimits {
-    fn default() -> Self {
-        Self {
-            circuit: Limits::default(),
-            max_amplitude_updates: 1 << 33,
-            max_benchmark_iterations: 1000,
-            parallelism: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+/// The tool failure for `e`. Refused inputs name their argument: the circuit's own part,
+/// `shots` at `shots_at`, and work over the limit at the circuit when one run is already
+/// too much, else at `runs_at` (the repetitions are to blame).
+fn simulation_failure(e: SimulationError, shots_at: &str, runs_at: &str) -> ToolFailure {
+    match e {
+        SimulationError::InvalidCircuit { path, reason } => ToolFailure::argument(path, reason),
+        SimulationError::Shots(reason) => ToolFailure::argument(shots_at, reason),
+        SimulationError::TooMuchWork { one_run_over, .. } => {
+            ToolFailure::argument(if one_run_over { "circuit" } else { runs_at }, e.to_string())
         }
-    }
-}
-
-/// The simulator as the tools use it: limits, a concurrency gate and counters.
-pub struct Simulator {
-    limits: QuantumLimits,
-    permits: Semaphore,
-    stats: Arc<Stats>,
-}
-
-impl std::fmt::Debug for Simulator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator").field("limits", &self.limits).finish_non_exhaustive()
-    }
-}
-
-impl Simulator {
-    /// A simulator with `limits`, counting into `stats`.
-    pub fn new(limits: QuantumLimits, stats: Arc<Stats>) -> Self {
-        let permits = Semaphore::new(limits.parallelism.max(1));
-        Self { limits, permits, stats }
-    }
-
-    /// The limits.
-    pub fn limits(&self) -> &QuantumLimits {
-        &self.limits
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
-    /// Validate a circuit argument.
-    ///
-    /// # Errors
-    /// A [`ToolFailure`] naming the offending part of `circuit`.
-    pub fn circuit(&self, spec: &CircuitSpec) -> Result<Circuit, ToolFailure> {
-        spec.validate(&self.limits.circuit).map_err(|e| {
-            Stats::add(&self.stats.rejected, 1);
-            let path = if e.path.starts_with("circuit") { e.path.clone() } else { format!("circuit.{}", e.path) };
-            ToolFailure::argument(path, e.reason)
-        })
-    }
-
-    /// Refuse `runs` simulations of `circuit` when they exceed the work limit.
-    ///
-    /// # Errors
-    /// A [`ToolFailure`] at `circuit` (or at `what` when repetitions are to blame).
-    pub fn check_work(&self, circuit: &Circuit, runs: u64, what: &str) -> Result<(), ToolFailure> {
-        let one = circuit.amplitude_updates();
-        let total = one.saturating_mul(u128::from(runs.max(1)));
-        let limit = u128::from(self.limits.max_amplitude_updates);
-        if total > limit {
-            Stats::add(&self.stats.rejected, 1);
-            let path = if one > limit { "circuit" } else { what };
-            return Err(ToolFailure::argument(
-                path,
-                format!(
-                    "this needs {total} amplitude updates ({} gates × 2^{} amplitudes × {runs} run(s)); the limit is {}",
-                    circuit.gates().len(),
-                    circuit.qubits(),
-                    self.limits.max_amplitude_updates
-                ),
-            ));
+        SimulationError::Iterations { .. } => ToolFailure::argument("benchmark.iterations", e.to_string()),
+        SimulationError::Warmup { .. } => ToolFailure::argument("benchmark.warmup_iterations", e.to_string()),
+        SimulationError::NotEquivalent | SimulationError::Failed | SimulationError::NoEntropy(_) => {
+            ToolFailure::operation(e.to_string())
         }
-        Ok(())
-    }
-
-    /// Run `work` on the blocking pool once a permit is free.
-    ///
-    /// # Errors
-    /// When the task panicked or was cancelled (reported, never propagated as a panic).
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ToolFailure> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ToolFailure::operation("the simulator is shutting down".to_owned()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "A simulation task failed");
-            ToolFailure::operation("the simulation failed unexpectedly".to_owned())
-        })
+        SimulationError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
     }
 }
 
@@ -247,7 +156,7 @@ pub struct ExecuteTool(pub Arc<Simulator>);
 #[async_trait]
 impl QudagTool for ExecuteTool {
     fn spec(&self) -> ToolSpec {
-        let max_shots = self.0.limits.circuit.max_shots;
+        let max_shots = self.0.limits().circuit.max_shots;
         ToolSpec {
             name: "execute_quantum_dag",
             title: "Execute a quantum circuit",
@@ -320,37 +229,15 @@ impl QudagTool for ExecuteTool {
                 format!("\"{backend}\" is not available; the only backend is \"simulator\""),
             ));
         }
+        let failure = |e| simulation_failure(e, "execution.shots", "circuit");
         let shots = args.execution.shots.unwrap_or(1024);
-        sim.limits.circuit.check_shots(shots).map_err(|e| ToolFailure::argument("execution.shots", e.reason))?;
+        sim.check_shots(shots).map_err(failure)?;
         let level =
             args.execution.optimization_level.as_ref().map_or(Ok(0), |l| l.level("execution.optimization_level"))?;
-        let circuit = sim.circuit(&args.circuit)?;
-        sim.check_work(&circuit, 1, "circuit")?;
-        let seed = match args.execution.seed {
-            Some(s) => s,
-            None => random_u64()?,
-        };
-        let id = format!("exec_{:016x}", random_u64()?);
-        let original_gates = circuit.gates().len();
-        let (executed, execution, elapsed) = sim
-            .run(move || {
-                let executed = if level > 0 {
-                    quantum::optimize(
-                        &circuit,
-                        quantum::OptimizationLevel::new(level).unwrap_or(quantum::OptimizationLevel::MERGE),
-                    )
-                    .circuit
-                } else {
-                    circuit
-                };
-                let started = Instant::now();
-                let execution = quantum::execute(&executed, shots, seed);
-                (executed, execution, started.elapsed())
-            })
-            .await?;
-        Stats::add(&sim.stats.executions, 1);
-        Stats::add(&sim.stats.shots, shots);
-        Stats::add(&sim.stats.gate_applications, execution.gate_applications);
+        let options = ExecuteOptions { shots, level, seed: args.execution.seed };
+        let run = sim.execute(&args.circuit, options).await.map_err(failure)?;
+        let (id, seed, executed, execution, elapsed) = (run.id, run.seed, run.circuit, run.execution, run.elapsed);
+        let original_gates = run.original_gates;
         let depth = quantum::depth(&executed);
         let mut text = format!(
             "Executed {} ({} qubits, {} gates, depth {depth}) with {shots} shots in {:.2} ms.",
@@ -467,34 +354,16 @@ impl QudagTool for OptimizeTool {
 
     async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
         let args: OptimizeArgs = parse(arguments)?;
-        let sim = &self.0;
         let (level, verify) = match &args.optimization {
             Some(o) => (o.level.as_ref().map_or(Ok(2), |l| l.level("optimization.level"))?, o.preserve_semantics),
             None => (2, true),
         };
-        let circuit = sim.circuit(&args.circuit)?;
-        let verify = verify && circuit.qubits() <= quantum::VERIFY_MAX_QUBITS;
-        if verify {
-            sim.check_work(&circuit, 8, "circuit")?;
-        }
-        let seed = random_u64()?;
-        let (original, optimized, equivalent) = sim
-            .run(move || {
-                let optimized = quantum::optimize(
-                    &circuit,
-                    quantum::OptimizationLevel::new(level).unwrap_or(quantum::OptimizationLevel::MERGE),
-                );
-                let equivalent = verify.then(|| quantum::equivalent(&circuit, &optimized.circuit, 4, seed));
-                (circuit, optimized, equivalent)
-            })
-            .await?;
-        Stats::add(&sim.stats.optimizations, 1);
-        if equivalent == Some(false) {
-            tracing::error!(digest = %original.digest(), level, "Optimizer produced a circuit that is not equivalent");
-            return Err(ToolFailure::operation(
-                "the optimized circuit failed its equivalence check and was discarded; please report this circuit",
-            ));
-        }
+        let done = self
+            .0
+            .optimize(&args.circuit, level, verify)
+            .await
+            .map_err(|e| simulation_failure(e, "shots", "circuit"))?;
+        let (original, optimized, equivalent) = (done.original, done.optimized, done.equivalent);
         let (before, after) = (original.gates().len(), optimized.circuit.gates().len());
         let out = json!({
             "level": level,
@@ -572,14 +441,12 @@ impl QudagTool for AnalyzeTool {
 
     async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
         let args: AnalyzeArgs = parse(arguments)?;
-        let sim = &self.0;
-        let circuit = sim.circuit(&args.circuit)?;
-        let analysis = quantum::analyze(&circuit);
-        Stats::add(&sim.stats.analyses, 1);
-        let mut out = serde_json::to_value(&analysis).unwrap_or_default();
-        let simulable = match sim.check_work(&circuit, 1, "circuit") {
+        let analyzed = self.0.analyze(&args.circuit).map_err(|e| simulation_failure(e, "shots", "circuit"))?;
+        let circuit = analyzed.circuit;
+        let mut out = serde_json::to_value(&analyzed.analysis).unwrap_or_default();
+        let simulable = match analyzed.simulable {
             Ok(()) => json!({ "allowed": true }),
-            Err(e) => json!({ "allowed": false, "reason": e.message }),
+            Err(e) => json!({ "allowed": false, "reason": e.to_string() }),
         };
         out["simulable"] = simulable;
         let text = format!(
@@ -601,23 +468,14 @@ impl QudagTool for AnalyzeTool {
 struct BenchmarkArgs {
     circuit: CircuitSpec,
     #[serde(default)]
-    benchmark: BenchmarkOptions,
+    benchmark: BenchmarkArg,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct BenchmarkOptions {
+struct BenchmarkArg {
     iterations: Option<u32>,
     warmup_iterations: Option<u32>,
     shots: Option<u64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank.
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 /// `benchmark_performance`.
@@ -627,7 +485,7 @@ pub struct BenchmarkTool(pub Arc<Simulator>);
 #[async_trait]
 impl QudagTool for BenchmarkTool {
     fn spec(&self) -> ToolSpec {
-        let max = self.0.limits.max_benchmark_iterations;
+        let max = self.0.limits().max_benchmark_iterations;
         ToolSpec {
             name: "benchmark_performance",
             title: "Benchmark a circuit",
@@ -682,44 +540,18 @@ impl QudagTool for BenchmarkTool {
 
     async fn run(&self, _cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
         let args: BenchmarkArgs = parse(arguments)?;
-        let sim = &self.0;
-        let max = sim.limits.max_benchmark_iterations;
         let iterations = args.benchmark.iterations.unwrap_or(10);
         let warmup = args.benchmark.warmup_iterations.unwrap_or(2);
-        if !(1..=max).contains(&iterations) {
-            return Err(ToolFailure::argument("benchmark.iterations", format!("must be between 1 and {max}")));
-        }
-        if warmup > max {
-            return Err(ToolFailure::argument("benchmark.warmup_iterations", format!("must be at most {max}")));
-        }
         let shots = args.benchmark.shots.unwrap_or(0);
-        sim.limits.circuit.check_shots(shots).map_err(|e| ToolFailure::argument("benchmark.shots", e.reason))?;
-        let circuit = sim.circuit(&args.circuit)?;
-        sim.check_work(&circuit, u64::from(iterations + warmup), "benchmark.iterations")?;
-        let digest = circuit.digest();
-        let seed = random_u64()?;
-        let (timings, applications) = sim
-            .run(move || {
-                for i in 0..warmup {
-                    let _ = quantum::execute(&circuit, shots, seed.wrapping_add(u64::from(i)));
-                }
-                let mut timings = Vec::with_capacity(iterations as usize);
-                let mut applications = 0u64;
-                for i in 0..iterations {
-                    let started = Instant::now();
-                    let run = quantum::execute(&circuit, shots, seed.wrapping_add(u64::from(i)));
-                    timings.push(millis(started.elapsed()));
-                    applications += run.gate_applications;
-                }
-                (timings, applications)
-            })
-            .await?;
-        Stats::add(&sim.stats.benchmarks, 1);
-        Stats::add(&sim.stats.executions, u64::from(iterations + warmup));
-        Stats::add(&sim.stats.gate_applications, applications);
-        let mut sorted = timings.clone();
-        sorted.sort_by(f64::total_cmp);
-        let total: f64 = timings.iter().sum();
+        let options = BenchmarkOptions { iterations, warmup, shots };
+        let report = self
+            .0
+            .benchmark(&args.circuit, options)
+            .await
+            .map_err(|e| simulation_failure(e, "benchmark.shots", "benchmark.iterations"))?;
+        let (digest, applications, total) = (report.digest.clone(), report.gate_applications, report.total_ms);
+        let sorted = &report.sorted_ms;
+        let percentile = |p| report.percentile(p);
         let mean = total / f64::from(iterations);
         let per_second = if total > 0.0 { 1000.0 / mean } else { 0.0 };
         let out = json!({
@@ -730,9 +562,9 @@ impl QudagTool for BenchmarkTool {
                 "min": sorted.first().copied().unwrap_or(0.0),
                 "mean": mean,
                 "max": sorted.last().copied().unwrap_or(0.0),
-                "p50": percentile(&sorted, 50.0),
-                "p95": percentile(&sorted, 95.0),
-                "p99": percentile(&sorted, 99.0),
+                "p50": percentile(50.0),
+                "p95": percentile(95.0),
+                "p99": percentile(99.0),
             },
             "throughput": {
                 "circuits_per_second": per_second,
@@ -741,9 +573,9 @@ impl QudagTool for BenchmarkTool {
         });
         let text = format!(
             "{iterations} runs after {warmup} warm-up: mean {mean:.3} ms, p50 {:.3}, p95 {:.3}, p99 {:.3} ms ({per_second:.1} circuits/s).",
-            percentile(&sorted, 50.0),
-            percentile(&sorted, 95.0),
-            percentile(&sorted, 99.0)
+            percentile(50.0),
+            percentile(95.0),
+            percentile(99.0)
         );
         Ok(success(out, text))
     }
@@ -751,7 +583,7 @@ impl QudagTool for BenchmarkTool {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_LISTED_OUTCOMES, percentile, top_outcomes};
+    use super::{MAX_LISTED_OUTCOMES, top_outcomes};
 
     #[test]
     fn at_most_the_most_likely_outcomes_are_listed() {
@@ -764,15 +596,5 @@ mod tests {
         assert_eq!(listed.len(), MAX_LISTED_OUTCOMES);
         assert!(listed.contains_key(&format!("{:016b}", MAX_LISTED_OUTCOMES + 9)), "the most likely are kept");
         assert!(!listed.contains_key(&format!("{:016b}", 0)));
-    }
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 95.0), 95.0);
-        assert_eq!(percentile(&v, 99.0), 99.0);
-        assert_eq!(percentile(&[3.0], 99.0), 3.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
     }
 }

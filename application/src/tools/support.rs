@@ -1,5 +1,5 @@
 //! What every QuDAG tool shares: argument parsing that names the bad argument, results with
-//! both `structuredContent` and a text rendering, randomness, and binary encodings.
+//! both `structuredContent` and a text rendering, failures, and binary encodings.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -11,44 +11,81 @@ use serde_json::Value;
 
 use crate::mcp::catalog::{ToolHandler, ToolResponse};
 use crate::mcp::context::CallContext;
+use crate::usecases::keys::NoEntropy;
 
-/// A tool call that cannot go on: bad arguments (naming the argument) or a failure of the
-/// operation. Becomes a tool result with `isError: true`, never a protocol error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolFailure {
-    /// The argument at fault, as a path (`circuit.gates[2].target`), if one is.
-    pub argument: Option<String>,
-    /// What is wrong, for the caller.
-    pub message: String,
+/// A tool call that cannot go on.
+///
+/// A [`ToolFailure::Refused`] call — bad arguments (naming the argument) or an operation
+/// that failed for the caller's reasons — becomes a tool result with `isError: true`, never
+/// a protocol error. A [`ToolFailure::Unavailable`] call met a backend outage: that is no
+/// answer to the caller's arguments, so it is not a tool result at all but a retryable
+/// refusal of the request (HTTP 503 with `Retry-After`, counted in `backend_errors`).
+#[derive(Debug)]
+pub enum ToolFailure {
+    /// The tool refuses or failed: a tool error result.
+    Refused {
+        /// The argument at fault, as a path (`circuit.gates[2].target`), if one is.
+        argument: Option<String>,
+        /// What is wrong, for the caller.
+        message: String,
+    },
+    /// A backend the tool needs cannot be reached: retry later.
+    Unavailable {
+        /// Which backend (`vault_store`, `name_registry`, ...).
+        component: &'static str,
+        /// What went wrong.
+        source: crate::BoxError,
+    },
 }
 
 impl ToolFailure {
     /// A bad argument.
     pub fn argument(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { argument: Some(path.into()), message: message.into() }
+        Self::Refused { argument: Some(path.into()), message: message.into() }
     }
 
     /// A failure not caused by one argument.
     pub fn operation(message: impl Into<String>) -> Self {
-        Self { argument: None, message: message.into() }
+        Self::Refused { argument: None, message: message.into() }
     }
 
-    /// The failure as a tool error result.
+    /// The argument at fault, if one is.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Self::Refused { argument, .. } => argument.as_deref(),
+            Self::Unavailable { .. } => None,
+        }
+    }
+
+    /// The failure as what the tool answers: an error result, or (for an outage) the
+    /// request's refusal.
     pub fn into_response(self) -> ToolResponse {
-        let text = match &self.argument {
-            Some(path) => format!("Invalid argument `{path}`: {}", self.message),
-            None => self.message.clone(),
-        };
-        ToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
+        match self {
+            Self::Refused { argument, message } => {
+                let text = match &argument {
+                    Some(path) => format!("Invalid argument `{path}`: {message}"),
+                    None => message,
+                };
+                ToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
+            }
+            Self::Unavailable { component, source } => ToolResponse::Unavailable { component, source: source.into() },
+        }
     }
 }
 
 impl std::fmt::Display for ToolFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.argument {
-            Some(path) => write!(f, "{path}: {}", self.message),
-            None => f.write_str(&self.message),
+        match self {
+            Self::Refused { argument: Some(path), message } => write!(f, "{path}: {message}"),
+            Self::Refused { argument: None, message } => f.write_str(message),
+            Self::Unavailable { component, .. } => write!(f, "{component} unavailable"),
         }
+    }
+}
+
+impl From<NoEntropy> for ToolFailure {
+    fn from(e: NoEntropy) -> Self {
+        Self::operation(e.to_string())
     }
 }
 
@@ -73,34 +110,11 @@ pub fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolFailur
     })
 }
 
-/// Record `record` for the request in `cx` (see [`crate::admission::submit_audit`]).
-pub async fn audit(sink: &dyn crate::ports::AuditSink, cx: &CallContext, record: qudag_domain::audit::AuditRecord) {
-    crate::admission::submit_audit(sink, &cx.request, record).await;
-}
-
 /// A successful result: `structured` as `structuredContent`, `text` as its rendering.
 pub fn success(structured: Value, text: String) -> ToolResponse {
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(structured);
     ToolResponse::Complete(result)
-}
-
-/// `n` fresh random bytes from the operating system.
-///
-/// # Errors
-/// A failure when the OS has no entropy to give (the call fails; nothing weak is used).
-pub fn random<const N: usize>() -> Result<[u8; N], ToolFailure> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| ToolFailure::operation(format!("no randomness available: {e}")))?;
-    Ok(bytes)
-}
-
-/// A fresh random `u64` (for simulation seeds the caller did not give).
-///
-/// # Errors
-/// As [`random`].
-pub fn random_u64() -> Result<u64, ToolFailure> {
-    random::<8>().map(u64::from_le_bytes)
 }
 
 /// The first 16 characters of a fingerprint, for text renderings.
@@ -241,14 +255,14 @@ mod tests {
     fn parse_names_the_bad_argument() {
         let e = parse::<Outer>(args(json!({"circuit": {"qubits": 2, "gates": [{"target": 0}, {"target": "x"}]}})))
             .unwrap_err();
-        assert_eq!(e.argument.as_deref(), Some("circuit.gates[1].target"));
+        assert_eq!(e.path(), Some("circuit.gates[1].target"));
         let e = parse::<Outer>(args(json!({"circuit": {"gates": []}}))).unwrap_err();
-        assert_eq!(e.argument.as_deref(), Some("circuit.qubits"));
-        assert_eq!(e.message, "is required");
+        assert_eq!(e.path(), Some("circuit.qubits"));
+        assert_eq!(e.to_string(), "circuit.qubits: is required");
         let e = parse::<Outer>(args(json!({}))).unwrap_err();
-        assert_eq!(e.argument.as_deref(), Some("circuit"));
+        assert_eq!(e.path(), Some("circuit"));
         let e = parse::<Outer>(args(json!({"circuit": {"qubits": -1, "gates": []}}))).unwrap_err();
-        assert_eq!(e.argument.as_deref(), Some("circuit.qubits"));
+        assert_eq!(e.path(), Some("circuit.qubits"));
     }
 
     #[test]
@@ -256,8 +270,8 @@ mod tests {
         assert_eq!(DataEncoding::Utf8.decode("data", "hé").unwrap(), "hé".as_bytes());
         assert_eq!(DataEncoding::Hex.decode("data", "00ff").unwrap(), [0, 255]);
         assert_eq!(DataEncoding::Base64.decode("data", "AP8=").unwrap(), [0, 255]);
-        assert_eq!(DataEncoding::Hex.decode("data", "zz").unwrap_err().argument.as_deref(), Some("data"));
-        assert_eq!(from_b64("signature", "!!").unwrap_err().argument.as_deref(), Some("signature"));
+        assert_eq!(DataEncoding::Hex.decode("data", "zz").unwrap_err().path(), Some("data"));
+        assert_eq!(from_b64("signature", "!!").unwrap_err().path(), Some("signature"));
     }
 }
 

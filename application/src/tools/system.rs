@@ -1,84 +1,29 @@
 //! `peer_discovery` and `system_health_check`: the live nodes, and the real state of every
 //! component behind the tools.
+//!
+//! A membership outage is the request's retryable refusal (HTTP 503), as for every backend;
+//! the health check instead reports each backend's state, an outage included, as its answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use qudag_domain::pqc::{DsaAlgorithm, KemAlgorithm, dsa, envelope};
 use qudag_domain::rbac::Permission;
 use rmcp::model::JsonObject;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::ports::{Clock, Membership, VaultStore};
-use crate::tools::keys::ServerKeys;
-use crate::tools::names::Names;
-use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, random, success};
+use crate::ports::{Clock, Membership, MembershipError, NameRegistry, VaultStore};
+use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, success};
 use crate::usecases::health::HealthService;
+use crate::usecases::keys::{KeyOrigin, ServerKeys, random};
+pub use crate::usecases::simulation::{Stats, StatsSnapshot};
 
-/// Counters of the tools' work since start, for `system_health_check` and the DAG status
-/// resource.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Circuits executed (`execute_quantum_dag`, and each benchmark run).
-    pub executions: AtomicU64,
-    /// Shots sampled.
-    pub shots: AtomicU64,
-    /// Gates applied to state vectors.
-    pub gate_applications: AtomicU64,
-    /// Circuits optimized.
-    pub optimizations: AtomicU64,
-    /// Circuits analyzed.
-    pub analyses: AtomicU64,
-    /// Benchmarks run.
-    pub benchmarks: AtomicU64,
-    /// Circuits refused (invalid or over a limit).
-    pub rejected: AtomicU64,
-}
-
-/// A snapshot of [`Stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct StatsSnapshot {
-    /// See [`Stats::executions`].
-    pub executions: u64,
-    /// See [`Stats::shots`].
-    pub shots: u64,
-    /// See [`Stats::gate_applications`].
-    pub gate_applications: u64,
-    /// See [`Stats::optimizations`].
-    pub optimizations: u64,
-    /// See [`Stats::analyses`].
-    pub analyses: u64,
-    /// See [`Stats::benchmarks`].
-    pub benchmarks: u64,
-    /// See [`Stats::rejected`].
-    pub rejected: u64,
-}
-
-impl Stats {
-    /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StatsSnapshot {
-            executions: get(&self.executions),
-            shots: get(&self.shots),
-            gate_applications: get(&self.gate_applications),
-            optimizations: get(&self.optimizations),
-            analyses: get(&self.analyses),
-            benchmarks: get(&self.benchmarks),
-            rejected: get(&self.rejected),
-        }
-    }
-
-    /// Add `n` to `counter`.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
+/// The component named when the membership backend cannot be reached.
+pub const MEMBERSHIP: &str = "membership";
 
 /// This node, as announced to the membership.
 #[derive(Debug, Clone)]
@@ -161,7 +106,9 @@ impl QudagTool for PeerDiscoveryTool {
         let args: PeerArgs = parse(arguments)?;
         let nodes = self.membership.live(self.clock.now()).await.map_err(|e| {
             tracing::error!(error = %e, "Membership backend failed");
-            ToolFailure::operation(format!("the membership backend is unavailable ({e}); try again later"))
+            match e {
+                MembershipError::Unavailable { source } => ToolFailure::Unavailable { component: MEMBERSHIP, source },
+            }
         })?;
         let nodes: Vec<Value> = nodes
             .iter()
@@ -200,7 +147,7 @@ pub struct HealthCheckTool {
     /// The vault's store.
     pub vault: Arc<dyn VaultStore>,
     /// The name registry.
-    pub names: Arc<Names>,
+    pub names: Arc<dyn NameRegistry>,
     /// The membership.
     pub membership: Arc<dyn Membership>,
     /// The clock.
@@ -242,8 +189,8 @@ fn crypto_self_test(keys: &ServerKeys) -> Result<Value, String> {
         let key = keys.vault_key(algorithm).ok_or("no vault key")?;
         let started = Instant::now();
         let randomness = envelope::SealRandomness {
-            m: random::<32>().map_err(|e| e.message)?,
-            nonce: random::<12>().map_err(|e| e.message)?,
+            m: random::<32>().map_err(|e| e.to_string())?,
+            nonce: random::<12>().map_err(|e| e.to_string())?,
         };
         let sealed = envelope::seal(algorithm, key.encapsulation_key(), b"self-test", b"health", &randomness)
             .map_err(|e| e.to_string())?;
@@ -256,7 +203,7 @@ fn crypto_self_test(keys: &ServerKeys) -> Result<Value, String> {
     let started = Instant::now();
     let signature = keys
         .signing()
-        .sign(b"self-test", b"health", &random::<32>().map_err(|e| e.message)?)
+        .sign(b"self-test", b"health", &random::<32>().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     dsa::verify(DsaAlgorithm::MlDsa65, keys.signing().verifying_key(), b"self-test", b"health", &signature)
         .map_err(|e| format!("signing key self-test failed: {e}"))?;
@@ -335,15 +282,16 @@ impl QudagTool for HealthCheckTool {
                 json!({ "error": e.to_string() })
             }
         };
-        let names = match self.names.count().await {
+        let names = match self.names.count(now).await {
             Ok(n) => {
                 put("name_registry", "up", format!("{n} names"));
                 json!({ "records": n })
             }
             Err(e) => {
-                put("name_registry", "down", e.message.clone());
+                let detail = format!("the name registry is unavailable ({e}); try again later");
+                put("name_registry", "down", detail.clone());
                 worst = worst.max(crate::ports::HealthStatus::Degraded);
-                json!({ "error": e.message })
+                json!({ "error": detail })
             }
         };
         let network = match self.membership.live(now).await {
@@ -360,10 +308,10 @@ impl QudagTool for HealthCheckTool {
         let origin = self.keys.origin();
         put(
             "key_material",
-            if origin == crate::tools::keys::KeyOrigin::File { "up" } else { "degraded" },
+            if origin == KeyOrigin::File { "up" } else { "degraded" },
             match origin {
-                crate::tools::keys::KeyOrigin::File => "loaded from the key file".to_owned(),
-                crate::tools::keys::KeyOrigin::Ephemeral => {
+                KeyOrigin::File => "loaded from the key file".to_owned(),
+                KeyOrigin::Ephemeral => {
                     "ephemeral keys: vault entries and name records will not survive a restart".to_owned()
                 }
             },

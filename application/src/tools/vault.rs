@@ -1,26 +1,17 @@
-//! The vault: per-principal secrets sealed at rest, and its four tools
-//! (`vault_quantum_store`, `vault_quantum_retrieve`, `vault_quantum_list`,
-//! `vault_quantum_delete`).
+//! The vault's four tools (`vault_quantum_store`, `vault_quantum_retrieve`,
+//! `vault_quantum_list`, `vault_quantum_delete`): arguments in, the
+//! [`Vault`](crate::usecases::vault::Vault) use case, results out.
 //!
-//! Each secret is sealed on its own with the hybrid envelope of `qudag_domain::pqc::envelope`:
-//! a fresh ML-KEM encapsulation to the server's vault key, HKDF-SHA256 from the shared
-//! secret to a ChaCha20-Poly1305 key, and the entry's id, owner and label as associated
-//! data — so an envelope moved to another row, another owner or another label fails to
-//! open, as does any edited byte. The store sees only envelopes and metadata; plaintexts
-//! never reach the store, the logs or the audit trail.
-//!
-//! Entries belong to the principal that stored them. Another principal asking for an entry
-//! by id gets the same answer as for an entry that does not exist, and the attempt is
-//! audited as `vault.access_denied`.
+//! Sealing, ownership and the audit of refused access are the use case's; here the
+//! arguments are checked and named, and a [`VaultError`] becomes the tool error it has
+//! always been — except a store outage, which is the request's retryable refusal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use qudag_domain::Timestamp;
-use qudag_domain::audit::{AuditAction, AuditRecord, Outcome};
 use qudag_domain::pqc::KemAlgorithm;
-use qudag_domain::pqc::envelope::{self, Envelope, SealRandomness};
 use qudag_domain::rbac::Permission;
 use rmcp::model::JsonObject;
 use serde::Deserialize;
@@ -29,214 +20,33 @@ use zeroize::Zeroizing;
 
 use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
-use crate::ports::{AuditSink, Clock, VaultEntry, VaultEntrySummary, VaultListQuery, VaultStore, VaultStoreError};
-use crate::tools::keys::ServerKeys;
-use crate::tools::support::{DataEncoding, QudagTool, ToolFailure, ToolSpec, audit, b64, parse, random, success};
+use crate::ports::{VaultEntrySummary, VaultListQuery};
+use crate::tools::support::{DataEncoding, QudagTool, ToolFailure, ToolSpec, b64, parse, success};
+use crate::usecases::vault::VaultError;
+pub use crate::usecases::vault::{KEY_CATEGORY_PREFIX, MAX_LABEL_LEN, MAX_SECRET_BYTES, NewSecret, Selector, Vault};
 
-/// The category prefix of entries that hold the server-held private keys minted by the
-/// crypto tools (`key/ml-kem-768`, `key/ml-dsa-65`, ...); such entries are never returned.
-pub const KEY_CATEGORY_PREFIX: &str = "key/";
-
-/// The largest secret accepted, in bytes.
-pub const MAX_SECRET_BYTES: usize = 64 * 1024;
-/// The longest label accepted.
-pub const MAX_LABEL_LEN: usize = 128;
-
-/// Which entry a call means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// By id.
-    Id(String),
-    /// By the owner's label.
-    Label(String),
-}
-
-/// A secret to store.
-pub struct NewSecret {
-    /// Its label (unique per owner).
-    pub label: String,
-    /// Its category.
-    pub category: Option<String>,
-    /// Its tags.
-    pub tags: Vec<String>,
-    /// The plaintext (wiped when dropped).
-    pub plaintext: Zeroizing<Vec<u8>>,
-    /// The KEM to seal with.
-    pub algorithm: KemAlgorithm,
-    /// When it expires, if ever.
-    pub expires_at: Option<Timestamp>,
-}
-
-impl std::fmt::Debug for NewSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewSecret").field("label", &self.label).field("len", &self.plaintext.len()).finish()
-    }
-}
-
-/// The vault use case.
-pub struct Vault {
-    store: Arc<dyn VaultStore>,
-    keys: Arc<ServerKeys>,
-    clock: Arc<dyn Clock>,
-    audit: Arc<dyn AuditSink>,
-}
-
-impl std::fmt::Debug for Vault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").finish_non_exhaustive()
-    }
-}
-
-fn store_failure(e: VaultStoreError) -> ToolFailure {
+/// The tool failure for `e`; a missing entry is blamed on the argument at `not_found_at`.
+pub fn vault_failure(e: VaultError, not_found_at: &str) -> ToolFailure {
     match e {
-        VaultStoreError::LabelTaken { label } => ToolFailure::argument(
-            "secret.label",
-            format!("an entry labelled \"{label}\" already exists; delete it first or choose another label"),
-        ),
-        other => {
-            tracing::error!(error = %other, "Vault store failed");
-            ToolFailure::operation(format!("the vault is unavailable ({other}); try again later"))
+        VaultError::NotFound => ToolFailure::argument(not_found_at, e.to_string()),
+        VaultError::Vanished => ToolFailure::argument("entry", e.to_string()),
+        VaultError::LabelTaken { .. } => ToolFailure::argument("secret.label", e.to_string()),
+        VaultError::UnsupportedAlgorithm => ToolFailure::argument("encryption.algorithm", e.to_string()),
+        VaultError::CapacityExceeded { .. } | VaultError::IdTaken => {
+            ToolFailure::operation(format!("the vault is unavailable ({e}); try again later"))
         }
+        VaultError::Integrity { .. } | VaultError::Sealing(_) | VaultError::NoEntropy(_) => {
+            ToolFailure::operation(e.to_string())
+        }
+        VaultError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
     }
 }
 
-fn aad(id: &str, owner: &str, label: &str) -> Vec<u8> {
-    let mut out = b"qudag-vault-entry/v1".to_vec();
-    for part in [id, owner, label] {
-        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
-        out.extend_from_slice(part.as_bytes());
-    }
-    out
-}
-
-impl Vault {
-    /// A vault over `store`, sealing to `keys`.
-    pub fn new(
-        store: Arc<dyn VaultStore>,
-        keys: Arc<ServerKeys>,
-        clock: Arc<dyn Clock>,
-        audit: Arc<dyn AuditSink>,
-    ) -> Self {
-        Self { store, keys, clock, audit }
-    }
-
-    /// The store (for status counts).
-    pub fn store(&self) -> &Arc<dyn VaultStore> {
-        &self.store
-    }
-
-    /// Seal and store a secret for `owner`.
-    ///
-    /// # Errors
-    /// A [`ToolFailure`]: label taken, no vault key for the algorithm, store unavailable.
-    pub async fn put(&self, owner: &str, secret: NewSecret) -> Result<VaultEntry, ToolFailure> {
-        let key = self.keys.vault_key(secret.algorithm).ok_or_else(|| {
-            ToolFailure::argument("encryption.algorithm", "the vault seals with ml-kem-768 or ml-kem-1024")
-        })?;
-        let id = format!("vlt_{}", hex::encode(random::<16>()?));
-        let randomness = SealRandomness { m: random::<32>()?, nonce: random::<12>()? };
-        let sealed = envelope::seal(
-            secret.algorithm,
-            key.encapsulation_key(),
-            &secret.plaintext,
-            &aad(&id, owner, &secret.label),
-            &randomness,
-        )
-        .map_err(|e| ToolFailure::operation(format!("sealing failed: {e}")))?;
-        let entry = VaultEntry {
-            id,
-            owner: owner.to_owned(),
-            label: secret.label,
-            category: secret.category,
-            tags: secret.tags,
-            algorithm: secret.algorithm.as_str().to_owned(),
-            key_id: qudag_domain::pqc::fingerprint(key.encapsulation_key()),
-            envelope: sealed.to_bytes().map_err(|e| ToolFailure::operation(format!("sealing failed: {e}")))?,
-            size: secret.plaintext.len() as u64,
-            created_at: self.clock.now(),
-            expires_at: secret.expires_at,
-        };
-        self.store.put(&entry, entry.created_at).await.map_err(store_failure)?;
-        Ok(entry)
-    }
-
-    async fn find(&self, cx: &CallContext, owner: &str, selector: &Selector) -> Result<VaultEntry, ToolFailure> {
-        let now = self.clock.now();
-        let (found, path) = match selector {
-            Selector::Id(id) => (self.store.get(id, now).await.map_err(store_failure)?, "entry.entry_id"),
-            Selector::Label(label) => {
-                (self.store.find_by_label(owner, label, now).await.map_err(store_failure)?, "entry.label")
-            }
-        };
-        match found {
-            Some(entry) if entry.owner == owner => Ok(entry),
-            Some(entry) => {
-                self.audit_denied(cx, owner, &entry).await;
-                Err(ToolFailure::argument(path, "no such vault entry"))
-            }
-            None => Err(ToolFailure::argument(path, "no such vault entry")),
-        }
-    }
-
-    async fn audit_denied(&self, cx: &CallContext, owner: &str, entry: &VaultEntry) {
-        let record = AuditRecord::new(self.clock.now(), AuditAction::VaultAccessDenied, Outcome::Denied)
-            .actor(owner)
-            .target(entry.id.clone())
-            .details(json!({ "reason": "not_owner" }));
-        audit(self.audit.as_ref(), cx, record).await;
-    }
-
-    /// Record an audit event for `cx`.
-    pub async fn audit(&self, cx: &CallContext, record: AuditRecord) {
-        audit(self.audit.as_ref(), cx, record).await;
-    }
-
-    /// Open `owner`'s entry.
-    ///
-    /// # Errors
-    /// Not found (also for another owner's entry, which is audited), or an integrity failure.
-    pub async fn open(
-        &self,
-        cx: &CallContext,
-        owner: &str,
-        selector: &Selector,
-    ) -> Result<(VaultEntry, Zeroizing<Vec<u8>>), ToolFailure> {
-        let entry = self.find(cx, owner, selector).await?;
-        let integrity = |why: String| {
-            tracing::error!(entry = %entry.id, %why, "Vault entry failed its integrity check");
-            ToolFailure::operation(format!("vault entry {} failed its integrity check and cannot be opened", entry.id))
-        };
-        let sealed = Envelope::from_bytes(&entry.envelope).map_err(|e| integrity(e.to_string()))?;
-        let key = self.keys.vault_key(sealed.algorithm).ok_or_else(|| integrity("no key for its algorithm".into()))?;
-        let plaintext = envelope::open(key, &sealed, &aad(&entry.id, &entry.owner, &entry.label))
-            .map_err(|e| integrity(e.to_string()))?;
-        Ok((entry, plaintext))
-    }
-
-    /// Delete `owner`'s entry.
-    ///
-    /// # Errors
-    /// Not found, or the store is unavailable.
-    pub async fn delete(&self, cx: &CallContext, owner: &str, selector: &Selector) -> Result<VaultEntry, ToolFailure> {
-        let entry = self.find(cx, owner, selector).await?;
-        if self.store.delete(owner, &entry.id).await.map_err(store_failure)? {
-            Ok(entry)
-        } else {
-            Err(ToolFailure::argument("entry", "no such vault entry"))
-        }
-    }
-
-    /// A page of `owner`'s entries.
-    ///
-    /// # Errors
-    /// The store is unavailable.
-    pub async fn list(&self, owner: &str, query: &VaultListQuery) -> Result<crate::ports::VaultPage, ToolFailure> {
-        self.store.list(owner, query, self.clock.now()).await.map_err(store_failure)
-    }
-
-    /// The clock.
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
+/// Where a missing entry named by `selector` is blamed.
+fn selector_path(selector: &Selector) -> &'static str {
+    match selector {
+        Selector::Id(_) => "entry.entry_id",
+        Selector::Label(_) => "entry.label",
     }
 }
 
@@ -436,11 +246,6 @@ fn summary_schema_with_key() -> Value {
     schema
 }
 
-/// The owner key of the caller: `issuer#subject`.
-pub fn owner(cx: &CallContext) -> String {
-    cx.principal.id().to_string()
-}
-
 fn expiry(now: Timestamp, access: Option<AccessArg>) -> Result<Option<Timestamp>, ToolFailure> {
     let Some(access) = access else { return Ok(None) };
     match (access.expiry_time, access.ttl_seconds) {
@@ -500,7 +305,7 @@ impl StoreTool {
             algorithm,
             expires_at,
         };
-        let entry = self.0.put(&owner(cx), new).await?;
+        let entry = self.0.put(&cx.principal, new).await.map_err(|e| vault_failure(e, "entry"))?;
         let mut out = summary_json(&entry.summary());
         out["key_id"] = json!(entry.key_id);
         let text = format!(
@@ -566,7 +371,11 @@ impl QudagTool for RetrieveTool {
         {
             let args: RetrieveArgs = parse(arguments)?;
             let selector = args.entry.selector()?;
-            let (entry, plaintext) = self.0.open(cx, &owner(cx), &selector).await?;
+            let (entry, plaintext) = self
+                .0
+                .open(&cx.request, &cx.principal, &selector)
+                .await
+                .map_err(|e| vault_failure(e, selector_path(&selector)))?;
             if entry.category.as_deref().is_some_and(|c| c.starts_with(KEY_CATEGORY_PREFIX)) {
                 return Err(ToolFailure::argument(
                     "entry",
@@ -642,7 +451,7 @@ impl QudagTool for ListTool {
                 return Err(ToolFailure::argument("limit", "must be between 1 and 1000"));
             }
             let query = VaultListQuery { category: args.category, after: args.cursor, limit };
-            let page = self.0.list(&owner(cx), &query).await?;
+            let page = self.0.list(&cx.principal, &query).await.map_err(|e| vault_failure(e, "entry"))?;
             let entries: Vec<Value> = page.entries.iter().map(summary_json).collect();
             let mut text = format!("{} vault entries", entries.len());
             for e in &page.entries {
@@ -700,7 +509,11 @@ impl QudagTool for DeleteTool {
         {
             let args: DeleteArgs = parse(arguments)?;
             let selector = args.entry.selector()?;
-            let entry = self.0.delete(cx, &owner(cx), &selector).await?;
+            let entry = self
+                .0
+                .delete(&cx.request, &cx.principal, &selector)
+                .await
+                .map_err(|e| vault_failure(e, selector_path(&selector)))?;
             let text = format!("Deleted \"{}\" ({}).", entry.label, entry.id);
             Ok(success(json!({ "deleted": true, "entry_id": entry.id, "label": entry.label }), text))
         }
@@ -710,77 +523,52 @@ impl QudagTool for DeleteTool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::Mutex;
-
-    use qudag_domain::Timestamp;
     use qudag_domain::principal::Principal;
     use qudag_domain::rbac::Role;
 
     use super::*;
-    use crate::ports::{MockAuditSink, MockVaultStore};
+    use crate::mcp::catalog::ToolHandler as _;
+    use crate::ports::{MockAuditSink, MockVaultStore, VaultStoreError};
     use crate::testkit::ManualClock;
+    use crate::tools::support::Registered;
+    use crate::usecases::keys::ServerKeys;
 
-    fn context() -> CallContext {
-        CallContext::for_tests(Principal::anonymous([Role::Admin]))
-    }
-
-    #[tokio::test]
-    async fn a_stored_envelope_that_was_edited_or_moved_does_not_open() {
-        let stored: Arc<Mutex<Vec<VaultEntry>>> = Arc::default();
-        let mut store = MockVaultStore::new();
-        let on_put = stored.clone();
-        store.expect_put().returning(move |e, _| {
-            on_put.lock().unwrap().push(e.clone());
-            Ok(())
-        });
-        let on_get = stored.clone();
-        store.expect_get().returning(move |id, _| Ok(on_get.lock().unwrap().iter().find(|e| e.id == id).cloned()));
-        let mut audit = MockAuditSink::new();
-        audit.expect_record().never();
-        let vault = Vault::new(
+    fn vault(store: MockVaultStore) -> Arc<Vault> {
+        Arc::new(Vault::new(
             Arc::new(store),
             Arc::new(ServerKeys::ephemeral().unwrap()),
             Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
-            Arc::new(audit),
-        );
-        let owner = "iss#alice";
-        for (label, algorithm) in [("a", KemAlgorithm::MlKem768), ("b", KemAlgorithm::MlKem1024)] {
-            let secret = NewSecret {
-                label: label.into(),
-                category: None,
-                tags: Vec::new(),
-                plaintext: Zeroizing::new(b"top secret".to_vec()),
-                algorithm,
-                expires_at: None,
-            };
-            vault.put(owner, secret).await.unwrap();
-        }
-        let (a, b) = {
-            let s = stored.lock().unwrap();
-            (s[0].clone(), s[1].clone())
-        };
-        assert!(!a.envelope.windows(10).any(|w| w == b"top secret"), "the store sees only ciphertext");
-        let cx = context();
-        let (_, plain) = vault.open(&cx, owner, &Selector::Id(a.id.clone())).await.unwrap();
-        assert_eq!(plain.as_slice(), b"top secret");
+            Arc::new(MockAuditSink::new()),
+        ))
+    }
 
-        type Edit = Box<dyn Fn(&mut VaultEntry)>;
-        let edits: Vec<Edit> = vec![
-            Box::new(|e| {
-                let n = e.envelope.len();
-                e.envelope[n - 1] ^= 1;
-            }),
-            Box::new(|e| e.envelope[40] ^= 0x80),
-            Box::new(|e| e.envelope.truncate(100)),
-            Box::new(|e| e.label = "renamed".into()),
-            Box::new(move |e| e.envelope = b.envelope.clone()),
-        ];
-        for (i, edit) in edits.iter().enumerate() {
-            let mut tampered = a.clone();
-            edit(&mut tampered);
-            *stored.lock().unwrap() = vec![tampered];
-            let refused = vault.open(&cx, owner, &Selector::Id(a.id.clone())).await.unwrap_err();
-            assert!(refused.message.contains("integrity check"), "edit {i}: {refused}");
+    fn arguments(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap()
+    }
+
+    /// A store outage is not a tool error result: the tool answers `Unavailable`, which the
+    /// engine turns into the request's retryable refusal; a refusal of the store stays the
+    /// tool error it always was.
+    #[tokio::test]
+    async fn an_outage_is_no_tool_error_but_a_refusal_stays_one() {
+        let cx = CallContext::for_tests(Principal::anonymous([Role::Admin]));
+        let mut down = MockVaultStore::new();
+        down.expect_put().returning(|_, _| Err(VaultStoreError::Unavailable { source: "connection refused".into() }));
+        let tool = Registered::new(StoreTool(vault(down)));
+        let args = arguments(json!({"secret": {"label": "api", "data": "s3cr3t"}}));
+        match tool.call(&cx, args.clone()).await.unwrap() {
+            ToolResponse::Unavailable { component, .. } => assert_eq!(component, "vault_store"),
+            other => panic!("expected Unavailable, got {other:?}"),
         }
+
+        let mut taken = MockVaultStore::new();
+        taken.expect_put().returning(|e, _| Err(VaultStoreError::LabelTaken { label: e.label.clone() }));
+        let tool = Registered::new(StoreTool(vault(taken)));
+        let ToolResponse::Complete(result) = tool.call(&cx, args).await.unwrap() else { panic!("expected a result") };
+        assert_eq!(result.is_error, Some(true));
+        assert_eq!(
+            crate::mcp::wire::first_text(&result.content).unwrap(),
+            "Invalid argument `secret.label`: an entry labelled \"api\" already exists; delete it first or choose another label"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! sync for many records), retrying (with backoff, logged) while the sink fails — so a sink
 //! outage fills the queue instead of losing records. When the queue is full the configured
 //! policy applies: **block** the caller up to a bound, then refuse; or **refuse** at once —
-//! and then [`AuditSink::accepting`] turns false so the pipeline refuses new requests (503)
+//! and then [`AuditSink::accepting`] turns false so admission refuses new requests (503)
 //! before they run, instead of running them unaudited. `record` (for callers that need the
 //! chained event) and `flush` wait for everything queued before them.
 

@@ -1,6 +1,6 @@
 //! "Why was this call denied?": the authorization decision for a principal's roles and
 //! scopes and a tool, prompt or admin endpoint, with the rule that made it — the same
-//! decision the pipeline takes, without making the call.
+//! decision admission takes, without making the call.
 //!
 //! Callers reach it through `AdminService::explain`,
 //! so it is admitted, authorized and audited like any other call.

@@ -1,6 +1,12 @@
 //! Use cases: what the server does with a request, written against ports only. Every use
 //! case that serves a caller takes the [`Caller`](crate::admission::Caller) admission
-//! handed out.
+//! handed out, or the principal and request context it carries.
+//!
+//! The QuDAG capabilities — the [`vault`], [`.dark` names](names) and quantum
+//! [`simulation`] — are use cases like the others: plain structs over the ports, taking
+//! domain values and the caller's principal, failing with typed errors in which a backend
+//! outage is `Unavailable` (retryable) and never mistaken for the caller's fault. The MCP
+//! tools only translate arguments and results.
 
 pub mod admin;
 pub mod audit_checkpoint;
@@ -9,7 +15,11 @@ pub mod audit_queue;
 pub mod authz;
 pub mod endpoints;
 pub mod health;
+pub mod keys;
+pub mod names;
 pub mod sessions;
+pub mod simulation;
+pub mod vault;
 
 pub use admin::AdminService;
 pub use audit_checkpoint::{CheckpointError, checkpoint};

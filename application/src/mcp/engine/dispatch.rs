@@ -11,6 +11,7 @@ use rmcp::model::{
 use serde_json::Value;
 
 use super::{EngineError, Inbound, McpEngine, PAGE_SIZE, principal};
+use crate::admission::Refusal;
 use crate::mcp::catalog::{PromptResponse, ToolResponse};
 use crate::mcp::context::{CallContext, Outbox};
 use crate::mcp::wire;
@@ -84,6 +85,7 @@ impl McpEngine {
                     Ok(ToolResponse::Complete(result)) if result.is_error == Some(true) => {
                         Some(wire::first_text(&result.content).unwrap_or_else(|| "tool reported an error".into()))
                     }
+                    Ok(ToolResponse::Unavailable { component, .. }) => Some(format!("{component} unavailable")),
                     Ok(_) => None,
                     Err(e) => Some(e.message.to_string()),
                 };
@@ -98,6 +100,10 @@ impl McpEngine {
                         Ok(ServerResult::CallToolResult(CallToolResult::error(vec![rmcp::model::ContentBlock::text(
                             "this tool needs input the stateful era cannot carry",
                         )])))
+                    }
+                    // A backend outage is the request's retryable refusal, not the tool's answer.
+                    ToolResponse::Unavailable { component, source } => {
+                        Err(Refusal::Unavailable { component, source: Box::new(source) }.into())
                     }
                 }
             }

@@ -11,7 +11,21 @@ use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair, KemAlgorithm, KemKeyPair, fing
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::tools::support::{ToolFailure, random};
+/// The operating system had no randomness to give. Nothing weaker is ever used instead:
+/// the operation that needed it fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no randomness available: {0}")]
+pub struct NoEntropy(pub String);
+
+/// `N` fresh random bytes from the operating system, for keys, nonces, ids and seeds.
+///
+/// # Errors
+/// [`NoEntropy`] when the OS has none to give.
+pub fn random<const N: usize>() -> Result<[u8; N], NoEntropy> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| NoEntropy(e.to_string()))?;
+    Ok(bytes)
+}
 
 /// Where the keys came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,7 +93,7 @@ impl KeySeeds {
     /// # Errors
     /// `Entropy` when the OS has none to give.
     pub fn generate() -> Result<Self, KeyFileError> {
-        let entropy = |e: ToolFailure| KeyFileError::Entropy(e.message);
+        let entropy = |e: NoEntropy| KeyFileError::Entropy(e.to_string());
         Ok(Self {
             version: 1,
             ml_dsa_65: hex::encode(*Zeroizing::new(random::<32>().map_err(entropy)?)),
