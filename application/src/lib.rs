@@ -5,7 +5,7 @@
 //! implement the ports, and only the bootstrap crate chooses and wires them.
 //!
 //! - [`ports`]: `SessionStore`, `RateLimiter`, `AuditSink` / `AuditQuery`,
-//!   `TokenVerifier`, `EventBus`, `Clock`, `HealthIndicator`.
+//!   `TokenVerifier`, `EventBus`, `Clock`, `HealthIndicator`, `Metrics`.
 //! - [`usecases`]: the request pipeline (authenticate → rate-limit → dispatch → authorize →
 //!   audit), session handling and health reporting.
 //! - `testkit` (feature `testkit`): one contract suite per port that every adapter must
@@ -13,7 +13,6 @@
 #![deny(missing_docs)]
 
 pub mod mcp;
-pub mod metrics;
 pub mod ports;
 pub mod tools;
 pub mod tracecontext;

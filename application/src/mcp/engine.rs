@@ -26,8 +26,8 @@ use tracing::Instrument;
 use super::catalog::{Catalog, PromptResponse, ToolResponse};
 use super::context::{CallContext, Outbox, PendingRequests};
 use super::wire;
-use crate::metrics::ToolOutcome;
 use crate::ports::EventBus;
+use crate::ports::metrics::ToolOutcome;
 use crate::usecases::{Pipeline, PipelineError, RequestContext, SessionError, SessionService};
 
 /// Items per page of a list result.

@@ -16,7 +16,7 @@ use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
 use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
 use serde_json::{Value, json};
 
-use crate::metrics::{Metrics, Quota};
+use crate::ports::metrics::{Metrics, NoopMetrics, Quota};
 use crate::ports::{
     AuditSink, Clock, Credential, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
 };
@@ -155,7 +155,7 @@ pub struct Pipeline {
     limits: Option<RateLimitSettings>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Metrics>,
     /// Credentials whose first accepted use on this node was audited (BLAKE3 of the token),
     /// so `auth.succeeded` marks each credential's first use, not every request.
     authenticated: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -180,25 +180,17 @@ impl Pipeline {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            auth,
-            limiter,
-            limits,
-            audit,
-            clock,
-            metrics: Arc::new(Metrics::default()),
-            authenticated: Default::default(),
-        }
+        Self { auth, limiter, limits, audit, clock, metrics: Arc::new(NoopMetrics), authenticated: Default::default() }
     }
 
     /// Count into `metrics` instead of a private registry.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         self.metrics = metrics;
         self
     }
 
     /// The counters this pipeline keeps.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub fn metrics(&self) -> &Arc<dyn Metrics> {
         &self.metrics
     }
 

@@ -1002,10 +1002,10 @@ async fn closed(signal: Option<&mut tokio::sync::watch::Receiver<bool>>) -> bool
 
 /// Aborts a request's task when the response is dropped, if armed.
 /// One open SSE stream in `qudag_mcp_sse_streams`, for as long as it lives.
-struct StreamGauge(Arc<qudag_application::metrics::Metrics>);
+struct StreamGauge(Arc<dyn qudag_application::ports::Metrics>);
 
 impl StreamGauge {
-    fn open(metrics: Arc<qudag_application::metrics::Metrics>) -> Self {
+    fn open(metrics: Arc<dyn qudag_application::ports::Metrics>) -> Self {
         metrics.sse_streams_add(1);
         Self(metrics)
     }
