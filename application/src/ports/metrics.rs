@@ -97,6 +97,7 @@ pub trait Metrics: Send + Sync + 'static {
     /// received (collapsed to `other` when the server does not know it); `tool` is the
     /// tool's name for `tools/call` when the catalog knows it, `Some("other")` for an
     /// unknown tool, `None` (or an empty name) for other methods.
+    #[allow(clippy::needless_lifetimes, reason = "mockall cannot mock a reference elided inside `Option`")]
     fn mcp_operation<'a>(&self, method: &str, tool: Option<&'a str>, elapsed: Duration);
 
     /// A `tools/call` for `tool` (a catalog name, or `other`) ended with `outcome`
