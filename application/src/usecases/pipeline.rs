@@ -183,7 +183,7 @@ impl Pipeline {
         Self { auth, limiter, limits, audit, clock, metrics: Arc::new(NoopMetrics), authenticated: Default::default() }
     }
 
-    /// Count into `metrics` instead of a private registry.
+    /// Count into `metrics` (a pipeline built without them counts nothing).
     pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         self.metrics = metrics;
         self
