@@ -30,7 +30,7 @@ use qudag_domain::quota::{Cost, Decision, QuotaPolicy};
 use qudag_domain::rbac::{AuthzDecision, Permission, authorize};
 use serde_json::json;
 
-use crate::metrics::{Metrics, Quota};
+use crate::ports::metrics::{Metrics, NoopMetrics, Quota};
 use crate::ports::{
     AuditSink, Clock, Credential, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
 };
@@ -171,7 +171,7 @@ pub struct Admission {
     limits: Option<RateLimitSettings>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Metrics>,
     /// Credentials whose first accepted use on this node was audited (BLAKE3 of the token),
     /// so `auth.succeeded` marks each credential's first use, not every request.
     authenticated: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -196,25 +196,17 @@ impl Admission {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            auth,
-            limiter,
-            limits,
-            audit,
-            clock,
-            metrics: Arc::new(Metrics::default()),
-            authenticated: Default::default(),
-        }
+        Self { auth, limiter, limits, audit, clock, metrics: Arc::new(NoopMetrics), authenticated: Default::default() }
     }
 
-    /// Count into `metrics` instead of a private registry.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+    /// Count into `metrics` (admission built without them counts nothing).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         self.metrics = metrics;
         self
     }
 
     /// The counters admission keeps.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub fn metrics(&self) -> &Arc<dyn Metrics> {
         &self.metrics
     }
 
@@ -413,10 +405,7 @@ impl Admission {
         quota: Quota,
     ) -> Refusal {
         self.metrics.rate_limited(quota);
-        let quota = match quota {
-            Quota::Rate => "rate",
-            Quota::Daily => "daily",
-        };
+        let quota = quota.as_str();
         let mut record = AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied).details(json!({
             "quota": quota,
             "key": key.as_str(),

@@ -16,7 +16,6 @@
 
 pub mod admission;
 pub mod mcp;
-pub mod metrics;
 pub mod ports;
 pub mod tools;
 pub mod tracecontext;

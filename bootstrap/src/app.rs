@@ -284,7 +284,7 @@ impl App {
             health: services.health.clone(),
             version: crate::VERSION.to_owned(),
             mcp: Some(mcp),
-            metrics: services.admission.metrics().clone(),
+            metrics: adapters.metrics.clone(),
             oauth: qudag_adapter_http::auth::OAuthApi {
                 issuer: adapters.verifier.as_ref().map(|v| v.issuer().to_owned()),
                 origin: origin.clone(),
@@ -489,7 +489,7 @@ pub async fn shutdown_signal() {
 
 /// The TLS acceptor's counters on `/metrics`: handshakes by negotiated key-exchange group,
 /// failed handshakes, certificate reloads by outcome.
-fn register_tls_metrics(metrics: &qudag_application::metrics::Metrics, stats: Arc<TlsStats>) {
+fn register_tls_metrics(metrics: &qudag_adapter_http::prometheus::PrometheusMetrics, stats: Arc<TlsStats>) {
     let groups = stats.clone();
     metrics.register_counters(
         "qudag_tls_handshakes_total",

@@ -50,7 +50,7 @@ pub struct Adapters {
     /// Removing old audit events, when a retention period is set.
     pub audit_retention: Option<AuditRetention>,
     /// The metrics every part counts into (and `/metrics` renders).
-    pub metrics: Arc<qudag_application::metrics::Metrics>,
+    pub metrics: Arc<qudag_adapter_http::prometheus::PrometheusMetrics>,
 }
 
 /// What removing old audit events returns: how many went, or why none could.

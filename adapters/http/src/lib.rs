@@ -20,6 +20,7 @@ pub mod errors;
 pub mod health;
 pub mod mcp;
 pub mod metrics;
+pub mod prometheus;
 pub mod request_id;
 pub mod security;
 
@@ -43,8 +44,8 @@ pub struct HttpState {
     pub version: String,
     /// The MCP endpoint, mounted at `/mcp`.
     pub mcp: Option<mcp::McpEndpoint>,
-    /// The counters behind `/metrics`.
-    pub metrics: Arc<qudag_application::metrics::Metrics>,
+    /// The metrics every part counts into, rendered at `/metrics`.
+    pub metrics: Arc<prometheus::PrometheusMetrics>,
     /// The RFC 9728 metadata (served when an issuer is set).
     pub oauth: auth::OAuthApi,
     /// The admin endpoints (documented always, served when set).

@@ -1,5 +1,6 @@
-//! `/metrics`: the server's metrics in the Prometheus text exposition format, and the
-//! middleware that times every HTTP request into `http_server_request_duration_seconds`.
+//! `/metrics`: the server's metrics in the Prometheus text exposition format (rendered by
+//! [`PrometheusMetrics`]), and the middleware that times every HTTP request into
+//! `http_server_request_duration_seconds` through the [`Metrics`] port.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,8 +8,10 @@ use std::time::Instant;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::payload::PlainText;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
-use qudag_application::metrics::Metrics;
+use qudag_application::ports::Metrics;
 use qudag_application::usecases::SessionService;
+
+use crate::prometheus::PrometheusMetrics;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -27,13 +30,13 @@ pub enum MetricsResponse {
 /// The metrics endpoint.
 #[derive(Debug)]
 pub struct MetricsApi {
-    metrics: Arc<Metrics>,
+    metrics: Arc<PrometheusMetrics>,
     sessions: Option<Arc<SessionService>>,
 }
 
 impl MetricsApi {
     /// An endpoint rendering `metrics`, counting live sessions in `sessions` at each scrape.
-    pub fn new(metrics: Arc<Metrics>, sessions: Option<Arc<SessionService>>) -> Self {
+    pub fn new(metrics: Arc<PrometheusMetrics>, sessions: Option<Arc<SessionService>>) -> Self {
         Self { metrics, sessions }
     }
 }
@@ -84,8 +87,14 @@ pub fn route_of(path: &str) -> &'static str {
 }
 
 /// Middleware timing every request into `http_server_request_duration_seconds`.
-#[derive(Clone, Debug)]
-pub struct HttpMetricsMiddleware(pub Arc<Metrics>);
+#[derive(Clone)]
+pub struct HttpMetricsMiddleware(pub Arc<dyn Metrics>);
+
+impl std::fmt::Debug for HttpMetricsMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HttpMetricsMiddleware").finish_non_exhaustive()
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for HttpMetricsMiddleware {
     type Output = HttpMetricsEndpoint<E>;
@@ -96,10 +105,15 @@ impl<E: Endpoint> Middleware<E> for HttpMetricsMiddleware {
 }
 
 /// The endpoint [`HttpMetricsMiddleware`] produces.
-#[derive(Debug)]
 pub struct HttpMetricsEndpoint<E> {
     inner: E,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Metrics>,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for HttpMetricsEndpoint<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpMetricsEndpoint").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {

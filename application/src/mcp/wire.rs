@@ -31,29 +31,62 @@ pub const STATELESS_VERSIONS: [&str; 1] = ["2026-07-28"];
 pub const REMOVED_IN_STATELESS: [&str; 5] =
     ["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
 
-/// Every client-to-server request method either era defines.
-const KNOWN_METHODS: [&str; 16] = [
-    "initialize",
-    "ping",
-    "server/discover",
-    "completion/complete",
-    "logging/setLevel",
-    "prompts/get",
-    "prompts/list",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "subscriptions/listen",
-    "tools/call",
-    "tools/list",
-    "notifications/initialized",
+/// An MCP method the server knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Method {
+    /// The method, as it appears on the wire.
+    pub name: &'static str,
+    /// Whether a request naming it is answered: with its result, or -32602 (invalid params)
+    /// when its params do not parse. A method only named (tasks, which this server does
+    /// not run yet, and notifications it merely receives) is -32601 (method not found).
+    pub served: bool,
+}
+
+const fn served(name: &'static str) -> Method {
+    Method { name, served: true }
+}
+
+const fn named(name: &'static str) -> Method {
+    Method { name, served: false }
+}
+
+/// Every MCP method the server knows by name: the client-to-server requests either era
+/// defines and the notifications it receives. The one list of method names: the engine
+/// decides -32601 from it and metrics label `mcp_method_name` from it (anything else is
+/// `other`, so a caller cannot mint label values).
+pub const METHODS: [Method; 22] = [
+    served("initialize"),
+    served("ping"),
+    served("server/discover"),
+    served("completion/complete"),
+    served("logging/setLevel"),
+    served("prompts/get"),
+    served("prompts/list"),
+    served("resources/list"),
+    served("resources/templates/list"),
+    served("resources/read"),
+    served("resources/subscribe"),
+    served("resources/unsubscribe"),
+    served("subscriptions/listen"),
+    served("tools/call"),
+    served("tools/list"),
+    named("tasks/get"),
+    named("tasks/list"),
+    named("tasks/cancel"),
+    named("tasks/result"),
+    served("notifications/initialized"),
+    named("notifications/cancelled"),
+    named("notifications/roots/list_changed"),
 ];
 
-/// Whether `method` is one the specification defines (so bad params are -32602, not -32601).
+/// `method` as one of [`METHODS`]' static names, when the server knows it.
+pub fn method_name(method: &str) -> Option<&'static str> {
+    METHODS.iter().find(|m| m.name == method).map(|m| m.name)
+}
+
+/// Whether `method` is one the server serves (so bad params are -32602, not -32601).
 pub fn is_known_method(method: &str) -> bool {
-    KNOWN_METHODS.contains(&method)
+    METHODS.iter().any(|m| m.served && m.name == method)
 }
 
 /// Whether `version` is served statefully.
@@ -198,6 +231,16 @@ pub fn encode(message: &ServerJsonRpcMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_method_list_says_what_is_served_and_what_is_named() {
+        assert!(is_known_method("tools/call") && is_known_method("notifications/initialized"));
+        assert!(!is_known_method("tasks/get") && !is_known_method("x/unknown"));
+        assert_eq!(method_name("tasks/get"), Some("tasks/get"));
+        assert_eq!(method_name("notifications/cancelled"), Some("notifications/cancelled"));
+        assert_eq!(method_name("x/unknown"), None);
+        assert_eq!(METHODS.iter().filter(|m| m.served).count(), 16);
+    }
 
     #[test]
     fn negotiation_keeps_supported_versions_and_offers_the_latest_otherwise() {

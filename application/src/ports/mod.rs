@@ -11,6 +11,7 @@ pub mod event_bus;
 pub mod event_store;
 pub mod health;
 pub mod membership;
+pub mod metrics;
 pub mod name_registry;
 pub mod rate_limiter;
 pub mod session_store;
@@ -23,6 +24,7 @@ pub use event_bus::{BusMessage, EventBus, EventBusError, Topic};
 pub use event_store::{EventBatch, EventId, EventStore, EventStoreError, StreamKey};
 pub use health::{ComponentHealth, HealthIndicator, HealthStatus};
 pub use membership::{Membership, MembershipError, NodeInfo};
+pub use metrics::{Metrics, NoopMetrics, Quota, ToolOutcome};
 pub use name_registry::{NameRegistry, NameRegistryError, SignedNameRecord};
 pub use rate_limiter::{RateLimitKey, RateLimiter, RateLimiterError};
 pub use session_store::{SessionStore, SessionStoreError};
@@ -39,6 +41,7 @@ pub use self::{
     event_store::MockEventStore,
     health::MockHealthIndicator,
     membership::MockMembership,
+    metrics::MockMetrics,
     name_registry::MockNameRegistry,
     rate_limiter::MockRateLimiter,
     session_store::MockSessionStore,

@@ -16,8 +16,8 @@ use futures::stream::BoxStream;
 use poem::http::StatusCode;
 use poem::{Body, Response};
 use qudag_application::mcp::wire;
-use qudag_application::metrics::Metrics;
 use qudag_application::ports::EventId;
+use qudag_application::ports::Metrics;
 use rmcp::model::ServerJsonRpcMessage;
 
 use super::McpEndpoint;
@@ -87,10 +87,10 @@ fn body(frames: BoxStream<'static, Bytes>, keep_alive: Duration) -> Response {
 }
 
 /// One open SSE stream in `qudag_mcp_sse_streams`, for as long as it lives.
-struct StreamGauge(Arc<Metrics>);
+struct StreamGauge(Arc<dyn Metrics>);
 
 impl StreamGauge {
-    fn open(metrics: Arc<Metrics>) -> Self {
+    fn open(metrics: Arc<dyn Metrics>) -> Self {
         metrics.sse_streams_add(1);
         Self(metrics)
     }

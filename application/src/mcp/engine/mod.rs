@@ -39,8 +39,8 @@ use super::catalog::Catalog;
 use super::context::{Outbox, PendingRequests};
 use super::wire;
 use crate::admission::{Admission, Caller, Refusal};
-use crate::metrics::ToolOutcome;
 use crate::ports::EventBus;
+use crate::ports::metrics::ToolOutcome;
 use crate::usecases::{SessionError, SessionService};
 
 /// Items per page of a list result.
