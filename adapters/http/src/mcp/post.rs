@@ -145,7 +145,7 @@ impl McpEndpoint {
             Ok(Accepted::Call(call)) => {
                 let decision = call.decision().copied();
                 let Some(id) = id else { return accepted() };
-                let mut response = self.respond(call, id).await;
+                let mut response = self.respond(*call, id).await;
                 errors::add_rate_headers(&mut response, policy, decision.as_ref());
                 response
             }
@@ -256,7 +256,7 @@ impl McpEndpoint {
             match self.engine.accept(&caller, Route::Batch(session), message).await {
                 Ok(Accepted::Call(call)) => {
                     let Some(id) = id else { continue };
-                    let outcome = self.engine.run(call, &id, None).await;
+                    let outcome = self.engine.run(*call, &id, None).await;
                     replies.extend(super::respond::final_message(id, Ok(outcome), false).map(|(m, _)| m));
                 }
                 Ok(Accepted::Absorbed) => {}

@@ -119,8 +119,8 @@ impl Call {
 /// What [`McpEngine::accept`] made of a message.
 #[derive(Debug)]
 pub enum Accepted {
-    /// A request to run.
-    Call(Call),
+    /// A request to run (boxed: a call is large, an absorbed message is nothing).
+    Call(Box<Call>),
     /// A notification or a response, taken in; nothing to answer.
     Absorbed,
 }
@@ -312,7 +312,7 @@ impl McpEngine {
         };
         let inbound = Inbound { caller: caller.clone(), era, session, disconnect: None };
         match message {
-            JsonRpcMessage::Request(r) => Ok(Accepted::Call(Call { inbound, request: r.request, decision })),
+            JsonRpcMessage::Request(r) => Ok(Accepted::Call(Box::new(Call { inbound, request: r.request, decision }))),
             JsonRpcMessage::Notification(n) => {
                 self.notify(&inbound, n.notification).await?;
                 Ok(Accepted::Absorbed)
