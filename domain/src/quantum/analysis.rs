@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::circuit::{Circuit, Gate, GateKind};
+use super::circuit::Circuit;
+use super::gate::{Gate, GateKind};
 
 /// Everything [`analyze`] finds about a circuit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

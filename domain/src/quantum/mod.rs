@@ -18,24 +18,36 @@
 //!
 //! Parts:
 //!
-//! - [`circuit`]: the wire shape ([`CircuitSpec`]), its validation against [`Limits`], and
-//!   the validated [`Circuit`] with its canonical form and digest.
+//! - [`gate`]: the gate set, [`GateKind`] and [`Gate`], and the names they are spelled with.
+//! - [`wire`]: the wire shape ([`CircuitSpec`]), and how one gate of it is read and written.
+//! - [`limits`]: the [`Limits`] a circuit is validated against.
+//! - [`error`]: [`CircuitError`], the refusal every check returns.
+//! - [`circuit`]: the validated [`Circuit`], the whole-circuit rules that build it, and its
+//!   canonical form and digest.
 //! - [`simulator`]: [`StateVector`], [`simulate`] and [`execute`] (seeded shots).
 //! - [`optimizer`]: [`optimize`] at an [`OptimizationLevel`], and [`equivalent`].
 //! - [`analysis`]: [`analyze`] and [`depth`].
 
 pub mod analysis;
 pub mod circuit;
+pub mod error;
+pub mod gate;
+pub mod limits;
 pub mod optimizer;
 pub mod simulator;
+pub mod wire;
 
 pub use analysis::{Analysis, Connectivity, Estimates, analyze, depth};
-pub use circuit::{Circuit, CircuitError, CircuitSpec, GATE_NAMES, Gate, GateKind, GateSpec, Limits, TargetSpec};
+pub use circuit::Circuit;
+pub use error::CircuitError;
+pub use gate::{GATE_NAMES, Gate, GateKind};
+pub use limits::Limits;
 pub use optimizer::{
     InvalidLevel, MAX_ITERATIONS, OptimizationLevel, OptimizationReport, Optimized, VERIFY_MAX_QUBITS, equivalent,
     optimize,
 };
 pub use simulator::{Complex, Execution, PROBABILITY_CUTOFF, StateVector, execute, simulate};
+pub use wire::{CircuitSpec, GateSpec, TargetSpec};
 
 /// Strategies shared by the module's property tests.
 #[cfg(test)]

@@ -42,7 +42,8 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::depth;
-use super::circuit::{ANGLE_EPSILON, Circuit, Gate, GateKind};
+use super::circuit::Circuit;
+use super::gate::{ANGLE_EPSILON, Gate, GateKind};
 use super::simulator::StateVector;
 
 /// Up to this many qubits a server should check an optimized circuit against the original

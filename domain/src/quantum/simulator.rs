@@ -20,7 +20,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::circuit::{Circuit, CircuitError, Gate, GateKind};
+use super::circuit::Circuit;
+use super::error::CircuitError;
+use super::gate::{Gate, GateKind};
 
 /// Marginal probabilities below this are left out of [`Execution::probabilities`].
 pub const PROBABILITY_CUTOFF: f64 = 1e-12;
@@ -141,7 +143,7 @@ impl StateVector {
     /// When `2^qubits` amplitudes cannot be addressed (60 qubits and more); check the size
     /// with [`crate::quantum::Limits`] first, as [`Circuit`] validation does.
     pub fn zero(qubits: usize) -> Self {
-        let len = super::Limits::state_bytes(qubits).map(|b| b / super::circuit::AMPLITUDE_BYTES);
+        let len = super::Limits::state_bytes(qubits).map(|b| b / super::limits::AMPLITUDE_BYTES);
         let Some(len) = len else { panic!("a {qubits}-qubit state vector cannot be addressed") };
         let mut amplitudes = vec![Complex::ZERO; len];
         amplitudes[0] = Complex::ONE;
