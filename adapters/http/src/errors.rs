@@ -281,10 +281,14 @@ pub fn bus_unavailable(id: Option<RequestId>, error: &dyn std::fmt::Display) -> 
     response
 }
 
-/// A JSON-RPC message as a JSON response; an error with OAuth members keeps them for the
-/// challenge header.
+/// A JSON-RPC message as a JSON response; a 503 says when to retry, and an error with OAuth
+/// members keeps them for the challenge header.
 pub fn json_response(status: StatusCode, message: &ServerJsonRpcMessage) -> Response {
     let mut response = Response::builder().status(status).content_type("application/json").body(wire::encode(message));
+    // Every 503 is retryable; say when (an answer with a hint of its own replaces this one).
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        set_retry_after(&mut response, UNAVAILABLE_RETRY_SECS);
+    }
     if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
         && let JsonRpcMessage::Error(e) = message
         && let Some(oauth) = e.error.data.as_ref().and_then(|d| d.get("oauth")).filter(|o| o.is_object())
