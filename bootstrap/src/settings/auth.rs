@@ -171,9 +171,10 @@ impl AuthSettings {
         Ok(())
     }
 
-    /// Check the section against the address the server binds, naming the variable of the
-    /// first bad value.
-    pub(super) fn validate(&self, server: &ServerSettings) -> Result<(), ConfigError> {
+    /// Check the section against the address the server binds and the public URL its
+    /// protected-resource metadata and DPoP checks use, naming the variable of the first bad
+    /// value.
+    pub(super) fn validate(&self, server: &ServerSettings, public_url: Option<&str>) -> Result<(), ConfigError> {
         if !self.require_auth && !self.allow_unauthenticated_network && !server.bind_addr()?.ip().is_loopback() {
             return Err(ConfigError::invalid(
                 "QUDAG_REQUIRE_AUTH",
@@ -211,6 +212,11 @@ impl AuthSettings {
                 REDACTED,
                 format!("must be at least 32 bytes, got {}", secret.expose_secret().len()),
             ));
+        }
+        if let Some(url) = public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::invalid("QUDAG_PUBLIC_URL", url, "must be an absolute http(s) URL"));
         }
         if self.dev_mode {
             let addr = server.bind_addr()?;

@@ -124,13 +124,9 @@ impl McpSettings {
         Ok(())
     }
 
-    /// Check the section, naming the variable of the first bad value.
+    /// Check the section, naming the variable of the first bad value (the public URL is
+    /// checked with authentication, whose metadata and DPoP checks use it).
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::invalid("QUDAG_PUBLIC_URL", url, "must be an absolute http(s) URL"));
-        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("QUDAG_MAX_BODY_BYTES", self.max_body_bytes, "must be at least 1024"));
         }

@@ -168,7 +168,8 @@ impl Settings {
     }
 
     /// Check the values together, naming the variable of the first bad one: each section
-    /// checks itself, then the rules between sections.
+    /// checks itself, the rules between sections are checked here. The order is kept as it
+    /// has always been, so a configuration with several mistakes names the same one first.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`].
@@ -176,7 +177,7 @@ impl Settings {
         self.server.validate()?;
         self.logging.validate()?;
         self.sessions.validate()?;
-        self.auth.validate(&self.server)?;
+        self.auth.validate(&self.server, self.mcp.public_url.as_deref())?;
         self.mcp.validate()?;
         // State kept in Redis needs a Redis to keep it in.
         if self.rate_limit.store == StateStore::Redis && self.redis.url.is_none() {
@@ -186,6 +187,7 @@ impl Settings {
             return Err(ConfigError::invalid("QUDAG_SESSION_STORE", "redis", "needs QUDAG_REDIS_URL"));
         }
         self.redis.validate()?;
+        self.sessions.validate_store()?;
         self.tools.validate(&self.database)?;
         self.database.validate()?;
         self.audit.validate(&self.database)?;

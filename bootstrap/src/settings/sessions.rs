@@ -45,7 +45,7 @@ impl SessionSettings {
         Ok(())
     }
 
-    /// Check the section, naming the variable of the first bad value.
+    /// Check the session lifetimes, naming the variable of the first bad value.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.idle_timeout_secs == 0 {
             return Err(ConfigError::invalid("QUDAG_SESSION_IDLE_TIMEOUT_SECS", 0, "must be at least 1"));
@@ -57,6 +57,11 @@ impl SessionSettings {
                 format!("must be at least the idle timeout ({} s)", self.idle_timeout_secs),
             ));
         }
+        Ok(())
+    }
+
+    /// Check where sessions are kept: checked with the other stores, after the endpoint.
+    pub(super) fn validate_store(&self) -> Result<(), ConfigError> {
         if self.max_sessions == 0 {
             return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS", 0, "must be at least 1"));
         }

@@ -427,3 +427,22 @@ fn secrets_are_secrecy_types_shown_only_as_redacted() {
     other.auth.hmac_secret = Some("another-secret-of-at-least-32-bytes!".into());
     assert_ne!(other, s, "secrets take part in comparisons");
 }
+
+#[test]
+fn with_several_mistakes_the_first_named_is_the_one_it_always_was() {
+    let first = |vars: &[(&str, &str)]| names(Settings::load(None, env(vars), &FlagOverrides::default()).unwrap_err());
+    // Without an issuer: the public URL is checked before it, the session store after it.
+    assert_eq!(first(&[("QUDAG_PUBLIC_URL", "mcp.example")]), "QUDAG_PUBLIC_URL");
+    assert_eq!(first(&[("QUDAG_MAX_SESSIONS", "0")]), "QUDAG_OAUTH2_ISSUER_URL");
+    assert_eq!(
+        first(&[("QUDAG_MAX_SESSIONS", "0"), ("QUDAG_SESSION_IDLE_TIMEOUT_SECS", "0")]),
+        "QUDAG_SESSION_IDLE_TIMEOUT_SECS"
+    );
+    let first = |vars: &[(&str, &str)]| names(load(vars).unwrap_err());
+    assert_eq!(first(&[("QUDAG_MAX_SESSIONS", "0"), ("QUDAG_REDIS_POOL_SIZE", "0")]), "QUDAG_REDIS_POOL_SIZE");
+    assert_eq!(first(&[("QUDAG_MAX_SESSIONS", "0"), ("QUDAG_MAX_QUBITS", "0")]), "QUDAG_MAX_SESSIONS");
+    assert_eq!(
+        first(&[("QUDAG_RATE_LIMIT_BURST", "0"), ("QUDAG_AUDIT_QUEUE_CAPACITY", "0")]),
+        "QUDAG_AUDIT_QUEUE_CAPACITY"
+    );
+}
