@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use qudag_domain::redact::redact_url;
 pub use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -129,13 +130,12 @@ pub fn trace_export(var: impl Fn(&str) -> Option<String>) -> Result<TraceExport,
     if endpoint.starts_with("https://") {
         return Ok(TraceExport::Otlp { endpoint, tls: Some(CollectorTls { certificate, client }) });
     }
+    let shown = redact_url(&endpoint);
     if !endpoint.starts_with("http://") {
-        return Err(format!(
-            "{name}={endpoint:?}: the collector endpoint is `http://host:port` or `https://host:port`"
-        ));
+        return Err(format!("{name}={shown:?}: the collector endpoint is `http://host:port` or `https://host:port`"));
     }
     if let Some((file, _)) = certificate.or(client.map(|(cert, _)| cert)) {
-        return Err(format!("{file} is set but {name}={endpoint:?} is plaintext: use an `https://` endpoint"));
+        return Err(format!("{file} is set but {name}={shown:?} is plaintext: use an `https://` endpoint"));
     }
     Ok(TraceExport::Otlp { endpoint, tls: None })
 }
@@ -167,7 +167,8 @@ impl Traces {
             TraceExport::Otlp { endpoint, .. } => {
                 let _ = instance;
                 Err(format!(
-                    "an OTLP endpoint is set ({endpoint}) but this build of qudag-mcp has no `otlp` cargo feature"
+                    "an OTLP endpoint is set ({}) but this build of qudag-mcp has no `otlp` cargo feature",
+                    redact_url(endpoint)
                 ))
             }
         }

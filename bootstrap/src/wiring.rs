@@ -168,6 +168,7 @@ pub fn token_verifier(
     use qudag_adapter_oauth::dev::{DEV_ISSUER, DevKey};
     use qudag_adapter_oauth::{IntrospectionConfig, OAuthConfig, OAuthVerifier};
     use qudag_domain::principal::RolesClaim;
+    use secrecy::ExposeSecret as _;
 
     let a = &settings.auth;
     if a.dev_mode {
@@ -194,12 +195,14 @@ pub fn token_verifier(
     let mut config = OAuthConfig::new(issuer.clone(), audience.clone());
     config.jwks_url = a.jwks_url.clone();
     config.introspection = match (&a.introspection_url, &a.client_id, &a.client_secret) {
-        (Some(url), Some(id), Some(secret)) => {
-            Some(IntrospectionConfig { url: url.clone(), client_id: id.clone(), client_secret: secret.clone() })
-        }
+        (Some(url), Some(id), Some(secret)) => Some(IntrospectionConfig {
+            url: url.clone(),
+            client_id: id.clone(),
+            client_secret: secret.expose_secret().to_owned(),
+        }),
         _ => None,
     };
-    config.hmac_secret = a.hmac_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    config.hmac_secret = a.hmac_secret.as_ref().map(|s| s.expose_secret().as_bytes().to_vec());
     config.roles_claim = RolesClaim::new(a.roles_claim.clone());
     config.leeway = Duration::from_secs(a.leeway_secs);
     config.jwks_ttl = Duration::from_secs(a.jwks_cache_secs);

@@ -13,6 +13,7 @@
 //! - [`dark`]: `.dark` names and the bytes a name record is signed over.
 //! - [`quantum`]: quantum circuits, their simulation, optimization and analysis.
 //! - [`pqc`]: post-quantum key encapsulation, signatures and the vault envelope.
+//! - [`redact`]: what may be shown of a URL that can carry credentials.
 #![deny(missing_docs)]
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod principal;
 pub mod quantum;
 pub mod quota;
 pub mod rbac;
+pub mod redact;
 pub mod session;
 pub mod time;
 

@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use poem::Request;
 use poem::http::HeaderValue;
 use poem_openapi::payload::Json;
@@ -26,8 +27,8 @@ use serde_json::Value;
 pub struct PublicOrigin {
     /// The configured external base URL (`QUDAG_PUBLIC_URL`), without a trailing slash.
     pub configured: Option<String>,
-    /// Proxies whose `X-Forwarded-Proto`/`-Host` are believed, as (network, prefix).
-    pub trusted_proxies: Vec<(IpAddr, u8)>,
+    /// Proxies whose `X-Forwarded-Proto`/`-Host` are believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl PublicOrigin {
@@ -42,7 +43,7 @@ impl PublicOrigin {
         let trusted = req
             .remote_addr()
             .as_socket_addr()
-            .is_some_and(|a| self.trusted_proxies.iter().any(|b| in_block(a.ip(), *b)));
+            .is_some_and(|a| self.trusted_proxies.iter().any(|b| b.contains(&a.ip())));
         let forwarded =
             |name: &str| if trusted { text(name).and_then(|v| v.split(',').next()).map(str::trim) } else { None };
         let scheme = forwarded("x-forwarded-proto").unwrap_or(req.scheme().as_str());
@@ -82,28 +83,14 @@ pub fn request_context(req: &Request, origin: &PublicOrigin) -> RequestContext {
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the header's
 /// left part is written by the client and cannot be believed).
-fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[(IpAddr, u8)]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| in_block(*ip, *block));
+fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| block.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let Some(forwarded) = forwarded else { return peer };
     let hops: Vec<IpAddr> = forwarded.split(',').filter_map(|h| h.trim().parse().ok()).collect();
     hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
-}
-
-fn in_block(ip: IpAddr, (network, bits): (IpAddr, u8)) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 /// The credential of `req` (and a reason to refuse it, if it is carried wrongly). `htu`
@@ -291,7 +278,7 @@ mod tests {
 
     #[test]
     fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
-        let trusted = vec![("10.0.0.0".parse().unwrap(), 8), ("192.0.2.1".parse().unwrap(), 32)];
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.1/32".parse().unwrap()];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // A direct client: its header is ignored.
         assert_eq!(client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
@@ -305,7 +292,8 @@ mod tests {
         // No header, or garbage: the proxy itself.
         assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
         assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
-        assert!(in_block(ip("::1"), (ip("::"), 0)) && !in_block(ip("::1"), (ip("10.0.0.0"), 8)));
+        let block = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(block("::/0").contains(&ip("::1")) && !block("10.0.0.0/8").contains(&ip("::1")));
     }
 
     #[test]

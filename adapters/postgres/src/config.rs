@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use qudag_domain::redact::redact_url;
 use sea_orm::DatabaseConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use crate::error::{PgError, redact_url};
+use crate::error::PgError;
 
 /// Pooled connections idle at least this long are pinged before use; fresher ones are not
 /// (a ping on every checkout would double the round trips).

@@ -26,9 +26,11 @@ mod vault_store;
 pub use audit::{PgAuditConfig, PostgresAuditSink};
 pub use audit_verify::{BrokenRow, ChainReport, PruneReport, RowBreak, prune_database, verify_database};
 pub use config::{PgOptions, connect};
-pub use error::{PgError, redact_url};
+pub use error::PgError;
 pub use health::PostgresHealth;
 pub use name_registry::PostgresNameRegistry;
+/// How connection URLs are shown in errors and logs (the server's one redaction rule).
+pub use qudag_domain::redact::redact_url;
 pub use qudag_postgres_migration::{Migrator, MigratorTrait, migrate};
 pub use sea_orm::{DatabaseConnection, DbErr};
 pub use vault_store::PostgresVaultStore;

@@ -34,12 +34,8 @@ impl RedisConfig {
 // The URL may carry a password: never print it.
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = match self.url.split_once('@') {
-            Some((_, host)) => format!("redis://<credentials>@{host}"),
-            None => self.url.clone(),
-        };
         f.debug_struct("RedisConfig")
-            .field("url", &shown)
+            .field("url", &qudag_domain::redact::redact_url(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("pool_size", &self.pool_size)
             .field("command_timeout", &self.command_timeout)

@@ -1,0 +1,88 @@
+//! `[rate_limit]`: the per-caller rate limit and daily quota on `/mcp`, and what happens
+//! when the limiter's backend cannot be reached (`QUDAG_RATE_LIMIT*`, `QUDAG_DAILY_QUOTA`).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ConfigError;
+use super::parse::{parse_bool, parse_choice, parse_num, unknown};
+use super::redis::StateStore;
+
+/// What to do when the rate limiter's backend is unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Let requests through.
+    #[default]
+    FailOpen,
+    /// Refuse requests with 503.
+    FailClosed,
+}
+
+/// Rate limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per minute per caller; 0 turns rate limiting off.
+    pub requests_per_minute: u32,
+    /// Requests a caller may make at once from a full allowance.
+    pub burst: u32,
+    /// Count authenticated callers per principal rather than per address.
+    pub per_user: bool,
+    /// Keys remembered at most (memory limiter).
+    pub max_keys: usize,
+    /// `fail-open` or `fail-closed`.
+    pub on_failure: FailurePolicy,
+    /// Where limiter state lives: `memory` (this process) or `redis` (shared by all nodes).
+    pub store: StateStore,
+    /// Requests per authenticated principal per rolling day; 0 for none.
+    pub daily_quota: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 600,
+            burst: 100,
+            per_user: true,
+            max_keys: 100_000,
+            on_failure: FailurePolicy::FailOpen,
+            store: StateStore::Memory,
+            daily_quota: 0,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// Set `field` from a variable's text.
+    pub(super) fn set(&mut self, field: &str, v: &str) -> Result<(), String> {
+        match field {
+            "requests_per_minute" => self.requests_per_minute = parse_num(v)?,
+            "burst" => self.burst = parse_num(v)?,
+            "per_user" => self.per_user = parse_bool(v)?,
+            "max_keys" => self.max_keys = parse_num(v)?,
+            "on_failure" => {
+                self.on_failure = parse_choice(
+                    v,
+                    &[("fail-open", FailurePolicy::FailOpen), ("fail-closed", FailurePolicy::FailClosed)],
+                )?;
+            }
+            "store" => self.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?,
+            "daily_quota" => self.daily_quota = parse_num(v)?,
+            _ => return Err(unknown(field)),
+        }
+        Ok(())
+    }
+
+    /// Check the section; with limiting off (`QUDAG_RATE_LIMIT=0`) the other values are moot.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.requests_per_minute > 0 {
+            if self.burst == 0 {
+                return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_BURST", 0, "must be at least 1"));
+            }
+            if self.max_keys == 0 {
+                return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_MAX_KEYS", 0, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
