@@ -7,13 +7,13 @@
 pub mod app;
 pub mod cli;
 pub mod dev;
-pub mod serve;
 pub mod settings;
 pub mod telemetry;
-pub mod tls;
 pub mod wiring;
 
 pub use app::App;
+/// The https listener's live configuration and counters (see [`App::tls`]).
+pub use qudag_adapter_http::server::tls;
 /// The OAuth adapter, for tests and tools that inspect the verifier.
 pub use qudag_adapter_oauth as oauth;
 pub use qudag_adapter_oauth::install_crypto_provider;

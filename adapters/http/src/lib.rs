@@ -3,6 +3,8 @@
 //! - [`health`]: `/health`, `/health/live`, `/health/ready` (an OpenAPI area);
 //! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
 //!   per request;
+//! - [`server`]: the connection layer (accept loop, limits, TLS with rustls, HSTS) that
+//!   serves the router;
 //! - [`router`]: everything mounted together, with the OpenAPI document at
 //!   `/openapi.json` and browsable docs at `/docs`.
 //!
@@ -17,6 +19,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod request_id;
 pub mod security;
+pub mod server;
 
 use std::sync::Arc;
 
