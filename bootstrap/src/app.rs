@@ -15,6 +15,7 @@ use qudag_application::usecases::{
     AuthMode, AuthzExplainer, HealthService, LimiterFailurePolicy, Pipeline, RateLimitSettings, SessionService,
 };
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
+use qudag_domain::backoff::Backoff;
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::QuotaPolicy;
 use qudag_domain::rbac::Role;
@@ -217,7 +218,8 @@ impl App {
             // Answers posted to another node reach the requests waiting here.
             let (engine, stop) = (services.engine.clone(), upkeep.clone());
             tokio::spawn(async move {
-                let mut backoff = std::time::Duration::from_millis(200);
+                let mut backoff =
+                    Backoff::exponential(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -229,9 +231,8 @@ impl App {
                     }
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
             });
         }
