@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use poem::{Endpoint, EndpointExt, Response};
+use poem::{Endpoint, EndpointExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ServerConfig;
-use super::connection::connection;
+use super::config::ServerConfig;
+use super::connection::{Ep, connection};
 use super::hsts::Hsts;
 use super::tls::TlsState;
 
@@ -39,9 +39,6 @@ impl ConnectionStats {
         self.accepted.load(Ordering::Relaxed)
     }
 }
-
-/// The endpoint every connection serves, shared.
-pub(super) type Ep = Arc<poem::endpoint::BoxEndpoint<'static, Response>>;
 
 /// Serve `endpoint` on `listener` until `signal` completes; then stop accepting, let open
 /// connections finish for the configured grace period, and close what is left.

@@ -19,14 +19,16 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
-use poem::{Endpoint, Request};
+use poem::{Endpoint, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::ServerConfig;
-use super::accept::Ep;
+use super::config::ServerConfig;
 use super::tls::TlsState;
+
+/// The endpoint every connection serves, shared.
+pub(super) type Ep = Arc<poem::endpoint::BoxEndpoint<'static, Response>>;
 
 /// Serve one accepted connection until it ends, falls silent, or the drain closes it.
 pub(super) async fn connection(
