@@ -11,9 +11,13 @@ pub mod settings;
 pub mod telemetry;
 pub mod wiring;
 
+pub mod tls {
+    //! The https listener's live configuration and counters (see [`crate::App::tls`]),
+    //! which the HTTP adapter's connection layer owns.
+    pub use qudag_adapter_http::server::{TlsConfig, TlsError, TlsState, TlsStats, TlsVersion};
+}
+
 pub use app::App;
-/// The https listener's live configuration and counters (see [`App::tls`]).
-pub use qudag_adapter_http::server::tls;
 /// The OAuth adapter, for tests and tools that inspect the verifier.
 pub use qudag_adapter_oauth as oauth;
 pub use qudag_adapter_oauth::install_crypto_provider;
