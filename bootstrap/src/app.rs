@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use poem::EndpointExt;
 use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
+use qudag_adapter_http::server::{ConnectionStats, ServerConfig, TlsConfig, TlsState, TlsStats};
 use qudag_adapter_http::{HttpState, router};
 use qudag_application::admission::{Admission, AuthMode, LimiterFailurePolicy, RateLimitSettings};
 use qudag_application::mcp::McpEngine;
@@ -14,6 +14,7 @@ use qudag_application::ports::{AuditSink, Clock, Membership, NodeInfo};
 use qudag_application::tools::{Dependencies, QuantumLimits, ThisNode};
 use qudag_application::usecases::{AdminService, AuditReader, AuthzExplainer, HealthService, SessionService};
 use qudag_domain::audit::{AuditAction, AuditRecord, Outcome, digest_json};
+use qudag_domain::backoff::Backoff;
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::QuotaPolicy;
 use qudag_domain::rbac::Role;
@@ -21,9 +22,7 @@ use qudag_domain::session::SessionTimeouts;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{ConnectionStats, Hsts, Limits};
-use crate::settings::{FailurePolicy, Settings};
-use crate::tls::{TlsFiles, TlsState, TlsStats};
+use crate::settings::{FailurePolicy, Protocol, ServerSettings, Settings, TlsVersion};
 use crate::wiring::{self, Adapters};
 
 /// The use cases, wired to the chosen adapters.
@@ -83,7 +82,7 @@ impl App {
             );
         }
         // Bad TLS material is a start-up error before anything else is opened.
-        let tls = match TlsFiles::from_settings(&settings.server) {
+        let tls = match tls_config(&settings.server) {
             Some(files) => Some(Arc::new(TlsState::load(files).context("loading the TLS certificate")?)),
             None => {
                 if settings.server.tls_cert_path.is_some() || settings.server.tls_ca_path.is_some() {
@@ -94,7 +93,7 @@ impl App {
         };
         let adapters = wiring::build(&settings).await?;
         if let Some(tls) = &tls {
-            register_tls_metrics(&adapters.metrics, tls.stats());
+            qudag_adapter_http::server::tls_stats::register_metrics(&adapters.metrics, tls.stats());
         }
         if let Some(verifier) = &adapters.verifier {
             match verifier.warm_up().await {
@@ -218,7 +217,8 @@ impl App {
             // Answers posted to another node reach the requests waiting here.
             let (engine, stop) = (services.engine.clone(), upkeep.clone());
             tokio::spawn(async move {
-                let mut backoff = std::time::Duration::from_millis(200);
+                let mut backoff =
+                    Backoff::exponential(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -230,9 +230,8 @@ impl App {
                     }
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
             });
         }
@@ -307,11 +306,9 @@ impl App {
         if let Some(tls) = &tls {
             tls.clone().watch(upkeep.clone());
         }
-        let endpoint =
-            if tls.is_some() { router(state).with(Hsts).boxed() } else { router(state).map_to_response().boxed() };
         tracing::info!(address = %local_addr, version = crate::VERSION, tls = tls.is_some(), "Listening");
-        let limits = Limits::from_settings(&settings.server);
-        let served = crate::serve::serve(listener, tls, limits, connections, endpoint, signal, grace).await;
+        let config = server_config(&settings.server);
+        let served = qudag_adapter_http::server::serve(listener, config, tls, connections, router(state), signal).await;
         upkeep.cancel();
         if let Err(error) = adapters.membership.leave(&node).await {
             tracing::warn!(%error, "Could not withdraw this node from the membership");
@@ -487,30 +484,30 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The TLS acceptor's counters on `/metrics`: handshakes by negotiated key-exchange group,
-/// failed handshakes, certificate reloads by outcome.
-fn register_tls_metrics(metrics: &qudag_adapter_http::prometheus::PrometheusMetrics, stats: Arc<TlsStats>) {
-    let groups = stats.clone();
-    metrics.register_counters(
-        "qudag_tls_handshakes_total",
-        "TLS handshakes completed, by negotiated key-exchange group (X25519MLKEM768 is the post-quantum hybrid).",
-        "group",
-        move || groups.groups(),
-    );
-    let failed = stats.clone();
-    metrics.register_counters(
-        "qudag_tls_handshake_failures_total",
-        "TLS handshakes that failed or timed out.",
-        "",
-        move || vec![("", failed.failed())],
-    );
-    metrics.register_counters(
-        "qudag_tls_certificate_reloads_total",
-        "Certificate reloads (SIGHUP or a changed file), by outcome.",
-        "outcome",
-        move || {
-            let (ok, failed) = stats.reloads();
-            vec![("success", ok), ("failure", failed)]
-        },
-    );
+/// The connection limits the settings ask for.
+fn server_config(s: &ServerSettings) -> ServerConfig {
+    ServerConfig {
+        max_header_bytes: s.max_header_bytes,
+        header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
+        keepalive_timeout: std::time::Duration::from_secs(s.keepalive_timeout_secs),
+        max_connections: s.max_connections,
+        handshake_timeout: std::time::Duration::from_secs(s.tls_handshake_timeout_secs),
+        shutdown_grace: s.shutdown_grace(),
+    }
+}
+
+/// The TLS part of the server settings, when https is on.
+fn tls_config(s: &ServerSettings) -> Option<TlsConfig> {
+    match (&s.tls_cert_path, &s.tls_key_path) {
+        (Some(cert), Some(key)) if s.protocol == Protocol::Https => Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: s.tls_ca_path.clone(),
+            min_version: match s.tls_min_version {
+                TlsVersion::V1_3 => qudag_adapter_http::server::TlsVersion::V1_3,
+                TlsVersion::V1_2 => qudag_adapter_http::server::TlsVersion::V1_2,
+            },
+        }),
+        _ => None,
+    }
 }

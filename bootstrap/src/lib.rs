@@ -7,11 +7,15 @@
 pub mod app;
 pub mod cli;
 pub mod dev;
-pub mod serve;
 pub mod settings;
 pub mod telemetry;
-pub mod tls;
 pub mod wiring;
+
+pub mod tls {
+    //! The https listener's live configuration and counters (see [`crate::App::tls`]),
+    //! which the HTTP adapter's connection layer owns.
+    pub use qudag_adapter_http::server::{TlsConfig, TlsError, TlsState, TlsStats, TlsVersion};
+}
 
 pub use app::App;
 /// The OAuth adapter, for tests and tools that inspect the verifier.

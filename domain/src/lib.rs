@@ -8,6 +8,7 @@
 //! - [`principal`]: who is calling, and the rules for accepting a token's claims.
 //! - [`quota`]: rate-limit policies and the GCRA arithmetic.
 //! - [`audit`]: audit records and their BLAKE3 hash chain.
+//! - [`backoff`]: the schedule of delays every retry loop waits by.
 //! - [`rbac`]: roles, permissions and the authorization decision.
 //! - [`time`]: the timestamp type every rule is expressed in.
 //! - [`dark`]: `.dark` names and the bytes a name record is signed over.
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod backoff;
 pub mod dark;
 pub mod pqc;
 pub mod principal;

@@ -7,6 +7,8 @@
 //! - [`metrics`]: `/metrics`; [`security`]: security headers, CORS, loopback checks;
 //! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
 //!   per request;
+//! - [`server`]: the connection layer (accept loop, limits, TLS with rustls, HSTS) that
+//!   serves the router;
 //! - [`router`]: everything mounted together, with the OpenAPI document at
 //!   `/openapi.json` and browsable docs at `/docs`.
 //!
@@ -23,6 +25,7 @@ pub mod metrics;
 pub mod prometheus;
 pub mod request_id;
 pub mod security;
+pub mod server;
 
 use std::sync::Arc;
 

@@ -21,6 +21,7 @@ use qudag_application::ports::{
     AuditFilter, AuditPage, AuditQuery, AuditSink, AuditSinkError, BatchOutcome, ComponentHealth, HealthIndicator,
 };
 use qudag_domain::audit::{AuditRecord, ChainHash, ChainHead, ChainedEvent, Outcome, canonical_json};
+use qudag_domain::backoff::Backoff;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value};
 use tokio::sync::{Mutex, Notify};
 
@@ -401,15 +402,17 @@ impl Shared {
 }
 
 async fn replay_loop(shared: Arc<Shared>, every: Duration) {
-    let mut failures = 0u32;
+    // While the database is away, the replay slows down to `every` × 5 at most.
+    let mut backoff = Backoff::linear(every, every.saturating_mul(5));
+    let mut pause = every;
     loop {
-        let pause = if failures == 0 { every } else { every.saturating_mul(failures.min(5)) };
         tokio::select! {
             () = shared.wake.notified() => tokio::time::sleep(every).await,
             () = tokio::time::sleep(pause) => {}
         }
         if shared.status().spooled == 0 {
-            failures = 0;
+            backoff.reset();
+            pause = every;
             continue;
         }
         // Probe first, so an unreachable database does not hold up writes (to the spool)
@@ -418,14 +421,17 @@ async fn replay_loop(shared: Arc<Shared>, every: Duration) {
             tokio::time::timeout(shared.write_timeout, shared.db.execute_unprepared("SELECT 1")).await,
             Ok(Ok(_))
         ) {
-            failures += 1;
+            pause = backoff.next_delay();
             continue;
         }
         let mut head = shared.head.lock().await;
         match shared.drain(&mut head).await {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                backoff.reset();
+                pause = every;
+            }
             Err(error) => {
-                failures += 1;
+                pause = backoff.next_delay();
                 tracing::debug!(%error, "Audit spool replay failed; retrying");
             }
         }

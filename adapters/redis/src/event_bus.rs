@@ -21,6 +21,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use qudag_adapter_memory::MemoryEventBus;
 use qudag_application::ports::{BusMessage, EventBus, EventBusError, Topic};
+use qudag_domain::backoff::Backoff;
 use tokio::sync::OnceCell;
 
 use crate::pool::{RedisError, RedisPool};
@@ -100,7 +101,7 @@ impl RedisEventBus {
 
     async fn listen(self, mut messages: redis::aio::PubSubStream) {
         let prefix = self.pool.key("bus:");
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             while let Some(message) = messages.next().await {
                 let Some(topic) = message.get_channel_name().strip_prefix(&prefix).map(Topic::new) else { continue };
@@ -117,18 +118,17 @@ impl RedisEventBus {
             self.connected.store(false, Ordering::SeqCst);
             tracing::warn!("The Redis pub/sub connection dropped; reconnecting");
             loop {
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 match self.connect().await {
                     Ok(stream) => {
                         messages = stream;
                         self.connected.store(true, Ordering::SeqCst);
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         tracing::info!("The Redis pub/sub connection is back");
                         break;
                     }
                     Err(error) => {
                         tracing::debug!(%error, "Redis pub/sub still unreachable");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
             }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use qudag_application::ports::{EventBatch, EventStore, EventStoreError, StreamKey};
+use qudag_domain::backoff::Backoff;
 
 use crate::pool::{RedisError, RedisPool};
 
@@ -180,15 +181,18 @@ impl EventStore for RedisEventStore {
     }
 
     async fn read(&self, key: &StreamKey, after: u64, wait: Duration) -> Result<EventBatch, EventStoreError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut pause = Duration::from_millis(20);
+        let started = tokio::time::Instant::now();
+        let mut backoff =
+            Backoff::exponential(Duration::from_millis(20), Duration::from_millis(200)).give_up_after(wait);
         loop {
             let batch = self.read_once(key, after).await?;
-            if !batch.events.is_empty() || batch.closed || tokio::time::Instant::now() >= deadline {
+            if !batch.events.is_empty() || batch.closed {
                 return Ok(batch);
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            match backoff.next_delay_within(started.elapsed()) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Ok(batch),
+            }
         }
     }
 

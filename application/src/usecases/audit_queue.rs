@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use qudag_domain::audit::{AuditRecord, ChainedEvent};
+use qudag_domain::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ports::{AuditSink, AuditSinkError};
@@ -66,7 +67,7 @@ type Ack = oneshot::Sender<Result<ChainedEvent, AuditSinkError>>;
 async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, retries: &AtomicU64) {
     let (mut records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().unzip();
     let mut acks = acks.into_iter();
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2));
     while !records.is_empty() {
         let outcome = inner.record_batch(records.clone()).await;
         records.drain(..outcome.recorded.len().min(records.len()));
@@ -80,9 +81,9 @@ async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, re
             .or_else(|| (!records.is_empty()).then(|| full("sink recorded part of a batch without an error")));
         if let Some(error) = error {
             retries.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(%error, waiting = records.len(), retry_in_ms = backoff.as_millis() as u64, "Audit sink refused records; they stay queued");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            let pause = backoff.next_delay();
+            tracing::error!(%error, waiting = records.len(), retry_in_ms = pause.as_millis() as u64, "Audit sink refused records; they stay queued");
+            tokio::time::sleep(pause).await;
         }
     }
 }

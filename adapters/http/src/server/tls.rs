@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,18 +19,24 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{ServerSettings, TlsVersion};
+use super::tls_stats::TlsStats;
 
 /// How often the certificate, key and CA files are checked for changes.
 pub const RELOAD_POLL: Duration = Duration::from_secs(2);
 
-/// The key-exchange groups offered, most preferred first: the hybrid post-quantum group,
-/// then the classical ones that every TLS 1.3 client has.
-const GROUP_NAMES: [&str; 4] = ["X25519MLKEM768", "X25519", "secp256r1", "secp384r1"];
+/// The lowest TLS version a client may negotiate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.3 only.
+    #[default]
+    V1_3,
+    /// TLS 1.2 and 1.3, for clients that lack 1.3.
+    V1_2,
+}
 
-/// Where the TLS material comes from.
+/// Where the TLS material comes from, and which versions are accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
+pub struct TlsConfig {
     /// The certificate chain (`QUDAG_TLS_CERT_PATH`).
     pub cert: PathBuf,
     /// The private key (`QUDAG_TLS_KEY_PATH`).
@@ -42,78 +47,12 @@ pub struct TlsFiles {
     pub min_version: TlsVersion,
 }
 
-impl TlsFiles {
-    /// The TLS part of the server settings, when https is on.
-    pub fn from_settings(server: &ServerSettings) -> Option<Self> {
-        match (&server.tls_cert_path, &server.tls_key_path) {
-            (Some(cert), Some(key)) if server.protocol == crate::settings::Protocol::Https => Some(Self {
-                cert: cert.clone(),
-                key: key.clone(),
-                ca: server.tls_ca_path.clone(),
-                min_version: server.tls_min_version,
-            }),
-            _ => None,
-        }
-    }
-
+impl TlsConfig {
     fn contents(&self) -> Vec<Option<Vec<u8>>> {
         [Some(&self.cert), Some(&self.key), self.ca.as_ref()]
             .into_iter()
             .map(|p| p.and_then(|p| std::fs::read(p).ok()))
             .collect()
-    }
-}
-
-/// Handshakes completed, per negotiated key-exchange group, plus failed handshakes.
-///
-/// Plain atomics so that a metrics endpoint can read them without locking.
-#[derive(Debug, Default)]
-pub struct TlsStats {
-    groups: [AtomicU64; GROUP_NAMES.len()],
-    other_group: AtomicU64,
-    failed: AtomicU64,
-    reloads: AtomicU64,
-    failed_reloads: AtomicU64,
-}
-
-impl TlsStats {
-    /// Count a completed handshake that negotiated `group` (rustls's name, e.g.
-    /// `X25519MLKEM768`).
-    pub fn record_group(&self, group: &str) {
-        match GROUP_NAMES.iter().position(|g| *g == group) {
-            Some(i) => self.groups[i].fetch_add(1, Ordering::Relaxed),
-            None => self.other_group.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-
-    /// Count a handshake that failed or timed out.
-    pub fn record_failure(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Handshakes per group name (every offered group listed, zero included), then `other`.
-    pub fn groups(&self) -> Vec<(&'static str, u64)> {
-        GROUP_NAMES
-            .iter()
-            .zip(&self.groups)
-            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
-            .chain(std::iter::once(("other", self.other_group.load(Ordering::Relaxed))))
-            .collect()
-    }
-
-    /// Handshakes that negotiated `group`.
-    pub fn group(&self, group: &str) -> u64 {
-        self.groups().into_iter().find(|(g, _)| *g == group).map_or(0, |(_, n)| n)
-    }
-
-    /// Handshakes that failed or timed out.
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// Successful and failed reloads.
-    pub fn reloads(&self) -> (u64, u64) {
-        (self.reloads.load(Ordering::Relaxed), self.failed_reloads.load(Ordering::Relaxed))
     }
 }
 
@@ -134,7 +73,7 @@ impl TlsError {
 
 /// The live TLS configuration: what the next handshake uses, and how to replace it.
 pub struct TlsState {
-    files: TlsFiles,
+    files: TlsConfig,
     config: RwLock<Arc<ServerConfig>>,
     stats: Arc<TlsStats>,
 }
@@ -151,7 +90,7 @@ impl TlsState {
     /// # Errors
     /// When a file is missing, unreadable or holds no usable PEM item, or the key does not
     /// match the certificate; the message names the file and its variable.
-    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+    pub fn load(files: TlsConfig) -> Result<Self, TlsError> {
         let config = build_config(&files)?;
         Ok(Self { files, config: RwLock::new(Arc::new(config)), stats: Arc::default() })
     }
@@ -175,12 +114,12 @@ impl TlsState {
         match build_config(&self.files) {
             Ok(config) => {
                 *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
-                self.stats.reloads.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_reload(true);
                 tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
                 Ok(())
             }
             Err(error) => {
-                self.stats.failed_reloads.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_reload(false);
                 tracing::error!(%error, "TLS reload failed; the previous certificate stays in use");
                 Err(error)
             }
@@ -240,7 +179,7 @@ pub fn provider() -> CryptoProvider {
     }
 }
 
-fn build_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+fn build_config(files: &TlsConfig) -> Result<ServerConfig, TlsError> {
     let provider = Arc::new(provider());
     let certs = read_certs("QUDAG_TLS_CERT_PATH", &files.cert)?;
     let key = read_key(&files.key)?;
@@ -294,4 +233,27 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::new(VARIABLE, path, format!("cannot read: {e}")))?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| TlsError::new(VARIABLE, path, format!("no PKCS#8, PKCS#1 or SEC1 private key in PEM: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_named_with_its_variable() {
+        let config = TlsConfig {
+            cert: PathBuf::from("/nonexistent/cert.pem"),
+            key: PathBuf::from("/nonexistent/key.pem"),
+            ca: None,
+            min_version: TlsVersion::V1_3,
+        };
+        let error = TlsState::load(config).unwrap_err().to_string();
+        assert!(error.starts_with("QUDAG_TLS_CERT_PATH=/nonexistent/cert.pem: cannot read:"), "{error}");
+    }
+
+    #[test]
+    fn the_post_quantum_hybrid_is_offered_first() {
+        let groups: Vec<_> = provider().kx_groups.iter().map(|g| format!("{:?}", g.name())).collect();
+        assert_eq!(groups, super::super::tls_stats::GROUP_NAMES);
+    }
 }

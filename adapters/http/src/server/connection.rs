@@ -1,13 +1,11 @@
-//! The connection layer under poem's endpoints: accept, limit, optionally TLS, then HTTP/1.1
-//! or HTTP/2 by hyper, with graceful shutdown.
+//! One connection: the TLS handshake (bounded in time, counted), then HTTP/1.1 or HTTP/2
+//! with the header limits, and the close after a silence or at the drain.
 //!
-//! poem's own `Server` offers no HTTP/1 header size or header timeout knobs and performs an
-//! acceptor's work inside its accept loop (one slow TLS handshake would hold up every other
-//! client), so connections are served here with hyper-util's auto builder directly; each
-//! request is handed to the poem endpoint unchanged.
+//! Silence is measured on the bytes themselves ([`Watched`]) and on the requests in flight,
+//! the same way for both protocols, so a connection holding a long response open (an SSE
+//! stream) is never closed as idle while a silent one is, whatever protocol it speaks.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,139 +19,24 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem::{Endpoint, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::settings::ServerSettings;
-use crate::tls::TlsState;
+use super::config::ServerConfig;
+use super::tls::TlsState;
 
-/// The connection limits (see `docs/configuration.md`).
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest HTTP/1.1 request head; the HTTP/2 header list limit.
-    pub max_header_bytes: usize,
-    /// Time to send a complete HTTP/1.1 request head.
-    pub header_timeout: Duration,
-    /// Silence (no bytes, no request in flight) after which a connection is closed.
-    pub keepalive_timeout: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// Time to complete the TLS handshake.
-    pub handshake_timeout: Duration,
-}
+/// The endpoint every connection serves, shared.
+pub(super) type Ep = Arc<poem::endpoint::BoxEndpoint<'static, Response>>;
 
-impl Limits {
-    /// The limits the settings ask for.
-    pub fn from_settings(s: &ServerSettings) -> Self {
-        Self {
-            max_header_bytes: s.max_header_bytes,
-            header_timeout: Duration::from_secs(s.header_timeout_secs),
-            keepalive_timeout: Duration::from_secs(s.keepalive_timeout_secs),
-            max_connections: s.max_connections,
-            handshake_timeout: Duration::from_secs(s.tls_handshake_timeout_secs),
-        }
-    }
-}
-
-/// Connections currently open, for tests and diagnostics.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    open: AtomicUsize,
-    accepted: AtomicU64,
-}
-
-impl ConnectionStats {
-    /// Connections being served now.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections accepted since start.
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-type Ep = Arc<poem::endpoint::BoxEndpoint<'static, Response>>;
-
-/// Serve `endpoint` on `listener` until `signal` completes; then stop accepting, let open
-/// connections finish for `grace`, and close what is left.
-///
-/// # Errors
-/// Never at present: accept errors (e.g. too many open files) are logged and retried.
-pub async fn serve<E>(
-    listener: TcpListener,
-    tls: Option<Arc<TlsState>>,
-    limits: Limits,
-    stats: Arc<ConnectionStats>,
-    endpoint: E,
-    signal: impl Future<Output = ()>,
-    grace: Duration,
-) -> io::Result<()>
-where
-    E: Endpoint + 'static,
-{
-    let endpoint: Ep = Arc::new(poem::EndpointExt::boxed(poem::EndpointExt::map_to_response(endpoint)));
-    let local = listener.local_addr()?;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let draining = CancellationToken::new();
-    let closing = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tokio::pin!(signal);
-    loop {
-        // At the limit, stop calling accept: new connections queue in the kernel's backlog.
-        let permit = tokio::select! {
-            () = &mut signal => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, remote) = tokio::select! {
-            () = &mut signal => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "Accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let (endpoint, tls, limits, stats) = (endpoint.clone(), tls.clone(), limits.clone(), stats.clone());
-        let (draining, closing) = (draining.clone(), closing.clone());
-        tracker.spawn(async move {
-            stats.open.fetch_add(1, Ordering::Relaxed);
-            tokio::select! {
-                () = connection(stream, local, remote, tls, &limits, endpoint, draining) => {}
-                () = closing.cancelled() => {}
-            }
-            stats.open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    draining.cancel();
-    tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(open = stats.open(), "Grace period over; closing the remaining connections");
-        closing.cancel();
-        tracker.wait().await;
-    }
-    Ok(())
-}
-
-async fn connection(
+/// Serve one accepted connection until it ends, falls silent, or the drain closes it.
+pub(super) async fn connection(
     stream: TcpStream,
     local: SocketAddr,
     remote: SocketAddr,
     tls: Option<Arc<TlsState>>,
-    limits: &Limits,
+    limits: &ServerConfig,
     endpoint: Ep,
     draining: CancellationToken,
 ) {
@@ -198,7 +81,7 @@ async fn http<Io>(
     local: SocketAddr,
     remote: SocketAddr,
     scheme: Scheme,
-    limits: &Limits,
+    limits: &ServerConfig,
     endpoint: Ep,
     activity: Arc<Activity>,
     draining: CancellationToken,
@@ -354,40 +237,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
-    }
-}
-
-/// `Strict-Transport-Security` on every response, for https only (RFC 6797 §7.2: a
-/// browser ignores it over plain HTTP, and sending it there would mislead).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hsts;
-
-/// The header value: two years, subdomains included.
-pub const HSTS_VALUE: &str = "max-age=63072000; includeSubDomains";
-
-impl<E: Endpoint> Middleware<E> for Hsts {
-    type Output = HstsEndpoint<E>;
-
-    fn transform(&self, ep: E) -> Self::Output {
-        HstsEndpoint(ep)
-    }
-}
-
-/// The endpoint [`Hsts`] wraps.
-#[derive(Debug)]
-pub struct HstsEndpoint<E>(E);
-
-impl<E: Endpoint> Endpoint for HstsEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let mut response = match self.0.call(req).await {
-            Ok(output) => output.into_response(),
-            Err(error) => error.into_response(),
-        };
-        response
-            .headers_mut()
-            .insert(poem::http::header::STRICT_TRANSPORT_SECURITY, poem::http::HeaderValue::from_static(HSTS_VALUE));
-        Ok(response)
     }
 }
