@@ -8,10 +8,14 @@
 //!   authenticate → limit per principal → authorize → run → audit.
 //! - [`mcp`]: the MCP engine (both wire eras), its catalog and its typed bus messages.
 //! - [`ports`]: see its list of ports and their adapters.
-//! - [`usecases`]: sessions, the admin operations, audit reading and checkpoints, health.
+//! - [`usecases`]: sessions, the vault, `.dark` names and simulation, the admin operations,
+//!   the audit queue, reading and checkpoints, the server's keys, health.
 //! - [`tools`]: the QuDAG tools, thin adapters from arguments to use cases.
-//! - `testkit` (feature `testkit`): one contract suite per port that every adapter must
-//!   pass, a manual clock, and mockall mocks of the ports.
+//! - [`metrics`]: the server's counters, gauges and histograms, which the http adapter
+//!   serves at `/metrics`.
+//! - [`tracecontext`]: continuing a caller's W3C trace context (`traceparent`, `_meta`).
+//! - `testkit` (feature `testkit`): one contract suite per port with backend adapters,
+//!   which every one of them must pass, a manual clock, and mockall mocks of the ports.
 #![deny(missing_docs)]
 
 pub mod admission;

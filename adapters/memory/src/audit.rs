@@ -1,3 +1,7 @@
+//! `MemoryAuditSink` and `NullAuditSink`: the audit chain kept in this process (a bounded
+//! window for `/admin/audit`, not durable), and the sink of a server with audit turned off,
+//! which still links records so callers get the events they expect.
+
 use std::collections::VecDeque;
 use std::sync::Mutex;
 

@@ -1,3 +1,6 @@
+//! `MemoryEventBus`: publish/subscribe within one process, one broadcast channel per topic,
+//! bounded so a slow subscriber costs a skipped message, never unbounded memory.
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -1,3 +1,7 @@
+//! `MemoryEventStore`: the SSE events of stateful-era streams in this process, so a client
+//! that lost its connection resumes with `Last-Event-ID` on the same node; bounded per
+//! stream and swept with idle sessions.
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //!
 //! | adapter | port |
 //! |---|---|
-//! | [`MemorySessionStore`] | `SessionStore` |
-//! | [`MemoryRateLimiter`] | `RateLimiter` |
-//! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery` |
+//! | [`MemorySessionStore`] | `SessionStore`, `HealthIndicator` |
+//! | [`MemoryRateLimiter`] | `RateLimiter`, `HealthIndicator` |
+//! | [`MemoryAuditSink`] | `AuditSink`, `AuditQuery`, `HealthIndicator` |
 //! | [`NullAuditSink`] | `AuditSink`, `AuditQuery` (audit turned off: keeps nothing) |
 //! | [`MemoryEventBus`] | `EventBus` |
 //! | [`MemoryEventStore`] | `EventStore` |

@@ -1,3 +1,6 @@
+//! `MemoryRateLimiter`: GCRA state per key in this process, decided by the domain's
+//! arithmetic under the key's shard lock, with a bound on how many keys are remembered.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

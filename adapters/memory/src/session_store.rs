@@ -1,3 +1,6 @@
+//! `MemorySessionStore`: stateful-era MCP sessions in this process, at most a configured
+//! number of live ones, so a flood of `initialize` cannot exhaust memory.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

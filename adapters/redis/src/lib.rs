@@ -3,11 +3,12 @@
 //!
 //! | adapter | port |
 //! |---|---|
-//! | [`RedisRateLimiter`] | `RateLimiter`, `HealthIndicator` |
+//! | [`RedisRateLimiter`] | `RateLimiter` |
 //! | [`RedisSessionStore`] | `SessionStore` |
 //! | [`RedisMembership`] | `Membership` |
 //! | [`RedisEventBus`] | `EventBus` |
 //! | [`RedisEventStore`] | `EventStore` |
+//! | [`RedisPool`] | `HealthIndicator` (`PING`) |
 //!
 //! Connections come from one bb8 pool per process ([`RedisPool`]); every key lives under
 //! a configurable prefix, so several deployments (or test runs) can share one Redis.

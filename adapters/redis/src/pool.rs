@@ -1,3 +1,8 @@
+//! [`RedisPool`]: the one bb8 pool per process that every Redis adapter shares, with every
+//! command bounded by a timeout (so an unreachable Redis is `Unavailable` quickly, never a
+//! hang) and connections that failed underneath a command discarded; its `PING` is the
+//! Redis component's health.
+
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;

@@ -1,3 +1,6 @@
+//! [`RedisRateLimiter`]: one GCRA limit shared by every node, decided by a Lua script in
+//! one atomic round trip on Redis's own clock.
+
 use async_trait::async_trait;
 use qudag_application::ports::{RateLimitKey, RateLimiter, RateLimiterError};
 use qudag_domain::quota::{Cost, Decision, QuotaPolicy};

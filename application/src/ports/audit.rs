@@ -1,6 +1,8 @@
 //! `AuditSink` and `AuditQuery`: the tamper-evident record of security-relevant acts.
 //!
-//! Adapters: `MemoryAuditSink` (adapters/memory; tests and embedded use). A sink owns its
+//! Adapters: `MemoryAuditSink` and `NullAuditSink` (adapters/memory; embedded use, and audit
+//! turned off), `FileAuditSink` (adapters/file), `PostgresAuditSink` (adapters/postgres); the
+//! durable ones are written through the application's `QueuedAuditSink`. A sink owns its
 //! hash chain: callers hand it plain [`AuditRecord`]s and it links them.
 
 use async_trait::async_trait;

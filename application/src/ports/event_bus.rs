@@ -1,7 +1,8 @@
 //! `EventBus`: notifications between the parts of the server, and between nodes.
 //!
-//! Adapters: `MemoryEventBus` (adapters/memory; one process). A shared bus (Redis) carries
-//! a notification raised on one node to streams held open on another.
+//! Adapters: `MemoryEventBus` (adapters/memory; one process) and `RedisEventBus`
+//! (adapters/redis), which carries a notification raised on one node to streams held open
+//! on another.
 
 use std::fmt;
 

@@ -2,8 +2,8 @@
 //! its connection can resume with `Last-Event-ID` (2025-11-25 basic/transports,
 //! "Resumability and Redelivery").
 //!
-//! Adapters: `MemoryEventStore` (adapters/memory). A shared store (Redis Streams) lets the
-//! client resume on another node.
+//! Adapters: `MemoryEventStore` (adapters/memory) and `RedisEventStore` (adapters/redis,
+//! on Redis Streams), which lets the client resume on another node.
 //!
 //! Each stream belongs to one session and has an id of its own; an event id names its
 //! stream and its position (`<stream>-<seq>`), so a resumption replays exactly the stream

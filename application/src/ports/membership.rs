@@ -2,7 +2,7 @@
 //!
 //! Each node announces itself periodically with a time to live; a node that stops
 //! announcing drops out once its announcement expires. Adapters: `MemoryMembership`
-//! (adapters/memory: this process only); a shared one (Redis) lists every node.
+//! (adapters/memory: this process only) and `RedisMembership` (adapters/redis: every node).
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! `RateLimiter`: GCRA decisions for a key.
 //!
-//! Adapters: `MemoryRateLimiter` (adapters/memory). The arithmetic is the domain's
+//! Adapters: `MemoryRateLimiter` (adapters/memory) and `RedisRateLimiter` (adapters/redis,
+//! one limit shared by every node). The arithmetic is the domain's
 //! [`QuotaPolicy::decide`](qudag_domain::quota::QuotaPolicy::decide); an adapter only stores
 //! the per-key state and makes read-decide-write atomic.
 

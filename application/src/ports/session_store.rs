@@ -1,7 +1,7 @@
 //! `SessionStore`: where stateful-era MCP sessions live between requests.
 //!
-//! Adapters: `MemorySessionStore` (adapters/memory, one process). A store shared by several
-//! nodes (Redis) makes any node able to serve any session.
+//! Adapters: `MemorySessionStore` (adapters/memory, one process) and `RedisSessionStore`
+//! (adapters/redis), shared by several nodes so that any node can serve any session.
 
 use async_trait::async_trait;
 use qudag_domain::Timestamp;

@@ -1,7 +1,8 @@
 //! `TokenVerifier`: from an access token to a principal.
 //!
-//! Adapters: a JWT/JWKS verifier and an RFC 7662 introspection verifier (adapters/oauth),
-//! and `MockTokenVerifier` for unit tests.
+//! Adapters: `OAuthVerifier` (adapters/oauth: JWTs against the issuer's JWKS, opaque tokens
+//! through RFC 7662 introspection, DPoP proofs, and the developer-mode key), and
+//! `MockTokenVerifier` for unit tests.
 
 use async_trait::async_trait;
 use qudag_domain::principal::Principal;

@@ -1,7 +1,8 @@
 //! Test support shared by every adapter crate (feature `testkit`).
 //!
-//! - one contract suite per port ([`session_store`], [`rate_limiter`], [`audit`],
-//!   [`event_bus`], [`vault_store`], [`name_registry`], [`membership`]): `pub async fn` checks taking a fresh adapter, and a macro that expands
+//! - one contract suite per port with backend adapters ([`session_store`], [`rate_limiter`],
+//!   [`audit`], [`event_bus`], [`event_store`], [`vault_store`], [`name_registry`],
+//!   [`membership`]): `pub async fn` checks taking a fresh adapter, and a macro that expands
 //!   them into one `#[tokio::test]` each, so `adapters/<tech>/tests/contract.rs` runs the
 //!   same checks against every implementation;
 //! - [`ManualClock`], to drive time by hand instead of sleeping;
