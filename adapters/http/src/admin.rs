@@ -163,7 +163,7 @@ pub enum AuditResponse {
     Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
 }
 
-/// A refusal by the pipeline, before it takes an endpoint's response type.
+/// A refusal, before it takes an endpoint's response type.
 enum Refused {
     BadRequest(Json<AdminError>, Option<String>),
     Unauthorized(Json<AdminError>, Option<String>),

@@ -65,7 +65,7 @@ impl PublicOrigin {
 /// The well-known path of the protected-resource metadata.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
-/// What the pipeline needs to know of `req`: its id, the client's address and credential.
+/// What admission needs to know of `req`: its id, the client's address and credential.
 pub fn request_context(req: &Request, origin: &PublicOrigin) -> RequestContext {
     let request_id = req.extensions().get::<crate::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());

@@ -19,6 +19,7 @@
 //! | [`VaultStore`] | sealed vault entries | `MemoryVaultStore` (memory), `PostgresVaultStore` (postgres) |
 //! | [`NameRegistry`] | signed `.dark` name records | `MemoryNameRegistry` (memory), `PostgresNameRegistry` (postgres) |
 //! | [`HealthIndicator`] | whether a component can do its job (`/health`, readiness) | `MemorySessionStore`, `MemoryRateLimiter`, `MemoryAuditSink` (memory), `RedisPool` (redis), `FileAuditSink` (file), `PostgresHealth`, `PostgresAuditSink` (postgres), `OAuthVerifier` (oauth); `QueuedAuditSink` (application) |
+//! | [`Metrics`] | counting requests, calls, refusals and backend errors | `PrometheusMetrics` (http, rendered by `prometheus-client` at `/metrics`); [`NoopMetrics`] (here) |
 //! | [`Clock`] | the current time | [`SystemClock`] (here), `ManualClock` (testkit) |
 //!
 //! Contract suites exist for the session store, rate limiter, audit sink and query, event

@@ -13,6 +13,7 @@ use poem::Response;
 use poem::http::StatusCode;
 use qudag_application::mcp::{Call, EngineError, McpEngine, wire};
 use qudag_application::ports::{EventId, EventStoreError, StreamKey};
+use qudag_domain::backoff::Backoff;
 use qudag_domain::session::Session;
 use rmcp::model::{ErrorData, RequestId, ServerJsonRpcMessage, ServerResult};
 use tokio::sync::mpsc;
@@ -259,10 +260,10 @@ where
     Fut: std::future::Future<Output = Result<T, EventStoreError>>,
 {
     let started = tokio::time::Instant::now();
-    let mut pause = Duration::from_millis(50);
+    let mut backoff = Backoff::exponential(Duration::from_millis(50), STORE_RETRY_MAX).give_up_after(STORE_RETRY_FOR);
     let mut warned = false;
     loop {
-        match op().await {
+        let error = match op().await {
             Ok(_) => {
                 if warned {
                     tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "The event store answers again");
@@ -273,18 +274,16 @@ where
                 tracing::debug!(error = %e, "Cannot {what}: the stream is gone");
                 return;
             }
-            Err(e) if started.elapsed() >= STORE_RETRY_FOR => {
-                tracing::error!(error = %e, "Cannot {what}: the event store did not answer for 5 minutes; given up");
-                return;
-            }
-            Err(e) => {
-                if !warned {
-                    tracing::warn!(error = %e, "Cannot {what} yet: retrying until the event store answers");
-                    warned = true;
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(STORE_RETRY_MAX);
-            }
+            Err(e) => e,
+        };
+        let Some(pause) = backoff.next_delay_within(started.elapsed()) else {
+            tracing::error!(error = %error, "Cannot {what}: the event store did not answer for 5 minutes; given up");
+            return;
+        };
+        if !warned {
+            tracing::warn!(error = %error, "Cannot {what} yet: retrying until the event store answers");
+            warned = true;
         }
+        tokio::time::sleep(pause).await;
     }
 }

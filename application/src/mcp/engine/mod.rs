@@ -3,7 +3,7 @@
 //! The transport parses and classifies a message, authenticates its sender once
 //! ([`Admission::authenticate`]) and hands the engine the [`Caller`]. Every entry point here
 //! takes that caller and runs the rest of the admission path itself: the limit per principal
-//! for the operation's cost, then the session, then (in [`dispatch`]) authorization before
+//! for the operation's cost, then the session, then (in `dispatch`) authorization before
 //! anything is read or run, the run, and its audit record. The transport only frames what
 //! comes back ([`wire`](super::wire) shapes it for the era).
 //!
@@ -507,7 +507,7 @@ impl McpEngine {
     }
 
     /// Route the client's answer to a server-to-client request: to the request waiting on
-    /// this node, or else over the bus to the node where it waits ([`Self::route_answers`]).
+    /// this node, or else over the bus to the node where it waits (`route_answers`).
     async fn answer(&self, inbound: &Inbound, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) {
         let Some(session) = &inbound.session else { return };
         let sid = session.id().as_str();
@@ -521,7 +521,7 @@ impl McpEngine {
         }
     }
 
-    /// Deliver the answers other nodes forward (see [`Self::answer`]) to the requests
+    /// Deliver the answers other nodes forward (see `answer`) to the requests
     /// waiting here, until the subscription ends.
     ///
     /// # Errors
