@@ -500,11 +500,6 @@ impl Admission {
     pub async fn audit(&self, ctx: &RequestContext, record: AuditRecord) {
         submit_audit(self.audit.as_ref(), ctx, record).await;
     }
-
-    /// The current time, as admission's clock tells it (for records use cases add).
-    pub fn now(&self) -> qudag_domain::Timestamp {
-        self.clock.now()
-    }
 }
 
 /// Hand `record` to `sink` for the request `ctx`, filling in its request id and client
