@@ -272,8 +272,13 @@ pub fn chain_hash(prev: &ChainHash, seq: u64, record: &AuditRecord) -> ChainHash
     hasher.update(HASH_CONTEXT);
     hasher.update(prev.as_bytes());
     hasher.update(&seq.to_be_bytes());
-    hasher.update(canonical_json(record).as_bytes());
+    hasher.update(&canonical_bytes(&to_value(record)));
     ChainHash(*hasher.finalize().as_bytes())
+}
+
+/// Serialising plain data into a `Value` cannot fail for our record types.
+fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 /// The canonical JSON of a record: object keys sorted, no insignificant whitespace.
@@ -281,53 +286,67 @@ pub fn chain_hash(prev: &ChainHash, seq: u64, record: &AuditRecord) -> ChainHash
 /// Sorting is done here rather than trusting the map type, so the hash does not depend on
 /// whether some crate in the build turned on `serde_json/preserve_order`.
 pub fn canonical_json<T: Serialize>(value: &T) -> String {
-    // Serialising plain data into a `Value` cannot fail for our record types.
-    let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    canonical_json_value(&value)
+    canonical_json_value(&to_value(value))
 }
 
 /// [`canonical_json`] of a value that is already JSON, without copying it first.
 pub fn canonical_json_value(value: &serde_json::Value) -> String {
-    let mut out = String::new();
+    // Only serde_json's own output goes in, and that is UTF-8.
+    String::from_utf8(canonical_bytes(value)).unwrap_or_default()
+}
+
+/// The canonical form's bytes.
+fn canonical_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
     out
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+/// Append the canonical form of `value`: strings and scalars exactly as serde_json writes
+/// them compactly, object keys in sorted order at every depth.
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             }
-            out.push('}');
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_compact(key, out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_compact(scalar, out),
     }
+}
+
+/// serde_json's compact form of a string or scalar. Writing into a `Vec` cannot fail, and
+/// neither can serialising a string or a JSON scalar.
+fn write_compact<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// A BLAKE3 digest (hex) of a JSON value's canonical form: what the audit trail records
 /// in place of arguments that may hold secrets.
 pub fn digest_json(value: &serde_json::Value) -> String {
-    blake3::hash(canonical_json_value(value).as_bytes()).to_hex().to_string()
+    blake3::hash(&canonical_bytes(value)).to_hex().to_string()
 }
 
 /// Where a chain stands: the next sequence number and the hash to link it to.
@@ -509,6 +528,25 @@ mod tests {
         let back: Vec<ChainedEvent> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(back, events);
         assert!(verify_chain(ChainHead::GENESIS, &back).is_ok());
+    }
+
+    #[test]
+    fn canonical_form_writes_strings_and_scalars_as_serde_json_does() {
+        let v = json!({"z": "tab\tquote\"slash\\ é \u{1F600} \u{0001}", "n": -12.5e-3, "i": u64::MAX, "b": false,
+                       "a": [null, 1.0, "x"], "k\"ey": {}});
+        let mut expected = String::from("{");
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().collect();
+        keys.sort();
+        for (i, k) in keys.iter().enumerate() {
+            if i > 0 {
+                expected.push(',');
+            }
+            expected.push_str(&serde_json::to_string(k).unwrap());
+            expected.push(':');
+            expected.push_str(&serde_json::to_string(&v[k.as_str()]).unwrap());
+        }
+        expected.push('}');
+        assert_eq!(canonical_json_value(&v), expected);
     }
 
     #[test]

@@ -94,6 +94,13 @@ impl Endpoint for McpEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            let mut r2 = Request::default();
+            let n1 = std::mem::size_of_val(&self.dispatch(&mut r2));
+            let n2 = std::mem::size_of_val(&self.post(&mut r2));
+            ONCE.call_once(|| eprintln!("SIZES dispatch={n1} post={n2}"));
+        }
         Ok(self.dispatch(&mut req).await)
     }
 }
@@ -153,10 +160,12 @@ impl McpEndpoint {
         if let Some(refusal) = self.check_origin(req) {
             return refusal;
         }
+        // Each method's future is boxed: poem moves the endpoint's future through every
+        // middleware layer, and a future holding all three inline is several kilobytes.
         let mut response = match *req.method() {
-            Method::POST => self.post(req).await,
-            Method::GET => self.get(req).await,
-            Method::DELETE => self.delete(req).await,
+            Method::POST => Box::pin(self.post(req)).await,
+            Method::GET => Box::pin(self.get(req)).await,
+            Method::DELETE => Box::pin(self.delete(req)).await,
             _ => errors::method_not_allowed("GET, POST, DELETE", "method not allowed on the MCP endpoint"),
         };
         if let Some(OAuthChallenge(oauth)) = response.extensions_mut().remove::<OAuthChallenge>()

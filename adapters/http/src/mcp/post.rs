@@ -72,14 +72,15 @@ impl McpEndpoint {
                 );
             }
         };
+        // Boxed one at a time, so this future holds only the one that runs.
         if value.is_array() {
-            return self.batch(caller, headers, value).await;
+            return Box::pin(self.batch(caller, headers, value)).await;
         }
         let id = classify::request_id_of(&value);
         if classify::is_stateless(headers, &value) {
-            self.stateless(caller, headers, value, id).await
+            Box::pin(self.stateless(caller, headers, value, id)).await
         } else {
-            self.stateful(caller, headers, value, id).await
+            Box::pin(self.stateful(caller, headers, value, id)).await
         }
     }
 
@@ -100,7 +101,7 @@ impl McpEndpoint {
                 ErrorData::invalid_request(format!("unsupported MCP-Protocol-Version {v}"), None),
             );
         }
-        let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+        let message = match classify::client_message(value) {
             Ok(m) => m,
             Err(e) => return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(format!("{e}"), None)),
         };
@@ -207,7 +208,7 @@ impl McpEndpoint {
             }
             return rpc_error(StatusCode::NOT_FOUND, id, wire::method_not_found(&checked.method));
         }
-        let message: ClientJsonRpcMessage = match serde_json::from_value(value) {
+        let message = match classify::client_message(value) {
             Ok(m @ JsonRpcMessage::Request(_)) => m,
             Ok(_) => return bad(ErrorData::invalid_request("expected a request", None)),
             Err(e) => return bad(ErrorData::invalid_params(format!("{e}"), None)),
@@ -237,7 +238,7 @@ impl McpEndpoint {
         let mut replies = Vec::new();
         for item in items {
             let id = classify::request_id_of(&item);
-            let message: ClientJsonRpcMessage = match serde_json::from_value(item) {
+            let message = match classify::client_message(item) {
                 Ok(m) => m,
                 Err(e) => {
                     replies.push(ServerJsonRpcMessage::error(ErrorData::invalid_request(format!("{e}"), None), id));
