@@ -117,6 +117,13 @@ pub enum Refusal {
     Forbidden(AuthzDecision),
 }
 
+/// A use case's, tool's or resource's backend outage is the request's refusal.
+impl From<crate::usecases::Unavailable> for Refusal {
+    fn from(e: crate::usecases::Unavailable) -> Self {
+        Self::Unavailable { component: e.component, source: e.source }
+    }
+}
+
 impl Refusal {
     /// A backend outage of `component`.
     pub fn unavailable(component: &'static str, source: impl Into<crate::BoxError>) -> Self {

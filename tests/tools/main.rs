@@ -591,11 +591,12 @@ async fn postgres_keeps_vault_entries_and_names_across_restarts_with_the_same_ke
 
 /// PostgreSQL cut off under the vault (through a TCP proxy): a vault call is not a tool
 /// error but the request's retryable refusal — HTTP 503, JSON-RPC -31003, `Retry-After` —
-/// counted in `qudag_backend_errors_total{component="vault_store"}`; once the database is
-/// back the same call succeeds.
+/// counted in `qudag_backend_errors_total{component="vault_store"}`, and so is a read of the
+/// vault counts (`qudag://status/vault`, read from the same store); once the database is
+/// back the same call and the same read succeed.
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn a_vault_call_while_postgres_is_unreachable_is_answered_503_and_counted() {
+async fn a_vault_call_or_read_while_postgres_is_unreachable_is_answered_503_and_counted() {
     use qudag_application::testkit::proxy::TcpProxy;
     use qudag_mcp::settings::DataStore;
 
@@ -615,22 +616,37 @@ async fn a_vault_call_while_postgres_is_unreachable_is_answered_503_and_counted(
     let c = Client::new(&app, None).await;
     c.ok("vault_quantum_store", json!({"secret": {"label": "api", "data": "s3cr3t"}})).await;
 
+    let refused = |resp: reqwest::Response, id: u64| async move {
+        assert_eq!(resp.status(), 503);
+        let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)), "no Retry-After");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["id"], id, "{body}");
+        assert_eq!(body["error"]["code"], -31003, "{body}");
+        assert_eq!(body["error"]["message"], "vault_store unavailable", "{body}");
+        assert!(body.get("result").is_none(), "an outage is no result: {body}");
+    };
+    let backend_errors = || async {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("qudag_backend_errors_total{component=\"vault_store\"} "))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+
     proxy.cut();
-    let resp = app.tool_call(7, "vault_quantum_list", json!({})).send().await.unwrap();
-    assert_eq!(resp.status(), 503);
-    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-    assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)), "no Retry-After");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["id"], 7, "{body}");
-    assert_eq!(body["error"]["code"], -31003, "{body}");
-    assert_eq!(body["error"]["message"], "vault_store unavailable", "{body}");
-    assert!(body.get("result").is_none(), "an outage is no tool result: {body}");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("qudag_backend_errors_total{component=\"vault_store\"} 1\n"), "{metrics}");
+    refused(app.tool_call(7, "vault_quantum_list", json!({})).send().await.unwrap(), 7).await;
+    assert_eq!(backend_errors().await, Some(1));
+    let read = app.stateless(8, "resources/read", json!({"uri": "qudag://status/vault"}));
+    refused(read.send().await.unwrap(), 8).await;
+    assert_eq!(backend_errors().await, Some(2));
 
     proxy.restore();
     let listed = c.ok("vault_quantum_list", json!({})).await;
     assert_eq!(listed["entries"][0]["label"], "api");
+    let counts = c.request("resources/read", json!({"uri": "qudag://status/vault"})).await;
+    let text = counts["result"]["contents"][0]["text"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), json!({"entries": 1, "owners": 1}), "{counts}");
     app.stop().await.unwrap();
     drop(proxy);
 }

@@ -13,6 +13,7 @@ use rmcp::model::{
 };
 
 use crate::mcp::context::CallContext;
+use crate::usecases::Unavailable;
 
 /// Which wire eras an entry is offered in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -38,7 +39,7 @@ impl Availability {
 }
 
 /// What a tool call produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum ToolResponse {
     /// The final result (which may itself report a tool error with `isError`).
     Complete(CallToolResult),
@@ -46,12 +47,7 @@ pub enum ToolResponse {
     InputRequired(InputRequiredResult),
     /// A backend the tool needs cannot be reached. Not a result: the request is refused as
     /// retryable (HTTP 503 with `Retry-After`) and counted as that backend's error.
-    Unavailable {
-        /// Which backend (`vault_store`, `name_registry`, ...).
-        component: &'static str,
-        /// What went wrong.
-        source: Arc<dyn std::error::Error + Send + Sync>,
-    },
+    Unavailable(Unavailable),
 }
 
 /// A tool.
@@ -128,8 +124,28 @@ pub trait ResourceProvider: Send + Sync + 'static {
                     && uri.ends_with(tail)
             })
     }
-    /// Read `uri`; `Ok(None)` when this provider does not know it.
-    async fn read(&self, cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ErrorData>;
+    /// Read `uri`; `Ok(None)` when this provider does not know it. A backend outage is
+    /// [`ResourceError::Unavailable`], never a JSON-RPC error of its own.
+    async fn read(&self, cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ResourceError>;
+}
+
+/// Why a resource could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// A backend the resource is read from cannot be reached. Not an answer: the request is
+    /// refused as retryable, exactly as a tool's outage (HTTP 503 with `Retry-After`,
+    /// JSON-RPC -31003) and counted as that backend's error.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// A JSON-RPC error for the client, sent as it is (e.g. -32602 for a bad URI).
+    #[error("{}", .0.message)]
+    Rpc(ErrorData),
+}
+
+impl From<ErrorData> for ResourceError {
+    fn from(e: ErrorData) -> Self {
+        Self::Rpc(e)
+    }
 }
 
 /// Argument completion.

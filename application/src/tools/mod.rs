@@ -46,10 +46,11 @@ use rmcp::model::{
 };
 use serde_json::json;
 
-use crate::mcp::catalog::{Catalog, PromptHandler, PromptResponse, ResourceProvider};
+use crate::mcp::catalog::{Catalog, PromptHandler, PromptResponse, ResourceError, ResourceProvider};
 use crate::mcp::context::CallContext;
 use crate::ports::{AuditSink, Clock, Membership, NameRegistry, VaultStore};
 use crate::usecases::health::HealthService;
+use crate::usecases::vault::VaultError;
 
 pub use quantum::{QuantumLimits, Simulator};
 pub use system::{Stats, ThisNode};
@@ -107,7 +108,7 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
         .tool(R::new(vault::StoreTool(vault.clone())))
         .tool(R::new(vault::RetrieveTool(vault.clone())))
         .tool(R::new(vault::ListTool(vault.clone())))
-        .tool(R::new(vault::DeleteTool(vault)))
+        .tool(R::new(vault::DeleteTool(vault.clone())))
         .tool(R::new(names::ResolveTool(names.clone())))
         .tool(R::new(names::RegisterTool(names)))
         .tool(R::new(system::PeerDiscoveryTool {
@@ -125,7 +126,7 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
             clock: deps.clock.clone(),
         }))
         .resources(KeyResource(deps.keys))
-        .resources(StatusResources { stats, vault: deps.vault_store, clock: deps.clock })
+        .resources(StatusResources { stats, vault })
         .prompt(BuildCircuitPrompt)
         .prompt(SignAndVerifyPrompt)
         .build()
@@ -158,7 +159,7 @@ impl ResourceProvider for KeyResource {
         Permission::CryptoRead
     }
 
-    async fn read(&self, _cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ErrorData> {
+    async fn read(&self, _cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ResourceError> {
         if uri != SIGNING_KEY_URI {
             return Ok(None);
         }
@@ -174,10 +175,11 @@ impl ResourceProvider for KeyResource {
     }
 }
 
+/// The simulator counters (kept in memory) and the vault counts (read from the vault store:
+/// while it is down, reading them is refused as retryable, like a vault tool call).
 struct StatusResources {
     stats: Arc<Stats>,
-    vault: Arc<dyn VaultStore>,
-    clock: Arc<dyn Clock>,
+    vault: Arc<vault::Vault>,
 }
 
 #[async_trait]
@@ -199,13 +201,16 @@ impl ResourceProvider for StatusResources {
         Permission::SystemRead
     }
 
-    async fn read(&self, _cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ErrorData> {
+    async fn read(&self, _cx: &CallContext, uri: &str) -> Result<Option<ReadResourceResult>, ResourceError> {
         let body = match uri {
             DAG_STATUS_URI => serde_json::to_value(self.stats.snapshot()).unwrap_or_default(),
-            VAULT_STATUS_URI => match self.vault.counts(self.clock.now()).await {
-                Ok(c) => json!({ "entries": c.entries, "owners": c.owners }),
-                Err(e) => return Err(ErrorData::internal_error(format!("vault store unavailable: {e}"), None)),
-            },
+            VAULT_STATUS_URI => {
+                let c = self.vault.counts().await.map_err(|e| match e {
+                    VaultError::Unavailable(outage) => ResourceError::Unavailable(outage),
+                    other => ErrorData::internal_error(other.to_string(), None).into(),
+                })?;
+                json!({ "entries": c.entries, "owners": c.owners })
+            }
             _ => return Ok(None),
         };
         Ok(Some(ReadResourceResult::new(vec![
@@ -309,5 +314,49 @@ impl PromptHandler for SignAndVerifyPrompt {
             GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
                 .with_description("Sign and verify with ML-DSA"),
         ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use qudag_domain::Timestamp;
+    use qudag_domain::principal::Principal;
+    use qudag_domain::rbac::Role;
+
+    use super::*;
+    use crate::ports::{MockAuditSink, MockVaultStore, VaultCounts, VaultStoreError};
+    use crate::testkit::ManualClock;
+
+    fn status(store: MockVaultStore) -> StatusResources {
+        let vault = vault::Vault::new(
+            Arc::new(store),
+            Arc::new(ServerKeys::ephemeral().unwrap()),
+            Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000))),
+            Arc::new(MockAuditSink::new()),
+        );
+        StatusResources { stats: Arc::new(Stats::default()), vault: Arc::new(vault) }
+    }
+
+    /// The vault counts are read from the vault store: while it is down the read is the
+    /// store's outage (refused as retryable, like a vault tool call), never an internal
+    /// error; the in-memory counters do not depend on it.
+    #[tokio::test]
+    async fn the_vault_status_while_the_store_is_down_is_its_outage() {
+        let cx = CallContext::for_tests(Principal::anonymous([Role::Admin]));
+        let mut down = MockVaultStore::new();
+        down.expect_counts().returning(|_| Err(VaultStoreError::Unavailable { source: "connection refused".into() }));
+        let resources = status(down);
+        match resources.read(&cx, VAULT_STATUS_URI).await {
+            Err(ResourceError::Unavailable(outage)) => assert_eq!(outage.component, "vault_store"),
+            other => panic!("expected the vault store's outage, got {other:?}"),
+        }
+        assert!(resources.read(&cx, DAG_STATUS_URI).await.unwrap().is_some());
+
+        let mut up = MockVaultStore::new();
+        up.expect_counts().returning(|_| Ok(VaultCounts { entries: 3, owners: 2 }));
+        let read = status(up).read(&cx, VAULT_STATUS_URI).await.unwrap().unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else { panic!("text") };
+        assert_eq!(serde_json::from_str::<serde_json::Value>(text).unwrap(), json!({"entries": 3, "owners": 2}));
     }
 }

@@ -34,7 +34,7 @@ pub fn names_failure(e: NamesError) -> ToolFailure {
         NamesError::Tampered { .. } | NamesError::Signing(_) | NamesError::NoEntropy(_) => {
             ToolFailure::operation(e.to_string())
         }
-        NamesError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
+        NamesError::Unavailable(outage) => outage.into(),
     }
 }
 

@@ -33,7 +33,7 @@ fn simulation_failure(e: SimulationError, shots_at: &str, runs_at: &str) -> Tool
         SimulationError::NotEquivalent | SimulationError::Failed | SimulationError::NoEntropy(_) => {
             ToolFailure::operation(e.to_string())
         }
-        SimulationError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
+        SimulationError::Unavailable(outage) => outage.into(),
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::mcp::catalog::{ToolHandler, ToolResponse};
 use crate::mcp::context::CallContext;
+use crate::usecases::Unavailable;
 use crate::usecases::keys::NoEntropy;
 
 /// A tool call that cannot go on.
@@ -30,12 +31,7 @@ pub enum ToolFailure {
         message: String,
     },
     /// A backend the tool needs cannot be reached: retry later.
-    Unavailable {
-        /// Which backend (`vault_store`, `name_registry`, ...).
-        component: &'static str,
-        /// What went wrong.
-        source: crate::BoxError,
-    },
+    Unavailable(Unavailable),
 }
 
 impl ToolFailure {
@@ -53,7 +49,7 @@ impl ToolFailure {
     pub fn path(&self) -> Option<&str> {
         match self {
             Self::Refused { argument, .. } => argument.as_deref(),
-            Self::Unavailable { .. } => None,
+            Self::Unavailable(_) => None,
         }
     }
 
@@ -68,7 +64,7 @@ impl ToolFailure {
                 };
                 ToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
             }
-            Self::Unavailable { component, source } => ToolResponse::Unavailable { component, source: source.into() },
+            Self::Unavailable(outage) => ToolResponse::Unavailable(outage),
         }
     }
 }
@@ -78,8 +74,14 @@ impl std::fmt::Display for ToolFailure {
         match self {
             Self::Refused { argument: Some(path), message } => write!(f, "{path}: {message}"),
             Self::Refused { argument: None, message } => f.write_str(message),
-            Self::Unavailable { component, .. } => write!(f, "{component} unavailable"),
+            Self::Unavailable(outage) => std::fmt::Display::fmt(outage, f),
         }
+    }
+}
+
+impl From<Unavailable> for ToolFailure {
+    fn from(e: Unavailable) -> Self {
+        Self::Unavailable(e)
     }
 }
 

@@ -18,6 +18,7 @@ use crate::mcp::catalog::ToolResponse;
 use crate::mcp::context::CallContext;
 use crate::ports::{Clock, Membership, MembershipError, NameRegistry, VaultStore};
 use crate::tools::support::{QudagTool, ToolFailure, ToolSpec, parse, success};
+use crate::usecases::Unavailable;
 use crate::usecases::health::HealthService;
 use crate::usecases::keys::{KeyOrigin, ServerKeys, random};
 pub use crate::usecases::simulation::{Stats, StatsSnapshot};
@@ -107,7 +108,9 @@ impl QudagTool for PeerDiscoveryTool {
         let nodes = self.membership.live(self.clock.now()).await.map_err(|e| {
             tracing::error!(error = %e, "Membership backend failed");
             match e {
-                MembershipError::Unavailable { source } => ToolFailure::Unavailable { component: MEMBERSHIP, source },
+                MembershipError::Unavailable { source } => {
+                    ToolFailure::Unavailable(Unavailable { component: MEMBERSHIP, source })
+                }
             }
         })?;
         let nodes: Vec<Value> = nodes

@@ -38,7 +38,7 @@ pub fn vault_failure(e: VaultError, not_found_at: &str) -> ToolFailure {
         VaultError::Integrity { .. } | VaultError::Sealing(_) | VaultError::NoEntropy(_) => {
             ToolFailure::operation(e.to_string())
         }
-        VaultError::Unavailable { component, source } => ToolFailure::Unavailable { component, source },
+        VaultError::Unavailable(outage) => outage.into(),
     }
 }
 
@@ -557,7 +557,7 @@ mod tests {
         let tool = Registered::new(StoreTool(vault(down)));
         let args = arguments(json!({"secret": {"label": "api", "data": "s3cr3t"}}));
         match tool.call(&cx, args.clone()).await.unwrap() {
-            ToolResponse::Unavailable { component, .. } => assert_eq!(component, "vault_store"),
+            ToolResponse::Unavailable(outage) => assert_eq!(outage.component, "vault_store"),
             other => panic!("expected Unavailable, got {other:?}"),
         }
 

@@ -5,8 +5,8 @@
 //! The QuDAG capabilities — the [`vault`], [`.dark` names](names) and quantum
 //! [`simulation`] — are use cases like the others: plain structs over the ports, taking
 //! domain values and the caller's principal, failing with typed errors in which a backend
-//! outage is `Unavailable` (retryable) and never mistaken for the caller's fault. The MCP
-//! tools only translate arguments and results.
+//! outage is [`Unavailable`] (retryable) and never mistaken for the caller's fault. The MCP
+//! tools and resources only translate arguments and results, and hand an outage on as it is.
 
 pub mod admin;
 pub mod audit_checkpoint;
@@ -19,6 +19,7 @@ pub mod keys;
 pub mod names;
 pub mod sessions;
 pub mod simulation;
+pub mod unavailable;
 pub mod vault;
 
 pub use admin::AdminService;
@@ -29,3 +30,4 @@ pub use authz::{AuthzExplainer, ExplainInput, Explanation, Permissions, TargetKi
 pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use sessions::{SessionError, SessionService};
+pub use unavailable::Unavailable;

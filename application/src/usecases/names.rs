@@ -16,8 +16,8 @@ use qudag_domain::dark::{DarkName, NameRecordBody, check_address};
 use qudag_domain::pqc::{DsaAlgorithm, KemAlgorithm, dsa};
 use qudag_domain::principal::Principal;
 
-use crate::BoxError;
 use crate::ports::{Clock, NameRegistry, NameRegistryError, SignedNameRecord};
+use crate::usecases::Unavailable;
 use crate::usecases::keys::{NoEntropy, ServerKeys, random};
 use crate::usecases::vault::owner_of;
 
@@ -105,15 +105,9 @@ pub enum NamesError {
     /// No randomness for the signature.
     #[error(transparent)]
     NoEntropy(#[from] NoEntropy),
-    /// The registry cannot be reached: retry later (HTTP 503).
-    #[error("{component} unavailable")]
-    Unavailable {
-        /// Which backend ([`NAME_REGISTRY`]).
-        component: &'static str,
-        /// What went wrong.
-        #[source]
-        source: BoxError,
-    },
+    /// The registry ([`NAME_REGISTRY`]) cannot be reached: retry later (HTTP 503).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl From<NameRegistryError> for NamesError {
@@ -123,7 +117,7 @@ impl From<NameRegistryError> for NamesError {
             NameRegistryError::CapacityExceeded { capacity } => Self::CapacityExceeded { capacity },
             NameRegistryError::Unavailable { source } => {
                 tracing::error!(error = %source, "Name registry unavailable");
-                Self::Unavailable { component: NAME_REGISTRY, source }
+                Self::Unavailable(Unavailable { component: NAME_REGISTRY, source })
             }
         }
     }
@@ -356,7 +350,7 @@ mod tests {
         let names = names_with(registry);
         let name = DarkName::parse("alice.dark").unwrap();
         let unavailable = |e: NamesError| {
-            assert!(matches!(e, NamesError::Unavailable { component: NAME_REGISTRY, .. }), "{e:?}");
+            assert!(matches!(e, NamesError::Unavailable(Unavailable { component: NAME_REGISTRY, .. })), "{e:?}");
         };
         unavailable(names.register(&alice(), registration(&name)).await.unwrap_err());
         unavailable(names.resolve(&name).await.unwrap_err());

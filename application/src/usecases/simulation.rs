@@ -18,7 +18,7 @@ use qudag_domain::quantum::{self, Analysis, Circuit, CircuitSpec, Execution, Lim
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::BoxError;
+use crate::usecases::Unavailable;
 use crate::usecases::keys::{NoEntropy, random};
 
 /// The component named in [`SimulationError::Unavailable`].
@@ -164,15 +164,9 @@ pub enum SimulationError {
     /// No randomness for a seed or an id.
     #[error(transparent)]
     NoEntropy(#[from] NoEntropy),
-    /// The simulator is shutting down: retry (on another node).
-    #[error("{component} unavailable")]
-    Unavailable {
-        /// Which component ([`SIMULATOR`]).
-        component: &'static str,
-        /// What went wrong.
-        #[source]
-        source: BoxError,
-    },
+    /// The simulator ([`SIMULATOR`]) is shutting down: retry (on another node).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 /// What an execution is asked to do.
@@ -347,11 +341,7 @@ impl Simulator {
     /// `Unavailable` when the simulator is shutting down, `Failed` when the task panicked or
     /// was cancelled (reported, never propagated as a panic).
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, SimulationError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| SimulationError::Unavailable { component: SIMULATOR, source: Box::new(e) })?;
+        let _permit = self.permits.acquire().await.map_err(|e| Unavailable::new(SIMULATOR, e))?;
         tokio::task::spawn_blocking(work).await.map_err(|e| {
             tracing::error!(error = %e, "A simulation task failed");
             SimulationError::Failed

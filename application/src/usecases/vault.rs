@@ -26,9 +26,9 @@ use qudag_domain::principal::Principal;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::BoxError;
 use crate::admission::{RequestContext, submit_audit};
-use crate::ports::{AuditSink, Clock, VaultEntry, VaultListQuery, VaultPage, VaultStore, VaultStoreError};
+use crate::ports::{AuditSink, Clock, VaultCounts, VaultEntry, VaultListQuery, VaultPage, VaultStore, VaultStoreError};
+use crate::usecases::Unavailable;
 use crate::usecases::keys::{NoEntropy, ServerKeys, random};
 
 /// The category prefix of entries that hold the server-held private keys minted by the
@@ -115,15 +115,9 @@ pub enum VaultError {
     /// No randomness for the id or the envelope.
     #[error(transparent)]
     NoEntropy(#[from] NoEntropy),
-    /// The store cannot be reached: retry later (HTTP 503).
-    #[error("{component} unavailable")]
-    Unavailable {
-        /// Which backend ([`VAULT_STORE`]).
-        component: &'static str,
-        /// What went wrong.
-        #[source]
-        source: BoxError,
-    },
+    /// The store ([`VAULT_STORE`]) cannot be reached: retry later (HTTP 503).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl From<VaultStoreError> for VaultError {
@@ -134,7 +128,7 @@ impl From<VaultStoreError> for VaultError {
             VaultStoreError::CapacityExceeded { capacity } => Self::CapacityExceeded { capacity },
             VaultStoreError::Unavailable { source } => {
                 tracing::error!(error = %source, "Vault store unavailable");
-                Self::Unavailable { component: VAULT_STORE, source }
+                Self::Unavailable(Unavailable { component: VAULT_STORE, source })
             }
         }
     }
@@ -294,6 +288,15 @@ impl Vault {
         Ok(self.store.list(&owner_of(caller), query, self.clock.now()).await?)
     }
 
+    /// How many live entries and owners the vault holds (counts only, never contents).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn counts(&self) -> Result<VaultCounts, VaultError> {
+        Ok(self.store.counts(self.clock.now()).await?)
+    }
+
     /// Audit that `caller` was handed the private key `key_id` (an admin's export).
     pub async fn record_key_export(&self, request: &RequestContext, caller: &Principal, key_id: &str) {
         let record = AuditRecord::new(self.clock.now(), AuditAction::AdminAction, Outcome::Success)
@@ -399,7 +402,7 @@ mod tests {
         let caller = Principal::anonymous([Role::Developer]);
         let request = RequestContext::default();
         let unavailable = |e: VaultError| {
-            assert!(matches!(e, VaultError::Unavailable { component: VAULT_STORE, .. }), "{e:?}");
+            assert!(matches!(e, VaultError::Unavailable(Unavailable { component: VAULT_STORE, .. })), "{e:?}");
             assert_eq!(e.to_string(), "vault_store unavailable");
         };
         unavailable(vault.put(&caller, secret("a", KemAlgorithm::MlKem768)).await.unwrap_err());
@@ -407,6 +410,7 @@ mod tests {
         unavailable(vault.open(&request, &caller, &Selector::Label("a".into())).await.unwrap_err());
         unavailable(vault.delete(&request, &caller, &Selector::Label("a".into())).await.unwrap_err());
         unavailable(vault.list(&caller, &VaultListQuery::first(10)).await.unwrap_err());
+        unavailable(vault.counts().await.unwrap_err());
     }
 
     /// The store's own refusals stay refusals.

@@ -85,7 +85,7 @@ impl McpEngine {
                     Ok(ToolResponse::Complete(result)) if result.is_error == Some(true) => {
                         Some(wire::first_text(&result.content).unwrap_or_else(|| "tool reported an error".into()))
                     }
-                    Ok(ToolResponse::Unavailable { component, .. }) => Some(format!("{component} unavailable")),
+                    Ok(ToolResponse::Unavailable(outage)) => Some(outage.to_string()),
                     Ok(_) => None,
                     Err(e) => Some(e.message.to_string()),
                 };
@@ -102,9 +102,7 @@ impl McpEngine {
                         )])))
                     }
                     // A backend outage is the request's retryable refusal, not the tool's answer.
-                    ToolResponse::Unavailable { component, source } => {
-                        Err(Refusal::Unavailable { component, source: Box::new(source) }.into())
-                    }
+                    ToolResponse::Unavailable(outage) => Err(Refusal::from(outage).into()),
                 }
             }
             ClientRequest::ListPromptsRequest(r) => {

@@ -35,7 +35,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::bus::{ANSWERS_TOPIC, NodeMessage};
-use super::catalog::Catalog;
+use super::catalog::{Catalog, ResourceError};
 use super::context::{Outbox, PendingRequests};
 use super::wire;
 use crate::admission::{Admission, Caller, Refusal};
@@ -155,6 +155,16 @@ pub enum EngineError {
 impl From<ErrorData> for EngineError {
     fn from(e: ErrorData) -> Self {
         Self::Rpc(e)
+    }
+}
+
+/// A resource's backend outage is refused as a tool's is; its other errors go out as they are.
+impl From<ResourceError> for EngineError {
+    fn from(e: ResourceError) -> Self {
+        match e {
+            ResourceError::Unavailable(outage) => Self::Refused(outage.into()),
+            ResourceError::Rpc(e) => Self::Rpc(e),
+        }
     }
 }
 
@@ -589,3 +599,7 @@ fn backend_of(e: &EngineError) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
