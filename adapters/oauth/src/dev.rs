@@ -37,14 +37,25 @@ impl DevKey {
     ///
     /// # Errors
     /// A message naming the file when it cannot be read, written or parsed.
+    ///
+    /// Processes that start together (`serve --dev &` and `dev-token` at once, as the quick
+    /// start does) end up with the same key: the file appears complete or not at all, and a
+    /// process that finds another's key already in place uses that one.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
         let pem = match std::fs::read(path) {
             Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let pem = generate_pem()?;
-                write_private(path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::info!(path = %path.display(), "Developer signing key created");
-                pem
+                match write_private(path, &pem) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "Developer signing key created");
+                        pem
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    }
+                    Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+                }
             }
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
@@ -136,11 +147,15 @@ fn generate_pem() -> Result<Vec<u8>, String> {
     Ok(pem.into_bytes())
 }
 
+/// Write `contents` to `path` (mode 0600) unless it exists (`AlreadyExists`), so that the
+/// file is seen whole or not at all: written to a file of this process's own beside it,
+/// then linked into place, which fails rather than replaces.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = dir.join(format!(".{name}.{}.{:x}", std::process::id(), staging_suffix()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -148,7 +163,45 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = options.open(&staging).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&staging, path));
+    let _ = std::fs::remove_file(&staging);
+    linked
+}
+
+/// A number that differs between calls of one process (threads included).
+fn staging_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let path = dir.join("dev.key");
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| DevKey::load_or_create(&path).unwrap().kid.clone())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+        assert_eq!(DevKey::load_or_create(&path).unwrap().kid, kids[0], "the key stays");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("dev.key")], "no staging file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
