@@ -35,29 +35,30 @@ impl std::fmt::Debug for DevKey {
 impl DevKey {
     /// The key in `path`, created (mode 0600) if the file does not exist.
     ///
-    /// # Errors
-    /// A message naming the file when it cannot be read, written or parsed.
-    ///
     /// Processes that start together (`serve --dev &` and `dev-token` at once, as the quick
     /// start does) end up with the same key: the file appears complete or not at all, and a
-    /// process that finds another's key already in place uses that one.
+    /// process that finds another's key already in place uses that one. A file other users
+    /// may read or change is refused: whoever reads the key can mint tokens a `--dev` server
+    /// trusts, and the default place is the shared temporary directory.
+    ///
+    /// # Errors
+    /// A message naming the file when it cannot be read, written or parsed, or is not
+    /// private to its owner.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        let pem = match std::fs::read(path) {
-            Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let pem = match read_private(path)? {
+            Some(pem) => pem,
+            None => {
                 let pem = generate_pem()?;
                 match write_private(path, &pem) {
                     Ok(()) => {
                         tracing::info!(path = %path.display(), "Developer signing key created");
                         pem
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_private(path)?
+                        .ok_or_else(|| format!("cannot read {}: it vanished as it was made", path.display()))?,
                     Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
                 }
             }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         Self::from_pem(&pem).map_err(|e| format!("{} is not a PKCS #8 P-256 key: {e}", path.display()))
     }
@@ -147,6 +148,33 @@ fn generate_pem() -> Result<Vec<u8>, String> {
     Ok(pem.into_bytes())
 }
 
+/// The bytes of `path`, `None` when there is no such file; refused when its mode lets
+/// other users read or change it.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} may be read or changed by other users (mode {:o}), who could then mint tokens a --dev server \
+                 trusts: remove it (a new key is made) or make it private (chmod 600)",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    let mut pem = Vec::new();
+    file.read_to_end(&mut pem).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(Some(pem))
+}
+
 /// Write `contents` to `path` (mode 0600) unless it exists (`AlreadyExists`), so that the
 /// file is seen whole or not at all: written to a file of this process's own beside it,
 /// then linked into place, which fails rather than replaces.
@@ -202,6 +230,21 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_other_users_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let path = dir.join("dev.key");
+        let kid = DevKey::load_or_create(&path).unwrap().kid;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DevKey::load_or_create(&path).unwrap_err();
+        assert!(err.contains("other users") && err.contains("644"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(DevKey::load_or_create(&path).unwrap().kid, kid);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
