@@ -2,8 +2,9 @@
 # Check the deployment files: yamllint over every YAML file, kubernetes-validate over the
 # rendered kustomize output (schemas shipped with the package, offline), the compose files
 # against the Compose Specification's schema (shipped with check-jsonschema, offline),
-# hadolint over the Dockerfile, and `nginx -t` over the nginx configuration. Installs its pinned tools on first
-# use (a virtualenv under $QUDAG_TOOLS_DIR, nginx from Debian's packages).
+# hadolint over the Dockerfile, `nginx -t` over the nginx configuration, and promtool over the
+# Prometheus alert rules and the Grafana dashboard's queries. Installs its pinned tools on first
+# use (a virtualenv under $QUDAG_TOOLS_DIR, nginx and promtool from Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,4 +58,31 @@ NGINX
 # in a mount namespace of its own.
 printf '127.0.0.1 localhost qudag-1 qudag-2 qudag-3\n' > "$conf/hosts"
 unshare -m sh -c "mount --bind '$conf/hosts' /etc/hosts && nginx -t -q -c '$conf/nginx.conf'"
+echo "promtool: alert rules, their unit tests, the dashboard's queries"
+if ! command -v promtool >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package starts its server where it can; the checks need only promtool.
+  /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
+promtool check rules --lint-fatal deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts.test.yml
+# Each query of the dashboard as a recording rule (Grafana's $variables given values), so
+# that promtool parses it as Prometheus would.
+python3 - deploy/grafana/qudag-mcp.json "$rendered/dashboard-rules.yml" <<'PY'
+import json, sys
+dashboard = json.load(open(sys.argv[1]))
+def targets(panels):
+    for panel in panels:
+        for target in panel.get("targets", []):
+            yield f'{panel["title"]} {target["refId"]}', target["expr"]
+        yield from targets(panel.get("panels", []))
+rules = []
+for title, expr in targets(dashboard["panels"]):
+    for var, value in (("$__rate_interval", "1m"), ("$job", "qudag-mcp"), ("$instance", ".*")):
+        expr = expr.replace(var, value)
+    rules.append({"record": "dashboard:query", "expr": expr, "labels": {"panel": title}})
+json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[2], "w"))
+print(f"{len(rules)} dashboard queries")
+PY
+promtool check rules --lint-fatal "$rendered/dashboard-rules.yml"
 echo "deployment files OK"

@@ -376,7 +376,7 @@ fn services(
         None
     } else {
         Some(RateLimitSettings {
-            policy: QuotaPolicy::per_minute(r.requests_per_minute, r.burst)
+            policy: QuotaPolicy::per_minute(r.requests_per_minute, r.effective_burst())
                 .context("QUDAG_RATE_LIMIT / QUDAG_RATE_LIMIT_BURST")?,
             per_user: r.per_user,
             on_failure: match r.on_failure {

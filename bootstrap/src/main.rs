@@ -27,6 +27,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
                 println!("# configuration is valid\n{}", settings.to_toml());
+                let limits = &settings.rate_limit;
+                if limits.burst.is_none() && limits.requests_per_minute > 0 {
+                    println!(
+                        "# rate_limit.burst is not set: {} (a minute of requests_per_minute, at most {})",
+                        limits.effective_burst(),
+                        settings::MAX_DEFAULT_BURST
+                    );
+                }
                 for name in settings::unknown_variables(std::env::vars()) {
                     eprintln!("warning: unknown variable {name} is ignored");
                 }

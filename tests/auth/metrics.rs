@@ -82,7 +82,7 @@ async fn mcp_traffic_moves_the_right_series_by_the_right_amounts() {
     let audit_file = dir.path().join("audit.jsonl");
     let app = server(&issuer, |s| {
         s.rate_limit.requests_per_minute = 1;
-        s.rate_limit.burst = 3;
+        s.rate_limit.burst = Some(3);
         s.audit.sink = AuditSinkKind::File;
         s.audit.file = Some(audit_file);
     })

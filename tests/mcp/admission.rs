@@ -13,7 +13,7 @@ use crate::client::Session;
 async fn limited(burst: u32) -> TestApp {
     spawn_fixture_app(move |s| {
         s.rate_limit.requests_per_minute = 6;
-        s.rate_limit.burst = burst;
+        s.rate_limit.burst = Some(burst);
     })
     .await
 }

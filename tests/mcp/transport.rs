@@ -113,7 +113,7 @@ async fn without_a_token_the_answer_is_401_pointing_at_the_metadata() {
 async fn rate_limits_answer_429_with_retry_after() {
     let app = spawn_fixture_app(|s| {
         s.rate_limit.requests_per_minute = 60;
-        s.rate_limit.burst = 4;
+        s.rate_limit.burst = Some(4);
     })
     .await;
     // initialize and its notifications/initialized cost one each, like every inbound message

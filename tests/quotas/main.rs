@@ -14,7 +14,7 @@ async fn node(url: &str, prefix: &str, fail_closed: bool) -> TestApp {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
     spawn_fixture_app(move |s| {
         s.rate_limit.requests_per_minute = 60;
-        s.rate_limit.burst = 5;
+        s.rate_limit.burst = Some(5);
         s.rate_limit.store = qudag_mcp::settings::StateStore::Redis;
         s.rate_limit.on_failure = if fail_closed {
             qudag_mcp::settings::FailurePolicy::FailClosed

@@ -35,18 +35,30 @@ impl std::fmt::Debug for DevKey {
 impl DevKey {
     /// The key in `path`, created (mode 0600) if the file does not exist.
     ///
+    /// Processes that start together (`serve --dev &` and `dev-token` at once, as the quick
+    /// start does) end up with the same key: the file appears complete or not at all, and a
+    /// process that finds another's key already in place uses that one. A file other users
+    /// may read or change is refused: whoever reads the key can mint tokens a `--dev` server
+    /// trusts, and the default place is the shared temporary directory.
+    ///
     /// # Errors
-    /// A message naming the file when it cannot be read, written or parsed.
+    /// A message naming the file when it cannot be read, written or parsed, or is not
+    /// private to its owner.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        let pem = match std::fs::read(path) {
-            Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let pem = match read_private(path)? {
+            Some(pem) => pem,
+            None => {
                 let pem = generate_pem()?;
-                write_private(path, &pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::info!(path = %path.display(), "Developer signing key created");
-                pem
+                match write_private(path, &pem) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "Developer signing key created");
+                        pem
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_private(path)?
+                        .ok_or_else(|| format!("cannot read {}: it vanished as it was made", path.display()))?,
+                    Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+                }
             }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         Self::from_pem(&pem).map_err(|e| format!("{} is not a PKCS #8 P-256 key: {e}", path.display()))
     }
@@ -136,11 +148,42 @@ fn generate_pem() -> Result<Vec<u8>, String> {
     Ok(pem.into_bytes())
 }
 
+/// The bytes of `path`, `None` when there is no such file; refused when its mode lets
+/// other users read or change it.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} may be read or changed by other users (mode {:o}), who could then mint tokens a --dev server \
+                 trusts: remove it (a new key is made) or make it private (chmod 600)",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    let mut pem = Vec::new();
+    file.read_to_end(&mut pem).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(Some(pem))
+}
+
+/// Write `contents` to `path` (mode 0600) unless it exists (`AlreadyExists`), so that the
+/// file is seen whole or not at all: written to a file of this process's own beside it,
+/// then linked into place, which fails rather than replaces.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = dir.join(format!(".{name}.{}.{:x}", std::process::id(), staging_suffix()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -148,7 +191,60 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = options.open(&staging).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&staging, path));
+    let _ = std::fs::remove_file(&staging);
+    linked
+}
+
+/// A number that differs between calls of one process (threads included).
+fn staging_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let path = dir.join("dev.key");
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| DevKey::load_or_create(&path).unwrap().kid.clone())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+        assert_eq!(DevKey::load_or_create(&path).unwrap().kid, kids[0], "the key stays");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("dev.key")], "no staging file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_other_users_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let path = dir.join("dev.key");
+        let kid = DevKey::load_or_create(&path).unwrap().kid;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DevKey::load_or_create(&path).unwrap_err();
+        assert!(err.contains("other users") && err.contains("644"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(DevKey::load_or_create(&path).unwrap().kid, kid);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

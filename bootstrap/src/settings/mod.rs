@@ -40,7 +40,7 @@ pub use logging::{LogFormat, LoggingSettings};
 pub use mcp::{McpSettings, parse_cidr};
 /// How a URL that may carry credentials is shown (the server's one redaction rule).
 pub use qudag_domain::redact::redact_url;
-pub use rate_limit::{FailurePolicy, RateLimitSettings};
+pub use rate_limit::{FailurePolicy, MAX_DEFAULT_BURST, RateLimitSettings};
 pub use redis::{RedisSettings, StateStore};
 pub use server::{Protocol, ServerSettings, TlsVersion};
 pub use sessions::SessionSettings;

@@ -1,5 +1,10 @@
 //! `[rate_limit]`: the per-caller rate limit and daily quota on `/mcp`, and what happens
 //! when the limiter's backend cannot be reached (`QUDAG_RATE_LIMIT*`, `QUDAG_DAILY_QUOTA`).
+//!
+//! The burst follows the rate unless it is given: a caller may spend at most one minute's
+//! worth of requests at once, and never more than [`MAX_DEFAULT_BURST`]. A burst that is
+//! given (`QUDAG_RATE_LIMIT_BURST`, `burst` in the file) is used as it is, also above the
+//! rate: a larger bucket that refills at the same rate is a deliberate choice, not a mistake.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,14 +23,19 @@ pub enum FailurePolicy {
     FailClosed,
 }
 
+/// The largest burst a caller gets when none is configured.
+pub const MAX_DEFAULT_BURST: u32 = 100;
+
 /// Rate limits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Requests per minute per caller; 0 turns rate limiting off.
     pub requests_per_minute: u32,
-    /// Requests a caller may make at once from a full allowance.
-    pub burst: u32,
+    /// Requests a caller may make at once from a full allowance; unset, it follows the rate
+    /// ([`RateLimitSettings::effective_burst`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
     /// Count authenticated callers per principal rather than per address.
     pub per_user: bool,
     /// Keys remembered at most (memory limiter).
@@ -42,7 +52,7 @@ impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
             requests_per_minute: 600,
-            burst: 100,
+            burst: None,
             per_user: true,
             max_keys: 100_000,
             on_failure: FailurePolicy::FailOpen,
@@ -53,11 +63,17 @@ impl Default for RateLimitSettings {
 }
 
 impl RateLimitSettings {
+    /// The burst in force: the configured one, else one minute's worth of requests up to
+    /// [`MAX_DEFAULT_BURST`] (at least 1).
+    pub fn effective_burst(&self) -> u32 {
+        self.burst.unwrap_or_else(|| self.requests_per_minute.clamp(1, MAX_DEFAULT_BURST))
+    }
+
     /// Set `field` from a variable's text.
     pub(super) fn set(&mut self, field: &str, v: &str) -> Result<(), String> {
         match field {
             "requests_per_minute" => self.requests_per_minute = parse_num(v)?,
-            "burst" => self.burst = parse_num(v)?,
+            "burst" => self.burst = Some(parse_num(v)?),
             "per_user" => self.per_user = parse_bool(v)?,
             "max_keys" => self.max_keys = parse_num(v)?,
             "on_failure" => {
@@ -76,7 +92,7 @@ impl RateLimitSettings {
     /// Check the section; with limiting off (`QUDAG_RATE_LIMIT=0`) the other values are moot.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.requests_per_minute > 0 {
-            if self.burst == 0 {
+            if self.burst == Some(0) {
                 return Err(ConfigError::invalid("QUDAG_RATE_LIMIT_BURST", 0, "must be at least 1"));
             }
             if self.max_keys == 0 {

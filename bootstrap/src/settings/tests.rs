@@ -162,10 +162,50 @@ fn every_variable_applies_its_value() {
     assert_eq!(s.logging.format, LogFormat::Json);
     assert_eq!((s.sessions.idle_timeout_secs, s.sessions.absolute_timeout_secs, s.sessions.max_sessions), (60, 120, 5));
     assert_eq!(s.rate_limit.requests_per_minute, 30);
-    assert_eq!(s.rate_limit.burst, 3);
+    assert_eq!(s.rate_limit.burst, Some(3));
+    assert_eq!(s.rate_limit.effective_burst(), 3);
     assert!(!s.rate_limit.per_user);
     assert_eq!(s.rate_limit.max_keys, 50);
     assert_eq!(s.rate_limit.on_failure, FailurePolicy::FailClosed);
+}
+
+#[test]
+fn the_burst_follows_the_rate_unless_it_is_given() {
+    let burst = |pairs: &[(&str, &str)]| load(pairs).unwrap().rate_limit.effective_burst();
+    // At most one minute's worth, at most 100.
+    assert_eq!(burst(&[]), 100, "the default 600 per minute");
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "30")]), 30);
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "100")]), 100);
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "101")]), 100);
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "1")]), 1);
+    // A burst given wins, below the rate and above it.
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "30"), ("QUDAG_RATE_LIMIT_BURST", "5")]), 5);
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT", "30"), ("QUDAG_RATE_LIMIT_BURST", "100")]), 100);
+    assert_eq!(burst(&[("QUDAG_RATE_LIMIT_BURST", "250")]), 250);
+    // Unset, the burst is not written out as if it had been given: the effective
+    // configuration read back still follows the rate.
+    let s = load(&[("QUDAG_RATE_LIMIT", "30")]).unwrap();
+    assert!(!s.to_toml().contains("burst"), "{}", s.to_toml());
+    let mut back: Settings = toml::from_str(&s.to_toml()).unwrap();
+    assert_eq!(back.rate_limit.effective_burst(), 30);
+    back.rate_limit.requests_per_minute = 10;
+    assert_eq!(back.rate_limit.effective_burst(), 10);
+}
+
+#[test]
+fn a_burst_in_the_file_is_kept_and_the_environment_overrides_it() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        file,
+        "[rate_limit]\nrequests_per_minute = 30\nburst = 60\n\
+         [auth]\nissuer_url = \"https://issuer.example\"\naudience = \"api\""
+    )
+    .unwrap();
+    let from_file = Settings::load(Some(file.path()), env(&[]), &FlagOverrides::default()).unwrap();
+    assert_eq!(from_file.rate_limit.effective_burst(), 60);
+    let env_over_file =
+        Settings::load(Some(file.path()), env(&[("QUDAG_RATE_LIMIT_BURST", "7")]), &FlagOverrides::default()).unwrap();
+    assert_eq!(env_over_file.rate_limit.effective_burst(), 7);
 }
 
 #[test]

@@ -147,8 +147,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "QUDAG_RATE_LIMIT_BURST",
         key: "rate_limit.burst",
-        default: "100",
-        help: "requests a caller may make at once from a full allowance (at least 1)",
+        default: "min(100, QUDAG_RATE_LIMIT)",
+        help: "requests a caller may make at once from a full allowance (at least 1); unset, one minute's worth of QUDAG_RATE_LIMIT, at most 100; a value given is used as it is, also above QUDAG_RATE_LIMIT",
     },
     EnvVar {
         name: "QUDAG_RATE_LIMIT_PER_USER",
