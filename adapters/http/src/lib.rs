@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use poem::endpoint::make_sync;
 use poem::web::Html;
-use poem::{Endpoint, EndpointExt, Response, Route};
+use poem::{Endpoint, EndpointExt, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use qudag_application::usecases::HealthService;
 
@@ -127,7 +127,7 @@ pub fn router(state: HttpState) -> impl Endpoint {
     let spec = make_sync(move |_| Response::builder().content_type("application/json").body(document.clone()));
     let docs = make_sync(move |_| Html(page.clone()));
     let allow = openapi::allowed_methods(&Apis::meta(), &UNDOCUMENTED_ROUTES);
-    let mut route = Route::new().at("/openapi.json", spec).nest("/docs", Route::new().at("/", docs));
+    let mut route = Route::new().at("/openapi.json", get(spec)).nest("/docs", Route::new().at("/", get(docs)));
     if let Some(mcp) = state.mcp {
         route = route.at("/mcp", mcp);
     }

@@ -370,3 +370,123 @@ impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use poem::http::Method;
+    use poem::test::TestClient;
+    use serde_json::{Value, json};
+
+    use crate::{HttpState, openapi_json, router};
+
+    fn document() -> Value {
+        serde_json::from_str(&openapi_json("1.2.3")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_405_names_the_allowed_methods() {
+        let cli = TestClient::new(router(HttpState::minimal("1.2.3")));
+        let doc = document();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let declared: Vec<String> = item.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
+            let mut expected = declared.clone();
+            if declared.contains(&"GET".to_owned()) {
+                expected.push("HEAD".into());
+            }
+            for method in ["GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS", "QUERY"] {
+                if declared.iter().any(|m| m == method) {
+                    continue;
+                }
+                let resp = cli.request(Method::from_bytes(method.as_bytes()).unwrap(), path).send().await;
+                resp.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
+                let allow = resp.0.headers().get("allow").unwrap_or_else(|| panic!("{method} {path}: no Allow"));
+                let mut allowed: Vec<String> = allow.to_str().unwrap().split(", ").map(str::to_owned).collect();
+                allowed.sort();
+                expected.sort();
+                assert_eq!(allowed, expected, "{method} {path}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 50, "{checked}");
+        for path in ["/openapi.json", "/docs"] {
+            let resp = cli.request(Method::DELETE, path).send().await;
+            resp.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
+            resp.assert_header("allow", "GET, HEAD");
+        }
+    }
+
+    #[test]
+    fn the_document_declares_the_bearer_scheme_on_the_admin_operations_only() {
+        let doc = document();
+        assert_eq!(doc["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let secured = op.get("security").is_some_and(|s| s == &json!([{ "bearerAuth": [] }]));
+                assert_eq!(secured, path.starts_with("/admin/"), "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_says_what_the_admin_endpoints_answer() {
+        let doc = document();
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(statuses("/admin/audit", "get"), ["200", "400", "401", "403", "404", "429", "503"]);
+        assert_eq!(statuses("/admin/authz/explain", "post"), ["200", "400", "401", "403", "404", "415", "429", "503"]);
+        let event = &doc["components"]["schemas"]["AuditEvent"]["properties"];
+        for nullable in ["actor", "target", "request_id", "client_addr", "node"] {
+            assert_eq!(event[nullable]["nullable"], true, "{nullable}");
+        }
+        assert_eq!(doc["components"]["schemas"]["AuditPage"]["properties"]["next_cursor"]["nullable"], true);
+        let actions: Vec<&str> = qudag_domain::audit::AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(doc["components"]["schemas"]["AuditAction"]["enum"], json!(actions));
+        assert_eq!(doc["components"]["schemas"]["AuditOutcome"]["enum"], json!(["success", "failure", "denied"]));
+        for param in doc["paths"]["/admin/audit"]["get"]["parameters"].as_array().unwrap() {
+            assert_eq!(param["allowEmptyValue"], true, "{param}");
+        }
+    }
+
+    /// Without an admin state the endpoints answer 503 once the request is read: so a 503
+    /// here means the request was accepted as well formed.
+    #[tokio::test]
+    async fn empty_query_values_are_absent_and_bad_ones_are_named() {
+        let cli = TestClient::new(router(HttpState::minimal("1.2.3")));
+        let body = |resp: poem::test::TestResponse| async move {
+            serde_json::from_str::<Value>(&resp.0.into_body().into_string().await.unwrap()).unwrap()
+        };
+        let resp = cli.get("/admin/audit?from=&to=&actor=&action=&outcome=&cursor=&limit=").send().await;
+        resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
+        let accepted = "/admin/audit?from=1900-01-01T00:00:00Z&to=2026-11-24T10:15:30.25%2B01:00&action=tool.called&outcome=denied&limit=1000";
+        cli.get(accepted).send().await.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
+        for (query, reason) in [
+            ("action=tool.exploded", "bad_action"),
+            ("outcome=meh", "bad_outcome"),
+            ("from=yesterday", "bad_from"),
+            ("limit=0", "bad_limit"),
+            ("limit=1001", "bad_limit"),
+            ("limit=ten", "bad_limit"),
+            ("action=tool.called&action=auth.failed", "bad_action"),
+        ] {
+            let resp = cli.get(format!("/admin/audit?{query}")).send().await;
+            resp.assert_status(poem::http::StatusCode::BAD_REQUEST);
+            resp.assert_content_type("application/json; charset=utf-8");
+            assert_eq!(body(resp).await["reason"], reason, "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explain_body_in_another_media_type_is_415_in_the_documented_shape() {
+        let cli = TestClient::new(router(HttpState::minimal("1.2.3")));
+        let resp = cli.post("/admin/authz/explain").body("target=x").send().await;
+        resp.assert_status(poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        resp.assert_content_type("application/json; charset=utf-8");
+        let resp =
+            cli.post("/admin/authz/explain").content_type("application/json").body("{\"roles\": 5}").send().await;
+        resp.assert_status(poem::http::StatusCode::BAD_REQUEST);
+        let resp = cli.post("/admin/authz/explain").body_json(&json!({"target": "x", "claims": null})).send().await;
+        resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
