@@ -285,7 +285,7 @@ impl<'a> ApiExtractor<'a> for BearerToken {
 
 /// The document `raw` (poem-openapi's), with what its derives cannot say added: every
 /// optional query parameter is `allowEmptyValue` (each is an [`EmptyIsAbsent`]; a test holds
-/// the server to it).
+/// the server to it), and the audit trail's pages link to the next one.
 ///
 /// # Panics
 /// When `raw` is not JSON (poem-openapi always writes JSON).
@@ -301,6 +301,19 @@ pub fn document(raw: &str) -> String {
                 }
             }
         }
+    }
+    // The next page of the audit trail: what `next_cursor` is for.
+    if let Some(ok) = doc.pointer_mut("/paths/~1admin~1audit/get/responses/200").and_then(Value::as_object_mut) {
+        ok.insert(
+            "links".into(),
+            serde_json::json!({
+                "nextPage": {
+                    "operationId": "readAuditTrail",
+                    "parameters": { "cursor": "$response.body#/next_cursor" },
+                    "description": "The next page: `next_cursor` as `cursor` (with the same filters)."
+                }
+            }),
+        );
     }
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
 }
@@ -444,6 +457,8 @@ mod tests {
         let actions: Vec<&str> = qudag_domain::audit::AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(doc["components"]["schemas"]["AuditAction"]["enum"], json!(actions));
         assert_eq!(doc["components"]["schemas"]["AuditOutcome"]["enum"], json!(["success", "failure", "denied"]));
+        let next = &doc["paths"]["/admin/audit"]["get"]["responses"]["200"]["links"]["nextPage"];
+        assert_eq!(next["parameters"]["cursor"], "$response.body#/next_cursor");
         for param in doc["paths"]["/admin/audit"]["get"]["parameters"].as_array().unwrap() {
             assert_eq!(param["allowEmptyValue"], true, "{param}");
         }
