@@ -75,68 +75,19 @@ impl Timestamp {
     /// Parse an RFC 3339 date-time (`2026-11-24T10:15:30Z`, `…30.25+01:00`); instants before
     /// 1970 and beyond microsecond range are refused. Returns `None` on any malformed input.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
-        let b = text.trim().as_bytes();
-        let num = |r: std::ops::Range<usize>| -> Option<u64> {
-            let part = b.get(r)?;
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            std::str::from_utf8(part).ok()?.parse().ok()
-        };
-        if b.len() < 20
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || !matches!(b[10], b'T' | b't' | b' ')
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return None;
+        let (secs, micros) = rfc3339_parts(text)?;
+        u64::try_from(secs).ok()?.checked_mul(1_000_000)?.checked_add(micros).map(Self)
+    }
+
+    /// Like [`Self::parse_rfc3339`], but a well-formed instant before 1970 is read as the
+    /// epoch itself: for bounds of a range of events, where "from 1900" means "from the
+    /// beginning".
+    pub fn parse_rfc3339_clamped(text: &str) -> Option<Self> {
+        let (secs, micros) = rfc3339_parts(text)?;
+        if secs < 0 {
+            return Some(Self::UNIX_EPOCH);
         }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month)
-            || day == 0
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
-            return None;
-        }
-        let mut i = 19;
-        let mut micros = 0u64;
-        if b.get(i) == Some(&b'.') {
-            let start = i + 1;
-            i = start;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            let digits = b.get(start..i)?;
-            if digits.is_empty() {
-                return None;
-            }
-            for (k, d) in digits.iter().take(6).enumerate() {
-                micros += u64::from(d - b'0') * 10u64.pow(5 - k as u32);
-            }
-        }
-        let offset_secs: i64 = match b.get(i..)? {
-            [b'Z' | b'z'] => 0,
-            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-                let h = i64::try_from(num(i + 1..i + 3)?).ok()?;
-                let m = i64::try_from(num(i + 4..i + 6)?).ok()?;
-                let _ = (h1, h2, m1, m2);
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                let total = h * 3_600 + m * 60;
-                if *sign == b'+' { total } else { -total }
-            }
-            _ => return None,
-        };
-        let days = i64::try_from(days_from_civil(year, month, day)?).ok()?;
-        let local = days.checked_mul(86_400)?.checked_add(i64::try_from(hour * 3_600 + minute * 60 + second).ok()?)?;
-        let utc = u64::try_from(local.checked_sub(offset_secs)?).ok()?;
-        utc.checked_mul(1_000_000)?.checked_add(micros).map(Self)
+        u64::try_from(secs).ok()?.checked_mul(1_000_000)?.checked_add(micros).map(Self)
     }
 
     /// The UTC calendar day this instant falls on, as days since the epoch.
@@ -156,6 +107,72 @@ pub fn duration_micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// The parts of an RFC 3339 date-time: seconds since the epoch (negative before 1970) and
+/// microseconds; `None` on malformed input.
+fn rfc3339_parts(text: &str) -> Option<(i64, u64)> {
+    let b = text.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let part = b.get(r)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0u64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let digits = b.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        for (k, d) in digits.iter().take(6).enumerate() {
+            micros += u64::from(d - b'0') * 10u64.pow(5 - k as u32);
+        }
+    }
+    let offset_secs: i64 = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = i64::try_from(num(i + 1..i + 3)?).ok()?;
+            let m = i64::try_from(num(i + 4..i + 6)?).ok()?;
+            let _ = (h1, h2, m1, m2);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let total = h * 3_600 + m * 60;
+            if *sign == b'+' { total } else { -total }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day)?;
+    let local = days.checked_mul(86_400)?.checked_add(i64::try_from(hour * 3_600 + minute * 60 + second).ok()?)?;
+    Some((local.checked_sub(offset_secs)?, micros))
+}
+
 /// Days in `month` of `year` (Gregorian).
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
@@ -166,16 +183,16 @@ fn days_in_month(year: u64, month: u64) -> u64 {
     }
 }
 
-/// A (year, month, day) on or after 1970-01-01 to days since the epoch (Howard Hinnant's
-/// `days_from_civil`); `None` before the epoch.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let y = if month <= 2 { year.checked_sub(1)? } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
+/// A (year, month, day) to days since the epoch, negative before 1970 (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<i64> {
+    let y = i64::try_from(year).ok()? - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::try_from(if month > 2 { month - 3 } else { month + 9 }).ok()?;
+    let doy = (153 * mp + 2) / 5 + i64::try_from(day).ok()? - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).checked_sub(719_468)
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// Days since the epoch to a (year, month, day) in the proleptic Gregorian calendar.
@@ -235,6 +252,27 @@ mod tests {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
         assert!(Timestamp::parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn clamped_parsing_reads_instants_before_1970_as_the_epoch() {
+        for early in
+            ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1970-01-01T00:30:00+01:00", "1900-02-28T12:00:00.5-23:59"]
+        {
+            assert_eq!(Timestamp::parse_rfc3339(early), None, "{early}");
+            assert_eq!(Timestamp::parse_rfc3339_clamped(early), Some(Timestamp::UNIX_EPOCH), "{early}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339_clamped("2026-11-24T01:30:00+01:30"),
+            Some(Timestamp::from_secs(1_795_478_400))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339_clamped("9999-12-31T23:59:59.999999-23:59").map(|t| t.day_number()),
+            Some(2_932_897)
+        );
+        for bad in ["", "1969-13-01T00:00:00Z", "1900-02-29T00:00:00Z", "yesterday"] {
+            assert_eq!(Timestamp::parse_rfc3339_clamped(bad), None, "{bad}");
+        }
     }
 
     #[test]

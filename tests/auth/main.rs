@@ -497,7 +497,9 @@ async fn admins_can_ask_why_a_call_is_denied() {
             .await
             .unwrap();
     assert_eq!(x["allowed"], true, "{x}");
-    assert_eq!(ask(admin, json!({"target": "nope"})).await.unwrap().status(), 400);
+    let unknown = ask(admin, json!({"target": "nope"})).await.unwrap();
+    assert_eq!(unknown.status(), 404, "a target that names nothing is not found");
+    assert_eq!(unknown.json::<Value>().await.unwrap()["reason"], "unknown_target");
 
     let developer = issuer.token("qudag-developer", None, None).await.unwrap();
     let resp = ask(developer, json!({"target": "nope"})).await.unwrap();

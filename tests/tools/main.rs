@@ -722,7 +722,19 @@ async fn auditors_read_the_audit_trail_over_admin_audit() {
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().await.unwrap();
     assert_eq!(bad["reason"], "bad_from", "{bad}");
-    assert_eq!(get("auditor", "?cursor=forged").await.status(), 400);
+    let forged = get("auditor", "?cursor=forged").await;
+    assert_eq!(forged.status(), 404, "a cursor this server did not hand out names no page");
+    assert_eq!(forged.json::<Value>().await.unwrap()["reason"], "unknown_cursor");
+    // Empty parameters are absent; a reversed range is an empty one.
+    // (Each read is audited too, so compare reads that cannot see one another.)
+    let dana = "?action=tool.called&actor=urn:qudag-mcp:dev%23dana";
+    let all: Value = get("auditor", dana).await.json().await.unwrap();
+    let empty = get("auditor", &format!("{dana}&from=&to=&outcome=&cursor=&limit=")).await;
+    assert_eq!(empty.status(), 200);
+    assert_eq!(empty.json::<Value>().await.unwrap()["events"], all["events"]);
+    let reversed = get("auditor", "?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z").await;
+    assert_eq!(reversed.status(), 200);
+    assert_eq!(reversed.json::<Value>().await.unwrap()["events"], json!([]));
     assert_eq!(app.client.get(app.url("/admin/audit")).send().await.unwrap().status(), 401);
     // Reading the audit trail is itself audited.
     let reads: Value = get("admin", "?action=tool.called").await.json().await.unwrap();

@@ -7,19 +7,22 @@
 //!   for given roles and scopes (or a token's claims) and a tool, prompt or endpoint.
 //! - `GET /admin/audit`: the audit trail, filtered and paged (roles auditor and admin).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use poem::Request;
+use poem::http::StatusCode;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::types::ParseFromJSON;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use qudag_application::admission::Caller;
 use qudag_application::usecases::{AdminError as Failure, AdminService, AuditRequest, ExplainInput};
 use serde_json::Value;
 
 use crate::auth::{self, PublicOrigin};
 use crate::errors::{AdminRefusal, admin_refusal};
+use crate::openapi::{AuditActionName, BearerToken, DateTime, EmptyIsAbsent, PermissionName, RoleName, ScopeName};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -32,9 +35,11 @@ enum ApiTags {
 #[derive(Object, Debug, Clone, PartialEq)]
 pub struct ExplainRequest {
     /// A tool or prompt name, or an admin endpoint as `METHOD path`
-    /// (e.g. `POST /admin/authz/explain`).
+    /// (e.g. `POST /admin/authz/explain`). One that names nothing is answered 404.
+    #[oai(validator(min_length = 1))]
     pub target: String,
-    /// Role names, as a token carries them.
+    /// Role names, as a token carries them (unknown names grant nothing and are listed in
+    /// `unknown_roles`).
     #[oai(default)]
     pub roles: Vec<String>,
     /// Scopes the token holds.
@@ -42,7 +47,30 @@ pub struct ExplainRequest {
     pub scopes: Vec<String>,
     /// A token's claims (its JSON payload): roles are read from the configured roles
     /// claim and scopes from `scope`/`scp`, added to `roles` and `scopes`.
-    pub claims: Option<Value>,
+    #[oai(nullable)]
+    pub claims: Option<BTreeMap<String, Value>>,
+}
+
+/// What an explained target is.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// An MCP tool.
+    Tool,
+    /// An MCP prompt.
+    Prompt,
+    /// An admin endpoint (`METHOD path`).
+    Endpoint,
+}
+
+/// Which check refused a permission.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum Denial {
+    /// None of the caller's roles grants it: a wider token would not help.
+    Role,
+    /// A role grants it but the token lacks the scope: a step-up helps.
+    Scope,
 }
 
 /// The decision (the application's `Explanation`, as documented here).
@@ -50,19 +78,21 @@ pub struct ExplainRequest {
 pub struct Explanation {
     /// The target asked about.
     pub target: String,
-    /// `tool`, `prompt` or `endpoint`.
-    pub kind: String,
+    /// What the target is.
+    pub kind: TargetKind,
     /// Whether a caller with these roles and scopes may use it.
     pub allowed: bool,
-    /// The permission the target needs (`area:verb`).
-    pub permission: String,
+    /// The permission the target needs.
+    pub permission: PermissionName,
     /// The OAuth scope a token needs for it.
-    pub required_scope: String,
-    /// The role that grants the permission, if one does.
-    pub granted_by: Option<String>,
-    /// `role` or `scope`: which check refused it.
-    pub denied_by: Option<String>,
-    /// For a scope refusal, the scopes a step-up would request.
+    pub required_scope: ScopeName,
+    /// The role that grants the permission; null when none of the caller's roles does.
+    #[oai(nullable)]
+    pub granted_by: Option<RoleName>,
+    /// Which check refused it; null when allowed.
+    #[oai(nullable)]
+    pub denied_by: Option<Denial>,
+    /// For a scope refusal, the scopes a step-up would request; else empty.
     pub step_up_scopes: Vec<String>,
     /// The rule, in words.
     pub rule: String,
@@ -75,17 +105,21 @@ pub struct Explanation {
 pub struct AdminError {
     /// What went wrong.
     pub error: String,
-    /// A stable reason code.
+    /// A stable reason code: `bad_<parameter>` (400), `unsupported_media_type` (415),
+    /// `unknown_target` or `unknown_cursor` (404), the authentication failure's reason (400,
+    /// 401), `forbidden`, `rate_limited`, `unavailable`.
     pub reason: String,
 }
 
-/// The answer of an admin endpoint.
+/// The answer of `POST /admin/authz/explain`.
 #[derive(ApiResponse, Debug)]
+#[oai(bad_request_handler = "explain_bad_request")]
 pub enum ExplainResponse {
     /// The decision.
     #[oai(status = 200)]
     Ok(Json<Explanation>),
-    /// The request names no known target, or its credential was sent wrongly.
+    /// The body is not an `ExplainRequest` (the reason names the part), or the credential
+    /// was sent wrongly (then with a challenge).
     #[oai(status = 400)]
     BadRequest(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
     /// No valid access token.
@@ -94,6 +128,12 @@ pub enum ExplainResponse {
     /// The caller is not an admin, or the token lacks `mcp:admin`.
     #[oai(status = 403)]
     Forbidden(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// The target names no tool, prompt or admin endpoint of this server.
+    #[oai(status = 404)]
+    NotFound(Json<AdminError>),
+    /// The body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<AdminError>),
     /// Over the rate limit.
     #[oai(status = 429)]
     TooManyRequests(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
@@ -102,32 +142,61 @@ pub enum ExplainResponse {
     Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
 }
 
+/// How an audit event ended.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum AuditOutcome {
+    /// It worked.
+    Success,
+    /// It was attempted and failed.
+    Failure,
+    /// It was refused by policy (authentication, authorization, quota).
+    Denied,
+}
+
+impl AuditOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}
+
 /// One audit event, as chained.
 #[derive(Object, Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     /// Position in the chain, from 0, without gaps.
     pub seq: u64,
-    /// When it happened (RFC 3339, UTC).
-    pub at: String,
-    /// What happened (`tool.called`, `auth.failed`, ...).
-    pub action: String,
-    /// `success`, `failure` or `denied`.
-    pub outcome: String,
-    /// Who (`issuer#subject`).
+    /// When it happened (UTC).
+    pub at: DateTime,
+    /// What happened.
+    pub action: AuditActionName,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// Who (`issuer#subject`); null when nobody was authenticated.
+    #[oai(nullable)]
     pub actor: Option<String>,
-    /// On what (tool, session, endpoint).
+    /// On what (tool, session, endpoint); null when nothing in particular.
+    #[oai(nullable)]
     pub target: Option<String>,
-    /// The request id it belongs to.
+    /// The request id it belongs to; null for events of no request.
+    #[oai(nullable)]
     pub request_id: Option<String>,
-    /// The client's address.
+    /// The client's address; null for events of no request.
+    #[oai(nullable)]
     pub client_addr: Option<String>,
-    /// The node that recorded it.
+    /// The node that recorded it; null on a single node.
+    #[oai(nullable)]
     pub node: Option<String>,
     /// Action-specific facts (never secrets).
     pub details: Value,
     /// The previous event's hash (hex).
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub prev_hash: String,
     /// This event's hash: BLAKE3 over the previous hash and the canonical record (hex).
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub hash: String,
 }
 
@@ -136,17 +205,20 @@ pub struct AuditEvent {
 pub struct AuditPage {
     /// The events.
     pub events: Vec<AuditEvent>,
-    /// Pass as `cursor` for the next page; absent on the last one.
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
 /// The answer of `GET /admin/audit`.
 #[derive(ApiResponse, Debug)]
+#[oai(bad_request_handler = "audit_bad_request")]
 pub enum AuditResponse {
     /// A page of events.
     #[oai(status = 200)]
     Ok(Json<AuditPage>),
-    /// A parameter is malformed (the reason names it), or the credential was sent wrongly.
+    /// A parameter is malformed (the reason names it), or the credential was sent wrongly
+    /// (then with a challenge).
     #[oai(status = 400)]
     BadRequest(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
     /// No valid access token.
@@ -155,6 +227,9 @@ pub enum AuditResponse {
     /// The caller is neither auditor nor admin, or the token lacks `mcp:audit`.
     #[oai(status = 403)]
     Forbidden(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// The cursor is not one this server handed out: there is no such page.
+    #[oai(status = 404)]
+    NotFound(Json<AdminError>),
     /// Over the rate limit.
     #[oai(status = 429)]
     TooManyRequests(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
@@ -168,27 +243,68 @@ enum Refused {
     BadRequest(Json<AdminError>, Option<String>),
     Unauthorized(Json<AdminError>, Option<String>),
     Forbidden(Json<AdminError>, Option<String>),
+    NotFound(Json<AdminError>),
+    UnsupportedMediaType(Json<AdminError>),
     TooManyRequests(Json<AdminError>, Option<String>),
     Unavailable(Json<AdminError>, Option<String>),
 }
 
-macro_rules! from_refused {
-    ($response:ident) => {
-        impl From<Refused> for $response {
-            fn from(r: Refused) -> Self {
-                match r {
-                    Refused::BadRequest(b, h) => Self::BadRequest(b, h),
-                    Refused::Unauthorized(b, h) => Self::Unauthorized(b, h),
-                    Refused::Forbidden(b, h) => Self::Forbidden(b, h),
-                    Refused::TooManyRequests(b, h) => Self::TooManyRequests(b, h),
-                    Refused::Unavailable(b, h) => Self::Unavailable(b, h),
-                }
-            }
+impl From<Refused> for ExplainResponse {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::BadRequest(b, h) => Self::BadRequest(b, h),
+            Refused::Unauthorized(b, h) => Self::Unauthorized(b, h),
+            Refused::Forbidden(b, h) => Self::Forbidden(b, h),
+            Refused::NotFound(b) => Self::NotFound(b),
+            Refused::UnsupportedMediaType(b) => Self::UnsupportedMediaType(b),
+            Refused::TooManyRequests(b, h) => Self::TooManyRequests(b, h),
+            Refused::Unavailable(b, h) => Self::Unavailable(b, h),
         }
-    };
+    }
 }
-from_refused!(ExplainResponse);
-from_refused!(AuditResponse);
+
+impl From<Refused> for AuditResponse {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::BadRequest(b, h) => Self::BadRequest(b, h),
+            Refused::Unauthorized(b, h) => Self::Unauthorized(b, h),
+            Refused::Forbidden(b, h) => Self::Forbidden(b, h),
+            Refused::NotFound(b) => Self::NotFound(b),
+            // GET takes no body, so it has no media type to refuse.
+            Refused::UnsupportedMediaType(b) => Self::BadRequest(b, None),
+            Refused::TooManyRequests(b, h) => Self::TooManyRequests(b, h),
+            Refused::Unavailable(b, h) => Self::Unavailable(b, h),
+        }
+    }
+}
+
+/// A request poem-openapi could not read (a parameter, the body, its media type), in the
+/// endpoints' error shape.
+fn unreadable(err: &poem::Error) -> Refused {
+    use poem_openapi::error::{ContentTypeError, ParseParamError, ParseRequestPayloadError};
+    if err.is::<ContentTypeError>() || err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return Refused::UnsupportedMediaType(error(
+            format!("{err}; send the body as application/json"),
+            "unsupported_media_type",
+        ));
+    }
+    let reason = if let Some(p) = err.downcast_ref::<ParseParamError>() {
+        format!("bad_{}", p.name)
+    } else if err.is::<ParseRequestPayloadError>() {
+        "bad_body".to_owned()
+    } else {
+        "bad_request".to_owned()
+    };
+    Refused::BadRequest(error(err.to_string(), &reason), None)
+}
+
+fn explain_bad_request(err: poem::Error) -> ExplainResponse {
+    unreadable(&err).into()
+}
+
+fn audit_bad_request(err: poem::Error) -> AuditResponse {
+    unreadable(&err).into()
+}
 
 /// The admin endpoints.
 #[derive(Clone)]
@@ -239,6 +355,7 @@ fn refused(e: Failure, metadata_url: &str) -> Refused {
         400 => Refused::BadRequest(body, challenge()),
         401 => Refused::Unauthorized(body, challenge()),
         403 => Refused::Forbidden(body, challenge()),
+        404 => Refused::NotFound(body),
         429 => Refused::TooManyRequests(body, retry_after.map(|s| s.to_string())),
         _ => Refused::Unavailable(body, retry_after.map(|s| s.to_string())),
     }
@@ -264,7 +381,7 @@ impl AdminApi {
     /// endpoint: whether it is allowed, and the rule that decided — the same decision a
     /// real call gets, without making the call. Needs role `admin` and scope `mcp:admin`.
     #[oai(path = "/admin/authz/explain", method = "post", operation_id = "explainAuthorization")]
-    async fn explain(&self, req: &Request, body: Json<ExplainRequest>) -> ExplainResponse {
+    async fn explain(&self, req: &Request, _token: BearerToken, body: Json<ExplainRequest>) -> ExplainResponse {
         let Some(state) = &self.state else {
             return ExplainResponse::Unavailable(error("administration is not enabled", "unavailable"), None);
         };
@@ -273,14 +390,7 @@ impl AdminApi {
             Err(r) => return r.into(),
         };
         let ExplainRequest { target, roles, scopes, claims } = body.0;
-        let claims = match claims {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => {
-                let e = Failure::invalid("claims", "claims must be a JSON object");
-                return refused(e, &state.origin.metadata_url(req)).into();
-            }
-        };
+        let claims = claims.map(|c| c.into_iter().collect());
         let input = ExplainInput { target, roles, scopes, claims };
         match state.service.explain(&caller, input).await {
             Ok(answer) => match serde_json::to_value(answer).map(|v| Explanation::parse_from_json(Some(v))) {
@@ -294,23 +404,34 @@ impl AdminApi {
 
     /// Read the audit trail
     ///
-    /// Events oldest first, filtered by time range (`from` inclusive, `to` exclusive, RFC
-    /// 3339), actor, action and outcome, in pages of `limit` (1-1000, default 100); pass
-    /// `next_cursor` back as `cursor` for the next page. Each event carries its place in
-    /// the hash chain. Needs role `auditor` or `admin` and scope `mcp:audit`; reading is
-    /// itself audited.
+    /// Events oldest first, filtered by time range, actor, action and outcome, in pages of
+    /// `limit`; pass `next_cursor` back as `cursor` for the next page. Each event carries its
+    /// place in the hash chain. A parameter given empty (`action=`) is the same as one left
+    /// out. Needs role `auditor` or `admin` and scope `mcp:audit`; reading is itself audited.
     #[oai(path = "/admin/audit", method = "get", operation_id = "readAuditTrail")]
     #[allow(clippy::too_many_arguments)]
     async fn audit(
         &self,
         req: &Request,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
-        actor: Query<Option<String>>,
-        action: Query<Option<String>>,
-        outcome: Query<Option<String>>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<u32>>,
+        _token: BearerToken,
+        /// Events at or after this instant (RFC 3339); one before 1970 means from the first
+        /// event.
+        from: Query<EmptyIsAbsent<DateTime>>,
+        /// Events before this instant (RFC 3339); a range that ends where it starts, or
+        /// before, holds no events.
+        to: Query<EmptyIsAbsent<DateTime>>,
+        /// Only the events of this actor (`issuer#subject`), exactly.
+        actor: Query<EmptyIsAbsent<String>>,
+        /// Only the events of this action.
+        action: Query<EmptyIsAbsent<AuditActionName>>,
+        /// Only the events with this outcome.
+        outcome: Query<EmptyIsAbsent<AuditOutcome>>,
+        /// The `next_cursor` of the previous page; one this server did not hand out is
+        /// answered 404.
+        cursor: Query<EmptyIsAbsent<String>>,
+        /// Events per page (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<EmptyIsAbsent<u32>>,
     ) -> AuditResponse {
         let Some(state) = &self.state else {
             return AuditResponse::Unavailable(error("administration is not enabled", "unavailable"), None);
@@ -320,13 +441,13 @@ impl AdminApi {
             Err(r) => return r.into(),
         };
         let request = AuditRequest {
-            from: from.0,
-            to: to.0,
-            actor: actor.0,
-            action: action.0,
-            outcome: outcome.0,
-            cursor: cursor.0,
-            limit: limit.0.map(|l| l as usize),
+            from: from.0.into_inner().map(|t| t.0),
+            to: to.0.into_inner().map(|t| t.0),
+            actor: actor.0.into_inner(),
+            action: action.0.into_inner().map(|a| a.0),
+            outcome: outcome.0.into_inner().map(|o| o.as_str().to_owned()),
+            cursor: cursor.0.into_inner(),
+            limit: limit.0.into_inner().map(|l| l as usize),
         };
         match state.service.read_audit(&caller, request).await {
             Ok(answer) => match AuditPage::parse_from_json(Some(answer)) {

@@ -365,6 +365,9 @@ pub fn admin_refusal(e: qudag_application::usecases::AdminError) -> AdminRefusal
         AdminError::InvalidArgument { argument, message } => {
             plain(StatusCode::BAD_REQUEST, message, &format!("bad_{argument}"))
         }
+        AdminError::NotFound { argument, message } => {
+            plain(StatusCode::NOT_FOUND, message, &format!("unknown_{argument}"))
+        }
         other => plain(StatusCode::SERVICE_UNAVAILABLE, other.to_string(), "unavailable"),
     }
 }

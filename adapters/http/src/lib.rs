@@ -7,6 +7,8 @@
 //! - [`metrics`]: `/metrics`; [`security`]: security headers, CORS, loopback checks;
 //! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
 //!   per request;
+//! - [`openapi`]: what the document says beyond the derives (empty parameters, enums from
+//!   the domain, the bearer scheme) and `Allow` on every 405;
 //! - [`server`]: the connection layer (accept loop, limits, TLS with rustls, HSTS) that
 //!   serves the router;
 //! - [`router`]: everything mounted together, with the OpenAPI document at
@@ -22,6 +24,7 @@ pub mod errors;
 pub mod health;
 pub mod mcp;
 pub mod metrics;
+pub mod openapi;
 pub mod prometheus;
 pub mod request_id;
 pub mod security;
@@ -29,8 +32,10 @@ pub mod server;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
-use poem_openapi::OpenApiService;
+use poem::endpoint::make_sync;
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, Response, Route, get};
+use poem_openapi::{OpenApi, OpenApiService};
 use qudag_application::usecases::HealthService;
 
 pub use request_id::{RequestId, RequestIdMiddleware};
@@ -93,15 +98,21 @@ pub fn openapi_service(state: &HttpState) -> OpenApiService<Apis, ()> {
     .description(
         "Model Context Protocol server over Streamable HTTP giving AI agents the QuDAG \
              capabilities. This document covers the operational HTTP endpoints; the MCP \
-             endpoint itself speaks JSON-RPC as the MCP specification defines.",
+             endpoint `/mcp` itself speaks JSON-RPC as the MCP specification defines. The admin \
+             endpoints need an OAuth 2.0 access token (`bearerAuth`; \"Authorize\" on the docs \
+             page). Every 405 names the allowed methods in `Allow`.",
     )
     .license("MIT OR Apache-2.0")
 }
 
 /// The OpenAPI document as pretty JSON, without binding a socket.
 pub fn openapi_json(version: &str) -> String {
-    openapi_service(&HttpState::minimal(version)).spec()
+    openapi::document(&openapi_service(&HttpState::minimal(version)).spec())
 }
+
+/// The routes outside the document and the methods they serve (`/mcp` names its own).
+const UNDOCUMENTED_ROUTES: [(&str, &str); 3] =
+    [("/openapi.json", "GET, HEAD"), ("/docs", "GET, HEAD"), ("/docs/", "GET, HEAD")];
 
 /// Every route, wrapped in the request-id (outermost), request-timing, security-header, CORS
 /// and timeout middleware.
@@ -109,14 +120,20 @@ pub fn router(state: HttpState) -> impl Endpoint {
     let (cors, timeout) = (state.cors.clone(), state.request_timeout);
     let api = openapi_service(&state);
     let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
-    let mut route = Route::new().at("/openapi.json", spec).nest("/docs", docs);
+    let raw = api.spec();
+    let document = openapi::document(&raw);
+    // The docs page embeds the document: the same one `/openapi.json` serves.
+    let page = api.swagger_ui_html().replacen(&raw, &document, 1);
+    let spec = make_sync(move |_| Response::builder().content_type("application/json").body(document.clone()));
+    let docs = make_sync(move |_| Html(page.clone()));
+    let allow = openapi::allowed_methods(&Apis::meta(), &UNDOCUMENTED_ROUTES);
+    let mut route = Route::new().at("/openapi.json", get(spec)).nest("/docs", Route::new().at("/", get(docs)));
     if let Some(mcp) = state.mcp {
         route = route.at("/mcp", mcp);
     }
     route
         .nest("/", api)
+        .with(openapi::AllowOn405(Arc::new(allow)))
         .with(security::RequestTimeout(timeout))
         .with(security::Cors(cors))
         .with(security::SecurityHeaders)

@@ -18,12 +18,13 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// The largest page size.
 pub const MAX_LIMIT: usize = 1000;
 
-/// What `GET /admin/audit` asks for (its query parameters).
+/// What `GET /admin/audit` asks for (its query parameters). A parameter given empty means
+/// the same as one left out.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 pub struct AuditRequest {
-    /// RFC 3339: events at or after.
+    /// RFC 3339: events at or after (an instant before 1970: from the first event).
     pub from: Option<String>,
-    /// RFC 3339: events before.
+    /// RFC 3339: events before. A range that ends where it starts, or before, is empty.
     pub to: Option<String>,
     /// Exactly this actor (`issuer#subject`).
     pub actor: Option<String>,
@@ -55,9 +56,15 @@ fn invalid(argument: &str, message: impl Into<String>) -> AdminError {
 
 fn time(argument: &str, text: Option<&str>) -> Result<Option<Timestamp>, AdminError> {
     text.map(|t| {
-        Timestamp::parse_rfc3339(t).ok_or_else(|| invalid(argument, format!("{t:?} is not an RFC 3339 date-time")))
+        Timestamp::parse_rfc3339_clamped(t)
+            .ok_or_else(|| invalid(argument, format!("{t:?} is not an RFC 3339 date-time")))
     })
     .transpose()
+}
+
+/// A parameter's value, `None` when it is absent or empty.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
 }
 
 impl AuditRequest {
@@ -66,14 +73,16 @@ impl AuditRequest {
     /// # Errors
     /// [`AdminError::InvalidArgument`] naming the bad parameter.
     pub fn parse(self) -> Result<(AuditFilter, usize, Option<String>), AdminError> {
-        let action = match self.action.as_deref() {
+        let (from, to, actor) = (given(self.from), given(self.to), given(self.actor));
+        let (action, outcome, cursor) = (given(self.action), given(self.outcome), given(self.cursor));
+        let action = match action.as_deref() {
             Some(a) => Some(AuditAction::parse(a).ok_or_else(|| {
                 let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
                 invalid("action", format!("unknown action {a:?}; expected one of {}", known.join(", ")))
             })?),
             None => None,
         };
-        let outcome = match self.outcome.as_deref() {
+        let outcome = match outcome.as_deref() {
             Some("success") => Some(Outcome::Success),
             Some("failure") => Some(Outcome::Failure),
             Some("denied") => Some(Outcome::Denied),
@@ -81,22 +90,17 @@ impl AuditRequest {
             None => None,
         };
         let filter = AuditFilter {
-            from: time("from", self.from.as_deref())?,
-            to: time("to", self.to.as_deref())?,
-            actor: self.actor,
+            from: time("from", from.as_deref())?,
+            to: time("to", to.as_deref())?,
+            actor,
             action,
             outcome,
         };
-        if let (Some(from), Some(to)) = (filter.from, filter.to)
-            && to <= from
-        {
-            return Err(invalid("to", "must be after from"));
-        }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
         }
-        Ok((filter, limit, self.cursor))
+        Ok((filter, limit, cursor))
     }
 }
 
@@ -130,13 +134,14 @@ impl AuditReader {
     /// The page `request` asks for, as the endpoint shows it.
     ///
     /// # Errors
-    /// [`AdminError::InvalidArgument`] naming a bad parameter or cursor;
+    /// [`AdminError::InvalidArgument`] naming a bad parameter; [`AdminError::NotFound`] for a
+    /// cursor this server did not hand out;
     /// [`AdminError::Failed`] when the trail cannot be read.
     pub async fn page(&self, request: AuditRequest) -> Result<Value, AdminError> {
         let (filter, limit, cursor) = request.parse()?;
         let page = self.query.query(&filter, cursor, limit).await.map_err(|e| match e {
             AuditSinkError::InvalidCursor(c) => {
-                invalid("cursor", format!("{c:?} is not a cursor this server handed out"))
+                AdminError::not_found("cursor", format!("{c:?} is not a cursor this server handed out"))
             }
             other => AdminError::Failed(format!("the audit trail cannot be read: {other}")),
         })?;
@@ -175,13 +180,34 @@ mod tests {
         bad(AuditRequest { outcome: Some("meh".into()), ..AuditRequest::default() }, "outcome");
         bad(AuditRequest { limit: Some(0), ..AuditRequest::default() }, "limit");
         bad(AuditRequest { limit: Some(1001), ..AuditRequest::default() }, "limit");
-        bad(
-            AuditRequest {
-                from: Some("2026-11-25T00:00:00Z".into()),
-                to: Some("2026-11-24T00:00:00Z".into()),
-                ..AuditRequest::default()
-            },
-            "to",
-        );
+    }
+
+    #[test]
+    fn empty_parameters_are_absent_and_ranges_may_be_empty() {
+        let empty = AuditRequest {
+            from: Some(String::new()),
+            to: Some(String::new()),
+            actor: Some(String::new()),
+            action: Some(String::new()),
+            outcome: Some(String::new()),
+            cursor: Some(String::new()),
+            limit: None,
+        };
+        let (filter, limit, cursor) = empty.parse().unwrap();
+        assert_eq!(filter, AuditFilter::default());
+        assert_eq!((limit, cursor), (DEFAULT_LIMIT, None));
+
+        // An empty or reversed range is a range with nothing in it, not a mistake.
+        let reversed = AuditRequest {
+            from: Some("2026-11-25T00:00:00Z".into()),
+            to: Some("2026-11-24T00:00:00Z".into()),
+            ..AuditRequest::default()
+        };
+        let (filter, _, _) = reversed.parse().unwrap();
+        assert!(filter.to < filter.from);
+
+        // Before 1970: from the beginning.
+        let early = AuditRequest { from: Some("1900-01-01T00:00:00Z".into()), ..AuditRequest::default() };
+        assert_eq!(early.parse().unwrap().0.from, Some(Timestamp::UNIX_EPOCH));
     }
 }

@@ -123,7 +123,7 @@ impl AuthzExplainer {
     /// The decision asked for by `input`, its claims read with the configured roles claim.
     ///
     /// # Errors
-    /// [`super::endpoints::AdminError::InvalidArgument`] naming `target` when nothing is called so.
+    /// [`super::endpoints::AdminError::NotFound`] naming `target` when nothing is called so.
     pub fn explain_input(&self, input: ExplainInput) -> Result<Explanation, super::endpoints::AdminError> {
         let ExplainInput { target, mut roles, mut scopes, claims } = input;
         if let Some(claims) = claims {
@@ -132,7 +132,7 @@ impl AuthzExplainer {
             scopes.extend(parsed.scopes);
         }
         self.explain(&roles, &scopes, &target).ok_or_else(|| {
-            super::endpoints::AdminError::invalid(
+            super::endpoints::AdminError::not_found(
                 "target",
                 format!("no tool, prompt or admin endpoint is called {target:?}"),
             )
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(out["required_scope"], "mcp:admin");
         let err = e.explain_input(ExplainInput { target: "nope".into(), ..ExplainInput::default() }).unwrap_err();
         assert!(
-            matches!(err, super::super::endpoints::AdminError::InvalidArgument { ref argument, .. } if argument == "target"),
+            matches!(err, super::super::endpoints::AdminError::NotFound { ref argument, .. } if argument == "target"),
             "{err}"
         );
     }

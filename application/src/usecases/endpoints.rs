@@ -36,6 +36,15 @@ pub enum AdminError {
         /// What is wrong with it.
         message: String,
     },
+    /// A parameter names something there is none of (HTTP 404): a target that is no tool,
+    /// prompt or endpoint, a cursor this server did not hand out; `argument` names it.
+    #[error("{argument:?} names nothing here: {message}")]
+    NotFound {
+        /// The parameter.
+        argument: String,
+        /// What it names.
+        message: String,
+    },
     /// The operation could not be carried out (HTTP 503).
     #[error("{0}")]
     Failed(String),
@@ -45,5 +54,10 @@ impl AdminError {
     /// A bad `argument`.
     pub fn invalid(argument: &str, message: impl Into<String>) -> Self {
         Self::InvalidArgument { argument: argument.to_owned(), message: message.into() }
+    }
+
+    /// `argument` names nothing there is.
+    pub fn not_found(argument: &str, message: impl Into<String>) -> Self {
+        Self::NotFound { argument: argument.to_owned(), message: message.into() }
     }
 }
