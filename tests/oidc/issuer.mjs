@@ -185,6 +185,7 @@ function buildProvider() {
     })),
     jwks: { keys: publishedKeys() },
     scopes: SCOPES,
+    ttl: { ClientCredentials: TOKEN_TTL, AccessToken: TOKEN_TTL },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -344,15 +345,15 @@ console.warn = (...args) => {
 };
 
 const server = http.createServer(async (req, res) => {
-  const url = new URL(req.url, ISSUER);
-  if (url.pathname.startsWith('/.well-known/')) stats.discovery += 1;
-  else if (STAT_OF[url.pathname]) stats[STAT_OF[url.pathname]] += 1;
   try {
+    const url = new URL(req.url, ISSUER);
+    if (url.pathname.startsWith('/.well-known/')) stats.discovery += 1;
+    else if (STAT_OF[url.pathname]) stats[STAT_OF[url.pathname]] += 1;
     if (url.pathname.startsWith('/test/')) return await handleTest(req, res, url);
     if (req.method === 'POST' && url.pathname === '/token') await addDefaultScopes(req);
     return handleOAuth(req, res);
   } catch (err) {
-    if ((err.status ?? 500) >= 500) log(`error ${req.method} ${url.pathname}: ${err.stack ?? err}`);
+    if ((err.status ?? 500) >= 500) log(`error ${req.method} ${req.url}: ${err.stack ?? err}`);
     if (res.headersSent) return res.destroy();
     return sendJson(res, err.status ?? 500, { error: 'invalid_request', error_description: err.message });
   }
