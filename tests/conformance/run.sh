@@ -36,13 +36,17 @@ suite=$here/node_modules/@modelcontextprotocol/conformance
 # The same feature resolution as `cargo test --workspace --all-features`, so the binary is
 # shared with the test build instead of compiled again.
 (cd "$root" && cargo build --workspace --all-features --bins --quiet) || { echo "conformance: building the server failed" >&2; exit 2; }
+# A link of its own (a copy across file systems): another checkout sharing the target dir
+# may build qudag-mcp with other features over target/debug/qudag-mcp while the suite runs.
+bin=$results/qudag-mcp
+{ ln -f "$target/debug/qudag-mcp" "$bin.$$" 2>/dev/null || cp "$target/debug/qudag-mcp" "$bin.$$"; } && mv -f "$bin.$$" "$bin"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 url=http://127.0.0.1:$port/mcp
 # A full run sends about 300 requests from one address: the rate limit must let them through.
 QUDAG_HOST=127.0.0.1 QUDAG_PORT=$port QUDAG_REQUIRE_AUTH=false QUDAG_LOG_FORMAT=json \
   QUDAG_RATE_LIMIT=100000 QUDAG_RATE_LIMIT_BURST=10000 \
-  "$target/debug/qudag-mcp" serve --fixtures conformance >"$results/server.log" 2>&1 &
+  "$bin" serve --fixtures conformance >"$results/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
