@@ -87,8 +87,9 @@ else
   # A link of its own (a copy across file systems): another checkout sharing the target dir
   # may build qudag-mcp with other features over target/debug/qudag-mcp while the suites run.
   SERVER_BIN=$RESULTS/qudag-mcp
-  { ln -f "$TARGET/debug/qudag-mcp" "$SERVER_BIN.$$" 2>/dev/null || cp "$TARGET/debug/qudag-mcp" "$SERVER_BIN.$$"; } &&
-    mv -f "$SERVER_BIN.$$" "$SERVER_BIN" || { fail_setup server "no server binary at $TARGET/debug/qudag-mcp"; finish; }
+  rm -f "$SERVER_BIN"
+  ln "$TARGET/debug/qudag-mcp" "$SERVER_BIN" 2>/dev/null || cp "$TARGET/debug/qudag-mcp" "$SERVER_BIN" ||
+    { fail_setup server "no server binary at $TARGET/debug/qudag-mcp"; finish; }
 fi
 [ "$INSTALL_ONLY" -eq 1 ] || [ -x "$SERVER_BIN" ] || { fail_setup server "no server binary at $SERVER_BIN"; finish; }
 

@@ -39,7 +39,8 @@ suite=$here/node_modules/@modelcontextprotocol/conformance
 # A link of its own (a copy across file systems): another checkout sharing the target dir
 # may build qudag-mcp with other features over target/debug/qudag-mcp while the suite runs.
 bin=$results/qudag-mcp
-{ ln -f "$target/debug/qudag-mcp" "$bin.$$" 2>/dev/null || cp "$target/debug/qudag-mcp" "$bin.$$"; } && mv -f "$bin.$$" "$bin"
+rm -f "$bin"
+ln "$target/debug/qudag-mcp" "$bin" 2>/dev/null || cp "$target/debug/qudag-mcp" "$bin"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 url=http://127.0.0.1:$port/mcp
