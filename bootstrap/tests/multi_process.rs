@@ -316,8 +316,7 @@ impl Drop for Nginx {
 }
 
 fn nginx(nodes: &[&Node]) -> Nginx {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists());
-    let nginx = nginx.expect("nginx is needed (Debian package nginx; CI installs it through deploy/check.sh)");
+    let nginx = qudag_test_support::program("nginx", "nginx");
     let dir = temp_dir("nginx");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let servers: String =
@@ -441,11 +440,11 @@ fn typescript_clients() -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/ts");
     let node = dir.join("node_modules/.bin/node");
     if !node.exists() {
-        let status = Command::new("npm")
+        let status = Command::new(qudag_test_support::program("npm", "npm"))
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
             .status()
-            .expect("npm (Node.js) is needed to install the pinned MCP clients in tests/clients/ts");
+            .unwrap_or_else(|e| panic!("running npm ci in tests/clients/ts: {e}"));
         assert!(status.success(), "npm ci in tests/clients/ts failed");
     }
     (node, dir)

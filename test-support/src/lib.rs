@@ -8,7 +8,8 @@
 //! without a second build of a crate whose types would then not match.
 //!
 //! Helpers fail loudly (panics naming what is missing and how to provide it): a test that
-//! cannot reach its backend must fail, not pass silently.
+//! cannot reach its backend must fail, not pass silently. `tests/run.sh` provides all of it:
+//! Debian's packages, Redis, PostgreSQL and the pinned npm packages.
 
 #![deny(missing_docs)]
 
@@ -17,6 +18,18 @@ pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod temp;
+
+/// The path of the program `name` (on `PATH`, or in `/usr/sbin` or `/sbin`, where Debian puts
+/// daemons such as nginx). Panics with one line naming it and the Debian package `package`
+/// that provides it when it is missing.
+pub fn program(name: &str, package: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is needed (Debian package {package}; tests/run.sh installs it)"))
+}
 
 /// Install the process-wide rustls crypto provider (aws-lc-rs), if none is installed yet.
 ///

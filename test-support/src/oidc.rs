@@ -1,9 +1,9 @@
-//! A real OpenID Connect issuer for tests: the shared fixture in `shared/oidc` (node-oidc-provider
-//! with preset clients for the QuDAG MCP API, see its README), run as a child process on a free
-//! loopback port and stopped when the [`Issuer`] is dropped.
+//! A real OpenID Connect issuer for tests: the project's test issuer in `tests/oidc`
+//! (node-oidc-provider with a client per role and per signing algorithm, see its README), run
+//! as a child process on a free loopback port and stopped when the [`Issuer`] is dropped.
 //!
-//! The fixture lives beside the repository (`<repo>/../shared/oidc`); its first start runs
-//! `npm ci`, which needs Node.js and npm and can take a while.
+//! Its pinned packages are installed by `tests/run.sh`; a start without them installs them
+//! first (`npm ci`, which needs npm and takes a while).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -52,7 +52,6 @@ pub struct Issuer {
     url: String,
     client: reqwest::Client,
     output: Output,
-    pidfile: PathBuf,
 }
 
 /// The issuer's recent stdout and stderr lines, shared with the threads draining the pipes.
@@ -67,17 +66,14 @@ enum StartError {
 }
 
 impl Issuer {
-    /// Start the issuer on a free loopback port with `start.sh PORT --foreground` and the extra
-    /// environment variables `env` (e.g. `("OIDC_EXTRA_ALGS", "ES512")`); `{port}` in a value is
-    /// replaced by the chosen port (e.g. `("OIDC_ISSUER", "http://127.0.0.1:{port}/realms/qudag")`).
+    /// Start the issuer on a free loopback port with `tests/oidc/start.sh PORT` and the extra
+    /// environment variables `env` (e.g. `("OIDC_EXTRA_ALGS", "ES512")`). `OIDC_*` variables of
+    /// the test's own environment are not passed on.
     ///
-    /// `OIDC_*` variables of the test's own environment are not passed on (a shell that ran
-    /// `eval "$(start.sh 9400)"` exports `OIDC_ISSUER`, which would name another issuer), and
-    /// `OIDC_PIDFILE` points at a temporary file so nothing is written in the repository.
-    ///
-    /// Waits at most 60 s (the first start may run `npm ci`) for the stdout line ending in
-    /// ` ready <issuer>`; afterwards background threads keep draining stdout and stderr so the
-    /// pipes never fill. Fails with the issuer's output if it exits before it is ready.
+    /// Waits at most 60 s (the first start may run `npm ci`) for the stdout line
+    /// `ready <issuer>`; afterwards background threads keep draining stdout and stderr so the
+    /// pipes never fill. Fails with the issuer's last line first (e.g. the one naming a missing
+    /// npm), then its whole output, if it exits before it is ready.
     pub async fn start(env: &[(&str, &str)]) -> anyhow::Result<Issuer> {
         let dir = fixture_dir()?;
         let script = dir.join("start.sh");
@@ -144,8 +140,8 @@ impl Issuer {
         json_ok(request, "POST /token").await
     }
 
-    /// `POST /test/sign` with `body` (`alg`, `payload`, `header`, `key`, `secret`; see the
-    /// fixture's README): a token signed by the issuer's keys with the claims chosen.
+    /// `POST /test/sign` with `body` (`alg`, `payload`, `header`, `key`, `secret`; see
+    /// `tests/oidc/README.md`): a token signed by the issuer's keys with the claims chosen.
     pub async fn sign(&self, body: Value) -> anyhow::Result<String> {
         let answer = json_ok(self.client.post(self.endpoint("/test/sign")).json(&body), "POST /test/sign").await?;
         string_field(&answer, "token")
@@ -159,7 +155,7 @@ impl Issuer {
     }
 
     /// `GET /test/stats` (`reset` adds `?reset=1`): request counters (`discovery`, `jwks`,
-    /// `token`, `introspection`, `revocation`, `authorization`).
+    /// `token`, `introspection`).
     pub async fn stats(&self, reset: bool) -> anyhow::Result<Value> {
         let path = if reset { "/test/stats?reset=1" } else { "/test/stats" };
         json_ok(self.client.get(self.endpoint(path)), &format!("GET {path}")).await
@@ -178,17 +174,13 @@ impl Issuer {
 impl Drop for Issuer {
     fn drop(&mut self) {
         stop(&mut self.child, STOP_GRACE);
-        // The issuer removes it itself; this covers a kill.
-        let _ = std::fs::remove_file(&self.pidfile);
     }
 }
 
-/// The fixture's folder, `<repo>/../shared/oidc`.
+/// The test issuer's folder, `<repo>/tests/oidc`.
 fn fixture_dir() -> anyhow::Result<PathBuf> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/oidc");
-    let dir = Path::new(dir)
-        .canonicalize()
-        .with_context(|| format!("the test issuer's folder {dir} (shared/oidc beside the repository) is missing"))?;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oidc");
+    let dir = Path::new(dir).canonicalize().with_context(|| format!("the test issuer's folder {dir} is missing"))?;
     if !dir.join("start.sh").is_file() {
         bail!("{} has no start.sh", dir.display());
     }
@@ -203,20 +195,14 @@ fn free_port() -> anyhow::Result<u16> {
 
 async fn start_once(script: &Path, env: &[(&str, &str)]) -> Result<Issuer, StartError> {
     let port = free_port().map_err(StartError::Fatal)?;
-    let pidfile =
-        std::env::temp_dir().join(format!("qudag-oidc-{}-{port}-{}.pid", std::process::id(), uuid::Uuid::new_v4()));
-
     let mut command = Command::new(script);
-    command.arg(port.to_string()).arg("--foreground");
+    command.arg(port.to_string());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("OIDC_") {
             command.env_remove(name);
         }
     }
-    command.env("OIDC_PIDFILE", &pidfile);
-    for (name, value) in env {
-        command.env(name, value.replace("{port}", &port.to_string()));
-    }
+    command.envs(env.iter().copied());
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child =
         command.spawn().with_context(|| format!("spawning {}", script.display())).map_err(StartError::Fatal)?;
@@ -241,15 +227,16 @@ async fn start_once(script: &Path, env: &[(&str, &str)]) -> Result<Issuer, Start
                 .build()
                 .context("building the HTTP client")
                 .map_err(fatal)?;
-            Ok(Issuer { child, port, url, client, output, pidfile })
+            Ok(Issuer { child, port, url, client, output })
         }
         Ok(Err(_)) => {
             // Stdout closed before the ready line: the issuer (or start.sh) exited.
             let status = wait_exit(&mut child, Duration::from_secs(10)).await;
             wait_thread(&stderr_thread, Duration::from_secs(2)).await;
             let text = output_text(&output);
+            let last = text.lines().last().unwrap_or_default().trim().to_owned();
             let err = anyhow!(
-                "the test issuer ({} {port} --foreground) exited before it was ready ({}) after {:.1?}; its output:\n{text}",
+                "the test issuer did not start: {last}\n({} {port} exited before it was ready ({}) after {:.1?}; its output:\n{text})",
                 script.display(),
                 status.map_or_else(|| "still running".to_owned(), |status| status.to_string()),
                 started.elapsed(),
@@ -259,7 +246,7 @@ async fn start_once(script: &Path, env: &[(&str, &str)]) -> Result<Issuer, Start
         Err(_) => {
             stop(&mut child, Duration::from_secs(2));
             Err(StartError::Fatal(anyhow!(
-                "the test issuer ({} {port} --foreground) was not ready within {READY_TIMEOUT:?}; its output:\n{}",
+                "the test issuer ({} {port}) was not ready within {READY_TIMEOUT:?}; its output:\n{}",
                 script.display(),
                 output_text(&output),
             )))
@@ -268,7 +255,7 @@ async fn start_once(script: &Path, env: &[(&str, &str)]) -> Result<Issuer, Start
 }
 
 /// Read `pipe` line by line into `output` on a thread of its own (so it outlives the runtime
-/// that started the issuer), sending the issuer URL of the first ` ready <issuer>` line to
+/// that started the issuer), sending the issuer URL of the first `ready <issuer>` line to
 /// `ready`. Dropping `ready` unsent tells the starter that stdout closed first.
 fn drain(
     pipe: std::fs::File,
@@ -280,7 +267,7 @@ fn drain(
         .spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                if let Some((_, url)) = line.split_once(" ready ")
+                if let Some(url) = line.strip_prefix("ready ")
                     && let Some(ready) = ready.take()
                 {
                     let _ = ready.send(url.trim().to_owned());

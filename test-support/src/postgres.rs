@@ -19,13 +19,14 @@ pub fn configured_url() -> Option<String> {
 /// is not set.
 pub fn url() -> String {
     configured_url()
-        .unwrap_or_else(|| panic!("{URL_VAR} names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)"))
+        .unwrap_or_else(|| panic!("{URL_VAR} names the test PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test); tests/run.sh starts PostgreSQL and sets it"))
 }
 
 /// Run `sql` with `psql` against `url`; its output, unaligned and trimmed. Panics with
 /// `psql`'s error when the statement fails.
 pub fn psql(url: &str, sql: &str) -> String {
-    let out = run_psql(url, sql).unwrap_or_else(|e| panic!("running psql (the PostgreSQL client is needed): {e}"));
+    let out = run_psql(url, sql)
+        .unwrap_or_else(|e| panic!("running psql (Debian package postgresql-client; tests/run.sh installs it): {e}"));
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

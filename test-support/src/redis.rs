@@ -7,7 +7,7 @@ pub const URL_VAR: &str = "QUDAG_TEST_REDIS_URL";
 /// The test Redis's URL; panics, saying how to set it, when `QUDAG_TEST_REDIS_URL` is not set.
 pub fn url() -> String {
     std::env::var(URL_VAR)
-        .unwrap_or_else(|_| panic!("set {URL_VAR} (e.g. redis://127.0.0.1:6379) to run the Redis-backed tests"))
+        .unwrap_or_else(|_| panic!("set {URL_VAR} (e.g. redis://127.0.0.1:6379) to run the Redis-backed tests; tests/run.sh starts Redis and sets it"))
 }
 
 /// A key prefix no other test uses (`qudag-test:<uuid>:`), so tests sharing the server never

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 resource server against a real OpenID Connect issuer (`../shared/oidc`):
+//! The OAuth 2.0 resource server against a real OpenID Connect issuer (`tests/oidc`):
 //! every signing algorithm, key rotation, introspection, DPoP, the role × tool table, the
 //! negative corpus, session binding, metadata and the explain endpoint.
 //!

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run real, official MCP clients against the QuDAG MCP server.
 #
-# usage: tests/clients/run.sh [SUITE ...]
-#   SUITE  any of: python ts-sdk-v1 ts-client-v2 inspector-cli rust (default: all)
+# usage: tests/clients/run.sh [--install] [SUITE ...]
+#   SUITE      any of: python ts-sdk-v1 ts-client-v2 inspector-cli rust (default: all)
+#   --install  only install the suites' pinned clients (what tests/run.sh does first)
 #
 # Builds the server (cargo build --workspace --all-features --bins), installs the
 # pinned clients (fast when already installed), starts the server with the
@@ -10,15 +11,15 @@
 # prints one line per check and ends with `clients: N passed, M failed`.
 #
 # environment:
-#   QUDAG_CLIENTS_CACHE    where the Python venv and the Rust client's target dir live
+#   QUDAG_CLIENTS_CACHE    where the Python venv lives
 #                          (default: $HOME/.cache/qudag-mcp/clients)
 #   QUDAG_CLIENTS_RESULTS  folder for the server log and each suite's log
 #                          (default: tests/clients/results, git-ignored)
 #   QUDAG_CLIENTS_SUITE_TIMEOUT  seconds one suite may run (default 300)
 #   QUDAG_MCP_BIN          use this server binary instead of building one
 #   PYTHON                 the Python (>= 3.10) to create the venv with (default python3)
-#   CARGO_TARGET_DIR       the main workspace's target dir (the server binary is looked
-#                          up there); the Rust client always builds into its own
+#   CARGO_TARGET_DIR       the main workspace's target dir (default target/): the server
+#                          binary is looked up there, and the Rust client builds there too
 #
 # exit status: 0 when every check passed; 1 when a check failed; 2 when setup failed
 # (server build or start, a client's install; the other suites still run when they can).
@@ -27,6 +28,10 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${QUDAG_CLIENTS_CACHE:-${HOME:-/tmp}/.cache/qudag-mcp/clients}
+# The main workspace's target dir: the server binary is there, and the Rust client builds
+# there too (its own workspace and lock file; the crates both use are built once).
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+case "$TARGET" in /*) ;; *) TARGET="$REPO/$TARGET" ;; esac
 RESULTS=${QUDAG_CLIENTS_RESULTS:-$HERE/results}
 SUITE_TIMEOUT=${QUDAG_CLIENTS_SUITE_TIMEOUT:-300}
 PYTHON=${PYTHON:-python3}
@@ -35,7 +40,9 @@ ALL_SUITES=(python ts-sdk-v1 ts-client-v2 inspector-cli rust)
 # Checks each suite reports; fewer lines than this (a crash) count as failures.
 declare -A EXPECTED=([python]=10 [ts-sdk-v1]=6 [ts-client-v2]=21 [inspector-cli]=10 [rust]=20)
 
-case "${1:-}" in -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+INSTALL_ONLY=0
+if [ "${1:-}" = --install ]; then INSTALL_ONLY=1; shift; fi
 if [ "$#" -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL_SUITES[@]}"); fi
 for s in "${SUITES[@]}"; do
   [ -n "${EXPECTED[$s]:-}" ] || { echo "run.sh: unknown suite '$s' (known: ${ALL_SUITES[*]})" >&2; exit 2; }
@@ -66,7 +73,9 @@ finish() {
 sha() { cat "$@" | sha256sum | cut -c1-64; }
 
 # ---- 1. the server ------------------------------------------------------------------
-if [ -n "${QUDAG_MCP_BIN:-}" ]; then
+if [ "$INSTALL_ONLY" -eq 1 ]; then
+  : # no server to build
+elif [ -n "${QUDAG_MCP_BIN:-}" ]; then
   SERVER_BIN=$QUDAG_MCP_BIN
 else
   say "building the server (cargo build --workspace --all-features --bins) [$(elapsed)]"
@@ -75,11 +84,14 @@ else
     fail_setup server "cargo build failed (see $RESULTS/build-server.log)"
     finish
   fi
-  TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-  case "$TARGET" in /*) ;; *) TARGET="$REPO/$TARGET" ;; esac
-  SERVER_BIN=$TARGET/debug/qudag-mcp
+  # A link of its own (a copy across file systems): another checkout sharing the target dir
+  # may build qudag-mcp with other features over target/debug/qudag-mcp while the suites run.
+  SERVER_BIN=$RESULTS/qudag-mcp
+  rm -f "$SERVER_BIN"
+  ln "$TARGET/debug/qudag-mcp" "$SERVER_BIN" 2>/dev/null || cp "$TARGET/debug/qudag-mcp" "$SERVER_BIN" ||
+    { fail_setup server "no server binary at $TARGET/debug/qudag-mcp"; finish; }
 fi
-[ -x "$SERVER_BIN" ] || { fail_setup server "no server binary at $SERVER_BIN"; finish; }
+[ "$INSTALL_ONLY" -eq 1 ] || [ -x "$SERVER_BIN" ] || { fail_setup server "no server binary at $SERVER_BIN"; finish; }
 
 # ---- 2. the clients (each install is skipped when its lock file is already installed) ---
 declare -A READY=()
@@ -123,8 +135,8 @@ setup_node() {
 }
 
 setup_rust() {
-  say "building the rmcp client (cargo build --locked, target $CACHE/rust-target) [$(elapsed)]"
-  if ! CARGO_TARGET_DIR=$CACHE/rust-target cargo build --locked --quiet \
+  say "building the rmcp client (cargo build --locked, target $TARGET) [$(elapsed)]"
+  if ! CARGO_TARGET_DIR=$TARGET cargo build --locked --quiet \
       --manifest-path "$HERE/rust/Cargo.toml" >"$RESULTS/build-rust.log" 2>&1; then
     tail -n 30 "$RESULTS/build-rust.log" >&2
     fail_setup rust "cargo build of tests/clients/rust failed (see $RESULTS/build-rust.log)"; return
@@ -135,6 +147,11 @@ setup_rust() {
 wants python && setup_python
 { wants ts-sdk-v1 || wants ts-client-v2 || wants inspector-cli; } && setup_node
 wants rust && setup_rust
+if [ "$INSTALL_ONLY" -eq 1 ]; then
+  say "clients installed in $(elapsed)"
+  [ "$setup_failed" -eq 0 ] || exit 2
+  exit 0
+fi
 
 # ---- 3. start the server on a free loopback port -------------------------------------
 PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
@@ -184,7 +201,7 @@ suite_cmd() { # sets cmd=(program args...) for a suite
     ts-sdk-v1)     cmd=("$NODE" "$HERE/ts/sdk-v1.mjs") ;;
     ts-client-v2)  cmd=("$NODE" "$HERE/ts/client-v2.mjs") ;;
     inspector-cli) cmd=("$NODE" "$HERE/ts/inspector-cli.mjs") ;;
-    rust)          cmd=("$CACHE/rust-target/debug/qudag-mcp-client-tests-rmcp") ;;
+    rust)          cmd=("$TARGET/debug/qudag-mcp-client-tests-rmcp") ;;
   esac
 }
 

@@ -1,6 +1,6 @@
 //! The shared port contracts, run against the Redis adapters on a real Redis.
 //!
-//! Redis comes from `QUDAG_TEST_REDIS_URL` (CI starts one); every test writes under a
+//! Redis comes from `QUDAG_TEST_REDIS_URL` (tests/run.sh starts one); every test writes under a
 //! random key prefix, so tests never see each other's keys.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Where the tests' PostgreSQL comes from, and a fresh schema per test.
 //!
-//! The server is `QUDAG_TEST_DATABASE_URL` when set (CI sets
+//! The server is `QUDAG_TEST_DATABASE_URL` when set (tests/run.sh sets
 //! `postgres://postgres@127.0.0.1:5432/test`); otherwise each test starts its own PostgreSQL
 //! container with testcontainers (needs a Docker engine). Every test works in a schema of
 //! its own (`t_<random hex>`), migrated on creation and dropped when the test ends.
