@@ -201,22 +201,25 @@ stage_conformance() {
   fi
 }
 
+# Run a runner script whose last count line reads `LABEL: N passed, M failed`, and record it.
+counted() { # label, log name, script
+  bash "$3" 2>&1 | tee "$logs/$2.log"
+  local code=${PIPESTATUS[0]} line passed=0 failed=0
+  line=$(grep "^$1: [0-9]* passed, [0-9]* failed" "$logs/$2.log" | tail -n1)
+  if [[ "$line" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
+  fi
+  record "$1" "$passed" "$failed" "$code"
+}
+
 stage_clients() {
   step "real MCP clients (tests/clients/run.sh)"
-  bash tests/clients/run.sh 2>&1 | tee "$logs/clients.log"
-  local code=${PIPESTATUS[0]} passed failed
-  passed=$(sed -n 's/^clients: \([0-9]*\) passed, .*/\1/p' "$logs/clients.log" | tail -n1)
-  failed=$(sed -n 's/^clients: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$logs/clients.log" | tail -n1)
-  record clients "${passed:-0}" "${failed:-0}" "$code"
+  counted clients clients tests/clients/run.sh
 }
 
 stage_api() {
   step "API contract: Schemathesis and the docs page (tests/api/run.sh)"
-  bash tests/api/run.sh 2>&1 | tee "$logs/api.log"
-  local code=${PIPESTATUS[0]} passed failed
-  passed=$(sed -n 's/^api contract: \([0-9]*\) passed, .*/\1/p' "$logs/api.log" | tail -n1)
-  failed=$(sed -n 's/^api contract: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$logs/api.log" | tail -n1)
-  record "api contract" "${passed:-0}" "${failed:-0}" "$code"
+  counted "api contract" api tests/api/run.sh
 }
 
 for stage in "${selected[@]}"; do "stage_$stage"; done
