@@ -30,6 +30,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib/server.sh
+. "$HERE/../lib/server.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${QUDAG_API_CACHE:-${HOME:-/tmp}/.cache/qudag-mcp/api}
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
@@ -103,30 +105,11 @@ QUDAG_HOST=127.0.0.1 QUDAG_PORT=$PORT QUDAG_LOG_FORMAT=json \
   QUDAG_RATE_LIMIT=100000 QUDAG_RATE_LIMIT_BURST=10000 \
   "$BIN" serve --dev >"$RESULTS/server.log" 2>&1 &
 SERVER_PID=$!
-stop_server() { # SIGTERM, then SIGKILL after 5 s
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-}
+stop_server() { server_stop "$SERVER_PID"; }
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
-
-live='import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)'
-up=0
-for _ in $(seq 1 150); do
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  if "$PYTHON" -c "$live" "$BASE/health/live"; then up=1; break; fi
-  sleep 0.1
-done
-[ "$up" = 1 ] || { tail -n 20 "$RESULTS/server.log" >&2; setup_failed "the server did not become live (see $RESULTS/server.log)"; }
+server_wait_live "$SERVER_PID" "$BASE/health/live" "$PYTHON" ||
+  { tail -n 20 "$RESULTS/server.log" >&2; setup_failed "the server did not become live (see $RESULTS/server.log)"; }
 QUDAG_API_TOKEN=$("$BIN" dev-token --role admin) || setup_failed "qudag-mcp dev-token --role admin failed"
 export QUDAG_API_TOKEN
 

@@ -26,6 +26,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib/server.sh
+. "$HERE/../lib/server.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${QUDAG_CLIENTS_CACHE:-${HOME:-/tmp}/.cache/qudag-mcp/clients}
 # The main workspace's target dir: the server binary is there, and the Rust client builds
@@ -161,33 +163,10 @@ say "starting $SERVER_BIN on 127.0.0.1:$PORT [$(elapsed)]"
 QUDAG_HOST=127.0.0.1 QUDAG_PORT=$PORT QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_LOG_FORMAT=json \
   "$SERVER_BIN" serve --fixtures conformance >"$RESULTS/server.log" 2>&1 &
 SERVER_PID=$!
-stop_server() { # SIGTERM, then SIGKILL after 5 s (the server's own drain grace is 30 s)
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      say "the server was still draining 5 s after SIGTERM; killing it"
-      kill -KILL "$SERVER_PID" 2>/dev/null
-    fi
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-}
+stop_server() { server_stop "$SERVER_PID"; }
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
-
-health='import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)'
-up=0
-for _ in $(seq 1 150); do
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  if "$PYTHON" -c "$health" "http://127.0.0.1:$PORT/health/live"; then up=1; break; fi
-  sleep 0.1
-done
-if [ "$up" -ne 1 ]; then
+if ! server_wait_live "$SERVER_PID" "http://127.0.0.1:$PORT/health/live" "$PYTHON"; then
   tail -n 20 "$RESULTS/server.log" >&2
   fail_setup server "the server did not become live on 127.0.0.1:$PORT (see $RESULTS/server.log)"
   finish
