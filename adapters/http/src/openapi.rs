@@ -369,14 +369,16 @@ impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Self::Output> {
-        let path = req.uri().path().to_owned();
+        // A clone of the URI shares its bytes: nothing is copied on the way to the common
+        // answer, which is not a 405.
+        let uri = req.uri().clone();
         let mut response = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && !response.headers().contains_key(header::ALLOW)
-            && let Some(methods) = self.allow.get(&path)
+            && let Some(methods) = self.allow.get(uri.path())
         {
             response.headers_mut().insert(header::ALLOW, methods.clone());
         }
