@@ -17,6 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib/server.sh
+. "$here/../lib/server.sh"
 root=$(cd "$here/../.." && pwd)
 if [ "$#" -gt 0 ]; then revisions=("$@"); else revisions=(2025-11-25 2026-07-28); fi
 for revision in "${revisions[@]}"; do
@@ -49,17 +51,13 @@ QUDAG_HOST=127.0.0.1 QUDAG_PORT=$port QUDAG_REQUIRE_AUTH=false QUDAG_LOG_FORMAT=
   QUDAG_RATE_LIMIT=100000 QUDAG_RATE_LIMIT_BURST=10000 \
   "$bin" serve --fixtures conformance >"$results/server.log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+trap 'server_stop "$server"' EXIT
 
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "conformance: the server exited; its log:" >&2
-    cat "$results/server.log" >&2
-    exit 2
-  fi
-  sleep 0.1
-done
+if ! server_wait_live "$server" "http://127.0.0.1:$port/health/live" python3; then
+  echo "conformance: the server did not become live; its log:" >&2
+  cat "$results/server.log" >&2
+  exit 2
+fi
 
 echo "conformance: suite $("$node" -p "require('$suite/package.json').version") on Node.js $("$node" --version), server $url" >&2
 for revision in "${revisions[@]}"; do

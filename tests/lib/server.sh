@@ -1,17 +1,17 @@
-# Sourced by the test runners (tests/api/run.sh, tests/clients/run.sh): the server process they
-# start, stopped and waited for in one way.
+# Sourced by the test runners (tests/api, tests/clients, tests/conformance): the server process
+# they start, stopped and waited for in one way. Safe under `set -e`.
 
 # server_stop PID: SIGTERM, then SIGKILL after 5 s (the server's own drain grace is 30 s).
 server_stop() {
   local pid=$1
   kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
+  kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     echo "the server was still draining 5 s after SIGTERM; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
   return 0
 }
 
