@@ -94,13 +94,6 @@ impl Endpoint for McpEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            let mut r2 = Request::default();
-            let n1 = std::mem::size_of_val(&self.dispatch(&mut r2));
-            let n2 = std::mem::size_of_val(&self.post(&mut r2));
-            ONCE.call_once(|| eprintln!("SIZES dispatch={n1} post={n2}"));
-        }
         Ok(self.dispatch(&mut req).await)
     }
 }
