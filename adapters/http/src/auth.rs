@@ -26,33 +26,50 @@ use serde_json::Value;
 #[derive(Clone, Debug, Default)]
 pub struct PublicOrigin {
     /// The configured external base URL (`QUDAG_PUBLIC_URL`), without a trailing slash.
+    /// Start-up requires it while authentication is on and the server is bound off
+    /// loopback, so the origin comes from a request only on loopback (or with
+    /// authentication off).
     pub configured: Option<String>,
-    /// Proxies whose `X-Forwarded-Proto`/`-Host` are believed.
+    /// Proxies whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are
+    /// believed.
     pub trusted_proxies: Vec<IpNet>,
 }
 
 impl PublicOrigin {
-    /// The external base URL of `req`: the configured one, else the scheme and `Host` the
-    /// request came with (as forwarded by a trusted proxy).
+    /// Whether `peer` (the address the connection came from) is a trusted proxy; an
+    /// IPv4-mapped IPv6 address counts as the IPv4 address it is.
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        is_trusted(&self.trusted_proxies, peer)
+    }
+
+    /// The external base URL of `req`: the configured one, else the scheme and host the
+    /// request came with — `X-Forwarded-Proto`/`-Host` only from a trusted proxy; the `Host`
+    /// header, or the authority of an HTTP/2 request, otherwise.
     pub fn base(&self, req: &Request) -> String {
         if let Some(c) = &self.configured {
             return c.clone();
         }
         let headers = req.headers();
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let trusted = req
-            .remote_addr()
-            .as_socket_addr()
-            .is_some_and(|a| self.trusted_proxies.iter().any(|b| b.contains(&a.ip())));
-        let forwarded =
-            |name: &str| if trusted { text(name).and_then(|v| v.split(',').next()).map(str::trim) } else { None };
-        let scheme = forwarded("x-forwarded-proto").unwrap_or(req.scheme().as_str());
+        let trusted = req.remote_addr().as_socket_addr().is_some_and(|a| self.is_trusted(a.ip()));
+        // The first value is the one the outermost proxy saw from the client.
+        let forwarded = |name: &str| {
+            if trusted {
+                text(name).and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty())
+            } else {
+                None
+            }
+        };
+        let scheme = forwarded("x-forwarded-proto")
+            .filter(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
+            .unwrap_or(req.scheme().as_str());
         let host = forwarded("x-forwarded-host")
             .or_else(|| text("host"))
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
             .map(str::to_owned)
             .or_else(|| req.local_addr().as_socket_addr().map(ToString::to_string))
             .unwrap_or_else(|| "localhost".to_owned());
-        format!("{scheme}://{host}")
+        format!("{}://{host}", scheme.to_ascii_lowercase())
     }
 
     /// The URL of the protected-resource metadata of the MCP endpoint (RFC 9728 §3.1,
@@ -70,27 +87,56 @@ pub fn request_context(req: &Request, origin: &PublicOrigin) -> RequestContext {
     let request_id = req.extensions().get::<crate::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
     let client_addr = peer.map(|peer| {
-        client_address(
-            peer,
-            req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-            &origin.trusted_proxies,
-        )
+        let lines: Vec<&str> =
+            req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        client_address(peer, &lines, &origin.trusted_proxies)
     });
     let (credential, credential_problem) = credential(req, || format!("{}{}", origin.base(req), req.uri().path()));
     RequestContext { request_id, client_addr, credential, credential_problem }
 }
 
-/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
-/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the header's
-/// left part is written by the client and cannot be believed).
-fn client_address(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|block| block.contains(ip));
-    if !is_trusted(&peer) {
+/// Whether `ip` is in one of the `trusted` blocks, an IPv4-mapped IPv6 address counting as
+/// the IPv4 address it is.
+fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|block| block.contains(&ip))
+}
+
+/// One hop of `X-Forwarded-For`: an address, possibly with a port (`1.2.3.4:80`,
+/// `[2001:db8::1]:443`), IPv4-mapped addresses as IPv4.
+fn hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    let ip = text
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| text.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(ip.to_canonical())
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy; then the chain of
+/// `X-Forwarded-For` (all its header `lines`, in order, as one list) is read from the right,
+/// each proxy's entry naming who connected to it, until an address that is not a trusted
+/// proxy: that is the client. The part left of it was written by the client and is never
+/// believed. An entry that is not an address ends the walk at the last trusted hop; a chain
+/// of trusted proxies only gives its leftmost entry.
+fn client_address(peer: IpAddr, lines: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !is_trusted(trusted, peer) {
         return peer;
     }
-    let Some(forwarded) = forwarded else { return peer };
-    let hops: Vec<IpAddr> = forwarded.split(',').filter_map(|h| h.trim().parse().ok()).collect();
-    hops.iter().rev().find(|ip| !is_trusted(ip)).or(hops.first()).copied().unwrap_or(peer)
+    let mut nearest = peer;
+    for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let Some(ip) = hop(entry) else { return nearest };
+        if !is_trusted(trusted, ip) {
+            return ip;
+        }
+        nearest = ip;
+    }
+    nearest
 }
 
 /// The credential of `req` (and a reason to refuse it, if it is carried wrongly). `htu`
@@ -274,6 +320,8 @@ impl OAuthApi {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::uri::Scheme;
+
     use super::*;
 
     #[test]
@@ -281,19 +329,97 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.1/32".parse().unwrap()];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // A direct client: its header is ignored.
-        assert_eq!(client_address(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("203.0.113.9"), &["1.2.3.4"], &trusted), ip("203.0.113.9"));
         // Through one trusted proxy.
-        assert_eq!(client_address(ip("10.1.2.3"), Some("198.51.100.7"), &trusted), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("10.1.2.3"), &["198.51.100.7"], &trusted), ip("198.51.100.7"));
         // A client forging a hop in front of two trusted proxies: the nearest untrusted hop wins.
-        assert_eq!(
-            client_address(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 192.0.2.1"), &trusted),
-            ip("198.51.100.7")
-        );
+        assert_eq!(client_address(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.7, 192.0.2.1"], &trusted), ip("198.51.100.7"));
         // No header, or garbage: the proxy itself.
-        assert_eq!(client_address(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
-        assert_eq!(client_address(ip("10.1.2.3"), Some("garbage"), &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(ip("10.1.2.3"), &[], &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(ip("10.1.2.3"), &["garbage"], &trusted), ip("10.1.2.3"));
         let block = |s: &str| s.parse::<IpNet>().unwrap();
         assert!(block("::/0").contains(&ip("::1")) && !block("10.0.0.0/8").contains(&ip("::1")));
+    }
+
+    #[test]
+    fn the_forwarded_chain_is_read_across_every_header_line_from_the_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The client's own line first, the proxies' line last: the last line is the nearest.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["6.6.6.6", "198.51.100.7, 10.0.0.1"], &trusted),
+            ip("198.51.100.7")
+        );
+        // A forged address alone on the first line is not the client.
+        assert_eq!(client_address(ip("10.0.0.2"), &["1.1.1.1", "203.0.113.5"], &trusted), ip("203.0.113.5"));
+        // Entries with ports and bracketed IPv6 are addresses too.
+        assert_eq!(client_address(ip("10.0.0.2"), &["6.6.6.6", "203.0.113.5:4711"], &trusted), ip("203.0.113.5"));
+        assert_eq!(client_address(ip("10.0.0.2"), &["[2001:db8::7]:443"], &trusted), ip("2001:db8::7"));
+        // Garbage right of the client ends the walk at the last trusted hop, not beyond it.
+        assert_eq!(client_address(ip("10.0.0.2"), &["6.6.6.6, garbage, 10.0.0.9"], &trusted), ip("10.0.0.9"));
+        // Only trusted hops: the leftmost of them.
+        assert_eq!(client_address(ip("10.0.0.2"), &["10.0.0.7, 10.0.0.8"], &trusted), ip("10.0.0.7"));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A proxy reaching a dual-stack listener is seen as ::ffff:10.0.0.2, and is trusted.
+        assert_eq!(client_address(ip("::ffff:10.0.0.2"), &["198.51.100.7"], &trusted), ip("198.51.100.7"));
+        // A direct client is reported as IPv4.
+        assert_eq!(client_address(ip("::ffff:203.0.113.9"), &["1.2.3.4"], &trusted), ip("203.0.113.9"));
+        // Mapped hops in the chain are trusted proxies too.
+        assert_eq!(client_address(ip("10.0.0.2"), &["198.51.100.7, ::ffff:10.0.0.3"], &trusted), ip("198.51.100.7"));
+        let origin = PublicOrigin { configured: None, trusted_proxies: trusted };
+        assert!(origin.is_trusted(ip("::ffff:10.1.1.1")) && !origin.is_trusted(ip("::ffff:11.1.1.1")));
+    }
+
+    /// A request from `peer` to `uri` with `headers`.
+    fn from_peer(peer: &str, uri: &str, headers: &[(&str, &str)]) -> Request {
+        let mut builder = poem::http::Request::builder().uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let peer = poem::web::RemoteAddr(poem::Addr::SocketAddr(peer.parse().unwrap()));
+        let parts = poem::RequestParts::from((parts, poem::web::LocalAddr::default(), peer, Scheme::HTTP));
+        Request::from_parts(parts, poem::Body::empty())
+    }
+
+    fn from(peer: &str, headers: &[(&str, &str)]) -> Request {
+        from_peer(peer, "/mcp", headers)
+    }
+
+    #[test]
+    fn forwarded_host_and_proto_are_believed_only_from_trusted_proxies() {
+        let origin = PublicOrigin { configured: None, trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()] };
+        let forged = [("host", "127.0.0.1:3000"), ("x-forwarded-host", "evil.example"), ("x-forwarded-proto", "https")];
+        assert_eq!(origin.base(&from("203.0.113.9:5000", &forged)), "http://127.0.0.1:3000");
+        assert_eq!(origin.base(&from("10.0.0.2:5000", &forged)), "https://evil.example");
+        assert_eq!(origin.base(&from("[::ffff:10.0.0.2]:5000", &forged)), "https://evil.example");
+        // A scheme that is not http(s) is not a scheme.
+        let odd = [("host", "mcp.local"), ("x-forwarded-proto", "javascript")];
+        assert_eq!(origin.base(&from("10.0.0.2:5000", &odd)), "http://mcp.local");
+        // The configured URL wins over every header.
+        let configured = PublicOrigin { configured: Some("https://mcp.example.com".into()), ..origin };
+        assert_eq!(configured.base(&from("10.0.0.2:5000", &forged)), "https://mcp.example.com");
+    }
+
+    #[test]
+    fn an_http2_request_without_host_takes_its_authority() {
+        let req = from_peer("127.0.0.1:4000", "http://mcp.local:8080/mcp", &[]);
+        assert_eq!(PublicOrigin::default().base(&req), "http://mcp.local:8080");
+    }
+
+    #[test]
+    fn request_context_reads_every_forwarded_line() {
+        let origin = PublicOrigin { configured: None, trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()] };
+        let req = from(
+            "[::ffff:10.0.0.2]:5000",
+            &[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.7, 10.0.0.1")],
+        );
+        assert_eq!(request_context(&req, &origin).client_addr, Some("198.51.100.7".parse().unwrap()));
     }
 
     #[test]

@@ -232,7 +232,20 @@ impl AuthSettings {
         if !self.require_auth {
             return Ok(());
         }
-        self.validate_issuer()
+        self.validate_issuer()?;
+        // Off loopback, the URLs in metadata, challenges and the DPoP `htu` check must not
+        // come from whatever `Host` (or `:authority`) a request carries.
+        if public_url.is_none() && !server.bind_addr()?.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                "QUDAG_PUBLIC_URL",
+                "",
+                format!(
+                    "is required while authentication is on and the server binds {}, not a loopback address: the external base URL clients use (e.g. https://mcp.example.com)",
+                    server.host
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The rules while tokens are verified against an authorization server.

@@ -154,9 +154,11 @@ fn every_variable_applies_its_value() {
         ("QUDAG_RATE_LIMIT_MAX_KEYS", "50"),
         ("QUDAG_RATE_LIMIT_FAILURE", "fail-closed"),
         ("QUDAG_PROTOCOL", "http"),
+        ("QUDAG_PUBLIC_URL", "https://mcp.example.com/"),
     ])
     .unwrap();
     assert_eq!(s.server.bind_addr().unwrap(), "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(s.mcp.public_url.as_deref(), Some("https://mcp.example.com"));
     assert_eq!(s.server.shutdown_grace(), Duration::from_secs(5));
     assert_eq!(s.logging.level, "info,qudag_adapter_http=debug");
     assert_eq!(s.logging.format, LogFormat::Json);
@@ -273,7 +275,8 @@ fn precedence_is_flags_over_env_over_file_over_defaults() {
     writeln!(
         file,
         "[server]\nport = 4000\nhost = \"0.0.0.0\"\n[logging]\nformat = \"json\"\nlevel = \"warn\"\n\
-         [auth]\nissuer_url = \"https://issuer.example\"\naudience = \"api\""
+         [auth]\nissuer_url = \"https://issuer.example\"\naudience = \"api\"\n\
+         [mcp]\npublic_url = \"https://mcp.example.com\""
     )
     .unwrap();
     let from_file = Settings::load(Some(file.path()), env(&[]), &FlagOverrides::default()).unwrap();
@@ -344,7 +347,31 @@ fn authentication_may_be_off_only_on_loopback() {
         ])
         .is_ok()
     );
-    assert!(load(&[("QUDAG_HOST", "0.0.0.0")]).is_ok(), "with authentication on, any address");
+    assert!(
+        load(&[("QUDAG_HOST", "0.0.0.0"), ("QUDAG_PUBLIC_URL", "https://mcp.example.com")]).is_ok(),
+        "with authentication on and a public URL, any address"
+    );
+}
+
+#[test]
+fn authentication_on_off_loopback_needs_the_public_url() {
+    for host in ["0.0.0.0", "::", "10.1.2.3"] {
+        let err = load(&[("QUDAG_HOST", host)]).unwrap_err();
+        assert_eq!(names(err.clone()), "QUDAG_PUBLIC_URL", "{host}");
+        assert!(err.to_string().contains(host), "{err}");
+    }
+    // On loopback, or with authentication off (allowed off loopback), the Host may serve.
+    for host in ["127.0.0.1", "::1", "localhost"] {
+        assert!(load(&[("QUDAG_HOST", host)]).is_ok(), "{host}");
+    }
+    assert!(
+        load(&[
+            ("QUDAG_REQUIRE_AUTH", "false"),
+            ("QUDAG_HOST", "0.0.0.0"),
+            ("QUDAG_ALLOW_UNAUTHENTICATED_NETWORK", "true")
+        ])
+        .is_ok()
+    );
 }
 
 #[test]

@@ -178,7 +178,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_TRUSTED_PROXIES",
         key: "mcp.trusted_proxies",
         default: "",
-        help: "comma-separated IP addresses or CIDR blocks of proxies whose `X-Forwarded-For` is believed (e.g. `10.0.0.0/8`); from anyone else the header is ignored",
+        help: "comma-separated IP addresses or CIDR blocks of proxies whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed (e.g. `10.0.0.0/8`); from anyone else they are ignored. The `X-Forwarded-For` chain (all its lines) is read from the right, skipping trusted proxies; IPv4-mapped IPv6 peers match IPv4 blocks",
     },
     EnvVar {
         name: "QUDAG_RATE_LIMIT_STORE",
@@ -317,7 +317,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_PUBLIC_URL",
         key: "mcp.public_url",
         default: "",
-        help: "the server's external base URL (e.g. `https://mcp.example.com`), used in the protected-resource metadata and for DPoP `htu`; derived from each request's Host (and a trusted proxy's X-Forwarded-Proto/-Host) when unset",
+        help: "the server's external base URL (e.g. `https://mcp.example.com`), used in the protected-resource metadata, challenges and for DPoP `htu`; required while authentication is on and QUDAG_HOST is not a loopback address; on loopback, derived from each request's Host (and a trusted proxy's X-Forwarded-Proto/-Host) when unset",
     },
     EnvVar {
         name: "QUDAG_CORS_ORIGINS",
