@@ -35,7 +35,7 @@ fi
 # be this shell's children, and must not hold a command substitution's pipe open.)
 start_node() {
   local port; port=$(free_port)
-  QUDAG_PORT=$port QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_LOG_LEVEL=warn \
+  QUDAG_PORT=$port QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_MAX_CONNECTIONS_PER_ADDRESS=0 QUDAG_LOG_LEVEL=warn \
     QUDAG_SESSION_STORE=$1 QUDAG_REDIS_URL=$REDIS QUDAG_REDIS_KEY_PREFIX=$2 \
     "$BIN" serve --fixtures conformance >"$WORK/node-$port.log" 2>&1 &
   PIDS+=($!)

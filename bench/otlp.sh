@@ -23,7 +23,7 @@ TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"
 # start_node [VAR=VALUE…]: a node with those variables; its port in $PORT, its pid in $PID.
 start_node() {
   local port; port=$(free_port)
-  env "$@" QUDAG_PORT="$port" QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_LOG_LEVEL=warn \
+  env "$@" QUDAG_PORT="$port" QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_MAX_CONNECTIONS_PER_ADDRESS=0 QUDAG_LOG_LEVEL=warn \
     "$TARGET/qudag-mcp" serve --fixtures conformance >"$WORK/node-$port.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")

@@ -159,7 +159,7 @@ GIT_REV=$(cd "$REPO" && git describe --always --dirty 2>/dev/null || echo unknow
 
 # ------------------------------------------------------------------ 2. throughput / latency
 qudag_env() { # PORT -> the env assignments our server runs with
-  echo QUDAG_HOST=127.0.0.1 QUDAG_PORT="$1" QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 \
+  echo QUDAG_HOST=127.0.0.1 QUDAG_PORT="$1" QUDAG_REQUIRE_AUTH=false QUDAG_RATE_LIMIT=0 QUDAG_MAX_CONNECTIONS_PER_ADDRESS=0 \
        QUDAG_LOG_LEVEL=warn QUDAG_SHUTDOWN_GRACE_SECS=5
 }
 if has_part throughput; then

@@ -252,22 +252,21 @@ impl App {
             upkeep.clone(),
         ));
 
+        let trusted_proxies: Vec<ipnet::IpNet> = settings
+            .mcp
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?;
         let origin = qudag_adapter_http::auth::PublicOrigin {
             configured: settings.mcp.public_url.clone(),
-            trusted_proxies: settings
-                .mcp
-                .trusted_proxies
-                .iter()
-                .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<_>>()?,
+            trusted_proxies: trusted_proxies.clone(),
         };
         let mcp = McpEndpoint::new(
             services.engine.clone(),
             adapters.events.clone(),
             adapters.event_store.clone(),
             McpHttpConfig {
-                allowed_origins: settings.mcp.cors_origins.clone(),
-                loopback: local_addr.ip().is_loopback(),
                 max_body_bytes: settings.mcp.max_body_bytes,
                 origin: origin.clone(),
                 keep_alive: std::time::Duration::from_secs(settings.mcp.sse_keepalive_secs),
@@ -294,6 +293,11 @@ impl App {
                 loopback: local_addr.ip().is_loopback(),
             },
             request_timeout: std::time::Duration::from_secs(settings.mcp.request_timeout_secs),
+            body: qudag_adapter_http::body::BodyLimits {
+                max_bytes: settings.mcp.max_body_bytes,
+                admin_max_bytes: settings.mcp.admin_max_body_bytes,
+                timeout: std::time::Duration::from_secs(settings.mcp.body_timeout_secs),
+            },
         };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();
@@ -307,7 +311,7 @@ impl App {
             tls.clone().watch(upkeep.clone());
         }
         tracing::info!(address = %local_addr, version = crate::VERSION, tls = tls.is_some(), "Listening");
-        let config = server_config(&settings.server);
+        let config = server_config(&settings.server, &trusted_proxies);
         let served = qudag_adapter_http::server::serve(listener, config, tls, connections, router(state), signal).await;
         upkeep.cancel();
         if let Err(error) = adapters.membership.leave(&node).await {
@@ -485,12 +489,14 @@ pub async fn shutdown_signal() {
 }
 
 /// The connection limits the settings ask for.
-fn server_config(s: &ServerSettings) -> ServerConfig {
+fn server_config(s: &ServerSettings, trusted_proxies: &[ipnet::IpNet]) -> ServerConfig {
     ServerConfig {
         max_header_bytes: s.max_header_bytes,
         header_timeout: std::time::Duration::from_secs(s.header_timeout_secs),
         keepalive_timeout: std::time::Duration::from_secs(s.keepalive_timeout_secs),
         max_connections: s.max_connections,
+        max_connections_per_address: s.max_connections_per_address,
+        unlimited_peers: trusted_proxies.to_vec(),
         handshake_timeout: std::time::Duration::from_secs(s.tls_handshake_timeout_secs),
         shutdown_grace: s.shutdown_grace(),
     }

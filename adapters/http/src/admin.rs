@@ -106,8 +106,10 @@ pub struct AdminError {
     /// What went wrong.
     pub error: String,
     /// A stable reason code: `bad_<parameter>` (400), `unsupported_media_type` (415),
-    /// `unknown_target` or `unknown_cursor` (404), the authentication failure's reason (400,
-    /// 401), `forbidden`, `rate_limited`, `unavailable`.
+    /// `payload_too_large` (413), `body_timeout` (408), `unknown_target` or `unknown_cursor`
+    /// (404), the authentication failure's reason (400, 401), `forbidden`, `forbidden_origin`
+    /// (403: a disallowed `Origin`, or a `Host` that is not served), `rate_limited`,
+    /// `unavailable`.
     pub reason: String,
 }
 
@@ -125,12 +127,21 @@ pub enum ExplainResponse {
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
-    /// The caller is not an admin, or the token lacks `mcp:admin`.
+    /// The caller is not an admin, or the token lacks `mcp:admin`;
+    /// or the request's `Origin` is not allowed, or its `Host` is not served here
+    /// (DNS-rebinding protection, reason `forbidden_origin`).
     #[oai(status = 403)]
     Forbidden(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
     /// The target names no tool, prompt or admin endpoint of this server.
     #[oai(status = 404)]
     NotFound(Json<AdminError>),
+    /// The body did not arrive within `QUDAG_BODY_TIMEOUT_SECS` of the request's head.
+    #[oai(status = 408)]
+    RequestTimeout(Json<AdminError>),
+    /// The body is larger than `QUDAG_ADMIN_MAX_BODY_BYTES`: refused as soon as its declared
+    /// length, or the bytes read, pass the limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<AdminError>),
     /// The body is not `application/json`.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<AdminError>),
@@ -224,7 +235,9 @@ pub enum AuditResponse {
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
-    /// The caller is neither auditor nor admin, or the token lacks `mcp:audit`.
+    /// The caller is neither auditor nor admin, or the token lacks `mcp:audit`;
+    /// or the request's `Origin` is not allowed, or its `Host` is not served here
+    /// (DNS-rebinding protection, reason `forbidden_origin`).
     #[oai(status = 403)]
     Forbidden(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
     /// The cursor is not one this server handed out: there is no such page.

@@ -4,7 +4,8 @@
 //! - [`admin`]: `/admin/*`; [`auth`]: credentials, challenges, RFC 9728 metadata;
 //! - [`errors`]: every application error mapped to its status, JSON-RPC error and headers;
 //! - [`health`]: `/health`, `/health/live`, `/health/ready` (an OpenAPI area);
-//! - [`metrics`]: `/metrics`; [`security`]: security headers, CORS, loopback checks;
+//! - [`metrics`]: `/metrics`; [`security`]: security headers, CORS, DNS-rebinding checks;
+//! - [`body`]: request bodies bounded in size and time on every route, while they are read;
 //! - [`request_id`]: `X-Request-Id` on every request and response, and one tracing span
 //!   per request;
 //! - [`openapi`]: what the document says beyond the derives (empty parameters, enums from
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod body;
 pub mod errors;
 pub mod health;
 pub mod mcp;
@@ -62,6 +64,8 @@ pub struct HttpState {
     pub cors: security::CorsPolicy,
     /// The most time until a response starts.
     pub request_timeout: std::time::Duration,
+    /// How large and how slow request bodies may be, per route.
+    pub body: body::BodyLimits,
 }
 
 impl HttpState {
@@ -76,6 +80,7 @@ impl HttpState {
             admin: None,
             cors: security::CorsPolicy { allowed: Vec::new(), loopback: true },
             request_timeout: std::time::Duration::from_secs(120),
+            body: body::BodyLimits::default(),
         }
     }
 }
@@ -114,10 +119,10 @@ pub fn openapi_json(version: &str) -> String {
 const UNDOCUMENTED_ROUTES: [(&str, &str); 3] =
     [("/openapi.json", "GET, HEAD"), ("/docs", "GET, HEAD"), ("/docs/", "GET, HEAD")];
 
-/// Every route, wrapped in the request-id (outermost), request-timing, security-header, CORS
-/// and timeout middleware.
+/// Every route, wrapped in the request-id (outermost), request-timing, security-header, CORS,
+/// timeout, DNS-rebinding and body-limit middleware.
 pub fn router(state: HttpState) -> impl Endpoint {
-    let (cors, timeout) = (state.cors.clone(), state.request_timeout);
+    let (cors, timeout, bodies) = (state.cors.clone(), state.request_timeout, state.body);
     let api = openapi_service(&state);
     let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
     let raw = api.spec();
@@ -134,6 +139,8 @@ pub fn router(state: HttpState) -> impl Endpoint {
     route
         .nest("/", api)
         .with(openapi::AllowOn405(Arc::new(allow)))
+        .with(body::BodyLimit(bodies))
+        .with(security::RebindingGuard(cors.clone()))
         .with(security::RequestTimeout(timeout))
         .with(security::Cors(cors))
         .with(security::SecurityHeaders)
@@ -183,5 +190,46 @@ mod tests {
 
         let resp = cli.get("/no-such-path").send().await;
         resp.assert_status(StatusCode::NOT_FOUND);
+    }
+
+    async fn json(resp: poem::test::TestResponse) -> serde_json::Value {
+        serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn admin_routes_refuse_rebinding_hosts_and_origins_like_mcp() {
+        let cli = TestClient::new(router(HttpState::minimal("1.2.3")));
+        for (name, value) in
+            [("host", "evil.example"), ("host", "evil.example:3000"), ("origin", "http://evil.example")]
+        {
+            let resp = cli.get("/admin/audit").header(name, value).send().await;
+            resp.assert_status(StatusCode::FORBIDDEN);
+            let body = json(resp).await;
+            assert_eq!(body["reason"], "forbidden_origin", "{name}: {body}");
+            let resp = cli.post("/admin/authz/explain").header(name, value).body("{}").send().await;
+            resp.assert_status(StatusCode::FORBIDDEN);
+        }
+        // Loopback hosts and origins pass the guard (administration is off in this state).
+        let resp = cli.get("/admin/audit").header("host", "127.0.0.1:3000").header("origin", "http://localhost:3000");
+        resp.send().await.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        // Other routes are not guarded.
+        cli.get("/health/live").header("host", "evil.example").send().await.assert_status_is_ok();
+    }
+
+    #[tokio::test]
+    async fn admin_bodies_over_their_limit_get_413_in_the_admin_error_shape() {
+        let cli = TestClient::new(router(HttpState::minimal("1.2.3")));
+        let resp = cli
+            .post("/admin/authz/explain")
+            .content_type("application/json")
+            .body(format!("{{\"target\": \"{}\"}}", "x".repeat(70_000)))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+        let body = json(resp).await;
+        assert_eq!(body["reason"], "payload_too_large", "{body}");
+        // Under the limit, the endpoint answers as before.
+        let resp = cli.post("/admin/authz/explain").content_type("application/json").body("{}").send().await;
+        assert_eq!(json(resp).await["reason"], "bad_body");
     }
 }

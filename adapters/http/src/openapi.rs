@@ -450,7 +450,10 @@ mod tests {
             doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect()
         };
         assert_eq!(statuses("/admin/audit", "get"), ["200", "400", "401", "403", "404", "429", "503"]);
-        assert_eq!(statuses("/admin/authz/explain", "post"), ["200", "400", "401", "403", "404", "415", "429", "503"]);
+        assert_eq!(
+            statuses("/admin/authz/explain", "post"),
+            ["200", "400", "401", "403", "404", "408", "413", "415", "429", "503"]
+        );
         let event = &doc["components"]["schemas"]["AuditEvent"]["properties"];
         for nullable in ["actor", "target", "request_id", "client_addr", "node"] {
             assert_eq!(event[nullable]["nullable"], true, "{nullable}");

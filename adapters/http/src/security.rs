@@ -8,7 +8,9 @@
 //!   the allowed methods and headers for an allowed origin, 403 for any other — and marks
 //!   responses to allowed origins with `Access-Control-Allow-Origin` and the headers a
 //!   browser client may read. A disallowed origin gets no CORS headers, so browsers withhold
-//!   the response; `/mcp` refuses it outright (DNS-rebinding protection).
+//!   the response.
+//! - [`RebindingGuard`]: DNS-rebinding protection on `/mcp` and `/admin/*`: a disallowed
+//!   `Origin`, or a non-loopback `Host` on a loopback-bound server, gets 403.
 
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
@@ -104,6 +106,73 @@ pub fn is_loopback_host(host: &str) -> bool {
         host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
     };
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why a request to `/mcp` or `/admin/*` is refused as a possible DNS-rebinding attack
+/// (2025-11-25 basic/transports, "Security Warning"), if it is: an `Origin` that is present
+/// and not allowed, or, on a loopback-bound server, a `Host` that does not name loopback.
+pub fn rebinding_refusal(policy: &CorsPolicy, headers: &HeaderMap) -> Option<String> {
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::trim);
+    if let Some(origin) = text(header::ORIGIN)
+        && !policy.allows(origin)
+    {
+        return Some(format!("origin {origin} is not allowed"));
+    }
+    if policy.loopback
+        && let Some(host) = text(header::HOST)
+        && !is_loopback_host(host)
+    {
+        return Some(format!("host {host} is not served here"));
+    }
+    None
+}
+
+/// DNS-rebinding protection on `/mcp` and `/admin/*`: a request [`rebinding_refusal`]
+/// refuses gets 403 before anything else is done with it — on `/mcp` as a JSON-RPC error,
+/// on `/admin/*` in the admin endpoints' error shape (reason `forbidden_origin`). Other
+/// routes (health, metrics, metadata, docs) are readable by any page, as before.
+#[derive(Clone, Debug)]
+pub struct RebindingGuard(pub CorsPolicy);
+
+impl<E: Endpoint> Middleware<E> for RebindingGuard {
+    type Output = RebindingGuardEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RebindingGuardEndpoint { inner, policy: self.0.clone() }
+    }
+}
+
+/// [`RebindingGuard`] around an endpoint.
+#[derive(Debug)]
+pub struct RebindingGuardEndpoint<E> {
+    inner: E,
+    policy: CorsPolicy,
+}
+
+impl<E: Endpoint> Endpoint for RebindingGuardEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let path = req.uri().path();
+        let mcp = path == "/mcp" || path.starts_with("/mcp/");
+        if (mcp || path.starts_with("/admin/"))
+            && let Some(reason) = rebinding_refusal(&self.policy, req.headers())
+        {
+            return Ok(if mcp {
+                crate::errors::rpc_error(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    rmcp::model::ErrorData::invalid_request(reason, None),
+                )
+            } else {
+                Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .content_type("application/json; charset=utf-8")
+                    .body(serde_json::json!({"error": reason, "reason": "forbidden_origin"}).to_string())
+            });
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
 }
 
 /// Methods a browser may use.

@@ -23,8 +23,11 @@ pub struct McpSettings {
     /// Browser origins allowed to call `/mcp` besides loopback ones (loopback origins are
     /// allowed when the server is bound to loopback).
     pub cors_origins: Vec<String>,
-    /// The largest request body accepted, in bytes.
+    /// The largest request body accepted on `/mcp` and every route outside `/admin/`, in
+    /// bytes.
     pub max_body_bytes: usize,
+    /// The largest request body accepted on `/admin/*`, in bytes.
+    pub admin_max_body_bytes: usize,
     /// Hex key (at least 32 bytes) sealing input-required request state; random per
     /// process when unset, so several nodes must share one.
     #[serde(serialize_with = "redacted::secret")]
@@ -36,6 +39,8 @@ pub struct McpSettings {
     pub public_url: Option<String>,
     /// Seconds until a response must start (503 after).
     pub request_timeout_secs: u64,
+    /// Seconds a request body may take to arrive, from the request's head (408 after).
+    pub body_timeout_secs: u64,
     /// Long-lived SSE streams (GET streams, `subscriptions/listen`) one principal may hold.
     pub max_streams_per_principal: usize,
     /// Long-lived SSE streams this node holds at most.
@@ -49,10 +54,12 @@ impl Default for McpSettings {
         Self {
             cors_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            admin_max_body_bytes: 64 * 1024,
             request_state_key: None,
             trusted_proxies: Vec::new(),
             public_url: None,
             request_timeout_secs: 120,
+            body_timeout_secs: 30,
             max_streams_per_principal: 16,
             max_streams: 10_000,
             sse_keepalive_secs: 15,
@@ -67,20 +74,24 @@ impl PartialEq for McpSettings {
         let Self {
             cors_origins,
             max_body_bytes,
+            admin_max_body_bytes,
             request_state_key,
             trusted_proxies,
             public_url,
             request_timeout_secs,
+            body_timeout_secs,
             max_streams_per_principal,
             max_streams,
             sse_keepalive_secs,
         } = self;
         *cors_origins == other.cors_origins
             && *max_body_bytes == other.max_body_bytes
+            && *admin_max_body_bytes == other.admin_max_body_bytes
             && redacted::same(request_state_key, &other.request_state_key)
             && *trusted_proxies == other.trusted_proxies
             && *public_url == other.public_url
             && *request_timeout_secs == other.request_timeout_secs
+            && *body_timeout_secs == other.body_timeout_secs
             && *max_streams_per_principal == other.max_streams_per_principal
             && *max_streams == other.max_streams
             && *sse_keepalive_secs == other.sse_keepalive_secs
@@ -106,6 +117,7 @@ impl McpSettings {
         match field {
             "cors_origins" => self.cors_origins = parse_list(v),
             "max_body_bytes" => self.max_body_bytes = parse_num(v)?,
+            "admin_max_body_bytes" => self.admin_max_body_bytes = parse_num(v)?,
             "request_state_key" => self.request_state_key = Some(SecretString::from(v)),
             "trusted_proxies" => {
                 let list = parse_list(v);
@@ -116,6 +128,7 @@ impl McpSettings {
             }
             "public_url" => self.public_url = non_empty(v).map(|u| u.trim_end_matches('/').to_owned()),
             "request_timeout_secs" => self.request_timeout_secs = parse_num(v)?,
+            "body_timeout_secs" => self.body_timeout_secs = parse_num(v)?,
             "max_streams_per_principal" => self.max_streams_per_principal = parse_num(v)?,
             "max_streams" => self.max_streams = parse_num(v)?,
             "sse_keepalive_secs" => self.sse_keepalive_secs = parse_num(v)?,
@@ -130,8 +143,22 @@ impl McpSettings {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("QUDAG_MAX_BODY_BYTES", self.max_body_bytes, "must be at least 1024"));
         }
+        if self.admin_max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "QUDAG_ADMIN_MAX_BODY_BYTES",
+                self.admin_max_body_bytes,
+                "must be at least 1024",
+            ));
+        }
         if self.request_timeout_secs == 0 {
             return Err(ConfigError::invalid("QUDAG_REQUEST_TIMEOUT_SECS", 0, "must be at least 1"));
+        }
+        if !(1..=3_600).contains(&self.body_timeout_secs) {
+            return Err(ConfigError::invalid(
+                "QUDAG_BODY_TIMEOUT_SECS",
+                self.body_timeout_secs,
+                "must be 1 to 3600 seconds",
+            ));
         }
         if self.sse_keepalive_secs == 0 {
             return Err(ConfigError::invalid("QUDAG_SSE_KEEPALIVE_SECS", 0, "must be at least 1"));

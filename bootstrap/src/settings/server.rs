@@ -54,6 +54,9 @@ pub struct ServerSettings {
     pub keepalive_timeout_secs: u64,
     /// Connections served at once; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// Connections one client address may hold open at once (trusted proxies exempt); 0
+    /// for no such limit.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerSettings {
@@ -72,6 +75,7 @@ impl Default for ServerSettings {
             header_timeout_secs: 10,
             keepalive_timeout_secs: 75,
             max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -124,6 +128,7 @@ impl ServerSettings {
             "header_timeout_secs" => self.header_timeout_secs = parse_num(v)?,
             "keepalive_timeout_secs" => self.keepalive_timeout_secs = parse_num(v)?,
             "max_connections" => self.max_connections = parse_num(v)?,
+            "max_connections_per_address" => self.max_connections_per_address = parse_num(v)?,
             _ => return Err(unknown(field)),
         }
         Ok(())

@@ -155,10 +155,15 @@ fn every_variable_applies_its_value() {
         ("QUDAG_RATE_LIMIT_FAILURE", "fail-closed"),
         ("QUDAG_PROTOCOL", "http"),
         ("QUDAG_PUBLIC_URL", "https://mcp.example.com/"),
+        ("QUDAG_MAX_CONNECTIONS_PER_ADDRESS", "32"),
+        ("QUDAG_ADMIN_MAX_BODY_BYTES", "2048"),
+        ("QUDAG_BODY_TIMEOUT_SECS", "7"),
     ])
     .unwrap();
     assert_eq!(s.server.bind_addr().unwrap(), "0.0.0.0:8080".parse().unwrap());
     assert_eq!(s.mcp.public_url.as_deref(), Some("https://mcp.example.com"));
+    assert_eq!(s.server.max_connections_per_address, 32);
+    assert_eq!((s.mcp.admin_max_body_bytes, s.mcp.body_timeout_secs), (2048, 7));
     assert_eq!(s.server.shutdown_grace(), Duration::from_secs(5));
     assert_eq!(s.logging.level, "info,qudag_adapter_http=debug");
     assert_eq!(s.logging.format, LogFormat::Json);
@@ -372,6 +377,25 @@ fn authentication_on_off_loopback_needs_the_public_url() {
         ])
         .is_ok()
     );
+}
+
+#[test]
+fn body_and_connection_limits_are_validated() {
+    let s = load(&[]).unwrap();
+    assert_eq!((s.mcp.max_body_bytes, s.mcp.admin_max_body_bytes, s.mcp.body_timeout_secs), (4_194_304, 65_536, 30));
+    assert_eq!(s.server.max_connections_per_address, 256);
+    assert_eq!(load(&[("QUDAG_MAX_CONNECTIONS_PER_ADDRESS", "0")]).unwrap().server.max_connections_per_address, 0);
+    for (name, value) in [
+        ("QUDAG_ADMIN_MAX_BODY_BYTES", "1023"),
+        ("QUDAG_BODY_TIMEOUT_SECS", "0"),
+        ("QUDAG_BODY_TIMEOUT_SECS", "3601"),
+        ("QUDAG_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
+        ("QUDAG_MAX_CONNECTIONS_PER_ADDRESS", "many"),
+    ] {
+        let err = load(&[(name, value)]).unwrap_err();
+        assert!(err.to_string().contains(value), "{err}");
+        assert_eq!(names(err), name);
+    }
 }
 
 #[test]

@@ -103,6 +103,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "connections served at once (at least 1); while that many are open, new ones wait in the kernel's accept backlog until one closes",
     },
     EnvVar {
+        name: "QUDAG_MAX_CONNECTIONS_PER_ADDRESS",
+        key: "server.max_connections_per_address",
+        default: "256",
+        help: "connections one client address may hold open at once (an IPv4-mapped IPv6 peer counts as its IPv4 address); one more is closed as soon as it is accepted, so a few addresses cannot take every place of QUDAG_MAX_CONNECTIONS; QUDAG_TRUSTED_PROXIES are exempt; 0 for no such limit",
+    },
+    EnvVar {
         name: "QUDAG_LOG_LEVEL",
         key: "logging.level",
         default: "info",
@@ -329,13 +335,25 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_MAX_BODY_BYTES",
         key: "mcp.max_body_bytes",
         default: "4194304",
-        help: "largest request body accepted on `/mcp`, in bytes; larger ones get 413",
+        help: "largest request body accepted on `/mcp` and every route outside `/admin/`, in bytes (at least 1024); a declared `Content-Length` over it gets 413 before the body is read, a body without one gets 413 as soon as it passes the limit",
+    },
+    EnvVar {
+        name: "QUDAG_ADMIN_MAX_BODY_BYTES",
+        key: "mcp.admin_max_body_bytes",
+        default: "65536",
+        help: "largest request body accepted on `/admin/*`, in bytes (at least 1024), refused with 413 like QUDAG_MAX_BODY_BYTES; smaller, as these bodies are read before their caller is authenticated",
     },
     EnvVar {
         name: "QUDAG_REQUEST_TIMEOUT_SECS",
         key: "mcp.request_timeout_secs",
         default: "120",
         help: "seconds a request may take until its response starts (a body still arriving, a tool still running without streaming); then 503 and its work is dropped. Streams, once started, are not cut",
+    },
+    EnvVar {
+        name: "QUDAG_BODY_TIMEOUT_SECS",
+        key: "mcp.body_timeout_secs",
+        default: "30",
+        help: "seconds a request body may take to arrive, counted from the request's head (1 to 3600); a body still arriving then gets 408 and the connection is closed, so a slow sender holds its connection no longer, whatever QUDAG_REQUEST_TIMEOUT_SECS allows",
     },
     EnvVar {
         name: "QUDAG_MAX_STREAMS_PER_PRINCIPAL",

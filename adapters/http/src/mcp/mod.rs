@@ -29,26 +29,19 @@ pub mod streams;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::http::{Method, StatusCode};
+use poem::http::Method;
 use poem::{Endpoint, Request, Response};
 use qudag_application::admission::{Admission, Caller};
 use qudag_application::mcp::McpEngine;
 use qudag_application::ports::{EventBus, EventStore};
 use qudag_domain::principal::Principal;
-use rmcp::model::ErrorData;
 
 use crate::auth::{PublicOrigin, request_context};
-use crate::errors::{self, OAuthChallenge, StreamRefusal, rpc_error};
-use crate::security::{is_loopback_host, origin_allowed};
+use crate::errors::{self, OAuthChallenge, StreamRefusal};
 
 /// Settings of the MCP endpoint.
 #[derive(Clone, Debug)]
 pub struct McpHttpConfig {
-    /// Origins allowed besides loopback ones (`QUDAG_CORS_ORIGINS`).
-    pub allowed_origins: Vec<String>,
-    /// Whether the server is bound to a loopback address: then loopback origins are
-    /// allowed and the `Host` header must name loopback (DNS-rebinding protection).
-    pub loopback: bool,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments.
@@ -63,8 +56,6 @@ pub struct McpHttpConfig {
 impl Default for McpHttpConfig {
     fn default() -> Self {
         Self {
-            allowed_origins: Vec::new(),
-            loopback: true,
             max_body_bytes: 4 << 20,
             keep_alive: Duration::from_secs(15),
             origin: PublicOrigin::default(),
@@ -150,9 +141,6 @@ impl McpEndpoint {
     }
 
     async fn dispatch(&self, req: &mut Request) -> Response {
-        if let Some(refusal) = self.check_origin(req) {
-            return refusal;
-        }
         // Each method's future is boxed: poem moves the endpoint's future through every
         // middleware layer, and a future holding all three inline is several kilobytes.
         let mut response = match *req.method() {
@@ -167,32 +155,5 @@ impl McpEndpoint {
             response.headers_mut().insert("www-authenticate", value);
         }
         response
-    }
-
-    /// DNS-rebinding protection (2025-11-25 basic/transports, "Security Warning"): an
-    /// `Origin` that is present and not allowed gets 403, as does a non-loopback `Host`
-    /// on a loopback-bound server.
-    fn check_origin(&self, req: &Request) -> Option<Response> {
-        let headers = req.headers();
-        if let Some(origin) = headers::text(headers, "origin")
-            && !origin_allowed(&self.config.allowed_origins, self.config.loopback, origin)
-        {
-            return Some(rpc_error(
-                StatusCode::FORBIDDEN,
-                None,
-                ErrorData::invalid_request(format!("origin {origin} is not allowed"), None),
-            ));
-        }
-        if self.config.loopback
-            && let Some(host) = headers::text(headers, "host")
-            && !is_loopback_host(host)
-        {
-            return Some(rpc_error(
-                StatusCode::FORBIDDEN,
-                None,
-                ErrorData::invalid_request(format!("host {host} is not served here"), None),
-            ));
-        }
-        None
     }
 }

@@ -2,12 +2,18 @@
 //! shutdown (stop accepting, give open connections the grace period, close the rest).
 //!
 //! At the limit the loop stops calling `accept`, so new connections wait in the kernel's
-//! backlog instead of being accepted and refused.
+//! backlog instead of being accepted and refused. One client address may hold only so many
+//! of those places ([`ServerConfig::max_connections_per_address`]): a connection beyond
+//! that is closed as soon as it is accepted, so a few addresses (slow senders, say) cannot
+//! take every place and leave other clients waiting. Trusted proxies are exempt; IPv4-mapped
+//! IPv6 peers (`::ffff:a.b.c.d`) count, and are seen by the endpoints, as their IPv4 address.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use poem::{Endpoint, EndpointExt};
@@ -26,6 +32,7 @@ use super::tls::TlsState;
 pub struct ConnectionStats {
     open: AtomicUsize,
     accepted: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl ConnectionStats {
@@ -38,6 +45,55 @@ impl ConnectionStats {
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
+
+    /// Connections closed on arrival since start, their address being at its limit.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The connections each client address holds open.
+#[derive(Debug)]
+struct PerAddress {
+    limit: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// A place for one more connection from `ip`, or `None` when it holds its limit.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { table: self.clone(), ip })
+    }
+}
+
+/// One connection's place in [`PerAddress`], given back when dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) written as the IPv4 address
+/// it is, so that it matches IPv4 blocks and is counted once whichever way it arrives.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Serve `endpoint` on `listener` until `signal` completes; then stop accepting, let open
@@ -67,6 +123,9 @@ where
     let grace = config.shutdown_grace;
     let local = listener.local_addr()?;
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_address = (config.max_connections_per_address > 0)
+        .then(|| Arc::new(PerAddress { limit: config.max_connections_per_address, open: Mutex::default() }));
+    let config = Arc::new(config);
     let draining = CancellationToken::new();
     let closing = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -91,8 +150,23 @@ where
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        let remote = canonical(remote);
         stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let address_slot = match &per_address {
+            Some(table) if !config.unlimited_peers.iter().any(|block| block.contains(&remote.ip())) => {
+                match table.admit(remote.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%remote, limit = table.limit, "Connection closed: its address holds its limit (QUDAG_MAX_CONNECTIONS_PER_ADDRESS)");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let _ = stream.set_nodelay(true);
         let (endpoint, tls, config, stats) = (endpoint.clone(), tls.clone(), config.clone(), stats.clone());
         let (draining, closing) = (draining.clone(), closing.clone());
         tracker.spawn(async move {
@@ -102,6 +176,7 @@ where
                 () = closing.cancelled() => {}
             }
             stats.open.fetch_sub(1, Ordering::Relaxed);
+            drop(address_slot);
             drop(permit);
         });
     }

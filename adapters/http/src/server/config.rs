@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 /// The connection limits and the shutdown grace period (see `docs/configuration.md`).
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -13,6 +15,12 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections one client address may hold open at once; 0 for no such limit. Beyond
+    /// it, a new connection from that address is closed as soon as it is accepted.
+    pub max_connections_per_address: usize,
+    /// Peers the per-address limit does not apply to: the trusted proxies, each of whose
+    /// connections carries many clients.
+    pub unlimited_peers: Vec<IpNet>,
     /// Time to complete the TLS handshake.
     pub handshake_timeout: Duration,
     /// Time open connections get to finish once shutdown begins.
