@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 /// A connection to `server` from the loopback address `from` (any of 127.0.0.0/8).
 async fn connect_from(from: &str, server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(from.parse().unwrap(), 0))?;
+    socket.bind(SocketAddr::new(from.parse().expect("an IP address"), 0))?;
     socket.connect(server).await
 }
 
@@ -36,8 +36,8 @@ async fn read_head(stream: &mut TcpStream, limit: Duration) -> String {
 
 /// Send `request` on a new connection and read the whole answer (the server closes it).
 async fn exchange(server: SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(server).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut stream = TcpStream::connect(server).await.expect("connected");
+    stream.write_all(request.as_bytes()).await.expect("request sent");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
@@ -169,9 +169,9 @@ async fn slow_senders(from: &str, server: SocketAddr, n: usize) -> Vec<TcpStream
     let mut kept = Vec::new();
     for mut stream in open {
         let mut probe = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(20), stream.read(&mut probe)).await {
-            Err(_) => kept.push(stream),
-            Ok(_) => {}
+        // Still open: nothing to read, no end of stream.
+        if tokio::time::timeout(Duration::from_millis(20), stream.read(&mut probe)).await.is_err() {
+            kept.push(stream);
         }
     }
     kept

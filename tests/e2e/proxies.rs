@@ -13,7 +13,7 @@ use tokio::net::{TcpSocket, TcpStream};
 /// A connection to `server` from the loopback address `from` (any of 127.0.0.0/8).
 async fn connect_from(from: &str, server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(from.parse().unwrap(), 0))?;
+    socket.bind(SocketAddr::new(from.parse().expect("an IP address"), 0))?;
     socket.connect(server).await
 }
 
@@ -23,11 +23,11 @@ fn status(answer: &str) -> u16 {
 
 /// The client addresses of the audit trail's `GET /admin/audit` events.
 async fn readers(app: &qudag_tests::TestApp, base: &str) -> Vec<String> {
-    let resp = app.client.get(format!("{base}/admin/audit?limit=1000")).send().await.unwrap();
-    let page: Value = resp.json().await.unwrap();
+    let resp = app.client.get(format!("{base}/admin/audit?limit=1000")).send().await.expect("audit read");
+    let page: Value = resp.json().await.expect("an audit page");
     page["events"]
         .as_array()
-        .unwrap()
+        .expect("events")
         .iter()
         .filter(|e| e["target"] == "GET /admin/audit")
         .filter_map(|e| e["client_addr"].as_str().map(str::to_owned))
@@ -37,12 +37,12 @@ async fn readers(app: &qudag_tests::TestApp, base: &str) -> Vec<String> {
 /// `GET /admin/audit` from the loopback address `from` with one `X-Forwarded-For` line per
 /// entry of `xff`.
 async fn read_audit(from: &str, addr: SocketAddr, xff: &[&str]) {
-    let mut stream = connect_from(from, addr).await.unwrap();
+    let mut stream = connect_from(from, addr).await.expect("connected");
     let lines: String = xff.iter().map(|v| format!("x-forwarded-for: {v}\r\n")).collect();
     let request = format!("GET /admin/audit?limit=1 HTTP/1.1\r\nhost: {addr}\r\n{lines}connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.expect("request sent");
     let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.unwrap();
+    stream.read_to_end(&mut out).await.expect("answer read");
     assert_eq!(status(&String::from_utf8_lossy(&out)), 200);
 }
 
