@@ -116,6 +116,40 @@ async fn a_streamed_admin_body_is_cut_at_the_limit_not_buffered_whole() {
 }
 
 #[tokio::test]
+async fn over_http2_a_body_without_length_is_cut_at_the_limit_too() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+
+    let app = spawn_app().await;
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(connection);
+    // An endless body of 16 KiB frames, counted as the client hands them over.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let endless = futures::stream::repeat_with(move || {
+        counter.fetch_add(16 << 10, Ordering::Relaxed);
+        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(&[b' '; 16 << 10])))
+    });
+    let request = hyper::Request::post(format!("http://{}/admin/authz/explain", app.addr))
+        .header("content-type", "application/json")
+        .body(StreamBody::new(endless))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .expect("answered before the body ended")
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["reason"], "payload_too_large", "{body}");
+    // HTTP/2 flow control lets the client run ahead of the server by a window, no more.
+    assert!(sent.load(Ordering::Relaxed) < 8 << 20, "{} bytes sent", sent.load(Ordering::Relaxed));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_oversized_form_body_on_mcp_gets_413() {
     let app = spawn_app_with(|s| s.mcp.max_body_bytes = 2048).await;
     let resp = app
