@@ -214,6 +214,13 @@ mod tests {
         resp.send().await.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         // Other routes are not guarded.
         cli.get("/health/live").header("host", "evil.example").send().await.assert_status_is_ok();
+        // An HTTP/2 request names its host in the URI, without a Host header.
+        let endpoint = router(HttpState::minimal("1.2.3"));
+        let h2 = |uri: &str| poem::Request::builder().version(poem::http::Version::HTTP_2).uri_str(uri).finish();
+        let resp = endpoint.get_response(h2("http://evil.example/admin/audit")).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let resp = endpoint.get_response(h2("http://127.0.0.1:3000/admin/audit")).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

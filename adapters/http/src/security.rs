@@ -110,8 +110,9 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Why a request to `/mcp` or `/admin/*` is refused as a possible DNS-rebinding attack
 /// (2025-11-25 basic/transports, "Security Warning"), if it is: an `Origin` that is present
-/// and not allowed, or, on a loopback-bound server, a `Host` that does not name loopback.
-pub fn rebinding_refusal(policy: &CorsPolicy, headers: &HeaderMap) -> Option<String> {
+/// and not allowed, or, on a loopback-bound server, a `Host` (an HTTP/2 request's
+/// `:authority` when it has no `Host`) that does not name loopback.
+pub fn rebinding_refusal(policy: &CorsPolicy, headers: &HeaderMap, authority: Option<&str>) -> Option<String> {
     let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::trim);
     if let Some(origin) = text(header::ORIGIN)
         && !policy.allows(origin)
@@ -119,7 +120,7 @@ pub fn rebinding_refusal(policy: &CorsPolicy, headers: &HeaderMap) -> Option<Str
         return Some(format!("origin {origin} is not allowed"));
     }
     if policy.loopback
-        && let Some(host) = text(header::HOST)
+        && let Some(host) = text(header::HOST).or(authority)
         && !is_loopback_host(host)
     {
         return Some(format!("host {host} is not served here"));
@@ -156,7 +157,8 @@ impl<E: Endpoint> Endpoint for RebindingGuardEndpoint<E> {
         let path = req.uri().path();
         let mcp = path == "/mcp" || path.starts_with("/mcp/");
         if (mcp || path.starts_with("/admin/"))
-            && let Some(reason) = rebinding_refusal(&self.policy, req.headers())
+            && let Some(reason) =
+                rebinding_refusal(&self.policy, req.headers(), req.uri().authority().map(|a| a.as_str()))
         {
             return Ok(if mcp {
                 crate::errors::rpc_error(
