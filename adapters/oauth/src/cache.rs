@@ -106,8 +106,15 @@ impl TokenCache {
 /// time. Bounded like [`TokenCache`]: when full, expired entries go first, then the oldest.
 #[derive(Debug)]
 pub struct InactiveCache {
-    inner: Mutex<(HashMap<[u8; 32], u64>, VecDeque<[u8; 32]>)>,
+    inner: Mutex<Inactive>,
     capacity: usize,
+}
+
+/// Inactive tokens by digest with the time their answer lapses, and their insertion order.
+#[derive(Debug, Default)]
+struct Inactive {
+    until: HashMap<[u8; 32], u64>,
+    order: VecDeque<[u8; 32]>,
 }
 
 impl InactiveCache {
@@ -119,7 +126,7 @@ impl InactiveCache {
     /// Whether `key` was found inactive and that answer still holds at `now` (seconds).
     pub fn contains(&self, key: &[u8; 32], now: u64) -> bool {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.0.get(key).is_some_and(|until| now < *until)
+        inner.until.get(key).is_some_and(|until| now < *until)
     }
 
     /// Remember that `key` is inactive until `until` (seconds, exclusive).
@@ -128,7 +135,7 @@ impl InactiveCache {
             return;
         }
         let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (entries, order) = &mut *guard;
+        let Inactive { until: entries, order } = &mut *guard;
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             entries.retain(|_, u| now < *u);
             order.retain(|k| entries.contains_key(k));
@@ -144,7 +151,7 @@ impl InactiveCache {
 
     /// How many entries.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.len()
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).until.len()
     }
 
     /// Whether it is empty.
