@@ -3,9 +3,16 @@
 //! MCP requests, notifications and responses, GET and listen streams, session ends and the
 //! admin endpoints all pass the same stages, in this order:
 //!
-//! 1. **limit per address** — when callers are counted by address (`per_user` off, or no
-//!    authentication), the quota is charged before any token is verified, so a flood of bad
-//!    tokens is refused with 429 without costing a verification;
+//! 1. **limit per address**, before any token is looked at:
+//!    - the address's *failed-authentication allowance* (`QUDAG_RATE_LIMIT_AUTH_FAILURES`,
+//!      by default the rate and burst of `QUDAG_RATE_LIMIT`): only requests whose
+//!      credential is refused consume it, so any number of honest callers behind one NAT
+//!      address are not slowed by each other, while a flood of bad or missing tokens from
+//!      one address is refused with 429 — without a verification, an introspection call or
+//!      an audit record each — once the allowance is spent, until it refills. IPv6 addresses
+//!      are counted by their /64;
+//!    - when callers are counted by address (`per_user` off, or no authentication), the
+//!      request's quota is charged here too;
 //! 2. **authenticate** ([`Admission::authenticate`]) — the only way to obtain a [`Caller`];
 //! 3. **limit per principal** ([`Admission::admit`]) — the operation's cost, against the
 //!    principal's short-term and daily quotas;
@@ -16,7 +23,11 @@
 //! The inbound adapter hands over what it read off the wire ([`RequestContext`]) and gets a
 //! [`Caller`] back; every use case that serves a caller takes that `Caller`, so no operation
 //! can be reached without having been authenticated here. Every refusal is audited with its
-//! reason and counted.
+//! reason and counted; repeated refusals of one address or one rate-limit key are written
+//! once per reason and window and then summarised ([`summary`]), while the metrics
+//! (`qudag_auth_failures_total`, `qudag_rate_limit_rejections_total`) count every one.
+
+mod summary;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -182,6 +193,12 @@ pub struct Admission {
     /// Credentials whose first accepted use on this node was audited (BLAKE3 of the token),
     /// so `auth.succeeded` marks each credential's first use, not every request.
     authenticated: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Failed authentications allowed per address, if limited.
+    failure_limit: Option<QuotaPolicy>,
+    /// Addresses whose failure allowance is spent.
+    blocks: summary::Blocks,
+    /// Repeated refusals, counted for their summary records.
+    summaries: summary::Summaries,
 }
 
 /// Credentials remembered for auditing their first use; past it the memory starts over (a
@@ -203,7 +220,40 @@ impl Admission {
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { auth, limiter, limits, audit, clock, metrics: Arc::new(NoopMetrics), authenticated: Default::default() }
+        Self {
+            auth,
+            limiter,
+            limits,
+            audit,
+            clock,
+            metrics: Arc::new(NoopMetrics),
+            authenticated: Default::default(),
+            failure_limit: None,
+            blocks: summary::Blocks::default(),
+            summaries: summary::Summaries::default(),
+        }
+    }
+
+    /// Allow each address `policy`'s worth of failed authentications (stage 1); `None` for
+    /// no such limit.
+    pub fn with_auth_failure_limit(mut self, policy: Option<QuotaPolicy>) -> Self {
+        self.failure_limit = policy;
+        self
+    }
+
+    /// Write the summary records of the refusal windows that have ended (every open window
+    /// when `all`, e.g. at shutdown). The server calls this every few seconds.
+    pub async fn flush_summaries(&self, all: bool) {
+        let now = self.clock.now();
+        self.write_summaries(self.summaries.take(now, all)).await;
+    }
+
+    async fn write_summaries(&self, summaries: Vec<summary::Summary>) {
+        let now = self.clock.now();
+        for s in summaries {
+            let (ctx, record) = s.into_record(now);
+            self.audit(&ctx, record).await;
+        }
     }
 
     /// Count into `metrics` (admission built without them counts nothing).
@@ -227,14 +277,16 @@ impl Admission {
         self.limits.as_ref().is_some_and(|l| !l.per_user) || matches!(self.auth, AuthMode::Disabled(_))
     }
 
-    /// Stages 1–2: limit per address (when callers are counted by address), then who is
-    /// calling.
+    /// Stages 1–2: limit per address (its failed-authentication allowance, and its quota
+    /// when callers are counted by address), then who is calling.
     ///
     /// # Errors
-    /// `RateLimited` (audited as `rate.limited`) before any token is looked at;
-    /// `Unauthenticated` (audited as `auth.failed` with the reason); `Unavailable` when the
-    /// verifier, the limiter (fail-closed) or the audit trail cannot decide. A credential's
-    /// first accepted use on this node is audited as `auth.succeeded`.
+    /// `RateLimited` (audited as `rate.limited`) before any token is looked at, or when this
+    /// failure spent the address's allowance; `Unauthenticated` (audited as `auth.failed` with
+    /// the reason); `Unavailable` when the verifier, the limiter (fail-closed) or the audit
+    /// trail cannot decide. A credential's first accepted use on this node is audited as
+    /// `auth.succeeded`. Repeated refusals are audited once per reason and window, then
+    /// summarised.
     pub async fn authenticate(&self, ctx: RequestContext) -> Result<Caller, Refusal> {
         let by_address = self.by_address();
         let mut address_decision = None;
@@ -248,6 +300,15 @@ impl Admission {
             }
             AuthMode::Required(verifier) => verifier,
         };
+        let failure_key = self
+            .failure_limit
+            .as_ref()
+            .map(|_| RateLimitKey::custom(format!("authfail:{}", summary::address_key(ctx.client_addr))));
+        if let Some(key) = &failure_key
+            && let Some(decision) = self.blocks.blocked(key.as_str(), self.clock.now())
+        {
+            return Err(self.limited(&ctx, None, key, Cost::ONE, decision, Quota::AuthFailures).await);
+        }
         let result = match (&ctx.credential_problem, &ctx.credential) {
             (Some((reason, description)), _) => {
                 Err(TokenError::BadRequest { reason, description: description.clone() })
@@ -269,14 +330,36 @@ impl Admission {
             Err(error) => {
                 self.metrics.auth_failure(error.reason());
                 tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
-                self.audit(
-                    &ctx,
-                    AuditRecord::new(self.clock.now(), AuditAction::AuthFailed, Outcome::Denied)
-                        .details(json!({ "reason": error.reason() })),
-                )
-                .await;
+                self.audit_failure(&ctx, error.reason()).await;
+                if let (Some(key), Some(policy)) = (&failure_key, &self.failure_limit) {
+                    let on_failure = self.limits.as_ref().map_or(LimiterFailurePolicy::FailOpen, |l| l.on_failure);
+                    // A limiter that cannot decide leaves the answer at 401: the request is
+                    // refused either way.
+                    if let Ok(Some(decision)) = self.check_limit(key, policy, Cost::ONE, on_failure).await
+                        && !decision.allowed
+                    {
+                        self.blocks.block(key.as_str(), decision, self.clock.now());
+                        return Err(self.limited(&ctx, None, key, Cost::ONE, decision, Quota::AuthFailures).await);
+                    }
+                }
                 Err(Refusal::Unauthenticated(error))
             }
+        }
+    }
+
+    /// Audit a failed authentication: the first of its reason from this address in a
+    /// window in full, later ones in the window's summary.
+    async fn audit_failure(&self, ctx: &RequestContext, reason: &'static str) {
+        let now = self.clock.now();
+        let topic = summary::Topic::AuthFailed(summary::address_key(ctx.client_addr));
+        let (record, ended) = self.summaries.note(topic, reason, ctx, None, now);
+        self.write_summaries(ended).await;
+        if record {
+            self.audit(
+                ctx,
+                AuditRecord::new(now, AuditAction::AuthFailed, Outcome::Denied).details(json!({ "reason": reason })),
+            )
+            .await;
         }
     }
 
@@ -401,7 +484,8 @@ impl Admission {
         }
     }
 
-    /// Audit a refusal by `quota` and build the error.
+    /// Audit a refusal by `quota` (the first of its key in a window; later ones go into the
+    /// window's summary) and build the error.
     async fn limited(
         &self,
         ctx: &RequestContext,
@@ -413,6 +497,13 @@ impl Admission {
     ) -> Refusal {
         self.metrics.rate_limited(quota);
         let quota = quota.as_str();
+        let topic = summary::Topic::RateLimited { key: key.as_str().to_owned(), quota };
+        let actor = principal.map(|p| p.id().to_string());
+        let (first, ended) = self.summaries.note(topic, quota, ctx, actor.as_deref(), self.clock.now());
+        self.write_summaries(ended).await;
+        if !first {
+            return Refusal::RateLimited(decision);
+        }
         let mut record = AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied).details(json!({
             "quota": quota,
             "key": key.as_str(),
@@ -734,6 +825,96 @@ mod tests {
         let units: u32 = charged.iter().map(|(_, u)| u).sum();
         assert_eq!(units, 6, "one unit before authentication, four more for the first call, one for the next");
         assert!(charged.iter().all(|(k, _)| k == "ip:192.0.2.7"), "{charged:?}");
+    }
+
+    /// A limiter that allows `failures` charges of each `authfail:` key, then refuses them
+    /// (with a 30 s wait), and allows everything else; it counts the charges by key.
+    fn failure_allowance(failures: u32) -> (Arc<MockRateLimiter>, Arc<Mutex<Vec<String>>>) {
+        let charged = Arc::new(Mutex::new(Vec::<String>::new()));
+        let c = charged.clone();
+        let mut l = MockRateLimiter::new();
+        l.expect_check().returning(move |key, _, _| {
+            let mut c = c.lock().unwrap();
+            c.push(key.as_str().to_owned());
+            let spent = c.iter().filter(|k| *k == key.as_str()).count() as u32;
+            let allowed = !key.as_str().starts_with("authfail:") || spent <= failures;
+            Ok(decision(allowed, 0, (!allowed).then(|| Duration::from_secs(30))))
+        });
+        (Arc::new(l), charged)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_bad_tokens_meets_429_before_the_verifier_and_the_audit_sink() {
+        let verifications = Arc::new(AtomicU32::new(0));
+        let v = verifications.clone();
+        let mut verifier = MockTokenVerifier::new();
+        verifier.expect_verify().returning(move |c| {
+            v.fetch_add(1, Ordering::SeqCst);
+            if c.token == "good" {
+                Ok(Principal::new(
+                    PrincipalId::new("https://iss", "bob"),
+                    vec![Role::Developer],
+                    Vec::<String>::new(),
+                    None,
+                ))
+            } else {
+                Err(TokenError::Invalid { reason: "bad_signature", description: "signature mismatch".into() })
+            }
+        });
+        let (limiter, charged) = failure_allowance(5);
+        let (audit, seen) = recording_audit();
+        let policy = QuotaPolicy::per_minute(5, 5).unwrap();
+        let a = Admission::new(AuthMode::Required(Arc::new(verifier)), limiter, settings(true), audit, clock())
+            .with_auth_failure_limit(Some(policy));
+        let mut unauthenticated = 0;
+        let mut limited = 0;
+        for _ in 0..100 {
+            match a.authenticate(ctx(Some("garbage"))).await {
+                Err(Refusal::Unauthenticated(_)) => unauthenticated += 1,
+                Err(Refusal::RateLimited(d)) => {
+                    assert_eq!(d.retry_after, Some(Duration::from_secs(30)));
+                    limited += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((unauthenticated, limited), (5, 95), "429 once the allowance is spent");
+        assert_eq!(verifications.load(Ordering::SeqCst), 6, "refused before the verifier after that");
+        assert_eq!(charged.lock().unwrap().len(), 6, "a blocked address does not even ask the limiter");
+        {
+            let seen = seen.lock().unwrap();
+            let actions: Vec<_> = seen.iter().map(|r| r.action).collect();
+            assert_eq!(actions, [AuditAction::AuthFailed, AuditAction::RateLimited], "one record of each, not 100");
+            assert_eq!(seen[1].details["quota"], "auth_failures");
+            assert_eq!(seen[1].details["key"], "authfail:ip:192.0.2.7");
+        }
+        // Another address is not affected, nor is a good token's principal limit touched.
+        let mut other = ctx(Some("good"));
+        other.client_addr = Some("198.51.100.1".parse().unwrap());
+        a.authenticate(other).await.unwrap();
+        // The window's counts are written as summaries.
+        a.flush_summaries(true).await;
+        let seen = seen.lock().unwrap();
+        let summaries: Vec<_> = seen.iter().filter(|r| r.details["summary"] == true).collect();
+        assert_eq!(summaries.len(), 2, "{seen:?}");
+        let failed = summaries.iter().find(|r| r.action == AuditAction::AuthFailed).unwrap();
+        assert_eq!(failed.details["suppressed"], 5, "six failures verified, the first written in full");
+        assert_eq!(failed.details["by_reason"]["bad_signature"], 5);
+        assert_eq!(failed.client_addr.as_deref(), Some("192.0.2.7"));
+        let limited = summaries.iter().find(|r| r.action == AuditAction::RateLimited).unwrap();
+        assert_eq!(limited.details["suppressed"], 94);
+        assert_eq!(seen.len(), 5, "two records, an auth.succeeded and two summaries for 101 requests");
+    }
+
+    #[tokio::test]
+    async fn without_a_failure_limit_failures_are_never_charged() {
+        let mut limiter = MockRateLimiter::new();
+        limiter.expect_check().never();
+        let (audit, _) = recording_audit();
+        let a = Admission::new(required(vec![Role::Admin]), Arc::new(limiter), settings(true), audit, clock());
+        for _ in 0..10 {
+            assert!(matches!(a.authenticate(ctx(Some("forged"))).await, Err(Refusal::Unauthenticated(_))));
+        }
     }
 
     #[tokio::test]

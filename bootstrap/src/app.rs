@@ -197,6 +197,20 @@ impl App {
                 }
             });
         }
+        {
+            // Repeated refusals are summarised per window; their summaries are written here.
+            let (admission, stop) = (services.engine.admission().clone(), upkeep.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        _ = tick.tick() => admission.flush_summaries(false).await,
+                    }
+                }
+            });
+        }
         if let Some(retention) = adapters.audit_retention {
             let (clock, stop) = (clock.clone(), upkeep.clone());
             tokio::spawn(async move {
@@ -318,6 +332,7 @@ impl App {
             tracing::warn!(%error, "Could not withdraw this node from the membership");
         }
 
+        services.engine.admission().flush_summaries(true).await;
         record(audit.as_ref(), AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
         if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
             take_checkpoint(audit.as_ref(), &adapters.keys, clock.now()).await;
@@ -399,9 +414,14 @@ fn services(
         tracing::warn!("Authentication is off (QUDAG_REQUIRE_AUTH=false): every caller of /mcp acts as admin");
         AuthMode::Disabled(Principal::anonymous([Role::Admin]))
     };
+    let auth_failures = match r.effective_auth_failures() {
+        0 => None,
+        n => Some(QuotaPolicy::per_minute(n, r.auth_failure_burst()).context("QUDAG_RATE_LIMIT_AUTH_FAILURES")?),
+    };
     let admission = Arc::new(
         Admission::new(auth, adapters.limiter.clone(), limits, adapters.audit.clone(), adapters.clock.clone())
-            .with_metrics(adapters.metrics.clone()),
+            .with_metrics(adapters.metrics.clone())
+            .with_auth_failure_limit(auth_failures),
     );
     let s = &settings.sessions;
     let timeouts = SessionTimeouts::new(

@@ -176,6 +176,7 @@ pub fn token_verifier(
         let key = DevKey::load_or_create(&path).map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
         let mut config = OAuthConfig::new(DEV_ISSUER, a.dev_audience());
         config.cache_capacity = a.token_cache_size;
+        config.token_types = token_types(a)?;
         let verify_key = key.verify_key().map_err(WiringError::Auth)?;
         let verifier =
             OAuthVerifier::with_keys(config, vec![verify_key], clock).map_err(|e| WiringError::Auth(e.to_string()))?;
@@ -210,6 +211,9 @@ pub fn token_verifier(
     config.max_token_bytes = a.max_token_bytes;
     config.cache_capacity = a.token_cache_size;
     config.dpop_max_age = Duration::from_secs(a.dpop_max_age_secs);
+    config.dpop_replay_per_key = a.dpop_replay_per_key;
+    config.introspection_cache = Duration::from_secs(a.introspection_cache_secs);
+    config.token_types = token_types(a)?;
     if let Some(path) = &a.ca_path {
         config.ca_pem =
             Some(std::fs::read(path).map_err(|e| {
@@ -218,6 +222,12 @@ pub fn token_verifier(
     }
     let verifier = OAuthVerifier::new(config, clock).map_err(|e| WiringError::Auth(e.to_string()))?;
     Ok(Some(Arc::new(verifier)))
+}
+
+/// The accepted access-token types (`QUDAG_OAUTH2_TOKEN_TYPES`).
+fn token_types(a: &crate::settings::AuthSettings) -> Result<qudag_adapter_oauth::TokenTypes, WiringError> {
+    qudag_adapter_oauth::TokenTypes::parse(&a.token_types)
+        .map_err(|e| WiringError::Auth(format!("QUDAG_OAUTH2_TOKEN_TYPES={}: {e}", a.token_types)))
 }
 
 /// The server's keys: from `QUDAG_KEY_FILE` (created with mode 0600 when missing), or
@@ -320,13 +330,30 @@ async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), 
                 FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?,
             );
             if a.retention_days > 0 {
+                // Files are verified, checkpoints included, with this server's key before
+                // any is deleted; a chain that does not verify is kept and counted.
+                let key = qudag_domain::audit::CheckpointKey {
+                    algorithm: adapters.keys.signing().algorithm(),
+                    verifying_key: adapters.keys.signing().verifying_key().to_vec(),
+                };
+                let metrics = adapters.metrics.clone();
                 adapters.audit_retention = Some(AuditRetention {
                     keep,
                     prune: Box::new(move |cutoff| {
-                        let path = path.clone();
+                        let (path, key, metrics) = (path.clone(), key.clone(), metrics.clone());
                         Box::pin(async move {
-                            match tokio::task::spawn_blocking(move || qudag_adapter_file::prune(&path, cutoff)).await {
-                                Ok(Ok(report)) => Ok(report.events),
+                            match tokio::task::spawn_blocking(move || qudag_adapter_file::prune(&path, cutoff, &key))
+                                .await
+                            {
+                                Ok(Ok(report)) => {
+                                    if report.unverified.is_some() {
+                                        qudag_application::ports::metrics::Metrics::backend_error(
+                                            metrics.as_ref(),
+                                            "audit_retention",
+                                        );
+                                    }
+                                    Ok(report.events)
+                                }
                                 Ok(Err(e)) => Err(e.to_string()),
                                 Err(e) => Err(format!("the retention task failed: {e}")),
                             }

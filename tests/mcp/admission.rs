@@ -150,6 +150,129 @@ async fn admin_endpoints_are_limited() {
     app.stop().await.unwrap();
 }
 
+/// A server with developer-mode authentication (its key in `dir`) at `rate` requests per
+/// minute, believing `X-Forwarded-For` from loopback so tests can speak from two addresses.
+async fn authenticated(dir: &std::path::Path, rate: u32) -> TestApp {
+    let key = dir.join("dev.key");
+    spawn_fixture_app(move |s| {
+        s.auth.dev_mode = true;
+        s.auth.dev_key_path = Some(key);
+        s.rate_limit.requests_per_minute = rate;
+        s.mcp.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await
+}
+
+fn dev_token(dir: &std::path::Path) -> String {
+    let mut settings = qudag_mcp::Settings::default();
+    settings.auth.dev_mode = true;
+    settings.auth.dev_key_path = Some(dir.join("dev.key"));
+    qudag_mcp::dev::token(&settings, &["admin".to_owned()], None, Some("alice"), 600).unwrap()
+}
+
+async fn count(audit: &std::sync::Arc<dyn qudag_application::ports::AuditQuery>, action: AuditAction) -> Vec<Value> {
+    let filter = AuditFilter { action: Some(action), ..AuditFilter::default() };
+    let events = audit.query(&filter, None, 10_000).await.unwrap().events;
+    events.into_iter().map(|e| serde_json::to_value(&e.record).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_tokens_meets_429_before_the_audit_sink() {
+    let tmp = qudag_test_support::temp::temp_dir("admission-flood");
+    let app = authenticated(tmp.path(), 60).await;
+    let flooder = "203.0.113.66";
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..80 {
+        let resp = app
+            .tool_call(i, "echo", json!({"text": "q"}))
+            .bearer_auth(format!("garbage-{i}"))
+            .header("x-forwarded-for", flooder)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        if status == 429 {
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        *statuses.entry(status).or_default() += 1;
+    }
+    // QUDAG_RATE_LIMIT=60: a burst of 60 failures from the address, then 429 (a unit or two
+    // may refill while the loop runs).
+    let refused = statuses.get(&401).copied().unwrap_or_default();
+    let limited = statuses.get(&429).copied().unwrap_or_default();
+    assert!((60..=62).contains(&refused) && refused + limited == 80, "{statuses:?}");
+
+    // An honest caller at another address is served all the while.
+    let token = dev_token(tmp.path());
+    let ok = app
+        .tool_call(99, "echo", json!({"text": "q"}))
+        .bearer_auth(&token)
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // 80 refused requests, a handful of records: the first of each kind in full...
+    let audit = app.audit.clone();
+    assert_eq!(count(&audit, AuditAction::AuthFailed).await.len(), 1);
+    assert_eq!(count(&audit, AuditAction::RateLimited).await.len(), 1);
+    // ...and, once written (at the latest at shutdown), one summary of each with the counts.
+    app.stop().await.unwrap();
+    let failed = count(&audit, AuditAction::AuthFailed).await;
+    let limited_records = count(&audit, AuditAction::RateLimited).await;
+    assert_eq!((failed.len(), limited_records.len()), (2, 2), "{failed:?} {limited_records:?}");
+    let suppressed =
+        |records: &[Value]| records.iter().map(|r| r["details"]["suppressed"].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!(suppressed(&failed) as usize + 1, refused + 1, "every verified failure is counted");
+    assert_eq!(suppressed(&limited_records) as usize + 1, limited);
+    assert!(failed.iter().all(|r| r["client_addr"] == flooder), "{failed:?}");
+}
+
+#[tokio::test]
+async fn authenticated_notifications_and_unsolicited_responses_are_limited() {
+    let tmp = qudag_test_support::temp::temp_dir("admission-responses");
+    let app = spawn_fixture_app({
+        let key = tmp.path().join("dev.key");
+        move |s| {
+            s.auth.dev_mode = true;
+            s.auth.dev_key_path = Some(key);
+            s.rate_limit.requests_per_minute = 6;
+            s.rate_limit.burst = Some(3);
+        }
+    })
+    .await;
+    let token = dev_token(tmp.path());
+    let post = |body: Value, session: Option<&str>| {
+        let mut req = app
+            .client
+            .post(app.url("/mcp"))
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", crate::client::STATEFUL)
+            .json(&body);
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.send()
+    };
+    let init = post(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": crate::client::STATEFUL,
+            "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let response = json!({"jsonrpc": "2.0", "id": "nobody-asked", "result": {}});
+    refused_within(&app, "authenticated unsolicited response", 5, |_| async {
+        post(response.clone(), Some(&session)).await.unwrap()
+    })
+    .await;
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_call_and_its_refusal_are_both_in_the_audit_trail() {
     let app = limited(1).await;

@@ -204,7 +204,9 @@ function buildProvider() {
     },
     extraTokenClaims: async (ctx, token) => {
       const roles = CLIENTS.get(token.clientId)?.roles;
-      return roles ? { roles: [...roles] } : undefined;
+      // The client is the subject of its own client-credentials token: say so, so
+      // introspection answers name a `sub` as JWT access tokens do.
+      return { sub: token.clientId, ...(roles ? { roles: [...roles] } : {}) };
     },
     renderError: async (ctx, out) => {
       ctx.type = 'application/json; charset=utf-8';

@@ -142,7 +142,7 @@ async fn retention_removes_only_old_files_a_checkpoint_covers() {
     small_files(dir.path(), None, 60, 0).await;
     let before = files(dir.path());
     assert!(before.len() > 3);
-    let report = prune(&dir.path().join("audit.jsonl"), cutoff).unwrap();
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff, &public(&key())).unwrap();
     assert_eq!((report.removed.len(), report.covered_through), (0, None));
     assert_eq!(files(dir.path()), before);
 
@@ -151,8 +151,9 @@ async fn retention_removes_only_old_files_a_checkpoint_covers() {
     let signer = key();
     small_files(dir.path(), Some(&signer), 40, 40).await;
     let all = files(dir.path()).len();
-    let report = prune(&dir.path().join("audit.jsonl"), cutoff).unwrap();
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff, &public(&signer)).unwrap();
     assert_eq!(report.covered_through, Some(40), "the anchor follows the first 40 events");
+    assert_eq!(report.unverified, None);
     assert!(!report.removed.is_empty() && report.removed.len() < all, "{report:?}");
     let left = verify_with(&files(dir.path()), Some(&public(&signer))).unwrap();
     assert!(left.is_intact(), "{left}");
@@ -164,6 +165,43 @@ async fn retention_removes_only_old_files_a_checkpoint_covers() {
     // A cut-off before the events keeps everything.
     let dir = temp_dir("file-audit-retention-recent");
     small_files(dir.path(), Some(&signer), 40, 10).await;
-    let report = prune(&dir.path().join("audit.jsonl"), Timestamp::from_secs(1_000)).unwrap();
+    let report = prune(&dir.path().join("audit.jsonl"), Timestamp::from_secs(1_000), &public(&signer)).unwrap();
     assert!(report.removed.is_empty());
+}
+
+#[tokio::test]
+async fn retention_keeps_and_reports_a_file_that_does_not_verify() {
+    let cutoff = Timestamp::from_secs(1_000_000);
+    let dir = temp_dir("file-audit-retention-edited");
+    let signer = key();
+    small_files(dir.path(), Some(&signer), 40, 40).await;
+    let before = files(dir.path());
+    // An event of the oldest file edited in place (its hash no longer matches).
+    let oldest = &before[0];
+    let text = std::fs::read_to_string(oldest).unwrap();
+    let edited = text.replacen("\"tool-1\"", "\"tool-X\"", 1);
+    assert_ne!(text, edited, "the edit applies");
+    std::fs::write(oldest, edited).unwrap();
+
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff, &public(&signer)).unwrap();
+    assert!(report.removed.is_empty(), "nothing is deleted from a chain that breaks in its first file: {report:?}");
+    let broken = report.unverified.expect("the break is reported");
+    assert_eq!(&broken.file, oldest);
+    assert_eq!(broken.reason, BreakReason::Edited);
+    assert_eq!(files(dir.path()), before, "every file is kept");
+}
+
+#[tokio::test]
+async fn retention_trusts_only_checkpoints_signed_with_the_server_key() {
+    let cutoff = Timestamp::from_secs(1_000_000);
+    // A chain whose only checkpoint was signed by another key (as someone with write access
+    // but without the server's key could make): it vouches for nothing here.
+    let dir = temp_dir("file-audit-retention-foreign");
+    let forger = DsaKeyPair::from_seed(DsaAlgorithm::MlDsa65, &[7; 32]);
+    small_files(dir.path(), Some(&forger), 40, 40).await;
+    let before = files(dir.path());
+    let report = prune(&dir.path().join("audit.jsonl"), cutoff, &public(&key())).unwrap();
+    assert_eq!((report.removed.len(), report.covered_through), (0, None), "{report:?}");
+    assert_eq!(report.unverified, None, "another key's checkpoint is not a break");
+    assert_eq!(files(dir.path()), before);
 }

@@ -161,8 +161,8 @@ impl PrometheusMetrics {
             sse_streams: Arc::default(),
             registry: Mutex::new(Registry::default()),
         };
-        // Both quotas are always present, so a node that refused nothing reads 0.
-        for quota in [Quota::Rate, Quota::Daily] {
+        // Every quota is always present, so a node that refused nothing reads 0.
+        for quota in [Quota::Rate, Quota::Daily, Quota::AuthFailures] {
             drop(metrics.rate_limited.get_or_create(&[("quota", quota.as_str())]));
         }
         {

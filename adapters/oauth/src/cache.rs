@@ -101,6 +101,65 @@ impl TokenCache {
     }
 }
 
+/// Opaque tokens the introspection endpoint called inactive, by digest, for a short while:
+/// a client retrying a revoked or made-up token does not cost an introspection call each
+/// time. Bounded like [`TokenCache`]: when full, expired entries go first, then the oldest.
+#[derive(Debug)]
+pub struct InactiveCache {
+    inner: Mutex<Inactive>,
+    capacity: usize,
+}
+
+/// Inactive tokens by digest with the time their answer lapses, and their insertion order.
+#[derive(Debug, Default)]
+struct Inactive {
+    until: HashMap<[u8; 32], u64>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl InactiveCache {
+    /// A cache of at most `capacity` tokens; 0 turns it off.
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::default(), capacity }
+    }
+
+    /// Whether `key` was found inactive and that answer still holds at `now` (seconds).
+    pub fn contains(&self, key: &[u8; 32], now: u64) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.until.get(key).is_some_and(|until| now < *until)
+    }
+
+    /// Remember that `key` is inactive until `until` (seconds, exclusive).
+    pub fn insert(&self, key: [u8; 32], until: u64, now: u64) {
+        if self.capacity == 0 || until <= now {
+            return;
+        }
+        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Inactive { until: entries, order } = &mut *guard;
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            entries.retain(|_, u| now < *u);
+            order.retain(|k| entries.contains_key(k));
+            while entries.len() >= self.capacity {
+                let Some(oldest) = order.pop_front() else { break };
+                entries.remove(&oldest);
+            }
+        }
+        if entries.insert(key, until).is_none() {
+            order.push_back(key);
+        }
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).until.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use qudag_domain::principal::PrincipalId;
@@ -146,5 +205,22 @@ mod tests {
         let k = TokenCache::key("t");
         cache.insert(k, verified(20), 10);
         assert!(cache.get(&k, 11).is_none());
+    }
+
+    #[test]
+    fn inactive_tokens_are_remembered_briefly_and_boundedly() {
+        let cache = InactiveCache::new(4);
+        let k = TokenCache::key("t");
+        cache.insert(k, 20, 10);
+        assert!(cache.contains(&k, 19));
+        assert!(!cache.contains(&k, 20), "only until the entry expires");
+        for i in 0..100 {
+            cache.insert(TokenCache::key(&i.to_string()), 1_000, 30);
+        }
+        assert!(cache.len() <= 4, "{}", cache.len());
+        assert!(cache.contains(&TokenCache::key("99"), 31), "the newest entry survives eviction");
+        let off = InactiveCache::new(0);
+        off.insert(k, 20, 10);
+        assert!(!off.contains(&k, 11));
     }
 }

@@ -6,6 +6,13 @@
 //! and `htu` name this request; `iat` is within the accepted window; `ath` is the hash of
 //! the access token; and `jti` has not been seen within the window (replay). Server
 //! nonces are not used.
+//!
+//! The replay memory is kept per DPoP key (the token's `cnf.jkt`): each key holds at most
+//! `per_key` live `jti`s (`QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY`), so a client that sends
+//! proofs faster than that is refused on its own key while every other client's proofs
+//! are still accepted. Expired entries are dropped first, in the key and, at most once a
+//! second, across all keys; when the whole memory is full of live entries, a key holding
+//! more than an equal share gives up its oldest, and one holding less is never refused.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,9 +46,9 @@ pub struct DpopVerifier {
 
 impl DpopVerifier {
     /// Proofs are accepted when `iat` is at most `max_age` old (and at most a few seconds
-    /// in the future); `capacity` bounds the replay cache.
-    pub fn new(max_age: Duration, capacity: usize) -> Self {
-        Self { max_age, replay: ReplayCache::new(capacity) }
+    /// in the future); `capacity` bounds the replay cache in all, `per_key` for each DPoP key.
+    pub fn new(max_age: Duration, capacity: usize, per_key: usize) -> Self {
+        Self { max_age, replay: ReplayCache::new(capacity, per_key) }
     }
 
     /// Verify `proof` for `token` bound to `jkt`, at `now` (seconds since the epoch).
@@ -122,10 +129,21 @@ impl DpopVerifier {
         let jti = text("jti")
             .filter(|j| !j.is_empty())
             .ok_or_else(|| TokenError::dpop("dpop_malformed", "the DPoP proof has no jti"))?;
-        if !self.replay.first_use(jkt, jti, iat + self.max_age.as_secs() + FUTURE_SKEW, now) {
-            return Err(TokenError::dpop("dpop_replayed", "this DPoP proof (jti) was already used"));
+        match self.replay.first_use(jkt, jti, iat + self.max_age.as_secs() + FUTURE_SKEW, now) {
+            Replay::First => Ok(()),
+            Replay::Seen => Err(TokenError::dpop("dpop_replayed", "this DPoP proof (jti) was already used")),
+            Replay::Full(limit) => Err(TokenError::dpop(
+                "dpop_replay_limit",
+                format!("the DPoP replay memory holds {limit} live proofs; try again shortly"),
+            )),
+            Replay::KeyFull(limit) => Err(TokenError::dpop(
+                "dpop_replay_limit",
+                format!(
+                    "this DPoP key already has {limit} live proofs (QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY); send fewer proofs per {} s",
+                    self.max_age.as_secs()
+                ),
+            )),
         }
-        Ok(())
     }
 }
 
@@ -141,37 +159,111 @@ fn same_target(htu: &str, url: &str) -> bool {
         && a.path() == b.path()
 }
 
-/// `jti`s seen, until their proofs could no longer be accepted anyway. Bounded: when
-/// full, expired entries go first; if it is still full the proof is refused rather than
-/// the cache forgetting a live `jti` (a replay window must not open under load).
+/// What the replay memory says about a proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Replay {
+    /// Not seen before: remembered now.
+    First,
+    /// Seen within its window: a replay.
+    Seen,
+    /// The key already holds its bound of live proofs (the bound).
+    KeyFull(usize),
+    /// Every key holds its equal share of the whole memory (its size).
+    Full(usize),
+}
+
+/// The live `jti`s of one DPoP key, with when each may be forgotten.
+#[derive(Debug, Default)]
+struct KeyProofs {
+    seen: HashMap<[u8; 32], u64>,
+}
+
+impl KeyProofs {
+    fn expire(&mut self, now: u64) {
+        self.seen.retain(|_, until| *until >= now);
+    }
+
+    /// Forget the entry that expires first.
+    fn drop_oldest(&mut self) {
+        if let Some(key) = self.seen.iter().min_by_key(|(_, until)| **until).map(|(k, _)| *k) {
+            self.seen.remove(&key);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReplayState {
+    keys: HashMap<[u8; 32], KeyProofs>,
+    total: usize,
+    last_sweep: u64,
+}
+
+/// `jti`s seen, per DPoP key, until their proofs could no longer be accepted anyway.
+/// Bounded per key (a key over its bound has its proofs refused rather than a live `jti`
+/// forgotten: no replay window opens under load) and in all (see the module docs).
 #[derive(Debug)]
 struct ReplayCache {
-    seen: Mutex<HashMap<[u8; 32], u64>>,
+    state: Mutex<ReplayState>,
     capacity: usize,
+    per_key: usize,
 }
 
 impl ReplayCache {
-    fn new(capacity: usize) -> Self {
-        Self { seen: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+    fn new(capacity: usize, per_key: usize) -> Self {
+        Self { state: Mutex::default(), capacity: capacity.max(1), per_key: per_key.max(1) }
     }
 
-    fn first_use(&self, jkt: &str, jti: &str, until: u64, now: u64) -> bool {
-        let mut h = blake3::Hasher::new();
-        h.update(jkt.as_bytes()).update(&[0]).update(jti.as_bytes());
-        let key = *h.finalize().as_bytes();
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.get(&key).is_some_and(|exp| *exp >= now) {
-            return false;
+    fn first_use(&self, jkt: &str, jti: &str, until: u64, now: u64) -> Replay {
+        let owner = *blake3::hash(jkt.as_bytes()).as_bytes();
+        let id = *blake3::hash(jti.as_bytes()).as_bytes();
+        let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = &mut *guard;
+        if state.keys.get(&owner).is_some_and(|k| k.seen.get(&id).is_some_and(|exp| *exp >= now)) {
+            return Replay::Seen;
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, exp| *exp >= now);
-            if seen.len() >= self.capacity {
-                tracing::warn!(capacity = self.capacity, "DPoP replay cache full; refusing proof");
-                return false;
+        let held = state.keys.get(&owner).map_or(0, |k| k.seen.len());
+        if held >= self.per_key {
+            let proofs = state.keys.entry(owner).or_default();
+            proofs.expire(now);
+            state.total -= held - proofs.seen.len();
+            if proofs.seen.len() >= self.per_key {
+                tracing::warn!(per_key = self.per_key, "A DPoP key holds its bound of live proofs; refusing its proof");
+                return Replay::KeyFull(self.per_key);
             }
         }
-        seen.insert(key, until);
-        true
+        if state.total >= self.capacity && state.last_sweep != now {
+            state.last_sweep = now;
+            state.keys.retain(|_, k| {
+                k.expire(now);
+                !k.seen.is_empty()
+            });
+            state.total = state.keys.values().map(|k| k.seen.len()).sum();
+        }
+        if state.total >= self.capacity {
+            // Full of live proofs: the largest holder gives one up if it holds more than an
+            // equal share (counting this key); otherwise every key is within its share and
+            // this proof is refused.
+            let holders = state.keys.len() + usize::from(!state.keys.contains_key(&owner));
+            let share = self.capacity / holders.max(1);
+            let largest = state.keys.iter().max_by_key(|(_, k)| k.seen.len()).map(|(o, k)| (*o, k.seen.len()));
+            match largest {
+                Some((largest, n)) if n > share => {
+                    if let Some(k) = state.keys.get_mut(&largest) {
+                        k.drop_oldest();
+                        state.total -= 1;
+                    }
+                }
+                _ => {
+                    tracing::warn!(capacity = self.capacity, "DPoP replay cache full; refusing proof");
+                    return Replay::Full(self.capacity);
+                }
+            }
+        }
+        let proofs = state.keys.entry(owner).or_default();
+        if proofs.seen.insert(id, until).is_none() {
+            state.total += 1;
+        }
+        Replay::First
     }
 }
 
@@ -197,12 +289,37 @@ mod tests {
 
     #[test]
     fn a_jti_is_accepted_once_per_key_until_it_expires() {
-        let cache = ReplayCache::new(2);
-        assert!(cache.first_use("k", "a", 100, 10));
-        assert!(!cache.first_use("k", "a", 100, 50));
-        assert!(cache.first_use("other", "a", 100, 50), "jti is scoped to the key");
-        assert!(!cache.first_use("k", "b", 100, 50), "full, nothing expired: refuse");
-        assert!(cache.first_use("k", "b", 300, 101), "expired entries make room");
-        assert!(cache.first_use("k", "a", 300, 101), "an expired jti is forgotten");
+        let cache = ReplayCache::new(100, 2);
+        assert_eq!(cache.first_use("k", "a", 100, 10), Replay::First);
+        assert_eq!(cache.first_use("k", "a", 100, 50), Replay::Seen);
+        assert_eq!(cache.first_use("other", "a", 100, 50), Replay::First, "jti is scoped to the key");
+        assert_eq!(cache.first_use("k", "b", 100, 50), Replay::First);
+        assert_eq!(cache.first_use("k", "c", 100, 50), Replay::KeyFull(2), "the key is full, nothing expired");
+        assert_eq!(cache.first_use("k", "c", 300, 101), Replay::First, "expired entries make room");
+        assert_eq!(cache.first_use("k", "a", 300, 101), Replay::First, "an expired jti is forgotten");
+    }
+
+    #[test]
+    fn one_key_flooding_proofs_cannot_lock_out_another() {
+        // Per-key bound: the flooder is refused, the other key is not.
+        let cache = ReplayCache::new(1_000, 100);
+        let flood = (0..5_000).filter(|i| cache.first_use("flooder", &format!("j{i}"), 400, 10) == Replay::First);
+        assert_eq!(flood.count(), 100, "the flooding key gets exactly its bound");
+        assert_eq!(cache.first_use("honest", "fresh-1", 400, 10), Replay::First);
+        assert_eq!(cache.first_use("honest", "fresh-1", 400, 11), Replay::Seen, "still replay-protected");
+
+        // The whole memory full of live proofs: a key within its share still gets in,
+        // by taking room from the largest holder.
+        let cache = ReplayCache::new(100, 100);
+        for i in 0..100 {
+            assert_eq!(cache.first_use("flooder", &format!("j{i}"), 400, 10), Replay::First);
+        }
+        for i in 0..10 {
+            assert_eq!(cache.first_use(&format!("client-{i}"), "p", 400, 10), Replay::First, "client {i}");
+        }
+        assert_eq!(cache.first_use("client-0", "p", 400, 10), Replay::Seen);
+        let state = cache.state.lock().unwrap();
+        assert!(state.total <= 100, "{}", state.total);
+        assert_eq!(state.total, state.keys.values().map(|k| k.seen.len()).sum::<usize>());
     }
 }

@@ -3,8 +3,13 @@
 //! The server authenticates to the introspection endpoint with its own client
 //! credentials (HTTP Basic). An active answer is turned into claims and judged by the same
 //! rules as a JWT's: issuer (the endpoint's own issuer when the answer names none),
-//! audience, expiry. An answer without `sub` (a `client_credentials` token) is filed under
-//! its `client_id`.
+//! audience, expiry. An answer without `sub` is refused (`no_subject`): the principal is
+//! its issuer and subject, and a `client_id` names the client a token was issued to, not
+//! who it speaks for.
+//!
+//! How long an answer is believed is the verifier's ([`crate::OAuthVerifier`]): at most
+//! `QUDAG_OAUTH2_INTROSPECTION_CACHE_SECS` and never past `exp`, so a revoked token stops
+//! working within that time; an inactive answer is remembered for a few seconds.
 
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenResponse, BasicTokenType};
 use oauth2::{
@@ -85,15 +90,24 @@ impl Introspector {
             }
         };
         if !answer.active() {
-            return Err(TokenError::invalid("inactive_token", "the token is not active (revoked, expired or unknown)"));
+            return Err(crate::inactive());
         }
-        Ok(to_claims(&answer, &self.issuer))
+        to_claims(&answer, &self.issuer)
     }
 }
 
 /// The answer as token claims. An answer without `iss` speaks for `issuer` (RFC 7662
 /// makes `iss` optional; the endpoint is our issuer's).
-fn to_claims(answer: &Answer, issuer: &str) -> Map<String, Value> {
+///
+/// # Errors
+/// `no_subject` when the answer names no `sub`.
+fn to_claims(answer: &Answer, issuer: &str) -> Result<Map<String, Value>, TokenError> {
+    let Some(sub) = answer.sub().filter(|s| !s.is_empty()) else {
+        return Err(TokenError::invalid(
+            "no_subject",
+            "the introspection answer names no subject (sub); the token cannot be attributed",
+        ));
+    };
     let mut claims = answer.extra_fields().members.clone();
     let mut put = |name: &str, value: Option<Value>| {
         if let Some(v) = value {
@@ -101,13 +115,13 @@ fn to_claims(answer: &Answer, issuer: &str) -> Map<String, Value> {
         }
     };
     put("iss", Some(Value::from(answer.iss().unwrap_or(issuer).to_owned())));
-    put("sub", answer.sub().or(answer.client_id().map(|c| c.as_str())).map(|s| Value::from(s.to_owned())));
+    put("sub", Some(Value::from(sub.to_owned())));
     put("aud", answer.aud().map(|a| Value::from(a.clone())));
     put("exp", answer.exp().map(|t| Value::from(t.timestamp())));
     put("nbf", answer.nbf().map(|t| Value::from(t.timestamp())));
     put("iat", answer.iat().map(|t| Value::from(t.timestamp())));
     put("scope", answer.scopes().map(|s| Value::from(s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))));
-    claims
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -117,16 +131,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_become_claims_with_client_id_as_subject() {
+    fn answers_become_claims() {
         let answer: Answer = serde_json::from_value(json!({
-            "active": true, "roles": ["developer"], "client_id": "qudag-opaque", "exp": 2000, "iat": 1000,
-            "iss": "http://127.0.0.1:9400", "aud": "qudag-mcp-api", "scope": "mcp:read mcp:write",
+            "active": true, "roles": ["developer"], "sub": "svc-7", "client_id": "qudag-opaque", "exp": 2000,
+            "iat": 1000, "iss": "http://127.0.0.1:9400", "aud": "qudag-mcp-api", "scope": "mcp:read mcp:write",
             "token_type": "Bearer", "cnf": {"jkt": "abc"}
         }))
         .unwrap();
-        let c = to_claims(&answer, "http://elsewhere");
+        let c = to_claims(&answer, "http://elsewhere").unwrap();
         assert_eq!(c["iss"], "http://127.0.0.1:9400", "the answer's own iss wins");
-        assert_eq!(c["sub"], "qudag-opaque");
+        assert_eq!(c["sub"], "svc-7", "the subject, not the client");
         assert_eq!(c["roles"], json!(["developer"]));
         assert_eq!(c["aud"], json!(["qudag-mcp-api"]));
         assert_eq!(c["exp"], 2000);
@@ -135,7 +149,19 @@ mod tests {
         assert!(!c.contains_key("nbf"));
 
         let answer: Answer = serde_json::from_value(json!({"active": true, "sub": "alice", "client_id": "c"})).unwrap();
-        let c = to_claims(&answer, "http://127.0.0.1:9400");
+        let c = to_claims(&answer, "http://127.0.0.1:9400").unwrap();
         assert_eq!((c["sub"].as_str(), c["iss"].as_str()), (Some("alice"), Some("http://127.0.0.1:9400")));
+    }
+
+    #[test]
+    fn an_answer_without_a_subject_is_refused_not_filed_under_its_client() {
+        for answer in [
+            json!({"active": true, "client_id": "qudag-opaque", "roles": ["admin"]}),
+            json!({"active": true, "sub": "", "client_id": "qudag-opaque"}),
+        ] {
+            let answer: Answer = serde_json::from_value(answer).unwrap();
+            let err = to_claims(&answer, "http://127.0.0.1:9400").unwrap_err();
+            assert_eq!(err.reason(), "no_subject", "{err:?}");
+        }
     }
 }

@@ -79,11 +79,74 @@ pub fn signature_only(alg: Algorithm) -> Validation {
     v
 }
 
+/// The `typ` header values accepted on access tokens (`QUDAG_OAUTH2_TOKEN_TYPES`).
+///
+/// RFC 9068 access tokens say `typ: at+jwt` (or its long form `application/at+jwt`); some
+/// issuers send no `typ` at all. An ID token (`typ: JWT`, or none, with an ID token's
+/// claims) is not an access token: a client holding one for this audience must not be able
+/// to call with it. Values compare case-insensitively and the `application/` prefix is
+/// optional (RFC 7515 §4.1.9); the entry `none` admits a token without `typ`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenTypes {
+    types: Vec<String>,
+    untyped: bool,
+}
+
+impl Default for TokenTypes {
+    /// `at+jwt,none`: RFC 9068 access tokens, and tokens of issuers that send no `typ`.
+    fn default() -> Self {
+        Self { types: vec!["at+jwt".into()], untyped: true }
+    }
+}
+
+/// Claims only an OpenID Connect ID token carries (Core §2, §3.1.3.6, §3.3.2.11).
+const ID_TOKEN_CLAIMS: [&str; 4] = ["nonce", "at_hash", "c_hash", "s_hash"];
+
+impl TokenTypes {
+    /// Parse a comma-separated list (`at+jwt,none`).
+    ///
+    /// # Errors
+    /// A message when the list is empty or names a type no access token has
+    /// (`dpop+jwt`, anything without `jwt`).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut out = Self { types: Vec::new(), untyped: false };
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let entry = normalize(entry);
+            if entry == "none" {
+                out.untyped = true;
+            } else if entry == "dpop+jwt" || !(entry == "jwt" || entry.ends_with("+jwt")) {
+                return Err(format!("{entry:?} is not an access-token type (use at+jwt, jwt or none)"));
+            } else if !out.types.contains(&entry) {
+                out.types.push(entry);
+            }
+        }
+        if out.types.is_empty() && !out.untyped {
+            return Err("names no token type (the default is at+jwt,none)".into());
+        }
+        Ok(out)
+    }
+
+    /// Whether a token whose header says `typ` is accepted.
+    pub fn accepts(&self, typ: Option<&str>) -> bool {
+        match typ {
+            None => self.untyped,
+            Some(t) => self.types.contains(&normalize(t)),
+        }
+    }
+}
+
+/// A `typ` value lower-cased, without the optional `application/` prefix.
+fn normalize(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    typ.strip_prefix("application/").map(str::to_owned).unwrap_or(typ)
+}
+
 /// Verifies JWT signatures against the issuer's keys.
 #[derive(Debug)]
 pub struct JwtVerifier {
     jwks: Arc<Jwks>,
     hmac: Option<HmacKey>,
+    types: TokenTypes,
 }
 
 /// A configured HMAC secret (HS256/384/512 tokens are refused without one).
@@ -103,9 +166,10 @@ impl std::fmt::Debug for HmacKey {
 }
 
 impl JwtVerifier {
-    /// A verifier using `jwks`, and `hmac` for HS* tokens if given.
-    pub fn new(jwks: Arc<Jwks>, hmac: Option<HmacKey>) -> Self {
-        Self { jwks, hmac }
+    /// A verifier using `jwks`, and `hmac` for HS* tokens if given, accepting the token
+    /// types `types`.
+    pub fn new(jwks: Arc<Jwks>, hmac: Option<HmacKey>, types: TokenTypes) -> Self {
+        Self { jwks, hmac, types }
     }
 
     /// The key cache.
@@ -122,15 +186,34 @@ impl JwtVerifier {
         if header.crit.is_some() {
             return Err(TokenError::invalid("unsupported_crit", "the token has critical header extensions (crit)"));
         }
-        if let Some(typ) = header.typ.as_deref() {
-            let typ = typ.to_ascii_lowercase();
-            if !matches!(typ.as_str(), "jwt" | "at+jwt" | "application/at+jwt") {
-                return Err(TokenError::invalid(
-                    "wrong_token_type",
-                    format!("token type {typ:?} is not an access token (expected at+jwt)"),
-                ));
-            }
+        let typ = header.typ.as_deref();
+        if !self.types.accepts(typ) {
+            let shown: String = typ.unwrap_or("(none)").chars().take(32).collect();
+            return Err(TokenError::invalid(
+                "wrong_token_type",
+                format!("token type {shown:?} is not an access token (expected at+jwt)"),
+            ));
         }
+        let claims = self.verify_signature(token, header, alg).await?;
+        // A token that does not say it is an access token and carries an ID token's claims
+        // is an ID token, whatever types are accepted.
+        if typ.is_none_or(|t| normalize(t) != "at+jwt")
+            && let Some(claim) = ID_TOKEN_CLAIMS.iter().find(|c| claims.contains_key(**c))
+        {
+            return Err(TokenError::invalid(
+                "id_token",
+                format!("an ID token (it carries {claim}) is not an access token"),
+            ));
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(
+        &self,
+        token: &str,
+        header: &RawHeader,
+        alg: Algorithm,
+    ) -> Result<Map<String, Value>, TokenError> {
         if is_hmac(alg) {
             let Some(HmacKey(key)) = &self.hmac else {
                 return Err(TokenError::invalid(

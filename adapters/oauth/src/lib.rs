@@ -6,7 +6,9 @@
 //!   an unknown `kid` at a bounded rate ([`jwks`]);
 //! - opaque tokens through RFC 7662 introspection ([`introspection`]);
 //! - DPoP-bound tokens (RFC 9449) accepted only with a valid proof ([`dpop`]);
-//! - every verification cached by the token's digest until it expires ([`cache`]);
+//! - every verification cached by the token's digest until it expires, an introspection
+//!   answer for at most `introspection_cache` (and inactive answers briefly) ([`cache`]);
+//! - access tokens told apart from ID tokens by `typ` and shape ([`jwt::TokenTypes`]);
 //! - a developer mode with a local signing key ([`dev`]).
 //!
 //! What the claims must say (issuer, audience, expiry) is the domain's `ClaimRules`.
@@ -31,14 +33,14 @@ use qudag_application::ports::{
 };
 use qudag_domain::principal::{ClaimRules, Claims, Principal, RolesClaim};
 
-pub use crate::cache::{TokenCache, Verified};
+pub use crate::cache::{InactiveCache, TokenCache, Verified};
 
 use crate::dpop::DpopVerifier;
 pub use crate::http::{HttpClient, UrlError, secure_url};
 use crate::introspection::Introspector;
 use crate::jwks::{Jwks, KeySource, VerifyKey};
-pub use crate::jwt::HmacKey;
 use crate::jwt::JwtVerifier;
+pub use crate::jwt::{HmacKey, TokenTypes};
 
 /// Make aws-lc-rs the process's default rustls crypto provider, once. Call it first
 /// thing in `main` and in every test harness: HTTP clients built without an explicit
@@ -95,6 +97,12 @@ pub struct OAuthConfig {
     pub cache_capacity: usize,
     /// How old a DPoP proof may be.
     pub dpop_max_age: Duration,
+    /// DPoP proof ids (`jti`) remembered at most per DPoP key, against replay.
+    pub dpop_replay_per_key: usize,
+    /// How long an active introspection answer is believed (never past the token's `exp`).
+    pub introspection_cache: Duration,
+    /// The `typ` values accepted on JWT access tokens.
+    pub token_types: TokenTypes,
     /// Timeout of each request to the authorization server.
     pub http_timeout: Duration,
     /// Extra trusted CA certificates (PEM) for the authorization server.
@@ -130,10 +138,26 @@ impl OAuthConfig {
             max_token_bytes: 8 * 1024,
             cache_capacity: 10_000,
             dpop_max_age: Duration::from_secs(300),
+            dpop_replay_per_key: 10_000,
+            introspection_cache: Duration::from_secs(60),
+            token_types: TokenTypes::default(),
             http_timeout: Duration::from_secs(5),
             ca_pem: None,
         }
     }
+}
+
+/// The reason an introspection endpoint gives for a token it does not vouch for.
+const INACTIVE: &str = "inactive_token";
+
+/// Seconds an inactive introspection answer is remembered (at most the positive cache's).
+pub const INACTIVE_CACHE_SECS: u64 = 10;
+
+/// DPoP proof ids remembered at most in all (each key holds at most its own bound).
+const DPOP_REPLAY_CAPACITY: usize = 100_000;
+
+fn inactive() -> TokenError {
+    TokenError::invalid(INACTIVE, "the token is not active (revoked, expired or unknown)")
 }
 
 /// A configuration that cannot work; the message names the setting.
@@ -157,6 +181,8 @@ pub struct OAuthVerifier {
     jwt: JwtVerifier,
     introspection: Option<Introspector>,
     cache: TokenCache,
+    inactive: InactiveCache,
+    introspection_cache_secs: u64,
     dpop: DpopVerifier,
     max_token_bytes: usize,
     clock: Arc<dyn Clock>,
@@ -226,10 +252,12 @@ impl OAuthVerifier {
         Ok(Self {
             rules,
             roles_claim: config.roles_claim,
-            jwt: JwtVerifier::new(jwks, config.hmac_secret.as_deref().map(HmacKey::new)),
+            jwt: JwtVerifier::new(jwks, config.hmac_secret.as_deref().map(HmacKey::new), config.token_types),
             introspection,
             cache: TokenCache::new(config.cache_capacity),
-            dpop: DpopVerifier::new(config.dpop_max_age, 100_000),
+            inactive: InactiveCache::new(config.cache_capacity),
+            introspection_cache_secs: config.introspection_cache.as_secs(),
+            dpop: DpopVerifier::new(config.dpop_max_age, DPOP_REPLAY_CAPACITY, config.dpop_replay_per_key),
             max_token_bytes: config.max_token_bytes,
             clock,
             stats: VerifierStats::default(),
@@ -256,6 +284,8 @@ impl OAuthVerifier {
     }
 
     async fn verify_token(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+        // How long the answer may be believed at most; a JWT is good until it expires.
+        let mut believe_until = u64::MAX;
         let (claims, kid) = match jwt::header(token) {
             Some(header) => {
                 let claims = self.jwt.verify(token, &header).await?;
@@ -264,7 +294,12 @@ impl OAuthVerifier {
                 (claims, header.kid.filter(|_| from_jwks))
             }
             None => match &self.introspection {
-                Some(i) => (i.introspect(token).await?, None),
+                Some(i) => {
+                    // An answer is believed for a while, not until `exp`: revocation at the
+                    // issuer must take effect here.
+                    believe_until = now.saturating_add(self.introspection_cache_secs);
+                    (i.introspect(token).await?, None)
+                }
                 None => {
                     return Err(TokenError::invalid(
                         "malformed",
@@ -281,7 +316,7 @@ impl OAuthVerifier {
             .rules
             .accept(&extracted, qudag_domain::Timestamp::from_secs(now))
             .map_err(|e| TokenError::invalid(e.reason_code(), e.to_string()))?;
-        let valid_until = extracted.expires_at.unwrap_or(now);
+        let valid_until = extracted.expires_at.unwrap_or(now).min(believe_until);
         Ok(Verified { principal, jkt: dpop::bound_key(&claims), kid, valid_until })
     }
 
@@ -331,8 +366,21 @@ impl TokenVerifier for OAuthVerifier {
                 v
             }
             None => {
+                if self.inactive.contains(&key, now) {
+                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Err(inactive());
+                }
                 self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-                let v = self.verify_token(token, now).await?;
+                let v = match self.verify_token(token, now).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        if e.reason() == INACTIVE {
+                            let secs = INACTIVE_CACHE_SECS.min(self.introspection_cache_secs);
+                            self.inactive.insert(key, now.saturating_add(secs), now);
+                        }
+                        return Err(e);
+                    }
+                };
                 self.cache.insert(key, v.clone(), now);
                 v
             }
@@ -358,5 +406,167 @@ impl HealthIndicator for OAuthVerifier {
             Ok(Err(e)) => ComponentHealth::down(e),
             Err(_) => ComponentHealth::down("fetching the issuer's keys timed out"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use qudag_application::testkit::ManualClock;
+    use qudag_domain::Timestamp;
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    const ISSUER: &str = "http://127.0.0.1:1";
+    const AUDIENCE: &str = "qudag-mcp-api";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const NOW: u64 = 1_800_000_000;
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(Timestamp::from_secs(NOW)))
+    }
+
+    fn hmac_verifier(types: TokenTypes) -> OAuthVerifier {
+        let mut config = OAuthConfig::new(ISSUER, AUDIENCE);
+        config.hmac_secret = Some(SECRET.as_bytes().to_vec());
+        config.token_types = types;
+        OAuthVerifier::with_keys(config, vec![], clock()).unwrap()
+    }
+
+    fn token(typ: Option<&str>, extra: Value) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = typ.map(str::to_owned);
+        let mut claims = json!({"iss": ISSUER, "sub": "alice", "aud": AUDIENCE, "iat": NOW, "exp": NOW + 600});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    }
+
+    async fn reason(v: &OAuthVerifier, token: &str) -> &'static str {
+        match v.verify(&Credential::bearer(token)).await {
+            Ok(_) => "accepted",
+            Err(e) => e.reason(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_access_token_types_are_accepted_by_default() {
+        let v = hmac_verifier(TokenTypes::default());
+        for typ in [Some("at+jwt"), Some("application/at+jwt"), Some("AT+JWT"), None] {
+            assert_eq!(reason(&v, &token(typ, json!({}))).await, "accepted", "{typ:?}");
+        }
+        for typ in ["JWT", "jwt", "dpop+jwt", "logout+jwt"] {
+            assert_eq!(reason(&v, &token(Some(typ), json!({}))).await, "wrong_token_type", "{typ}");
+        }
+        // An ID token without a `typ` is still an ID token.
+        let id_token = token(None, json!({"nonce": "n-0S6", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}));
+        assert_eq!(reason(&v, &id_token).await, "id_token");
+    }
+
+    #[tokio::test]
+    async fn accepted_types_are_configurable_and_id_tokens_are_refused_anyway() {
+        let v = hmac_verifier(TokenTypes::parse("at+jwt, JWT").unwrap());
+        assert_eq!(reason(&v, &token(Some("JWT"), json!({}))).await, "accepted");
+        assert_eq!(reason(&v, &token(None, json!({}))).await, "wrong_token_type", "none is not in the list");
+        let id_token = token(Some("JWT"), json!({"nonce": "abc"}));
+        assert_eq!(reason(&v, &id_token).await, "id_token");
+        assert!(TokenTypes::parse("").is_err());
+        assert!(TokenTypes::parse("dpop+jwt").is_err());
+        assert!(TokenTypes::parse("text/plain").is_err());
+        let untyped_only = TokenTypes::parse("none").unwrap();
+        assert!(untyped_only.accepts(None) && !untyped_only.accepts(Some("at+jwt")));
+    }
+
+    /// A local RFC 7662 endpoint: `good` is active (with `sub`, expiring in an hour),
+    /// `nosub` active without a subject, anything else inactive. Counts its calls.
+    async fn introspection_endpoint() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { break };
+                let calls = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if body.len() >= length {
+                                break;
+                            }
+                        }
+                    }
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+                    let token = body.split('&').find_map(|p| p.strip_prefix("token=")).unwrap_or_default();
+                    let answer = match token {
+                        "good" => json!({"active": true, "sub": "svc", "aud": AUDIENCE, "exp": NOW + 3_600}),
+                        "nosub" => json!({"active": true, "client_id": "svc", "aud": AUDIENCE, "exp": NOW + 3_600}),
+                        _ => json!({"active": false}),
+                    }
+                    .to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (url, calls)
+    }
+
+    async fn introspecting(cache_secs: u64) -> (OAuthVerifier, Arc<ManualClock>, Arc<AtomicUsize>) {
+        install_crypto_provider();
+        let (url, calls) = introspection_endpoint().await;
+        let mut config = OAuthConfig::new(ISSUER, AUDIENCE);
+        config.introspection = Some(IntrospectionConfig { url, client_id: "rs".into(), client_secret: "s".into() });
+        config.introspection_cache = Duration::from_secs(cache_secs);
+        let clock = clock();
+        (OAuthVerifier::new(config, clock.clone()).unwrap(), clock, calls)
+    }
+
+    #[tokio::test]
+    async fn an_introspection_answer_is_believed_for_the_cache_time_not_until_exp() {
+        let (v, clock, calls) = introspecting(60).await;
+        assert_eq!(reason(&v, "good").await, "accepted");
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(reason(&v, "good").await, "accepted");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "within the cache time the answer is reused");
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(reason(&v, "good").await, "accepted");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "past the cache time (exp is an hour away) it is asked again");
+    }
+
+    #[tokio::test]
+    async fn inactive_tokens_are_cached_briefly_and_subjectless_answers_refused() {
+        let (v, clock, calls) = introspecting(60).await;
+        for _ in 0..5 {
+            assert_eq!(reason(&v, "revoked-or-made-up").await, "inactive_token");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "an inactive answer is remembered");
+        clock.advance(Duration::from_secs(INACTIVE_CACHE_SECS));
+        assert_eq!(reason(&v, "revoked-or-made-up").await, "inactive_token");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "only briefly");
+        assert_eq!(reason(&v, "nosub").await, "no_subject");
     }
 }

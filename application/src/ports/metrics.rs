@@ -53,6 +53,8 @@ pub enum Quota {
     Rate,
     /// The daily quota.
     Daily,
+    /// An address's failed-authentication allowance.
+    AuthFailures,
 }
 
 impl Quota {
@@ -61,6 +63,7 @@ impl Quota {
         match self {
             Self::Rate => "rate",
             Self::Daily => "daily",
+            Self::AuthFailures => "auth_failures",
         }
     }
 }
@@ -84,7 +87,7 @@ pub trait Metrics: Send + Sync + 'static {
     fn auth_failure(&self, reason: &'static str);
 
     /// A backend behind `component` (`token_verifier`, `rate_limiter`, `session_store`,
-    /// `audit`, `event_bus`) failed (`qudag_backend_errors_total`).
+    /// `audit`, `audit_retention`, `event_bus`) failed (`qudag_backend_errors_total`).
     fn backend_error(&self, component: &'static str);
 
     /// An HTTP request finished (`http_server_request_duration_seconds`): its `method` as

@@ -53,6 +53,12 @@ pub struct AuthSettings {
     pub token_cache_size: usize,
     /// Oldest DPoP proof accepted, seconds.
     pub dpop_max_age_secs: u64,
+    /// DPoP proof ids remembered per DPoP key against replay.
+    pub dpop_replay_per_key: usize,
+    /// Seconds an active introspection answer is believed (never past `exp`).
+    pub introspection_cache_secs: u64,
+    /// Accepted `typ` values of JWT access tokens (`none`: no `typ`).
+    pub token_types: String,
     /// Extra CA certificates (PEM file) trusted for the authorization server.
     pub ca_path: Option<PathBuf>,
     /// Developer mode: trust tokens signed by the local developer key (`serve --dev`).
@@ -80,6 +86,9 @@ impl Default for AuthSettings {
             max_token_bytes: 8 * 1024,
             token_cache_size: 10_000,
             dpop_max_age_secs: 300,
+            dpop_replay_per_key: 10_000,
+            introspection_cache_secs: 60,
+            token_types: "at+jwt,none".into(),
             ca_path: None,
             dev_mode: false,
             dev_key_path: None,
@@ -108,6 +117,9 @@ impl PartialEq for AuthSettings {
             max_token_bytes,
             token_cache_size,
             dpop_max_age_secs,
+            dpop_replay_per_key,
+            introspection_cache_secs,
+            token_types,
             ca_path,
             dev_mode,
             dev_key_path,
@@ -128,6 +140,9 @@ impl PartialEq for AuthSettings {
             && *max_token_bytes == other.max_token_bytes
             && *token_cache_size == other.token_cache_size
             && *dpop_max_age_secs == other.dpop_max_age_secs
+            && *dpop_replay_per_key == other.dpop_replay_per_key
+            && *introspection_cache_secs == other.introspection_cache_secs
+            && *token_types == other.token_types
             && *ca_path == other.ca_path
             && *dev_mode == other.dev_mode
             && *dev_key_path == other.dev_key_path
@@ -164,6 +179,9 @@ impl AuthSettings {
             "max_token_bytes" => self.max_token_bytes = parse_num(v)?,
             "token_cache_size" => self.token_cache_size = parse_num(v)?,
             "dpop_max_age_secs" => self.dpop_max_age_secs = parse_num(v)?,
+            "dpop_replay_per_key" => self.dpop_replay_per_key = parse_num(v)?,
+            "introspection_cache_secs" => self.introspection_cache_secs = parse_num(v)?,
+            "token_types" => self.token_types = v.trim().to_owned(),
             "ca_path" => self.ca_path = non_empty(v).map(PathBuf::from),
             "dev_key_path" => self.dev_key_path = non_empty(v).map(PathBuf::from),
             _ => return Err(unknown(field)),
@@ -201,6 +219,11 @@ impl AuthSettings {
         if self.dpop_max_age_secs == 0 {
             return Err(ConfigError::invalid("QUDAG_OAUTH2_DPOP_MAX_AGE_SECS", 0, "must be at least 1"));
         }
+        if self.dpop_replay_per_key == 0 {
+            return Err(ConfigError::invalid("QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY", 0, "must be at least 1"));
+        }
+        qudag_adapter_oauth::TokenTypes::parse(&self.token_types)
+            .map_err(|e| ConfigError::invalid("QUDAG_OAUTH2_TOKEN_TYPES", &self.token_types, e))?;
         if self.roles_claim.is_empty() {
             return Err(ConfigError::invalid("QUDAG_OAUTH2_ROLES_CLAIM", "", "must name a claim"));
         }

@@ -46,6 +46,10 @@ pub struct RateLimitSettings {
     pub store: StateStore,
     /// Requests per authenticated principal per rolling day; 0 for none.
     pub daily_quota: u32,
+    /// Failed authentications per minute per client address; unset, the rate
+    /// ([`RateLimitSettings::effective_auth_failures`]); 0 for no such limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_failures: Option<u32>,
 }
 
 impl Default for RateLimitSettings {
@@ -58,6 +62,7 @@ impl Default for RateLimitSettings {
             on_failure: FailurePolicy::FailOpen,
             store: StateStore::Memory,
             daily_quota: 0,
+            auth_failures: None,
         }
     }
 }
@@ -67,6 +72,22 @@ impl RateLimitSettings {
     /// [`MAX_DEFAULT_BURST`] (at least 1).
     pub fn effective_burst(&self) -> u32 {
         self.burst.unwrap_or_else(|| self.requests_per_minute.clamp(1, MAX_DEFAULT_BURST))
+    }
+
+    /// Failed authentications allowed per minute per address: the configured number, else
+    /// the rate (0: no limit).
+    pub fn effective_auth_failures(&self) -> u32 {
+        self.auth_failures.unwrap_or(self.requests_per_minute)
+    }
+
+    /// The burst of the failed-authentication allowance: the rate limit's burst while the
+    /// allowance follows the rate, else the allowance's minute's worth, at most
+    /// [`MAX_DEFAULT_BURST`].
+    pub fn auth_failure_burst(&self) -> u32 {
+        match self.auth_failures {
+            None => self.effective_burst(),
+            Some(n) => n.clamp(1, MAX_DEFAULT_BURST),
+        }
     }
 
     /// Set `field` from a variable's text.
@@ -84,6 +105,7 @@ impl RateLimitSettings {
             }
             "store" => self.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?,
             "daily_quota" => self.daily_quota = parse_num(v)?,
+            "auth_failures" => self.auth_failures = Some(parse_num(v)?),
             _ => return Err(unknown(field)),
         }
         Ok(())

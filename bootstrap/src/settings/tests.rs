@@ -177,6 +177,40 @@ fn every_variable_applies_its_value() {
 }
 
 #[test]
+fn admission_and_token_variables_apply_and_bad_ones_are_named() {
+    let s = load(&[
+        ("QUDAG_RATE_LIMIT_AUTH_FAILURES", "12"),
+        ("QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY", "50"),
+        ("QUDAG_OAUTH2_INTROSPECTION_CACHE_SECS", "5"),
+        ("QUDAG_OAUTH2_TOKEN_TYPES", "at+jwt, JWT"),
+    ])
+    .unwrap();
+    assert_eq!((s.rate_limit.effective_auth_failures(), s.rate_limit.auth_failure_burst()), (12, 12));
+    assert_eq!((s.auth.dpop_replay_per_key, s.auth.introspection_cache_secs), (50, 5));
+    assert_eq!(s.auth.token_types, "at+jwt, JWT");
+    // Unset, the failed-authentication allowance follows the rate; 0 turns it off.
+    let defaults = load(&[]).unwrap();
+    assert_eq!(defaults.rate_limit.effective_auth_failures(), 600);
+    assert_eq!(defaults.auth.token_types, "at+jwt,none");
+    assert_eq!(defaults.auth.introspection_cache_secs, 60);
+    assert_eq!(load(&[("QUDAG_RATE_LIMIT", "30")]).unwrap().rate_limit.effective_auth_failures(), 30);
+    let r = load(&[("QUDAG_RATE_LIMIT", "1"), ("QUDAG_RATE_LIMIT_BURST", "3")]).unwrap().rate_limit;
+    assert_eq!((r.effective_auth_failures(), r.auth_failure_burst()), (1, 3), "with the rate, its burst");
+    assert_eq!(load(&[("QUDAG_RATE_LIMIT_AUTH_FAILURES", "0")]).unwrap().rate_limit.effective_auth_failures(), 0);
+    for (name, value) in [
+        ("QUDAG_RATE_LIMIT_AUTH_FAILURES", "lots"),
+        ("QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY", "0"),
+        ("QUDAG_OAUTH2_INTROSPECTION_CACHE_SECS", "-1"),
+        ("QUDAG_OAUTH2_TOKEN_TYPES", "dpop+jwt"),
+        ("QUDAG_OAUTH2_TOKEN_TYPES", "text/plain"),
+    ] {
+        let err = load(&[(name, value)]).unwrap_err();
+        assert!(err.to_string().contains(value), "{err}");
+        assert_eq!(names(err), name);
+    }
+}
+
+#[test]
 fn the_burst_follows_the_rate_unless_it_is_given() {
     let burst = |pairs: &[(&str, &str)]| load(pairs).unwrap().rate_limit.effective_burst();
     // At most one minute's worth, at most 100.

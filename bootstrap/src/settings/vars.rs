@@ -163,6 +163,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "count authenticated callers per principal (`true`) or per client address (`false`); unauthenticated traffic is always counted per address",
     },
     EnvVar {
+        name: "QUDAG_RATE_LIMIT_AUTH_FAILURES",
+        key: "rate_limit.auth_failures",
+        default: "QUDAG_RATE_LIMIT",
+        help: "failed authentications per minute per client address (IPv6: per /64); unset, the rate and burst of QUDAG_RATE_LIMIT, set, a burst of a minute's worth up to 100; once spent, that address's requests are refused with 429 before their token is looked at, until it refills. Only refused credentials count, so honest callers sharing an address (NAT) do not use it up; 0 turns it off",
+    },
+    EnvVar {
         name: "QUDAG_RATE_LIMIT_MAX_KEYS",
         key: "rate_limit.max_keys",
         default: "100000",
@@ -306,6 +312,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "auth.dpop_max_age_secs",
         default: "300",
         help: "oldest DPoP proof (`iat`) accepted for a DPoP-bound token, in seconds",
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_DPOP_REPLAY_PER_KEY",
+        key: "auth.dpop_replay_per_key",
+        default: "10000",
+        help: "DPoP proof ids (`jti`) remembered per DPoP key against replay (within QUDAG_OAUTH2_DPOP_MAX_AGE_SECS); a key sending more live proofs has them refused (`dpop_replay_limit`), other clients' proofs are not affected",
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_INTROSPECTION_CACHE_SECS",
+        key: "auth.introspection_cache_secs",
+        default: "60",
+        help: "seconds an active introspection answer is believed (never past the token's `exp`), so a token revoked at the issuer stops working within it; an inactive answer is remembered for at most 10 s; 0 asks on every request",
+    },
+    EnvVar {
+        name: "QUDAG_OAUTH2_TOKEN_TYPES",
+        key: "auth.token_types",
+        default: "at+jwt,none",
+        help: "JWT `typ` header values accepted on access tokens, comma-separated (case-insensitive, `application/` optional); `none` admits tokens without `typ`; add `jwt` for issuers that type access tokens `JWT`. Tokens carrying ID-token claims (`nonce`, `at_hash`, `c_hash`, `s_hash`) are refused unless typed `at+jwt`",
     },
     EnvVar {
         name: "QUDAG_OAUTH2_CA_PATH",
