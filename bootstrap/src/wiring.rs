@@ -172,10 +172,8 @@ pub fn token_verifier(
 
     let a = &settings.auth;
     if a.dev_mode {
-        let key = a
-            .dev_key_file()
-            .and_then(|path| DevKey::load_or_create(&path))
-            .map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
+        let path = a.dev_key_file().map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
+        let key = DevKey::load_or_create(&path).map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
         let mut config = OAuthConfig::new(DEV_ISSUER, a.dev_audience());
         config.cache_capacity = a.token_cache_size;
         let verify_key = key.verify_key().map_err(WiringError::Auth)?;
