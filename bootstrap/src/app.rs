@@ -388,6 +388,8 @@ fn services(
         audit: adapters.audit.clone(),
         health: health.clone(),
         quantum_limits: quantum_limits(settings),
+        max_vault_entries_per_principal: settings.tools.max_vault_entries_per_principal,
+        max_names_per_principal: settings.tools.max_names_per_principal,
         node: ThisNode { id: node.to_owned() },
     })?;
     let r = &settings.rate_limit;

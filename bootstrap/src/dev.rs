@@ -36,7 +36,7 @@ pub fn token(
         Some(s) => s.split_whitespace().map(str::to_owned).collect(),
         None => useful_scopes(&parsed).iter().map(|s| s.as_str().to_owned()).collect(),
     };
-    let key = DevKey::load_or_create(&settings.auth.dev_key_file())?;
+    let key = DevKey::load_or_create(&settings.auth.dev_key_file()?)?;
     let subject = subject.map_or_else(|| format!("dev-{}", roles[0]), str::to_owned);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
     let role_names: Vec<&str> = parsed.iter().map(|r| r.as_str()).collect();

@@ -172,7 +172,7 @@ pub fn token_verifier(
 
     let a = &settings.auth;
     if a.dev_mode {
-        let path = a.dev_key_file();
+        let path = a.dev_key_file().map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
         let key = DevKey::load_or_create(&path).map_err(|e| WiringError::Auth(format!("QUDAG_DEV_KEY_PATH: {e}")))?;
         let mut config = OAuthConfig::new(DEV_ISSUER, a.dev_audience());
         config.cache_capacity = a.token_cache_size;

@@ -210,6 +210,86 @@ async fn dev_mode_serves_with_tokens_from_dev_token() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("wizard"));
 }
 
+/// A developer key planted where `dev-token` and `serve --dev` look for it — readable by
+/// others, or in a directory others may write — is refused with an error naming it, never
+/// used to mint or trust a token.
+#[cfg(unix)]
+#[test]
+fn a_planted_developer_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = temp_dir("cli-planted-key");
+    let state = tmp.path().join("state");
+    let dir = state.join("qudag-mcp");
+    let key = dir.join("dev.key");
+    let mint = || {
+        qudag_mcp_command!()
+            .args(["dev-token", "--role", "admin"])
+            .env_remove("QUDAG_DEV_KEY_PATH")
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap()
+    };
+    // The first use makes the key, private, in a private directory.
+    assert!(mint().status.success());
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // A key others may read.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = mint();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "no token is printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&key.display().to_string()) && stderr.contains("644"), "{stderr}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A directory anyone may write to, where the key could have been planted or replaced.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = mint();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&dir.display().to_string()) && stderr.contains("1777"), "{stderr}");
+    let mut serve = qudag_mcp_command!()
+        .args(["serve", "--dev"])
+        .env_remove("QUDAG_DEV_KEY_PATH")
+        .env_remove("QUDAG_OAUTH2_ISSUER_URL")
+        .env("XDG_STATE_HOME", &state)
+        .env("QUDAG_PORT", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serve.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            serve.kill().unwrap();
+            panic!("serve --dev started on a key in a directory anyone may write to");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = serve.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "serve --dev does not start on such a key");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("QUDAG_DEV_KEY_PATH") && stderr.contains(&dir.display().to_string()), "{stderr}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A key another user owns (only root can give a file away).
+    if running_as_root() {
+        std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+        let out = mint();
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&key.display().to_string()) && stderr.contains("owned by user 65534"), "{stderr}");
+    }
+}
+
+/// Whether this process runs as root: the owner of a file it has just made.
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = temp_dir("cli-whoami");
+    let probe = tmp.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    std::fs::metadata(&probe).unwrap().uid() == 0
+}
+
 /// The file audit sink end to end: a served tool call and the start and stop land in the
 /// file with an intact chain (`audit verify` exits 0); an edited copy exits 1 naming the
 /// line; a path that does not exist exits 2.

@@ -31,19 +31,25 @@ async fn mcp(port: u16, token: &str, extra: &[(&str, &str)], body: Value) -> req
 #[tokio::test]
 async fn the_quick_start_serves_a_tool_call_with_a_token_minted_by_another_process() {
     // As the README runs them: `serve --dev` and `dev-token` as two processes of one user,
-    // sharing the developer key through its default place in the temporary directory (here a
-    // fresh one), with no QUDAG_* variable set. The token is minted while the server starts,
-    // so the two may create the key at the same moment.
+    // sharing the developer key through its default place in the user's state directory
+    // (here a fresh home), with no QUDAG_* variable set. The token is minted while the
+    // server starts, so the two may create the key at the same moment.
     let tmp = temp_dir("quick-start");
+    let (home, shared_tmp) = (tmp.path().join("home"), tmp.path().join("tmp"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&shared_tmp).unwrap();
     let mut serve = qudag_mcp_command!();
     serve.args(["serve", "--dev"]).env_remove("QUDAG_OAUTH2_ISSUER_URL").env_remove("QUDAG_OAUTH2_AUDIENCE");
-    serve.env("TMPDIR", tmp.path());
+    serve.env("HOME", &home).env_remove("XDG_STATE_HOME").env_remove("QUDAG_DEV_KEY_PATH").env("TMPDIR", &shared_tmp);
     let mut dev_token = qudag_mcp_command!();
     dev_token
         .args(["dev-token", "--role", "developer"])
         .env_remove("QUDAG_OAUTH2_ISSUER_URL")
         .env_remove("QUDAG_OAUTH2_AUDIENCE")
-        .env("TMPDIR", tmp.path())
+        .env("HOME", &home)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("QUDAG_DEV_KEY_PATH")
+        .env("TMPDIR", &shared_tmp)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let minting = dev_token.spawn().unwrap();
@@ -52,7 +58,14 @@ async fn the_quick_start_serves_a_tool_call_with_a_token_minted_by_another_proce
     assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
     let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "one JWT on stdout: {token:?}");
-    assert!(tmp.path().join("qudag-mcp-dev.key").exists(), "the key is in the temporary directory");
+    let state = home.join(".local/state/qudag-mcp");
+    assert!(state.join("dev.key").exists(), "the key is in the user's state directory");
+    assert!(!shared_tmp.join("qudag-mcp-dev.key").exists(), "not in the shared temporary directory");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700, "a private directory");
+    }
 
     let port = server.port();
     let init = mcp(

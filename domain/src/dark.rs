@@ -86,6 +86,13 @@ impl DarkName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The names this one is under, nearest first: `a.b.alice.dark` is under
+    /// `b.alice.dark` and `alice.dark`; `alice.dark` is under none.
+    pub fn ancestors(&self) -> Vec<Self> {
+        let labels = &self.0[..self.0.len() - SUFFIX.len()];
+        labels.match_indices('.').map(|(i, _)| Self(self.0[i + 1..].to_owned())).collect()
+    }
 }
 
 impl fmt::Display for DarkName {
@@ -183,6 +190,14 @@ mod tests {
         assert!(matches!(DarkName::parse(&format!("{}.dark", "a".repeat(64))), Err(NameError::BadLabel { .. })));
         let long = format!("{}.dark", vec!["a".repeat(60); 5].join("."));
         assert!(matches!(DarkName::parse(&long), Err(NameError::TooLong(_))));
+    }
+
+    #[test]
+    fn a_name_is_under_each_of_its_parents() {
+        let names = |v: Vec<DarkName>| v.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(names(DarkName::parse("a.b.alice.dark").unwrap().ancestors()), ["b.alice.dark", "alice.dark"]);
+        assert_eq!(names(DarkName::parse("x.alice.dark").unwrap().ancestors()), ["alice.dark"]);
+        assert!(DarkName::parse("alice.dark").unwrap().ancestors().is_empty());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use qudag_application::ports::{NameRegistry, NameRegistryError, SignedNameRecord
 use qudag_domain::Timestamp;
 use qudag_domain::dark::DarkName;
 
-/// Name records in memory, at most `capacity` (expired records are purged before refusing).
+/// Name records in memory, at most `capacity` in all and the quota a registration names
+/// per owner (expired records are purged before refusing).
 #[derive(Debug)]
 pub struct MemoryNameRegistry {
     capacity: usize,
@@ -32,13 +33,26 @@ fn live(record: &SignedNameRecord, now: Timestamp) -> bool {
 
 #[async_trait]
 impl NameRegistry for MemoryNameRegistry {
-    async fn register(&self, record: &SignedNameRecord, now: Timestamp) -> Result<(), NameRegistryError> {
+    async fn register(
+        &self,
+        record: &SignedNameRecord,
+        now: Timestamp,
+        max_per_owner: usize,
+    ) -> Result<(), NameRegistryError> {
         let mut records = self.lock();
         let name = &record.body.name;
-        match records.get(name) {
-            Some(existing) if live(existing, now) && existing.body.owner != record.body.owner => {
-                return Err(NameRegistryError::Taken { name: name.clone() });
+        let owner = &record.body.owner;
+        let held = records.get(name).filter(|r| live(r, now)).map(|r| r.body.owner == *owner);
+        if held == Some(false) {
+            return Err(NameRegistryError::Taken { name: name.clone() });
+        }
+        if held.is_none() {
+            let names = records.values().filter(|r| r.body.owner == *owner && live(r, now)).count();
+            if names >= max_per_owner {
+                return Err(NameRegistryError::OwnerQuotaExceeded { limit: max_per_owner });
             }
+        }
+        match records.get(name) {
             Some(_) => {}
             None if records.len() >= self.capacity => {
                 records.retain(|_, r| live(r, now));

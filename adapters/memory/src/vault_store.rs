@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use qudag_application::ports::{VaultCounts, VaultEntry, VaultListQuery, VaultPage, VaultStore, VaultStoreError};
 use qudag_domain::Timestamp;
 
-/// Vault entries in memory, at most `capacity` (expired entries are purged before refusing).
+/// Vault entries in memory, at most `capacity` in all and the quota a put names per owner
+/// (expired entries are purged before refusing).
 #[derive(Debug)]
 pub struct MemoryVaultStore {
     capacity: usize,
@@ -18,13 +19,31 @@ pub struct MemoryVaultStore {
 struct Inner {
     by_id: BTreeMap<String, VaultEntry>,
     by_label: HashMap<(String, String), String>,
+    /// Entries held per owner, expired ones included until purged.
+    per_owner: HashMap<String, usize>,
 }
 
 impl Inner {
+    fn insert(&mut self, entry: &VaultEntry) {
+        self.by_label.insert((entry.owner.clone(), entry.label.clone()), entry.id.clone());
+        self.by_id.insert(entry.id.clone(), entry.clone());
+        *self.per_owner.entry(entry.owner.clone()).or_insert(0) += 1;
+    }
+
     fn remove(&mut self, id: &str) -> Option<VaultEntry> {
         let entry = self.by_id.remove(id)?;
         self.by_label.remove(&(entry.owner.clone(), entry.label.clone()));
+        if let Some(n) = self.per_owner.get_mut(&entry.owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_owner.remove(&entry.owner);
+            }
+        }
         Some(entry)
+    }
+
+    fn held_by(&self, owner: &str) -> usize {
+        self.per_owner.get(owner).copied().unwrap_or(0)
     }
 
     fn purge_expired(&mut self, now: Timestamp) {
@@ -48,7 +67,7 @@ impl MemoryVaultStore {
 
 #[async_trait]
 impl VaultStore for MemoryVaultStore {
-    async fn put(&self, entry: &VaultEntry, now: Timestamp) -> Result<(), VaultStoreError> {
+    async fn put(&self, entry: &VaultEntry, now: Timestamp, max_per_owner: usize) -> Result<(), VaultStoreError> {
         let mut inner = self.lock();
         if inner.by_id.contains_key(&entry.id) {
             return Err(VaultStoreError::IdTaken);
@@ -60,14 +79,19 @@ impl VaultStore for MemoryVaultStore {
             }
             inner.remove(&existing);
         }
+        if inner.held_by(&entry.owner) >= max_per_owner {
+            inner.purge_expired(now);
+            if inner.held_by(&entry.owner) >= max_per_owner {
+                return Err(VaultStoreError::OwnerQuotaExceeded { limit: max_per_owner });
+            }
+        }
         if inner.by_id.len() >= self.capacity {
             inner.purge_expired(now);
             if inner.by_id.len() >= self.capacity {
                 return Err(VaultStoreError::CapacityExceeded { capacity: self.capacity });
             }
         }
-        inner.by_label.insert(key, entry.id.clone());
-        inner.by_id.insert(entry.id.clone(), entry.clone());
+        inner.insert(entry);
         Ok(())
     }
 

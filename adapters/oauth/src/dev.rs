@@ -33,18 +33,24 @@ impl std::fmt::Debug for DevKey {
 }
 
 impl DevKey {
-    /// The key in `path`, created (mode 0600) if the file does not exist.
+    /// The key in `path`, created (mode 0600, in a directory created with mode 0700) if the
+    /// file does not exist.
     ///
     /// Processes that start together (`serve --dev &` and `dev-token` at once, as the quick
     /// start does) end up with the same key: the file appears complete or not at all, and a
-    /// process that finds another's key already in place uses that one. A file other users
-    /// may read or change is refused: whoever reads the key can mint tokens a `--dev` server
-    /// trusts, and the default place is the shared temporary directory.
+    /// process that finds another's key already in place uses that one. Whoever reads the
+    /// key can mint tokens a `--dev` server trusts, and whoever may replace it can plant
+    /// their own, so the key is refused when the file is not owned by this process's user
+    /// or other users may read or change it, and when its directory is owned by another
+    /// user (root aside) or other users may write to it (the shared temporary directory).
     ///
     /// # Errors
-    /// A message naming the file when it cannot be read, written or parsed, or is not
-    /// private to its owner.
+    /// A message naming the file or directory when it cannot be read, written or parsed, or
+    /// is not private to this user.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        check_dir(dir)?;
         let pem = match read_private(path)? {
             Some(pem) => pem,
             None => {
@@ -148,8 +154,87 @@ fn generate_pem() -> Result<Vec<u8>, String> {
     Ok(pem.into_bytes())
 }
 
-/// The bytes of `path`, `None` when there is no such file; refused when its mode lets
-/// other users read or change it.
+/// Create `dir` (mode 0700) and its missing parents (default mode) unless it exists.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+/// Why a key file owned by `owner` with `mode` may not be trusted by user `me`, if it may
+/// not.
+#[cfg(unix)]
+fn file_refusal(path: &Path, owner: u32, mode: u32, me: u32) -> Option<String> {
+    if owner != me {
+        return Some(format!(
+            "{} is owned by user {owner}, not by this user ({me}), who could then mint tokens a --dev server \
+             trusts: remove it (a new key is made) or use your own key (QUDAG_DEV_KEY_PATH)",
+            path.display()
+        ));
+    }
+    if mode & 0o077 != 0 {
+        return Some(format!(
+            "{} may be read or changed by other users (mode {:o}), who could then mint tokens a --dev server \
+             trusts: remove it (a new key is made) or make it private (chmod 600)",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    None
+}
+
+/// Why the directory `dir` of a key file, owned by `owner` with `mode`, may not be trusted
+/// by user `me`, if it may not: another user could replace the key in it.
+#[cfg(unix)]
+fn dir_refusal(dir: &Path, owner: u32, mode: u32, me: u32) -> Option<String> {
+    if owner != me && owner != 0 {
+        return Some(format!(
+            "the developer key's directory {} is owned by user {owner}, not by this user ({me}), who could \
+             replace the key: use a directory of your own (QUDAG_DEV_KEY_PATH)",
+            dir.display()
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "the developer key's directory {} may be written by other users (mode {:o}), who could plant or \
+             replace the key: use a directory of your own (QUDAG_DEV_KEY_PATH), or chmod 700 it",
+            dir.display(),
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+/// Refuse the key's directory when another user owns it or may write to it.
+fn check_dir(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        if let Some(refusal) = dir_refusal(dir, meta.uid(), meta.mode(), rustix::process::geteuid().as_raw()) {
+            return Err(refusal);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The bytes of `path`, `None` when there is no such file; refused when another user owns
+/// it or its mode lets other users read or change it.
 fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
     use std::io::Read;
     let mut file = match std::fs::File::open(path) {
@@ -159,15 +244,10 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
     };
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{} may be read or changed by other users (mode {:o}), who could then mint tokens a --dev server \
-                 trusts: remove it (a new key is made) or make it private (chmod 600)",
-                path.display(),
-                mode & 0o777
-            ));
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if let Some(refusal) = file_refusal(path, meta.uid(), meta.mode(), rustix::process::geteuid().as_raw()) {
+            return Err(refusal);
         }
     }
     let mut pem = Vec::new();
@@ -181,7 +261,6 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, String> {
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = dir.join(format!(".{name}.{}.{:x}", std::process::id(), staging_suffix()));
     let mut options = std::fs::OpenOptions::new();
@@ -246,5 +325,58 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(DevKey::load_or_create(&path).unwrap().kid, kid);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_or_directory_of_another_user_is_refused() {
+        let path = Path::new("/somewhere/dev.key");
+        assert_eq!(file_refusal(path, 1000, 0o100600, 1000), None);
+        let err = file_refusal(path, 1001, 0o100600, 1000).unwrap();
+        assert!(err.contains("/somewhere/dev.key") && err.contains("owned by user 1001"), "{err}");
+        assert!(file_refusal(path, 1000, 0o100640, 1000).unwrap().contains("640"));
+        let dir = Path::new("/somewhere");
+        assert_eq!(dir_refusal(dir, 1000, 0o40700, 1000), None);
+        assert_eq!(dir_refusal(dir, 1000, 0o40755, 1000), None, "others may list it");
+        assert_eq!(dir_refusal(dir, 0, 0o40755, 1000), None, "root's directories are trusted");
+        assert!(dir_refusal(dir, 1001, 0o40700, 1000).unwrap().contains("owned by user 1001"));
+        let shared = dir_refusal(Path::new("/tmp"), 0, 0o41777, 1000).unwrap();
+        assert!(shared.contains("/tmp") && shared.contains("1777"), "{shared}");
+    }
+
+    /// A key planted by another user, private as it may be, is not trusted (seen as root,
+    /// who can give a file away).
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_key_is_refused() {
+        let me = rustix::process::geteuid().as_raw();
+        let dir = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let path = dir.join("dev.key");
+        DevKey::load_or_create(&path).unwrap();
+        if me == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = DevKey::load_or_create(&path).unwrap_err();
+            assert!(err.contains(&path.display().to_string()) && err.contains("owned by user 65534"), "{err}");
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        }
+        // Its directory open to every user is refused too.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = DevKey::load_or_create(&path).unwrap_err();
+        assert!(err.contains(&dir.display().to_string()) && err.contains("777"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        DevKey::load_or_create(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_missing_directory_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("qudag-dev-key-{}-{}", std::process::id(), staging_suffix()));
+        let dir = base.join("state").join("qudag-mcp");
+        DevKey::load_or_create(&dir.join("dev.key")).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

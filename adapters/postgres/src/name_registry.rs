@@ -5,19 +5,26 @@ use qudag_application::ports::{NameRegistry, NameRegistryError, SignedNameRecord
 use qudag_domain::Timestamp;
 use qudag_domain::dark::DarkName;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, Insert, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, Insert, PaginatorTrait, QueryFilter, TransactionTrait};
 
 use crate::entity::micros;
 use crate::entity::name_record::{ActiveModel, Column, Entity};
 use crate::error::PgError;
+use crate::vault_store::lock_owner;
+
+/// The first key of the transaction-scoped advisory lock that serializes one owner's
+/// registrations (the second is a hash of the owner), so the per-owner quota holds across
+/// nodes.
+const NAMES_OWNER_LOCK: i32 = 0x6e61_6d65; // "name"
 
 /// Name records in PostgreSQL (table `name_records`, see `qudag-postgres-migration`).
 ///
 /// Registration is one race-free statement (`INSERT … ON CONFLICT (name) DO UPDATE … WHERE`
 /// the stored record is the same owner's or expired), so concurrent registrations on any
-/// number of nodes have one winner. Records are returned exactly as stored; their
-/// signatures are checked by the use case. There is no capacity limit:
-/// `CapacityExceeded` is never returned.
+/// number of nodes have one winner. A name new to its owner is counted against the
+/// owner's quota first, under an advisory lock of that owner, so the quota holds across
+/// nodes too. Records are returned exactly as stored; their signatures are checked by the
+/// use case. There is no overall capacity limit: `CapacityExceeded` is never returned.
 #[derive(Clone, Debug)]
 pub struct PostgresNameRegistry {
     db: DatabaseConnection,
@@ -56,14 +63,45 @@ fn upsert(record: &SignedNameRecord, now: Timestamp) -> Insert<ActiveModel> {
 
 #[async_trait]
 impl NameRegistry for PostgresNameRegistry {
-    async fn register(&self, record: &SignedNameRecord, now: Timestamp) -> Result<(), NameRegistryError> {
-        let written = upsert(record, now)
-            .exec_without_returning(&self.db)
+    async fn register(
+        &self,
+        record: &SignedNameRecord,
+        now: Timestamp,
+        max_per_owner: usize,
+    ) -> Result<(), NameRegistryError> {
+        let owner = &record.body.owner;
+        let txn = self.db.begin().await.map_err(PgError::query("name_records transaction begin"))?;
+        lock_owner(&txn, NAMES_OWNER_LOCK, owner).await.map_err(PgError::query("name_records owner lock"))?;
+        let live_of_owner = || Entity::find().filter(Column::Owner.eq(owner)).filter(Column::ExpiresAt.gt(micros(now)));
+        let renewal = live_of_owner()
+            .filter(Column::Name.eq(record.body.name.as_str()))
+            .count(&txn)
             .await
-            .map_err(PgError::query("name_records upsert"))?;
+            .map_err(PgError::query("name_records select of the owner's name"))?
+            > 0;
+        if !renewal {
+            let held = live_of_owner().count(&txn).await.map_err(PgError::query("name_records count of an owner"))?;
+            if held >= max_per_owner as u64 {
+                // A live name of another owner is `Taken` whatever this owner's quota.
+                let taken = Entity::find_by_id(record.body.name.as_str())
+                    .filter(Column::ExpiresAt.gt(micros(now)))
+                    .count(&txn)
+                    .await
+                    .map_err(PgError::query("name_records select"))?
+                    > 0;
+                return Err(if taken {
+                    NameRegistryError::Taken { name: record.body.name.clone() }
+                } else {
+                    NameRegistryError::OwnerQuotaExceeded { limit: max_per_owner }
+                });
+            }
+        }
+        let written =
+            upsert(record, now).exec_without_returning(&txn).await.map_err(PgError::query("name_records upsert"))?;
         if written == 0 {
             return Err(NameRegistryError::Taken { name: record.body.name.clone() });
         }
+        txn.commit().await.map_err(PgError::query("name_records transaction commit"))?;
         Ok(())
     }
 

@@ -7,8 +7,8 @@ use qudag_application::ports::{
 use qudag_domain::Timestamp;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SelectModel,
-    Selector, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, SelectModel, Selector, Statement, TransactionTrait,
 };
 
 use crate::entity::micros;
@@ -19,12 +19,28 @@ use crate::error::{PgError, violated_unique_constraint};
 const ID_CONSTRAINT: &str = "vault_entries_pkey";
 /// The unique index on `vault_entries (owner, label)`.
 const LABEL_CONSTRAINT: &str = "vault_entries_owner_label_key";
+/// The first key of the transaction-scoped advisory lock that serializes one owner's puts
+/// (the second is a hash of the owner), so the per-owner quota holds across nodes.
+pub(crate) const VAULT_OWNER_LOCK: i32 = 0x7661_756c; // "vaul"
+
+/// Take the advisory lock `(space, hashtext(owner))` until the transaction ends.
+pub(crate) async fn lock_owner(txn: &impl ConnectionTrait, space: i32, owner: &str) -> Result<(), sea_orm::DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        [space.into(), owner.into()],
+    ))
+    .await
+    .map(|_| ())
+}
 
 /// Vault entries in PostgreSQL (table `vault_entries`, see `qudag-postgres-migration`).
 ///
 /// Every read filters out entries expired at the given `now`; an expired entry is deleted
 /// when its label is reused. Label uniqueness per owner holds across any number of nodes
-/// (a unique index). There is no capacity limit: `CapacityExceeded` is never returned.
+/// (a unique index); so does the per-owner quota (a put counts the owner's live entries
+/// under an advisory lock of that owner). There is no overall capacity limit:
+/// `CapacityExceeded` is never returned.
 #[derive(Clone, Debug)]
 pub struct PostgresVaultStore {
     db: DatabaseConnection,
@@ -57,8 +73,9 @@ fn list_select(owner: &str, query: &VaultListQuery, now: Timestamp, limit: usize
 
 #[async_trait]
 impl VaultStore for PostgresVaultStore {
-    async fn put(&self, entry: &VaultEntry, now: Timestamp) -> Result<(), VaultStoreError> {
+    async fn put(&self, entry: &VaultEntry, now: Timestamp, max_per_owner: usize) -> Result<(), VaultStoreError> {
         let txn = self.db.begin().await.map_err(PgError::query("vault_entries transaction begin"))?;
+        lock_owner(&txn, VAULT_OWNER_LOCK, &entry.owner).await.map_err(PgError::query("vault_entries owner lock"))?;
         // An expired entry holding the label gives it up. Concurrent puts of one label all
         // reach the INSERT; the unique index lets exactly one commit.
         Entity::delete_many()
@@ -68,6 +85,15 @@ impl VaultStore for PostgresVaultStore {
             .exec(&txn)
             .await
             .map_err(PgError::query("vault_entries delete of an expired label"))?;
+        let held = Entity::find()
+            .filter(Column::Owner.eq(&entry.owner))
+            .filter(live(now))
+            .count(&txn)
+            .await
+            .map_err(PgError::query("vault_entries count of an owner"))?;
+        if held >= max_per_owner as u64 {
+            return Err(VaultStoreError::OwnerQuotaExceeded { limit: max_per_owner });
+        }
         if let Err(e) = Entity::insert(ActiveModel::from_entry(entry)).exec_without_returning(&txn).await {
             return Err(match violated_unique_constraint(&e) {
                 Some(ID_CONSTRAINT) => VaultStoreError::IdTaken,

@@ -27,8 +27,8 @@ struct Scoped<T> {
 
 #[async_trait]
 impl VaultStore for Scoped<PostgresVaultStore> {
-    async fn put(&self, entry: &VaultEntry, now: Timestamp) -> Result<(), VaultStoreError> {
-        self.inner.put(entry, now).await
+    async fn put(&self, entry: &VaultEntry, now: Timestamp, max_per_owner: usize) -> Result<(), VaultStoreError> {
+        self.inner.put(entry, now, max_per_owner).await
     }
 
     async fn get(&self, id: &str, now: Timestamp) -> Result<Option<VaultEntry>, VaultStoreError> {
@@ -59,8 +59,13 @@ impl VaultStore for Scoped<PostgresVaultStore> {
 
 #[async_trait]
 impl NameRegistry for Scoped<PostgresNameRegistry> {
-    async fn register(&self, record: &SignedNameRecord, now: Timestamp) -> Result<(), NameRegistryError> {
-        self.inner.register(record, now).await
+    async fn register(
+        &self,
+        record: &SignedNameRecord,
+        now: Timestamp,
+        max_per_owner: usize,
+    ) -> Result<(), NameRegistryError> {
+        self.inner.register(record, now, max_per_owner).await
     }
 
     async fn resolve(&self, name: &DarkName, now: Timestamp) -> Result<Option<SignedNameRecord>, NameRegistryError> {

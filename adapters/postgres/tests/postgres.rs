@@ -15,7 +15,7 @@ use qudag_application::ports::{
     HealthIndicator, HealthStatus, NameRegistry, NameRegistryError, VaultListQuery, VaultStore, VaultStoreError,
 };
 use qudag_application::testkit::name_registry::{fresh_name, sample_record};
-use qudag_application::testkit::vault_store::{owner, sample_entry};
+use qudag_application::testkit::vault_store::{QUOTA, owner, sample_entry};
 use qudag_domain::Timestamp;
 use sea_orm::{ConnectionTrait, Statement};
 use support::TestDb;
@@ -32,7 +32,7 @@ async fn migrations_run_twice_are_a_no_op() {
     let db = TestDb::new().await;
     let store = PostgresVaultStore::new(db.db.clone());
     let entry = sample_entry(&owner(), "kept", T);
-    store.put(&entry, T).await.unwrap();
+    store.put(&entry, T, QUOTA).await.unwrap();
     migrate(&db.db).await.unwrap();
     migrate(&db.db).await.unwrap();
     assert_eq!(store.get(&entry.id, T).await.unwrap(), Some(entry), "data survives re-running migrations");
@@ -83,7 +83,7 @@ async fn stored_envelopes_are_returned_as_stored() {
     let store = PostgresVaultStore::new(db.db.clone());
     let alice = owner();
     let entry = sample_entry(&alice, "tampered", T);
-    store.put(&entry, T).await.unwrap();
+    store.put(&entry, T, QUOTA).await.unwrap();
     let edit = format!("UPDATE vault_entries SET envelope = '\\xdeadbeef'::bytea WHERE id = '{}'", entry.id);
     assert_eq!(db.db.execute_unprepared(&edit).await.unwrap().rows_affected(), 1);
     let read = store.get(&entry.id, T).await.unwrap().unwrap();
@@ -100,7 +100,7 @@ async fn stored_name_records_are_returned_as_stored() {
     let registry = PostgresNameRegistry::new(db.db.clone());
     let name = fresh_name();
     let record = sample_record(&name, "iss#alice", T);
-    registry.register(&record, T).await.unwrap();
+    registry.register(&record, T, QUOTA).await.unwrap();
     let edit = format!("UPDATE name_records SET signature = '\\x00'::bytea WHERE name = '{}'", name.as_str());
     db.db.execute_unprepared(&edit).await.unwrap();
     let read = registry.resolve(&name, T).await.unwrap().unwrap();
@@ -114,7 +114,7 @@ async fn timestamps_keep_their_microseconds() {
     let store = PostgresVaultStore::new(db.db.clone());
     let mut entry = sample_entry(&owner(), "micro", T);
     entry.expires_at = Some(Timestamp::from_micros(T.as_micros() + 1));
-    store.put(&entry, T).await.unwrap();
+    store.put(&entry, T, QUOTA).await.unwrap();
     assert_eq!(store.get(&entry.id, T).await.unwrap(), Some(entry.clone()));
     assert_eq!(
         store.get(&entry.id, Timestamp::from_micros(T.as_micros() + 1)).await.unwrap(),
@@ -126,7 +126,7 @@ async fn timestamps_keep_their_microseconds() {
     let name = fresh_name();
     let mut record = sample_record(&name, "iss#alice", T);
     record.body.expires_at = Timestamp::from_micros(T.as_micros() + 999);
-    registry.register(&record, T).await.unwrap();
+    registry.register(&record, T, QUOTA).await.unwrap();
     assert_eq!(registry.resolve(&name, Timestamp::from_micros(T.as_micros() + 998)).await.unwrap(), Some(record));
     assert_eq!(registry.resolve(&name, Timestamp::from_micros(T.as_micros() + 999)).await.unwrap(), None);
 }
@@ -137,7 +137,7 @@ async fn far_future_expiry_is_stored_as_the_largest_bigint() {
     let store = PostgresVaultStore::new(db.db.clone());
     let mut entry = sample_entry(&owner(), "forever", T);
     entry.expires_at = Some(Timestamp::from_micros(u64::MAX));
-    store.put(&entry, T).await.unwrap();
+    store.put(&entry, T, QUOTA).await.unwrap();
     let read = store.get(&entry.id, T).await.unwrap().unwrap();
     assert_eq!(read.expires_at, Some(Timestamp::from_micros(i64::MAX as u64)));
 }
@@ -149,12 +149,12 @@ async fn concurrent_replacements_of_an_expired_label_have_one_winner() {
     let alice = owner();
     let mut old = sample_entry(&alice, "rotating", T);
     old.expires_at = Some(Timestamp::from_micros(T.as_micros() + 10));
-    store.put(&old, T).await.unwrap();
+    store.put(&old, T, QUOTA).await.unwrap();
     let later = Timestamp::from_micros(T.as_micros() + 10);
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (store, alice) = (store.clone(), alice.clone());
-            tokio::spawn(async move { store.put(&sample_entry(&alice, "rotating", later), later).await })
+            tokio::spawn(async move { store.put(&sample_entry(&alice, "rotating", later), later, QUOTA).await })
         })
         .collect();
     let mut won = 0;
@@ -220,13 +220,13 @@ async fn every_port_method_on_an_unreachable_database_is_unavailable_promptly() 
             }
         }};
     }
-    unavailable!(store.put(&entry, T), VaultStoreError::Unavailable);
+    unavailable!(store.put(&entry, T, QUOTA), VaultStoreError::Unavailable);
     unavailable!(store.get(&entry.id, T), VaultStoreError::Unavailable);
     unavailable!(store.find_by_label(&alice, "x", T), VaultStoreError::Unavailable);
     unavailable!(store.list(&alice, &VaultListQuery::first(10), T), VaultStoreError::Unavailable);
     unavailable!(store.delete(&alice, &entry.id), VaultStoreError::Unavailable);
     unavailable!(store.counts(T), VaultStoreError::Unavailable);
-    unavailable!(registry.register(&sample_record(&name, "iss#alice", T), T), NameRegistryError::Unavailable);
+    unavailable!(registry.register(&sample_record(&name, "iss#alice", T), T, QUOTA), NameRegistryError::Unavailable);
     unavailable!(registry.resolve(&name, T), NameRegistryError::Unavailable);
     unavailable!(registry.remove(&name, "iss#alice"), NameRegistryError::Unavailable);
     unavailable!(registry.count(T), NameRegistryError::Unavailable);

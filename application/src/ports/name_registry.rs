@@ -41,6 +41,12 @@ pub enum NameRegistryError {
         /// The configured maximum.
         capacity: usize,
     },
+    /// The owner already holds the most live names one owner may.
+    #[error("the owner already holds {limit} names, the most one owner may")]
+    OwnerQuotaExceeded {
+        /// The per-owner maximum.
+        limit: usize,
+    },
     /// The backend cannot be reached.
     #[error("name registry unavailable")]
     Unavailable {
@@ -55,11 +61,18 @@ pub enum NameRegistryError {
 #[async_trait]
 pub trait NameRegistry: Send + Sync + 'static {
     /// Store a record. The same owner may replace their own record; a live record of
-    /// another owner makes this `Taken`; an expired one is replaced.
+    /// another owner makes this `Taken`; an expired one is replaced. A name new to its
+    /// owner is refused when the owner already holds `max_per_owner` live names; the quota
+    /// holds under concurrent registrations of one owner, on any number of nodes.
     ///
     /// # Errors
-    /// `Taken`, `CapacityExceeded`, `Unavailable`.
-    async fn register(&self, record: &SignedNameRecord, now: Timestamp) -> Result<(), NameRegistryError>;
+    /// `Taken`, `OwnerQuotaExceeded`, `CapacityExceeded`, `Unavailable`.
+    async fn register(
+        &self,
+        record: &SignedNameRecord,
+        now: Timestamp,
+        max_per_owner: usize,
+    ) -> Result<(), NameRegistryError>;
 
     /// The live record for `name`, exactly as stored.
     ///

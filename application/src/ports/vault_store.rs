@@ -136,6 +136,12 @@ pub enum VaultStoreError {
         /// The configured maximum.
         capacity: usize,
     },
+    /// The owner already holds the most live entries one owner may.
+    #[error("the owner already holds {limit} vault entries, the most one owner may")]
+    OwnerQuotaExceeded {
+        /// The per-owner maximum.
+        limit: usize,
+    },
     /// The backend cannot be reached.
     #[error("vault store unavailable")]
     Unavailable {
@@ -149,12 +155,14 @@ pub enum VaultStoreError {
 #[cfg_attr(any(test, feature = "testkit"), mockall::automock)]
 #[async_trait]
 pub trait VaultStore: Send + Sync + 'static {
-    /// Store a new entry. An expired entry with the same owner and label is replaced.
+    /// Store a new entry, unless its owner already holds `max_per_owner` live entries. An
+    /// expired entry with the same owner and label is replaced. The quota holds under
+    /// concurrent puts of one owner, on any number of nodes sharing the store.
     ///
     /// # Errors
     /// `LabelTaken` when the owner has a live entry with this label, `IdTaken`,
-    /// `CapacityExceeded`, `Unavailable`.
-    async fn put(&self, entry: &VaultEntry, now: Timestamp) -> Result<(), VaultStoreError>;
+    /// `OwnerQuotaExceeded`, `CapacityExceeded`, `Unavailable`.
+    async fn put(&self, entry: &VaultEntry, now: Timestamp, max_per_owner: usize) -> Result<(), VaultStoreError>;
 
     /// The live entry with this id, whoever owns it (the caller checks the owner).
     ///

@@ -12,6 +12,9 @@ use qudag_domain::Timestamp;
 use crate::ports::{VaultEntry, VaultListQuery, VaultStore, VaultStoreError};
 use crate::testkit::session_store::now;
 
+/// The per-owner quota the checks pass where they do not test it: more than any check stores.
+pub const QUOTA: usize = 1000;
+
 /// A unique owner, so checks never see each other's rows in a shared backend.
 pub fn owner() -> String {
     format!("https://issuer.test#user-{}", crate::testkit::random_hex(16))
@@ -40,13 +43,13 @@ pub async fn put_then_get_round_trips(store: Arc<dyn VaultStore>) {
     let alice = owner();
     let mut e = sample_entry(&alice, "db-password", t);
     e.expires_at = Some(t.saturating_add(Duration::from_secs(3600)));
-    store.put(&e, t).await.expect("put");
+    store.put(&e, t, QUOTA).await.expect("put");
     assert_eq!(store.get(&e.id, t).await.expect("get"), Some(e.clone()));
     assert_eq!(store.find_by_label(&alice, "db-password", t).await.expect("find"), Some(e.clone()));
     let mut bare = sample_entry(&alice, "bare", t);
     bare.category = None;
     bare.tags = Vec::new();
-    store.put(&bare, t).await.expect("put");
+    store.put(&bare, t, QUOTA).await.expect("put");
     assert_eq!(store.get(&bare.id, t).await.expect("get"), Some(bare));
 }
 
@@ -54,20 +57,20 @@ pub async fn put_then_get_round_trips(store: Arc<dyn VaultStore>) {
 pub async fn labels_are_unique_per_owner(store: Arc<dyn VaultStore>) {
     let t = now();
     let (alice, bob) = (owner(), owner());
-    store.put(&sample_entry(&alice, "key", t), t).await.expect("put");
-    let again = store.put(&sample_entry(&alice, "key", t), t).await;
+    store.put(&sample_entry(&alice, "key", t), t, QUOTA).await.expect("put");
+    let again = store.put(&sample_entry(&alice, "key", t), t, QUOTA).await;
     assert!(matches!(again, Err(VaultStoreError::LabelTaken { ref label }) if label == "key"), "{again:?}");
-    store.put(&sample_entry(&bob, "key", t), t).await.expect("another owner may use the label");
+    store.put(&sample_entry(&bob, "key", t), t, QUOTA).await.expect("another owner may use the label");
 }
 
 /// Reusing an id is refused.
 pub async fn ids_are_unique(store: Arc<dyn VaultStore>) {
     let t = now();
     let e = sample_entry(&owner(), "one", t);
-    store.put(&e, t).await.expect("put");
+    store.put(&e, t, QUOTA).await.expect("put");
     let mut dup = sample_entry(&owner(), "two", t);
     dup.id = e.id.clone();
-    assert!(matches!(store.put(&dup, t).await, Err(VaultStoreError::IdTaken)));
+    assert!(matches!(store.put(&dup, t, QUOTA).await, Err(VaultStoreError::IdTaken)));
 }
 
 /// Lookups by label and listings never cross owners.
@@ -75,7 +78,7 @@ pub async fn owners_are_isolated(store: Arc<dyn VaultStore>) {
     let t = now();
     let (alice, bob) = (owner(), owner());
     let a = sample_entry(&alice, "secret", t);
-    store.put(&a, t).await.expect("put");
+    store.put(&a, t, QUOTA).await.expect("put");
     assert_eq!(store.find_by_label(&bob, "secret", t).await.expect("find"), None);
     assert!(store.list(&bob, &VaultListQuery::first(100), t).await.expect("list").entries.is_empty());
     assert!(!store.delete(&bob, &a.id).await.expect("delete"), "bob cannot delete alice's entry");
@@ -88,12 +91,12 @@ pub async fn expired_entries_are_gone(store: Arc<dyn VaultStore>) {
     let alice = owner();
     let mut e = sample_entry(&alice, "short", t);
     e.expires_at = Some(t.saturating_add(Duration::from_secs(10)));
-    store.put(&e, t).await.expect("put");
+    store.put(&e, t, QUOTA).await.expect("put");
     let later = t.saturating_add(Duration::from_secs(10));
     assert!(store.get(&e.id, later).await.expect("get").is_none());
     assert!(store.find_by_label(&alice, "short", later).await.expect("find").is_none());
     assert!(store.list(&alice, &VaultListQuery::first(10), later).await.expect("list").entries.is_empty());
-    store.put(&sample_entry(&alice, "short", later), later).await.expect("label reusable after expiry");
+    store.put(&sample_entry(&alice, "short", later), later, QUOTA).await.expect("label reusable after expiry");
 }
 
 /// Listing pages through every entry once, in id order, and filters by category.
@@ -106,7 +109,7 @@ pub async fn list_pages_in_id_order(store: Arc<dyn VaultStore>) {
         if i % 2 == 0 {
             e.category = Some("key/ml-kem-768".into());
         }
-        store.put(&e, t).await.expect("put");
+        store.put(&e, t, QUOTA).await.expect("put");
         ids.push(e.id);
     }
     ids.sort();
@@ -141,11 +144,11 @@ pub async fn delete_is_final(store: Arc<dyn VaultStore>) {
     let t = now();
     let alice = owner();
     let e = sample_entry(&alice, "gone", t);
-    store.put(&e, t).await.expect("put");
+    store.put(&e, t, QUOTA).await.expect("put");
     assert!(store.delete(&alice, &e.id).await.expect("delete"));
     assert!(!store.delete(&alice, &e.id).await.expect("delete again"));
     assert!(store.get(&e.id, t).await.expect("get").is_none());
-    store.put(&sample_entry(&alice, "gone", t), t).await.expect("label free after delete");
+    store.put(&sample_entry(&alice, "gone", t), t, QUOTA).await.expect("label free after delete");
 }
 
 /// Counts go up with puts and down with deletes and expiry.
@@ -154,11 +157,11 @@ pub async fn counts_follow_contents(store: Arc<dyn VaultStore>) {
     let before = store.counts(t).await.expect("counts");
     let (alice, bob) = (owner(), owner());
     let a = sample_entry(&alice, "1", t);
-    store.put(&a, t).await.expect("put");
-    store.put(&sample_entry(&alice, "2", t), t).await.expect("put");
+    store.put(&a, t, QUOTA).await.expect("put");
+    store.put(&sample_entry(&alice, "2", t), t, QUOTA).await.expect("put");
     let mut b = sample_entry(&bob, "1", t);
     b.expires_at = Some(t.saturating_add(Duration::from_secs(5)));
-    store.put(&b, t).await.expect("put");
+    store.put(&b, t, QUOTA).await.expect("put");
     let after = store.counts(t).await.expect("counts");
     assert_eq!(after.entries, before.entries + 3);
     assert_eq!(after.owners, before.owners + 2);
@@ -175,7 +178,7 @@ pub async fn concurrent_puts_of_a_label_have_one_winner(store: Arc<dyn VaultStor
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let (store, alice) = (store.clone(), alice.clone());
-            tokio::spawn(async move { store.put(&sample_entry(&alice, "race", t), t).await })
+            tokio::spawn(async move { store.put(&sample_entry(&alice, "race", t), t, QUOTA).await })
         })
         .collect();
     let mut won = 0;
@@ -187,6 +190,51 @@ pub async fn concurrent_puts_of_a_label_have_one_winner(store: Arc<dyn VaultStor
         }
     }
     assert_eq!(won, 1);
+}
+
+/// An owner holding the most entries one may is refused another — naming the limit — while
+/// other owners are not; a deleted or expired entry makes room again.
+pub async fn each_owner_is_held_to_the_quota(store: Arc<dyn VaultStore>) {
+    let t = now();
+    let (alice, bob) = (owner(), owner());
+    let mut short = sample_entry(&alice, "short", t);
+    short.expires_at = Some(t.saturating_add(Duration::from_secs(10)));
+    store.put(&short, t, 3).await.expect("put");
+    let first = sample_entry(&alice, "0", t);
+    store.put(&first, t, 3).await.expect("put");
+    store.put(&sample_entry(&alice, "1", t), t, 3).await.expect("put");
+    let over = store.put(&sample_entry(&alice, "2", t), t, 3).await;
+    assert!(matches!(over, Err(VaultStoreError::OwnerQuotaExceeded { limit: 3 })), "{over:?}");
+    assert!(store.find_by_label(&alice, "2", t).await.expect("find").is_none(), "nothing was stored");
+    store.put(&sample_entry(&bob, "0", t), t, 3).await.expect("another owner has a quota of their own");
+    assert!(store.delete(&alice, &first.id).await.expect("delete"));
+    store.put(&sample_entry(&alice, "2", t), t, 3).await.expect("room after a delete");
+    let later = t.saturating_add(Duration::from_secs(10));
+    store.put(&sample_entry(&alice, "3", later), later, 3).await.expect("room after an expiry");
+    let over = store.put(&sample_entry(&alice, "4", later), later, 3).await;
+    assert!(matches!(over, Err(VaultStoreError::OwnerQuotaExceeded { limit: 3 })), "{over:?}");
+}
+
+/// Concurrent puts of one owner never take it past its quota.
+pub async fn concurrent_puts_stay_within_the_quota(store: Arc<dyn VaultStore>) {
+    let t = now();
+    let alice = owner();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move { store.put(&sample_entry(&alice, &format!("race-{i}"), t), t, 5).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(()) => stored += 1,
+            Err(VaultStoreError::OwnerQuotaExceeded { limit: 5 }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(store.list(&alice, &VaultListQuery::first(100), t).await.expect("list").entries.len(), 5);
 }
 
 /// Expands into one `#[tokio::test]` per `VaultStore` contract check.
@@ -203,6 +251,8 @@ macro_rules! vault_store_contract {
             delete_is_final,
             counts_follow_contents,
             concurrent_puts_of_a_label_have_one_winner,
+            each_owner_is_held_to_the_quota,
+            concurrent_puts_stay_within_the_quota,
         );
     };
 }

@@ -5,12 +5,16 @@
 //! sealed like any secret) and are referred to by their handle, the vault entry id. They
 //! are never returned — except to an admin who asks with `options.export_private_key`,
 //! which is audited.
+//!
+//! Minting a key, or keeping a shared secret, stores a vault entry: besides the tool's own
+//! `crypto:execute` it needs `vault:write` (role and scope), checked before anything is
+//! made, and counts against the caller's vault quota.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use qudag_domain::pqc::{DsaAlgorithm, DsaKeyPair, DsaSigningKey, KemAlgorithm, KemKeyPair, dsa, fingerprint, kem};
-use qudag_domain::rbac::{Permission, Role};
+use qudag_domain::rbac::{Permission, Role, authorize};
 use rmcp::model::JsonObject;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -101,15 +105,27 @@ async fn load_key(
     Ok(seed)
 }
 
-async fn export_allowed(vault: &Vault, cx: &CallContext, requested: bool, key_id: &str) -> Result<bool, ToolFailure> {
-    if !requested {
-        return Ok(false);
+/// Refuse a call that would store a vault entry (`what`, to say so) unless the caller may
+/// write to its vault; `instead` says how to do without, if one can.
+fn require_vault_write(cx: &CallContext, what: &str, instead: &str) -> Result<(), ToolFailure> {
+    let decision = authorize(cx.principal.roles(), cx.principal.scopes(), Permission::VaultWrite);
+    if decision.allowed {
+        return Ok(());
     }
-    if !cx.principal.roles().contains(&Role::Admin) {
+    Err(ToolFailure::operation(format!(
+        "{what} stores it in your vault, which needs the {} permission: {}{instead}",
+        Permission::VaultWrite,
+        decision.rule
+    )))
+}
+
+/// Whether a private key is to be exported: refused, before anything is made, unless the
+/// caller is an admin.
+fn may_export(cx: &CallContext, requested: bool) -> Result<bool, ToolFailure> {
+    if requested && !cx.principal.roles().contains(&Role::Admin) {
         return Err(ToolFailure::argument("options.export_private_key", "only an admin may export a private key"));
     }
-    vault.record_key_export(&cx.request, &cx.principal, key_id).await;
-    Ok(true)
+    Ok(requested)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,6 +225,8 @@ impl QudagTool for KeyExchangeTool {
         let name = algorithm.as_str();
         match (args.role, args.encapsulated_key, args.public_key, args.key_handle) {
             (KexRole::Initiator, None, None, None) => {
+                let export = may_export(cx, args.options.export_private_key)?;
+                require_vault_write(cx, "Generating a key pair", "")?;
                 let seed = Zeroizing::new(random::<64>()?);
                 let pair = KemKeyPair::from_seed(algorithm, &seed);
                 let handle =
@@ -219,7 +237,8 @@ impl QudagTool for KeyExchangeTool {
                     "algorithm": name, "role": "initiator", "step": "keypair",
                     "key_handle": handle, "public_key": b64(pair.encapsulation_key()), "key_id": key_id,
                 });
-                if export_allowed(&self.0, cx, args.options.export_private_key, &key_id).await? {
+                if export {
+                    self.0.record_key_export(&cx.request, &cx.principal, &key_id).await;
                     out["private_key"] = json!(b64(&pair.decapsulation_key()));
                 }
                 let text = format!(
@@ -289,6 +308,11 @@ impl KeyExchangeTool {
         let id = fingerprint(secret.as_slice());
         out["shared_secret_id"] = json!(id);
         if options.store_in_vault.unwrap_or(true) {
+            require_vault_write(
+                cx,
+                "Keeping the shared secret",
+                "; pass options.store_in_vault: false (and options.derive_shared_secret: true to receive it)",
+            )?;
             let label = match &options.vault_label {
                 Some(l) => {
                     check_label("options.vault_label", l)?;
@@ -453,15 +477,20 @@ impl QudagTool for SignTool {
                 (pair.sign(&msg, &ctx, &rnd).map_err(sign_failure)?, pair.verifying_key().to_vec())
             }
             (None, None) => {
+                let export = may_export(cx, args.options.export_private_key)?;
+                require_vault_write(
+                    cx,
+                    "Signing without key_handle or private_key generates a key pair and",
+                    "; sign with key_handle or private_key instead",
+                )?;
                 let seed = Zeroizing::new(random::<32>()?);
                 let pair = DsaKeyPair::from_seed(algorithm, &seed);
                 let handle =
                     hold_key(&self.0, cx, name, args.options.vault_label, seed.as_slice(), pair.verifying_key())
                         .await?;
                 out["key_handle"] = json!(handle);
-                if export_allowed(&self.0, cx, args.options.export_private_key, &fingerprint(pair.verifying_key()))
-                    .await?
-                {
+                if export {
+                    self.0.record_key_export(&cx.request, &cx.principal, &fingerprint(pair.verifying_key())).await;
                     out["private_key"] = json!(b64(&pair.signing_key_encoded()));
                 }
                 (pair.sign(&msg, &ctx, &rnd).map_err(sign_failure)?, pair.verifying_key().to_vec())

@@ -75,6 +75,10 @@ pub struct Dependencies {
     pub health: Arc<HealthService>,
     /// Simulation limits.
     pub quantum_limits: QuantumLimits,
+    /// Most live vault entries one principal may hold.
+    pub max_vault_entries_per_principal: usize,
+    /// Most live `.dark` names one principal may hold.
+    pub max_names_per_principal: usize,
     /// This node's id in the membership.
     pub node: ThisNode,
 }
@@ -93,9 +97,14 @@ pub fn catalog(info: Implementation, deps: Dependencies) -> Catalog {
     use support::Registered as R;
     let stats = Arc::new(Stats::default());
     let simulator = Arc::new(Simulator::new(deps.quantum_limits, stats.clone()));
-    let vault =
-        Arc::new(vault::Vault::new(deps.vault_store.clone(), deps.keys.clone(), deps.clock.clone(), deps.audit));
-    let names = Arc::new(names::Names::new(deps.name_registry.clone(), deps.keys.clone(), deps.clock.clone()));
+    let vault = Arc::new(
+        vault::Vault::new(deps.vault_store.clone(), deps.keys.clone(), deps.clock.clone(), deps.audit)
+            .with_max_entries_per_principal(deps.max_vault_entries_per_principal),
+    );
+    let names = Arc::new(
+        names::Names::new(deps.name_registry.clone(), deps.keys.clone(), deps.clock.clone())
+            .with_max_names_per_principal(deps.max_names_per_principal),
+    );
     Catalog::builder(info)
         .instructions(INSTRUCTIONS)
         .tool(R::new(quantum::ExecuteTool(simulator.clone())))

@@ -27,7 +27,8 @@ pub fn names_failure(e: NamesError) -> ToolFailure {
         NamesError::UnknownKeyAlgorithm { .. } => ToolFailure::argument("key_algorithm", e.to_string()),
         NamesError::KeyLength { .. } => ToolFailure::argument("public_key", e.to_string()),
         NamesError::Ttl => ToolFailure::argument("ttl_seconds", e.to_string()),
-        NamesError::Taken { .. } => ToolFailure::argument("name", e.to_string()),
+        NamesError::Taken { .. } | NamesError::UnderAnothersName { .. } => ToolFailure::argument("name", e.to_string()),
+        NamesError::QuotaExceeded { .. } => ToolFailure::operation(e.to_string()),
         NamesError::CapacityExceeded { .. } => {
             ToolFailure::operation(format!("the name registry is unavailable ({e}); try again later"))
         }
@@ -38,51 +39,73 @@ pub fn names_failure(e: NamesError) -> ToolFailure {
     }
 }
 
-fn record_json(record: &SignedNameRecord) -> Value {
+/// Who sees a record: its owner (who just registered it) sees all of it; a resolver sees
+/// what it needs to reach the name — never who owns it, nor the signature, which covers the
+/// owner and so would let anyone confirm a guess of who it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Owner,
+    Resolver,
+}
+
+fn record_json(record: &SignedNameRecord, audience: Audience) -> Value {
     let b = &record.body;
-    json!({
+    let mut out = json!({
         "name": b.name.as_str(),
         "address": b.address,
         "public_key": b64(&b.public_key),
         "key_algorithm": b.key_algorithm,
         "quantum_fingerprint": qudag_domain::pqc::fingerprint(&b.public_key),
-        "owner": b.owner,
         "registered_at": b.registered_at.to_rfc3339(),
         "expires_at": b.expires_at.to_rfc3339(),
         "signature": {
             "algorithm": record.signature_algorithm,
             "signer_key_id": record.signer_key_id,
-            "value": b64(&record.signature),
             "verified": true
         }
-    })
+    });
+    if audience == Audience::Owner {
+        out["owner"] = json!(b.owner);
+        out["signature"]["value"] = json!(b64(&record.signature));
+    }
+    out
 }
 
-fn record_schema() -> Value {
-    json!({
+fn record_schema(audience: Audience) -> Value {
+    let mut schema = json!({
         "type": "object",
-        "required": ["name", "address", "public_key", "key_algorithm", "quantum_fingerprint", "owner", "registered_at", "expires_at", "signature"],
+        "required": ["name", "address", "public_key", "key_algorithm", "quantum_fingerprint", "registered_at", "expires_at", "signature"],
         "properties": {
             "name": { "type": "string" },
             "address": { "type": "string" },
             "public_key": { "type": "string", "contentEncoding": "base64" },
             "key_algorithm": { "type": "string" },
             "quantum_fingerprint": { "type": "string", "description": "BLAKE3 of the public key, hex." },
-            "owner": { "type": "string" },
             "registered_at": { "type": "string", "format": "date-time" },
             "expires_at": { "type": "string", "format": "date-time" },
             "signature": {
                 "type": "object",
-                "required": ["algorithm", "signer_key_id", "value", "verified"],
+                "required": ["algorithm", "signer_key_id", "verified"],
                 "properties": {
                     "algorithm": { "type": "string" },
                     "signer_key_id": { "type": "string" },
-                    "value": { "type": "string", "contentEncoding": "base64" },
-                    "verified": { "type": "boolean" }
+                    "verified": { "type": "boolean", "description": "The server checked the record's ML-DSA-65 signature before answering." }
                 }
             }
         }
-    })
+    });
+    if audience == Audience::Owner {
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.push(json!("owner"));
+        }
+        schema["properties"]["owner"] =
+            json!({ "type": "string", "description": "You, as the registry knows you (issuer#subject)." });
+        if let Some(required) = schema["properties"]["signature"]["required"].as_array_mut() {
+            required.push(json!("value"));
+        }
+        schema["properties"]["signature"]["properties"]["value"] = json!({ "type": "string", "contentEncoding": "base64", "description": "The ML-DSA-65 signature over the record, owner included." });
+    }
+    schema
 }
 
 fn parse_name(path: &str, raw: &str) -> Result<DarkName, ToolFailure> {
@@ -121,7 +144,7 @@ impl QudagTool for ResolveTool {
                 "properties": {
                     "name": { "type": "string" },
                     "found": { "type": "boolean" },
-                    "record": record_schema()
+                    "record": record_schema(Audience::Resolver)
                 }
             }),
             permission: Permission::NetworkRead,
@@ -143,7 +166,10 @@ impl QudagTool for ResolveTool {
                     record.body.key_algorithm,
                     short(&qudag_domain::pqc::fingerprint(&record.body.public_key))
                 );
-                Ok(success(json!({ "name": name.as_str(), "found": true, "record": record_json(&record) }), text))
+                Ok(success(
+                    json!({ "name": name.as_str(), "found": true, "record": record_json(&record, Audience::Resolver) }),
+                    text,
+                ))
             }
             Resolution::Unknown => {
                 Ok(success(json!({ "name": name.as_str(), "found": false }), format!("{name} is not registered.")))
@@ -185,7 +211,7 @@ impl QudagTool for RegisterTool {
                     "ttl_seconds": { "type": "integer", "minimum": 60, "maximum": MAX_TTL.as_secs(), "default": DEFAULT_TTL.as_secs() }
                 }
             }),
-            output: record_schema(),
+            output: record_schema(Audience::Owner),
             permission: Permission::NetworkWrite,
             cost: 3,
             read_only: false,
@@ -207,6 +233,6 @@ impl QudagTool for RegisterTool {
         };
         let record = self.0.register(&cx.principal, registration).await.map_err(names_failure)?;
         let text = format!("Registered {name} → {} until {}.", record.body.address, record.body.expires_at);
-        Ok(success(record_json(&record), text))
+        Ok(success(record_json(&record, Audience::Owner), text))
     }
 }

@@ -30,25 +30,17 @@ fn simulation_failure(e: SimulationError, shots_at: &str, runs_at: &str) -> Tool
         }
         SimulationError::Iterations { .. } => ToolFailure::argument("benchmark.iterations", e.to_string()),
         SimulationError::Warmup { .. } => ToolFailure::argument("benchmark.warmup_iterations", e.to_string()),
-        SimulationError::NotEquivalent | SimulationError::Failed | SimulationError::NoEntropy(_) => {
-            ToolFailure::operation(e.to_string())
-        }
+        SimulationError::NotEquivalent
+        | SimulationError::Failed
+        | SimulationError::Cancelled
+        | SimulationError::NoEntropy(_) => ToolFailure::operation(e.to_string()),
         SimulationError::Unavailable(outage) => outage.into(),
     }
 }
 
-/// Most outcome probabilities one result lists (the most likely first).
-pub const MAX_LISTED_OUTCOMES: usize = 4096;
-
-/// The `MAX_LISTED_OUTCOMES` most likely outcomes, and whether any were left out.
-fn top_outcomes(probabilities: &std::collections::BTreeMap<String, f64>) -> (serde_json::Map<String, Value>, bool) {
-    if probabilities.len() <= MAX_LISTED_OUTCOMES {
-        return (probabilities.iter().map(|(k, v)| (k.clone(), json!(v))).collect(), false);
-    }
-    let mut all: Vec<_> = probabilities.iter().collect();
-    all.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-    (all.into_iter().take(MAX_LISTED_OUTCOMES).map(|(k, v)| (k.clone(), json!(v))).collect(), true)
-}
+/// Most outcomes one result lists, in its probabilities and in its counts (the most likely,
+/// and the most often sampled, first).
+pub const MAX_LISTED_OUTCOMES: usize = quantum::MAX_OUTCOMES;
 
 /// An optimization level argument: 0–3, as a number or a string (`"2"`), or a name
 /// (`none`, `basic`, `standard`, `aggressive`).
@@ -191,9 +183,10 @@ impl QudagTool for ExecuteTool {
                         "type": "object",
                         "required": ["measurements", "probabilities", "execution_time_ms"],
                         "properties": {
-                            "measurements": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "Counts per outcome bitstring." },
+                            "measurements": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "Counts per outcome bitstring (at most 4096 outcomes, the most often sampled)." },
                             "probabilities": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Exact probabilities of the (at most 4096 most likely) outcomes." },
-                            "probabilities_truncated": { "type": "boolean" },
+                            "probabilities_truncated": { "type": "boolean", "description": "More outcomes than listed have a probability of at least 1e-12." },
+                            "unlisted_shots": { "type": "integer", "description": "Shots whose outcomes are not in measurements: at most 4096 outcomes are listed there, the most often sampled." },
                             "execution_time_ms": { "type": "number" }
                         }
                     },
@@ -251,7 +244,6 @@ impl QudagTool for ExecuteTool {
         for (outcome, count) in top.iter().take(8) {
             text.push_str(&format!("\n  {outcome}: {count}"));
         }
-        let (probabilities, truncated) = top_outcomes(&execution.probabilities);
         let out = json!({
             "execution_id": id,
             "status": "completed",
@@ -260,8 +252,9 @@ impl QudagTool for ExecuteTool {
             "shots": shots,
             "results": {
                 "measurements": execution.counts,
-                "probabilities": probabilities,
-                "probabilities_truncated": truncated,
+                "probabilities": execution.probabilities,
+                "probabilities_truncated": execution.probabilities_truncated,
+                "unlisted_shots": execution.unlisted_shots,
                 "execution_time_ms": millis(elapsed),
             },
             "metrics": {
@@ -578,23 +571,5 @@ impl QudagTool for BenchmarkTool {
             percentile(99.0)
         );
         Ok(success(out, text))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{MAX_LISTED_OUTCOMES, top_outcomes};
-
-    #[test]
-    fn at_most_the_most_likely_outcomes_are_listed() {
-        let few: std::collections::BTreeMap<String, f64> = [("0".to_owned(), 0.25), ("1".to_owned(), 0.75)].into();
-        assert!(!top_outcomes(&few).1);
-        let many: std::collections::BTreeMap<String, f64> =
-            (0..MAX_LISTED_OUTCOMES + 10).map(|i| (format!("{i:016b}"), i as f64)).collect();
-        let (listed, truncated) = top_outcomes(&many);
-        assert!(truncated);
-        assert_eq!(listed.len(), MAX_LISTED_OUTCOMES);
-        assert!(listed.contains_key(&format!("{:016b}", MAX_LISTED_OUTCOMES + 9)), "the most likely are kept");
-        assert!(!listed.contains_key(&format!("{:016b}", 0)));
     }
 }

@@ -31,6 +31,7 @@ pub fn vault_failure(e: VaultError, not_found_at: &str) -> ToolFailure {
         VaultError::NotFound => ToolFailure::argument(not_found_at, e.to_string()),
         VaultError::Vanished => ToolFailure::argument("entry", e.to_string()),
         VaultError::LabelTaken { .. } => ToolFailure::argument("secret.label", e.to_string()),
+        VaultError::QuotaExceeded { .. } => ToolFailure::operation(e.to_string()),
         VaultError::UnsupportedAlgorithm => ToolFailure::argument("encryption.algorithm", e.to_string()),
         VaultError::CapacityExceeded { .. } | VaultError::IdTaken => {
             ToolFailure::operation(format!("the vault is unavailable ({e}); try again later"))
@@ -553,7 +554,8 @@ mod tests {
     async fn an_outage_is_no_tool_error_but_a_refusal_stays_one() {
         let cx = CallContext::for_tests(Principal::anonymous([Role::Admin]));
         let mut down = MockVaultStore::new();
-        down.expect_put().returning(|_, _| Err(VaultStoreError::Unavailable { source: "connection refused".into() }));
+        down.expect_put()
+            .returning(|_, _, _| Err(VaultStoreError::Unavailable { source: "connection refused".into() }));
         let tool = Registered::new(StoreTool(vault(down)));
         let args = arguments(json!({"secret": {"label": "api", "data": "s3cr3t"}}));
         match tool.call(&cx, args.clone()).await.unwrap() {
@@ -562,7 +564,7 @@ mod tests {
         }
 
         let mut taken = MockVaultStore::new();
-        taken.expect_put().returning(|e, _| Err(VaultStoreError::LabelTaken { label: e.label.clone() }));
+        taken.expect_put().returning(|e, _, _| Err(VaultStoreError::LabelTaken { label: e.label.clone() }));
         let tool = Registered::new(StoreTool(vault(taken)));
         let ToolResponse::Complete(result) = tool.call(&cx, args).await.unwrap() else { panic!("expected a result") };
         assert_eq!(result.is_error, Some(true));

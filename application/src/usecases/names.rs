@@ -5,6 +5,10 @@
 //! `qudag_domain::dark::NameRecordBody`, and checks that signature again on every resolve:
 //! a record edited in storage resolves as an integrity failure, never as data.
 //!
+//! A name belongs to its owner, and so do the names under it: `x.alice.dark` may be
+//! registered only by whoever holds `alice.dark` (while that is live). Each principal holds
+//! at most a configured number of live names.
+//!
 //! Failures are a [`NamesError`]: invalid registrations and names held by others are
 //! answers, while [`NamesError::Unavailable`] means the registry could not be reached and
 //! the request may be retried (HTTP 503, not a tool error).
@@ -30,6 +34,10 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The component named in [`NamesError::Unavailable`] (and in `qudag_backend_errors_total`).
 pub const NAME_REGISTRY: &str = "name_registry";
+
+/// The most live names one principal may hold unless configured otherwise
+/// (`QUDAG_MAX_NAMES_PER_PRINCIPAL`).
+pub const DEFAULT_MAX_NAMES_PER_PRINCIPAL: usize = 100;
 
 /// What a caller asks to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +95,24 @@ pub enum NamesError {
         /// The name.
         name: DarkName,
     },
+    /// The name is under a live name another owner holds.
+    #[error(
+        "{name} is under {parent}, which is registered to someone else; only its owner may register names under it"
+    )]
+    UnderAnothersName {
+        /// The name asked for.
+        name: DarkName,
+        /// The name it is under.
+        parent: DarkName,
+    },
+    /// The caller already holds the most names one principal may.
+    #[error(
+        "you already hold {limit} names, the most one principal may (QUDAG_MAX_NAMES_PER_PRINCIPAL); let one expire or remove it first"
+    )]
+    QuotaExceeded {
+        /// The per-principal maximum.
+        limit: usize,
+    },
     /// The registry is full.
     #[error("name registry is at capacity ({capacity} names)")]
     CapacityExceeded {
@@ -115,6 +141,7 @@ impl From<NameRegistryError> for NamesError {
         match e {
             NameRegistryError::Taken { name } => Self::Taken { name },
             NameRegistryError::CapacityExceeded { capacity } => Self::CapacityExceeded { capacity },
+            NameRegistryError::OwnerQuotaExceeded { limit } => Self::QuotaExceeded { limit },
             NameRegistryError::Unavailable { source } => {
                 tracing::error!(error = %source, "Name registry unavailable");
                 Self::Unavailable(Unavailable { component: NAME_REGISTRY, source })
@@ -128,6 +155,7 @@ pub struct Names {
     registry: Arc<dyn NameRegistry>,
     keys: Arc<ServerKeys>,
     clock: Arc<dyn Clock>,
+    max_names_per_principal: usize,
 }
 
 impl std::fmt::Debug for Names {
@@ -139,15 +167,23 @@ impl std::fmt::Debug for Names {
 impl Names {
     /// The use case over `registry`, signing with `keys`.
     pub fn new(registry: Arc<dyn NameRegistry>, keys: Arc<ServerKeys>, clock: Arc<dyn Clock>) -> Self {
-        Self { registry, keys, clock }
+        Self { registry, keys, clock, max_names_per_principal: DEFAULT_MAX_NAMES_PER_PRINCIPAL }
+    }
+
+    /// The same use case holding each principal to at most `limit` live names.
+    pub fn with_max_names_per_principal(mut self, limit: usize) -> Self {
+        self.max_names_per_principal = limit;
+        self
     }
 
     /// Check `registration`, then sign and store it as `caller`'s record, from now for its
-    /// lifetime.
+    /// lifetime. A name under a live name of another owner is refused, as is a new name
+    /// when `caller` already holds the most names one principal may.
     ///
     /// # Errors
     /// `InvalidAddress`, `UnknownKeyAlgorithm`, `KeyLength`, `Ttl` (checked in that order),
-    /// then `Taken`, `CapacityExceeded`, `Signing`, `NoEntropy` or `Unavailable`.
+    /// then `UnderAnothersName`, `Taken`, `QuotaExceeded`, `CapacityExceeded`, `Signing`,
+    /// `NoEntropy` or `Unavailable`.
     #[tracing::instrument(skip_all, fields(name = %registration.name))]
     pub async fn register(
         &self,
@@ -168,12 +204,20 @@ impl Names {
             return Err(NamesError::Ttl);
         }
         let now = self.clock.now();
+        let owner = owner_of(caller);
+        for parent in name.ancestors() {
+            if let Some(held) = self.registry.resolve(&parent, now).await?
+                && held.body.owner != owner
+            {
+                return Err(NamesError::UnderAnothersName { name, parent });
+            }
+        }
         let body = NameRecordBody {
             name,
             address,
             public_key,
             key_algorithm,
-            owner: owner_of(caller),
+            owner,
             registered_at: now,
             expires_at: now.saturating_add(ttl),
         };
@@ -192,7 +236,7 @@ impl Names {
             signer_key_id: self.keys.signing_key_id(),
             signature,
         };
-        self.registry.register(&record, self.clock.now()).await?;
+        self.registry.register(&record, self.clock.now(), self.max_names_per_principal).await?;
         Ok(record)
     }
 
@@ -268,7 +312,7 @@ mod tests {
     fn names_over(stored: Arc<Mutex<Option<SignedNameRecord>>>) -> Names {
         let mut registry = MockNameRegistry::new();
         let on_register = stored.clone();
-        registry.expect_register().returning(move |r, _| {
+        registry.expect_register().returning(move |r, _, _| {
             *on_register.lock().unwrap() = Some(r.clone());
             Ok(())
         });
@@ -343,7 +387,7 @@ mod tests {
     async fn an_unreachable_registry_makes_every_operation_unavailable() {
         let down = || NameRegistryError::Unavailable { source: "connection refused".into() };
         let mut registry = MockNameRegistry::new();
-        registry.expect_register().returning(move |_, _| Err(down()));
+        registry.expect_register().returning(move |_, _, _| Err(down()));
         registry.expect_resolve().returning(move |_, _| Err(down()));
         registry.expect_remove().returning(move |_, _| Err(down()));
         registry.expect_count().returning(move |_| Err(down()));
@@ -356,5 +400,74 @@ mod tests {
         unavailable(names.resolve(&name).await.unwrap_err());
         unavailable(names.remove(&alice(), &name).await.unwrap_err());
         unavailable(names.count().await.unwrap_err());
+    }
+
+    fn principal(subject: &str) -> Principal {
+        use qudag_domain::principal::PrincipalId;
+        Principal::new(PrincipalId::new("https://issuer.test", subject), [Role::Admin], Vec::new(), None)
+    }
+
+    /// Names under a live name belong to that name's owner.
+    #[tokio::test]
+    async fn only_the_owner_of_a_name_registers_names_under_it() {
+        let alice = principal("alice");
+        let parent = DarkName::parse("alice.dark").unwrap();
+        let held = Arc::new(Mutex::new(Some(SignedNameRecord {
+            body: NameRecordBody {
+                name: parent.clone(),
+                address: "quic://203.0.113.7:4001".into(),
+                public_key: vec![1],
+                key_algorithm: "ml-kem-512".into(),
+                owner: owner_of(&alice),
+                registered_at: Timestamp::from_secs(1_800_000_000),
+                expires_at: Timestamp::from_secs(1_900_000_000),
+            },
+            signature_algorithm: "ml-dsa-65".into(),
+            signer_key_id: String::new(),
+            signature: Vec::new(),
+        })));
+        let registered = Arc::new(Mutex::new(Vec::new()));
+        let mut registry = MockNameRegistry::new();
+        let on_resolve = held.clone();
+        registry
+            .expect_resolve()
+            .returning(move |name, _| Ok(on_resolve.lock().unwrap().clone().filter(|r| r.body.name == *name)));
+        let on_register = registered.clone();
+        registry.expect_register().returning(move |r, _, _| {
+            on_register.lock().unwrap().push(r.body.name.clone());
+            Ok(())
+        });
+        let names = names_with(registry);
+
+        for name in ["x.alice.dark", "a.b.alice.dark"] {
+            let name = DarkName::parse(name).unwrap();
+            let e = names.register(&principal("mallory"), registration(&name)).await.unwrap_err();
+            assert!(
+                matches!(e, NamesError::UnderAnothersName { ref parent, .. } if parent.as_str() == "alice.dark"),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("alice.dark"), "{e}");
+        }
+        assert!(registered.lock().unwrap().is_empty(), "nothing was signed or stored");
+        let own = DarkName::parse("x.alice.dark").unwrap();
+        names.register(&alice, registration(&own)).await.unwrap();
+        names.register(&principal("mallory"), registration(&DarkName::parse("x.mallory.dark").unwrap())).await.unwrap();
+        // Once the parent is gone, the names under it are free.
+        *held.lock().unwrap() = None;
+        names.register(&principal("mallory"), registration(&DarkName::parse("y.alice.dark").unwrap())).await.unwrap();
+        assert_eq!(registered.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn each_principal_is_held_to_its_quota() {
+        let mut registry = MockNameRegistry::new();
+        registry.expect_register().returning(|_, _, limit| {
+            assert_eq!(limit, 3);
+            Err(NameRegistryError::OwnerQuotaExceeded { limit })
+        });
+        let names = names_with(registry).with_max_names_per_principal(3);
+        let e = names.register(&alice(), registration(&DarkName::parse("a.dark").unwrap())).await.unwrap_err();
+        assert!(matches!(e, NamesError::QuotaExceeded { limit: 3 }), "{e:?}");
+        assert!(e.to_string().contains("QUDAG_MAX_NAMES_PER_PRINCIPAL"), "{e}");
     }
 }

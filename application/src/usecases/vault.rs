@@ -43,6 +43,10 @@ pub const MAX_LABEL_LEN: usize = 128;
 /// The component named in [`VaultError::Unavailable`] (and in `qudag_backend_errors_total`).
 pub const VAULT_STORE: &str = "vault_store";
 
+/// The most live entries one principal may hold unless configured otherwise
+/// (`QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL`); keys the crypto tools mint count too.
+pub const DEFAULT_MAX_ENTRIES_PER_PRINCIPAL: usize = 1000;
+
 /// Which entry a call means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
@@ -106,6 +110,14 @@ pub enum VaultError {
         /// The store's maximum.
         capacity: usize,
     },
+    /// The caller already holds the most entries one principal may.
+    #[error(
+        "you already hold {limit} vault entries, the most one principal may (QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL); delete one first"
+    )]
+    QuotaExceeded {
+        /// The per-principal maximum.
+        limit: usize,
+    },
     /// The minted id is already used (ids are random: a bug or a replay).
     #[error("entry id already exists")]
     IdTaken,
@@ -126,6 +138,7 @@ impl From<VaultStoreError> for VaultError {
             VaultStoreError::LabelTaken { label } => Self::LabelTaken { label },
             VaultStoreError::IdTaken => Self::IdTaken,
             VaultStoreError::CapacityExceeded { capacity } => Self::CapacityExceeded { capacity },
+            VaultStoreError::OwnerQuotaExceeded { limit } => Self::QuotaExceeded { limit },
             VaultStoreError::Unavailable { source } => {
                 tracing::error!(error = %source, "Vault store unavailable");
                 Self::Unavailable(Unavailable { component: VAULT_STORE, source })
@@ -145,6 +158,7 @@ pub struct Vault {
     keys: Arc<ServerKeys>,
     clock: Arc<dyn Clock>,
     audit: Arc<dyn AuditSink>,
+    max_entries_per_principal: usize,
 }
 
 impl std::fmt::Debug for Vault {
@@ -170,7 +184,13 @@ impl Vault {
         clock: Arc<dyn Clock>,
         audit: Arc<dyn AuditSink>,
     ) -> Self {
-        Self { store, keys, clock, audit }
+        Self { store, keys, clock, audit, max_entries_per_principal: DEFAULT_MAX_ENTRIES_PER_PRINCIPAL }
+    }
+
+    /// The same vault holding each principal to at most `limit` live entries.
+    pub fn with_max_entries_per_principal(mut self, limit: usize) -> Self {
+        self.max_entries_per_principal = limit;
+        self
     }
 
     /// The current time on the vault's clock (expiry arguments are checked against it).
@@ -178,11 +198,12 @@ impl Vault {
         self.clock.now()
     }
 
-    /// Seal and store a secret for `caller`.
+    /// Seal and store a secret for `caller`, unless `caller` already holds the most entries
+    /// one principal may.
     ///
     /// # Errors
-    /// `UnsupportedAlgorithm`, `LabelTaken`, `CapacityExceeded`, `IdTaken`, `Sealing`,
-    /// `NoEntropy`, or `Unavailable`.
+    /// `UnsupportedAlgorithm`, `LabelTaken`, `QuotaExceeded`, `CapacityExceeded`, `IdTaken`,
+    /// `Sealing`, `NoEntropy`, or `Unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn put(&self, caller: &Principal, secret: NewSecret) -> Result<VaultEntry, VaultError> {
         let owner = owner_of(caller);
@@ -210,7 +231,7 @@ impl Vault {
             created_at: self.clock.now(),
             expires_at: secret.expires_at,
         };
-        self.store.put(&entry, entry.created_at).await?;
+        self.store.put(&entry, entry.created_at, self.max_entries_per_principal).await?;
         Ok(entry)
     }
 
@@ -345,7 +366,7 @@ mod tests {
         let stored: Arc<Mutex<Vec<VaultEntry>>> = Arc::default();
         let mut store = MockVaultStore::new();
         let on_put = stored.clone();
-        store.expect_put().returning(move |e, _| {
+        store.expect_put().returning(move |e, _, _| {
             on_put.lock().unwrap().push(e.clone());
             Ok(())
         });
@@ -392,7 +413,7 @@ mod tests {
     async fn an_unreachable_store_makes_every_operation_unavailable() {
         let down = || VaultStoreError::Unavailable { source: "connection refused".into() };
         let mut store = MockVaultStore::new();
-        store.expect_put().returning(move |_, _| Err(down()));
+        store.expect_put().returning(move |_, _, _| Err(down()));
         store.expect_get().returning(move |_, _| Err(down()));
         store.expect_find_by_label().returning(move |_, _, _| Err(down()));
         store.expect_list().returning(move |_, _, _| Err(down()));
@@ -417,9 +438,24 @@ mod tests {
     #[tokio::test]
     async fn store_refusals_are_not_outages() {
         let mut store = MockVaultStore::new();
-        store.expect_put().returning(|e, _| Err(VaultStoreError::LabelTaken { label: e.label.clone() }));
+        store.expect_put().returning(|e, _, _| Err(VaultStoreError::LabelTaken { label: e.label.clone() }));
         let vault = vault_over(store);
         let e = vault.put(&Principal::anonymous([Role::Developer]), secret("a", KemAlgorithm::MlKem768)).await;
         assert!(matches!(e, Err(VaultError::LabelTaken { label }) if label == "a"));
+    }
+
+    /// The per-principal quota is passed to the store for each put, and its refusal names
+    /// the setting.
+    #[tokio::test]
+    async fn each_principal_is_held_to_its_quota() {
+        let mut store = MockVaultStore::new();
+        store.expect_put().returning(|_, _, limit| {
+            assert_eq!(limit, 2);
+            Err(VaultStoreError::OwnerQuotaExceeded { limit })
+        });
+        let vault = vault_over(store).with_max_entries_per_principal(2);
+        let e = vault.put(&Principal::anonymous([Role::Admin]), secret("a", KemAlgorithm::MlKem768)).await.unwrap_err();
+        assert!(matches!(e, VaultError::QuotaExceeded { limit: 2 }), "{e:?}");
+        assert!(e.to_string().contains("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL"), "{e}");
     }
 }

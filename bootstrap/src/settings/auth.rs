@@ -155,9 +155,18 @@ impl AuthSettings {
         self.audience.clone().unwrap_or_else(|| "qudag-mcp-dev".into())
     }
 
-    /// The developer key file.
-    pub fn dev_key_file(&self) -> PathBuf {
-        self.dev_key_path.clone().unwrap_or_else(|| std::env::temp_dir().join("qudag-mcp-dev.key"))
+    /// The developer key file: `QUDAG_DEV_KEY_PATH`, else `dev.key` in this user's state
+    /// directory (`$XDG_STATE_HOME/qudag-mcp`, else `$HOME/.local/state/qudag-mcp`) — never
+    /// the shared temporary directory, where another user could plant a key.
+    ///
+    /// # Errors
+    /// A message asking for `QUDAG_DEV_KEY_PATH` when neither `XDG_STATE_HOME` nor `HOME` is
+    /// an absolute path.
+    pub fn dev_key_file(&self) -> Result<PathBuf, String> {
+        match &self.dev_key_path {
+            Some(path) => Ok(path.clone()),
+            None => default_dev_key_file(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")),
+        }
     }
 
     /// Set `field` from a variable's text.
@@ -305,5 +314,37 @@ impl AuthSettings {
             }
         }
         Ok(())
+    }
+}
+
+/// `dev.key` in the per-user state directory given `XDG_STATE_HOME` and `HOME` (relative
+/// values ignored, as the XDG base directory specification says).
+fn default_dev_key_file(
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf, String> {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    let state = absolute(xdg_state_home)
+        .or_else(|| absolute(home).map(|h| h.join(".local").join("state")))
+        .ok_or_else(|| "no per-user directory for the developer key (neither XDG_STATE_HOME nor HOME is set): set QUDAG_DEV_KEY_PATH".to_owned())?;
+    Ok(state.join("qudag-mcp").join("dev.key"))
+}
+
+#[cfg(test)]
+mod dev_key_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_default_developer_key_is_in_the_users_state_directory() {
+        let f = |x: Option<&str>, h: Option<&str>| default_dev_key_file(x.map(Into::into), h.map(Into::into));
+        assert_eq!(f(Some("/s"), Some("/home/a")).unwrap(), PathBuf::from("/s/qudag-mcp/dev.key"));
+        assert_eq!(f(None, Some("/home/a")).unwrap(), PathBuf::from("/home/a/.local/state/qudag-mcp/dev.key"));
+        assert_eq!(f(Some("rel"), Some("/home/a")).unwrap(), PathBuf::from("/home/a/.local/state/qudag-mcp/dev.key"));
+        let err = f(None, None).unwrap_err();
+        assert!(err.contains("QUDAG_DEV_KEY_PATH"), "{err}");
+        let temp = std::env::temp_dir();
+        assert!(!f(None, Some("/home/a")).unwrap().starts_with(&temp));
     }
 }

@@ -120,6 +120,15 @@ fn tool_and_audit_variables_apply_and_the_database_password_is_redacted() {
     );
     bad(&[("QUDAG_MAX_QUBITS", "31")], "QUDAG_MAX_QUBITS");
     bad(&[("QUDAG_NODE_ID", "a b")], "QUDAG_NODE_ID");
+    let quotas =
+        load(&[("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL", "7"), ("QUDAG_MAX_NAMES_PER_PRINCIPAL", "3")]).unwrap();
+    assert_eq!((quotas.tools.max_vault_entries_per_principal, quotas.tools.max_names_per_principal), (7, 3));
+    let defaults = load(&[]).unwrap();
+    assert_eq!((defaults.tools.max_vault_entries_per_principal, defaults.tools.max_names_per_principal), (1000, 100));
+    bad(&[("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL", "0")], "QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL");
+    bad(&[("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL", "100001")], "QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL");
+    bad(&[("QUDAG_MAX_NAMES_PER_PRINCIPAL", "0")], "QUDAG_MAX_NAMES_PER_PRINCIPAL");
+    bad(&[("QUDAG_MAX_NAMES_PER_PRINCIPAL", "x")], "QUDAG_MAX_NAMES_PER_PRINCIPAL");
     bad(&[("QUDAG_AUDIT_QUEUE_CAPACITY", "0")], "QUDAG_AUDIT_QUEUE_CAPACITY");
 }
 

@@ -1,6 +1,8 @@
 //! `[tools]`: the QuDAG tools: the server's key file, where vault entries and `.dark`
-//! records live, the simulator's limits and this node's id (`QUDAG_KEY_FILE`,
-//! `QUDAG_STORE`, `QUDAG_MAX_QUBITS`, `QUDAG_MAX_AMPLITUDE_UPDATES`, `QUDAG_NODE_ID`).
+//! records live and how many each principal may hold, the simulator's limits and this
+//! node's id (`QUDAG_KEY_FILE`, `QUDAG_STORE`, `QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL`,
+//! `QUDAG_MAX_NAMES_PER_PRINCIPAL`, `QUDAG_MAX_QUBITS`, `QUDAG_MAX_AMPLITUDE_UPDATES`,
+//! `QUDAG_NODE_ID`).
 
 use std::path::PathBuf;
 
@@ -9,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::database::DatabaseSettings;
 use super::error::ConfigError;
 use super::parse::{non_empty, parse_num, unknown};
+
+/// The largest per-principal quota accepted: the in-memory stores' whole capacity.
+const MAX_PER_PRINCIPAL: usize = 100_000;
 
 /// Where the tools keep vault entries and `.dark` records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,9 +35,13 @@ pub struct ToolSettings {
     pub key_file: Option<PathBuf>,
     /// Where vault entries and `.dark` records live.
     pub store: DataStore,
+    /// Most live vault entries one principal may hold.
+    pub max_vault_entries_per_principal: usize,
+    /// Most live `.dark` names one principal may hold.
+    pub max_names_per_principal: usize,
     /// Most qubits in one circuit.
     pub max_qubits: usize,
-    /// Most amplitude updates (gates × 2ⁿ) one simulation may take.
+    /// Most amplitude updates one call may take, over all its runs.
     pub max_amplitude_updates: u64,
     /// This node's id in peer discovery; random when unset.
     pub node_id: Option<String>,
@@ -40,7 +49,15 @@ pub struct ToolSettings {
 
 impl Default for ToolSettings {
     fn default() -> Self {
-        Self { key_file: None, store: DataStore::Memory, max_qubits: 24, max_amplitude_updates: 1 << 33, node_id: None }
+        Self {
+            key_file: None,
+            store: DataStore::Memory,
+            max_vault_entries_per_principal: 1000,
+            max_names_per_principal: 100,
+            max_qubits: 24,
+            max_amplitude_updates: 1 << 33,
+            node_id: None,
+        }
     }
 }
 
@@ -56,6 +73,8 @@ impl ToolSettings {
                     _ => return Err("expected `memory` or `postgres`".into()),
                 };
             }
+            "max_vault_entries_per_principal" => self.max_vault_entries_per_principal = parse_num(v)?,
+            "max_names_per_principal" => self.max_names_per_principal = parse_num(v)?,
             "max_qubits" => self.max_qubits = parse_num(v)?,
             "max_amplitude_updates" => self.max_amplitude_updates = parse_num(v)?,
             "node_id" => self.node_id = non_empty(v),
@@ -66,6 +85,20 @@ impl ToolSettings {
 
     /// Check the section; a PostgreSQL store needs the `database` section's URL.
     pub(super) fn validate(&self, database: &DatabaseSettings) -> Result<(), ConfigError> {
+        if !(1..=MAX_PER_PRINCIPAL).contains(&self.max_vault_entries_per_principal) {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL",
+                self.max_vault_entries_per_principal,
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=MAX_PER_PRINCIPAL).contains(&self.max_names_per_principal) {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_NAMES_PER_PRINCIPAL",
+                self.max_names_per_principal,
+                "must be between 1 and 100000",
+            ));
+        }
         if !(1..=30).contains(&self.max_qubits) {
             return Err(ConfigError::invalid("QUDAG_MAX_QUBITS", self.max_qubits, "must be between 1 and 30"));
         }

@@ -340,8 +340,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "QUDAG_DEV_KEY_PATH",
         key: "auth.dev_key_path",
-        default: "(temp dir)/qudag-mcp-dev.key",
-        help: "the developer-mode signing key shared by `serve --dev` and `dev-token` (created on first use, mode 0600)",
+        default: "~/.local/state/qudag-mcp/dev.key",
+        help: "the developer-mode signing key shared by `serve --dev` and `dev-token` (created on first use, mode 0600, in a directory made with mode 0700; default under $XDG_STATE_HOME when set); a key file another user owns or may read, or a directory another user owns or may write, is refused",
     },
     EnvVar {
         name: "QUDAG_PUBLIC_URL",
@@ -422,6 +422,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "PostgreSQL connections per node",
     },
     EnvVar {
+        name: "QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL",
+        key: "tools.max_vault_entries_per_principal",
+        default: "1000",
+        help: "most live vault entries one principal may hold (1-100000; keys the crypto tools mint included); one more is refused with a tool error naming this limit",
+    },
+    EnvVar {
+        name: "QUDAG_MAX_NAMES_PER_PRINCIPAL",
+        key: "tools.max_names_per_principal",
+        default: "100",
+        help: "most live `.dark` names one principal may hold (1-100000); renewing a held name is always allowed",
+    },
+    EnvVar {
         name: "QUDAG_MAX_QUBITS",
         key: "tools.max_qubits",
         default: "24",
@@ -431,7 +443,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "QUDAG_MAX_AMPLITUDE_UPDATES",
         key: "tools.max_amplitude_updates",
         default: "8589934592",
-        help: "most work one simulation may take, in amplitude updates (gates × 2ⁿ); bounds CPU time per call (about 1-3 ns per update)",
+        help: "most work one call may take, in amplitude updates (per run 2ⁿ per gate, at least one pass, plus one per measured qubit per shot; benchmarks count every run); bounds CPU time per call (about 1-3 ns per update)",
     },
     EnvVar {
         name: "QUDAG_NODE_ID",

@@ -24,7 +24,8 @@
 //! - [`error`]: [`CircuitError`], the refusal every check returns.
 //! - [`circuit`]: the validated [`Circuit`], the whole-circuit rules that build it, and its
 //!   canonical form and digest.
-//! - [`simulator`]: [`StateVector`], [`simulate`] and [`execute`] (seeded shots).
+//! - [`simulator`]: [`StateVector`], [`simulate`] and [`execute`] (seeded shots, bounded
+//!   results), [`execute_with`] (cancellable).
 //! - [`optimizer`]: [`optimize`] at an [`OptimizationLevel`], and [`equivalent`].
 //! - [`analysis`]: [`analyze`] and [`depth`].
 
@@ -46,7 +47,10 @@ pub use optimizer::{
     InvalidLevel, MAX_ITERATIONS, OptimizationLevel, OptimizationReport, Optimized, VERIFY_MAX_QUBITS, equivalent,
     optimize,
 };
-pub use simulator::{Complex, Execution, PROBABILITY_CUTOFF, StateVector, execute, simulate};
+pub use simulator::{
+    Cancelled, Complex, Execution, MAX_OUTCOMES, PROBABILITY_CUTOFF, Sampling, StateVector, execute, execute_with,
+    simulate,
+};
 pub use wire::{CircuitSpec, GateSpec, TargetSpec};
 
 /// Strategies shared by the module's property tests.

@@ -11,10 +11,15 @@
 //! seeded by the caller, so the same circuit, shots and seed always give the same counts.
 //! Result bitstrings have one character per measured qubit: character `i` is the outcome of
 //! the `i`-th entry of `measurements` (of qubit `i` when every qubit is measured).
+//!
+//! A result lists at most [`Sampling::max_outcomes`] outcomes ([`MAX_OUTCOMES`] for
+//! [`execute`]), chosen without building a map of all `2ᵐ` outcomes; [`execute_with`] also
+//! stops between gates when the caller's cancellation flag is set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -438,7 +443,34 @@ pub fn simulate(circuit: &Circuit) -> StateVector {
     state
 }
 
+/// Most outcomes one [`Execution`] lists in [`Execution::probabilities`] and in
+/// [`Execution::counts`] (the most likely, and the most often sampled, first).
+pub const MAX_OUTCOMES: usize = 4096;
+
+/// How an execution samples, and how much of the result it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// Shots to sample (checked by the caller against [`crate::quantum::Limits::check_shots`]).
+    pub shots: u64,
+    /// Seed of the ChaCha20 generator the shots are drawn with.
+    pub seed: u64,
+    /// Most outcomes listed in each of [`Execution::probabilities`] and [`Execution::counts`].
+    pub max_outcomes: usize,
+}
+
+/// A run stopped because its cancellation flag was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the simulation was cancelled")]
+pub struct Cancelled;
+
 /// The result of running a circuit and measuring it.
+///
+/// At most [`Sampling::max_outcomes`] outcomes are listed in each map: when more outcomes
+/// have a probability of at least [`PROBABILITY_CUTOFF`], `probabilities` holds the most
+/// likely ones (ties: the smaller bitstring first) and `probabilities_truncated` is set;
+/// when more distinct outcomes were sampled, `counts` holds the most often sampled ones
+/// (same tie rule) and `unlisted_shots` says how many shots fell on the others. Below the
+/// bound both maps are complete.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
     /// How often each outcome was sampled; outcomes never sampled are absent.
@@ -446,6 +478,14 @@ pub struct Execution {
     /// The exact probability of each outcome of the measured qubits (below
     /// [`PROBABILITY_CUTOFF`] left out).
     pub probabilities: BTreeMap<String, f64>,
+    /// Whether outcomes of probability at least [`PROBABILITY_CUTOFF`] were left out of
+    /// `probabilities` for the bound.
+    #[serde(default)]
+    pub probabilities_truncated: bool,
+    /// Shots whose outcomes were left out of `counts` for the bound (0: `counts` sums to
+    /// `shots`).
+    #[serde(default)]
+    pub unlisted_shots: u64,
     /// The qubits behind the bitstring characters, in order.
     pub measured_qubits: Vec<usize>,
     /// Gates applied to the state.
@@ -455,43 +495,211 @@ pub struct Execution {
 }
 
 /// Simulate `circuit`, then sample `shots` outcomes of its measured qubits from the final
-/// distribution with ChaCha20 seeded by `seed` (same inputs, same counts). `shots = 0`
-/// gives no counts but still the probabilities. The caller checks `shots` against
-/// [`crate::quantum::Limits::check_shots`].
+/// distribution with ChaCha20 seeded by `seed` (same inputs, same counts), listing at most
+/// [`MAX_OUTCOMES`] outcomes. `shots = 0` gives no counts but still the probabilities. The
+/// caller checks `shots` against [`crate::quantum::Limits::check_shots`].
 pub fn execute(circuit: &Circuit, shots: u64, seed: u64) -> Execution {
-    let state = simulate(circuit);
-    let measured = circuit.measured_qubits();
-    let mut distribution = state.marginal(&measured);
-    let width = measured.len();
-    let probabilities = distribution
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| **p >= PROBABILITY_CUTOFF)
-        .map(|(k, p)| (bitstring(k, width), *p))
-        .collect();
-    let counts = sample(&mut distribution, shots, seed).into_iter().map(|(k, n)| (bitstring(k, width), n)).collect();
-    Execution { counts, probabilities, measured_qubits: measured, gate_applications: state.gate_applications(), shots }
+    let sampling = Sampling { shots, seed, max_outcomes: MAX_OUTCOMES };
+    match execute_checked(circuit, &sampling, || Ok::<(), std::convert::Infallible>(())) {
+        Ok(run) => run,
+        Err(never) => match never {},
+    }
 }
 
-/// Draw `shots` outcomes from `weights` (turned into its running sums in place): a binary
-/// search of the cumulative distribution per shot.
-fn sample(weights: &mut [f64], shots: u64, seed: u64) -> BTreeMap<usize, u64> {
-    let mut counts = BTreeMap::new();
-    let Some(last) = weights.iter().rposition(|&w| w > 0.0) else { return counts };
+/// [`execute`] with `sampling`, stopping with [`Cancelled`] as soon as `cancel` is seen set:
+/// it is read before each gate and between the steps of measuring, so a run stops within
+/// one gate's work of the flag being set.
+///
+/// Memory beyond the state vector is bounded: the distribution of a full measurement is
+/// read from the amplitudes, that of a partial one takes 8·2ᵐ bytes for `m` measured
+/// qubits (at most a quarter of the state vector), the shots take 8 bytes each while they
+/// are sorted, and each result map at most `sampling.max_outcomes` entries — never one
+/// entry per possible outcome.
+///
+/// # Errors
+/// [`Cancelled`] when `cancel` was set.
+pub fn execute_with(circuit: &Circuit, sampling: &Sampling, cancel: &AtomicBool) -> Result<Execution, Cancelled> {
+    execute_checked(circuit, sampling, || if cancel.load(Ordering::Relaxed) { Err(Cancelled) } else { Ok(()) })
+}
+
+fn execute_checked<E>(
+    circuit: &Circuit,
+    sampling: &Sampling,
+    mut check: impl FnMut() -> Result<(), E>,
+) -> Result<Execution, E> {
+    check()?;
+    let mut state = StateVector::zero(circuit.qubits());
+    for gate in circuit.gates() {
+        check()?;
+        state.apply_valid(gate);
+    }
+    check()?;
+    let measured = circuit.measured_qubits();
+    let width = measured.len();
+    let weights = if measured.iter().copied().eq(0..state.qubits) {
+        Weights::Amplitudes(&state.amplitudes)
+    } else {
+        Weights::Marginal(state.marginal(&measured))
+    };
+    check()?;
+    let mut likely = Top::new(sampling.max_outcomes);
+    for k in 0..weights.len() {
+        let p = weights.get(k);
+        if p >= PROBABILITY_CUTOFF {
+            likely.offer(p, order_key(k, width), k);
+        }
+    }
+    let probabilities_truncated = likely.left_out;
+    let probabilities = likely.into_sorted().into_iter().map(|(p, k)| (bitstring(k, width), p)).collect();
+    check()?;
+    let (sampled, unlisted_shots) = sample(&weights, sampling, width);
+    let counts = sampled.into_iter().map(|(n, k)| (bitstring(k, width), n)).collect();
+    Ok(Execution {
+        counts,
+        probabilities,
+        probabilities_truncated,
+        unlisted_shots,
+        measured_qubits: measured,
+        gate_applications: state.gate_applications(),
+        shots: sampling.shots,
+    })
+}
+
+/// The weight of each outcome: the amplitudes' `|a|²` for a full measurement, else the
+/// marginal distribution.
+enum Weights<'a> {
+    Amplitudes(&'a [Complex]),
+    Marginal(Vec<f64>),
+}
+
+impl Weights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Amplitudes(a) => a.len(),
+            Self::Marginal(m) => m.len(),
+        }
+    }
+
+    fn get(&self, k: usize) -> f64 {
+        match self {
+            Self::Amplitudes(a) => a[k].norm_sqr(),
+            Self::Marginal(m) => m[k],
+        }
+    }
+}
+
+/// The order of outcome `k`'s bitstring among the bitstrings of `width` characters
+/// (character `i` is bit `i`, so the order of the bit-reversed index).
+fn order_key(k: usize, width: usize) -> usize {
+    if width == 0 { 0 } else { k.reverse_bits() >> (usize::BITS as usize - width) }
+}
+
+/// One outcome offered to a [`Top`]: greater is worse (a smaller value, then a later
+/// bitstring), so the heap's top is the one to drop first.
+#[derive(Clone, Copy, Debug)]
+struct Candidate<V> {
+    value: V,
+    key: usize,
+    outcome: usize,
+}
+
+impl<V: PartialOrd> Candidate<V> {
+    fn worse(&self, other: &Self) -> std::cmp::Ordering {
+        other.value.partial_cmp(&self.value).unwrap_or(std::cmp::Ordering::Equal).then(self.key.cmp(&other.key))
+    }
+}
+
+impl<V: PartialOrd> PartialEq for Candidate<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.worse(other).is_eq()
+    }
+}
+
+impl<V: PartialOrd> Eq for Candidate<V> {}
+
+impl<V: PartialOrd> PartialOrd for Candidate<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V: PartialOrd> Ord for Candidate<V> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.worse(other)
+    }
+}
+
+/// The `bound` best outcomes offered (largest value, then smallest bitstring), in a heap of
+/// at most `bound` entries.
+struct Top<V> {
+    bound: usize,
+    heap: BinaryHeap<Candidate<V>>,
+    left_out: bool,
+}
+
+impl<V: PartialOrd + Copy> Top<V> {
+    fn new(bound: usize) -> Self {
+        Self { bound, heap: BinaryHeap::with_capacity(bound.min(1024)), left_out: false }
+    }
+
+    fn offer(&mut self, value: V, key: usize, outcome: usize) {
+        let candidate = Candidate { value, key, outcome };
+        if self.heap.len() < self.bound {
+            self.heap.push(candidate);
+            return;
+        }
+        self.left_out = true;
+        if let Some(mut worst) = self.heap.peek_mut()
+            && candidate < *worst
+        {
+            *worst = candidate;
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(V, usize)> {
+        self.heap.into_sorted_vec().into_iter().map(|c| (c.value, c.outcome)).collect()
+    }
+}
+
+/// Draw `sampling.shots` outcomes from `weights`: each shot is a uniform draw scaled to the
+/// total weight, landing on the first outcome whose running sum passes it. The draws are
+/// sorted and the running sums walked once, so no table of running sums is kept; the
+/// counts are those of a binary search per shot. Returns the (count, outcome) pairs kept
+/// (at most `sampling.max_outcomes`, the most frequent) and the shots on the others.
+fn sample(weights: &Weights<'_>, sampling: &Sampling, width: usize) -> (Vec<(u64, usize)>, u64) {
     let mut total = 0.0;
-    for w in weights.iter_mut() {
-        total += *w;
-        *w = total;
+    let mut last = None;
+    for k in 0..weights.len() {
+        let w = weights.get(k);
+        total += w;
+        if w > 0.0 {
+            last = Some(k);
+        }
     }
-    let cumulative = &weights[..=last];
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    for _ in 0..shots {
-        let u = uniform(&mut rng) * total;
+    let Some(last) = last else { return (Vec::new(), 0) };
+    let mut rng = ChaCha20Rng::seed_from_u64(sampling.seed);
+    let mut draws: Vec<f64> = (0..sampling.shots).map(|_| uniform(&mut rng) * total).collect();
+    draws.sort_unstable_by(f64::total_cmp);
+    let mut top = Top::new(sampling.max_outcomes);
+    let (mut k, mut running, mut run) = (0, weights.get(0), 0u64);
+    for u in draws {
         // The first outcome whose running sum passes `u`; outcomes of zero weight never are.
-        let k = cumulative.partition_point(|&c| c <= u).min(last);
-        *counts.entry(k).or_insert(0) += 1;
+        while k < last && running <= u {
+            if run > 0 {
+                top.offer(run, order_key(k, width), k);
+                run = 0;
+            }
+            k += 1;
+            running += weights.get(k);
+        }
+        run += 1;
     }
-    counts
+    if run > 0 {
+        top.offer(run, order_key(k, width), k);
+    }
+    let kept = top.into_sorted();
+    let listed: u64 = kept.iter().map(|(n, _)| n).sum();
+    (kept, sampling.shots - listed)
 }
 
 /// Outcome `k` of `width` measured qubits as a bitstring: character `i` is bit `i` of `k`.
@@ -836,6 +1044,88 @@ mod tests {
         assert_eq!(bitstring(0b110, 4), "0110");
     }
 
+    /// The sampling the bounded one replaced: a table of running sums and a binary search per
+    /// shot, over every outcome.
+    fn reference(c: &Circuit, shots: u64, seed: u64) -> (BTreeMap<String, u64>, BTreeMap<String, f64>) {
+        let state = simulate(c);
+        let measured = c.measured_qubits();
+        let mut weights = state.marginal(&measured);
+        let width = measured.len();
+        let probabilities = weights
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p >= PROBABILITY_CUTOFF)
+            .map(|(k, p)| (bitstring(k, width), *p))
+            .collect();
+        let mut counts = BTreeMap::new();
+        let Some(last) = weights.iter().rposition(|&w| w > 0.0) else { return (counts, probabilities) };
+        let mut total = 0.0;
+        for w in &mut weights {
+            total += *w;
+            *w = total;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        for _ in 0..shots {
+            let u = uniform(&mut rng) * total;
+            let k = weights[..=last].partition_point(|&c| c <= u).min(last);
+            *counts.entry(bitstring(k, width)).or_insert(0) += 1;
+        }
+        (counts, probabilities)
+    }
+
+    /// Six qubits rotated by different angles: 64 outcomes of distinct probabilities.
+    fn spread() -> Circuit {
+        circuit(6, (0..6).map(|q| Gate::ry(q, 0.3 + 0.4 * q as f64)).collect())
+    }
+
+    #[test]
+    fn a_bound_keeps_the_most_likely_and_the_most_sampled_outcomes() {
+        let c = spread();
+        let never = AtomicBool::new(false);
+        let all = execute_with(&c, &Sampling { shots: 20_000, seed: 4, max_outcomes: usize::MAX }, &never).unwrap();
+        assert_eq!((all.probabilities.len(), all.probabilities_truncated, all.unlisted_shots), (64, false, 0));
+        let few = execute_with(&c, &Sampling { shots: 20_000, seed: 4, max_outcomes: 5 }, &never).unwrap();
+        let mut likely: Vec<_> = all.probabilities.iter().collect();
+        likely.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let want: BTreeMap<String, f64> = likely.into_iter().take(5).map(|(k, p)| (k.clone(), *p)).collect();
+        assert_eq!(few.probabilities, want);
+        assert!(few.probabilities_truncated);
+        let mut frequent: Vec<_> = all.counts.iter().collect();
+        frequent.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let want: BTreeMap<String, u64> = frequent.into_iter().take(5).map(|(k, n)| (k.clone(), *n)).collect();
+        assert_eq!(few.counts, want);
+        assert_eq!(few.unlisted_shots, 20_000 - want.values().sum::<u64>());
+        assert!(few.unlisted_shots > 0);
+    }
+
+    #[test]
+    fn a_set_flag_stops_the_run() {
+        let c = spread();
+        let sampling = Sampling { shots: 100, seed: 1, max_outcomes: MAX_OUTCOMES };
+        assert_eq!(execute_with(&c, &sampling, &AtomicBool::new(true)), Err(Cancelled));
+        assert_eq!(execute_with(&c, &sampling, &AtomicBool::new(false)).unwrap(), execute(&c, 100, 1));
+    }
+
+    #[test]
+    fn a_flag_set_while_running_stops_between_gates() {
+        // 16 qubits and 4 000 gates: far longer than the moment the flag is set.
+        let c = Circuit::new(16, (0..4_000).map(|i| Gate::h(i % 16)).collect(), vec![], &Limits::default()).unwrap();
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                cancel.store(true, Ordering::Relaxed);
+                std::time::Instant::now()
+            })
+        };
+        let sampling = Sampling { shots: 0, seed: 0, max_outcomes: MAX_OUTCOMES };
+        assert_eq!(execute_with(&c, &sampling, &cancel), Err(Cancelled));
+        let stopped = std::time::Instant::now();
+        let set = setter.join().unwrap();
+        assert!(stopped.duration_since(set) < std::time::Duration::from_secs(1));
+    }
+
     proptest! {
         /// Every gate is unitary: the norm of any state is preserved over random circuits.
         #[test]
@@ -850,7 +1140,26 @@ mod tests {
             prop_assert_eq!(state.gate_applications(), c.gates().len() as u64);
             let run = execute(&c, 100, seed);
             prop_assert_eq!(run.counts.values().sum::<u64>(), 100);
+            let (counts, probabilities) = reference(&c, 100, seed);
+            prop_assert_eq!(&run.counts, &counts);
+            prop_assert_eq!(&run.probabilities, &probabilities);
             prop_assert!((run.probabilities.values().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+
+        /// A partial measurement samples and lists exactly what the unbounded sampling did.
+        #[test]
+        fn partial_measurements_match_the_unbounded_sampling(
+            (qubits, gates) in (2usize..7).prop_flat_map(|n| (Just(n), proptest::collection::vec(any_gate(n), 0..40))),
+            seed in any::<u64>(),
+            shots in 0u64..500,
+        ) {
+            let c = measured(qubits, gates, (0..qubits - 1).rev().collect());
+            let run = execute(&c, shots, seed);
+            let (counts, probabilities) = reference(&c, shots, seed);
+            prop_assert_eq!(run.counts, counts);
+            prop_assert_eq!(run.probabilities, probabilities);
+            prop_assert!(!run.probabilities_truncated);
+            prop_assert_eq!(run.unlisted_shots, 0);
         }
     }
 }
