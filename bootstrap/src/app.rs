@@ -353,7 +353,7 @@ async fn heartbeat(
     }
 }
 
-fn services(
+pub(crate) fn services(
     settings: &Settings,
     adapters: &Adapters,
     fixtures: Option<crate::cli::Fixtures>,
