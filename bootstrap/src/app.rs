@@ -372,7 +372,7 @@ async fn heartbeat(
     }
 }
 
-fn services(
+pub(crate) fn services(
     settings: &Settings,
     adapters: &Adapters,
     fixtures: Option<crate::cli::Fixtures>,

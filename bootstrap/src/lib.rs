@@ -7,6 +7,8 @@
 pub mod app;
 pub mod cli;
 pub mod dev;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod settings;
 pub mod telemetry;
 pub mod wiring;

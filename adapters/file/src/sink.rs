@@ -284,6 +284,9 @@ fn scan_head_file(path: &Path, repair: bool) -> Result<Scan, FileAuditError> {
             }
         };
         let corrupt = |reason: String| FileAuditError::Corrupt { path: path.to_owned(), line: line.number, reason };
+        if event.seq == u64::MAX {
+            return Err(corrupt(format!("event {} leaves no room for a next event", event.seq)));
+        }
         if let Some((seq, hash, _)) = scan.last {
             if event.seq != seq + 1 {
                 return Err(corrupt(format!("expected event {} but found event {}", seq + 1, event.seq)));

@@ -221,6 +221,7 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<Ver
                 Err(LinkError::BrokenLink) => BreakReason::BrokenLink,
                 Err(LinkError::Edited) => BreakReason::Edited,
                 Err(LinkError::BadCheckpoint(why)) => BreakReason::BadCheckpoint(why),
+                Err(e @ LinkError::SeqExhausted) => BreakReason::Unparseable(e.to_string()),
             };
             report.broken = broken(Some(event.seq), reason);
             return Ok(report);

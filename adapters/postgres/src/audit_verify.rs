@@ -219,6 +219,7 @@ async fn verify_node(db: &DatabaseConnection, node: &str, key: Option<&Checkpoin
                 Err(LinkError::BrokenLink) => RowBreak::BrokenLink,
                 Err(LinkError::Edited) => RowBreak::Edited,
                 Err(LinkError::BadCheckpoint(why)) => RowBreak::BadCheckpoint(why),
+                Err(e @ LinkError::SeqExhausted) => RowBreak::Unparseable(e.to_string()),
             };
             report.broken = broken(reason);
             return Ok(report);

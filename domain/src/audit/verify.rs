@@ -37,6 +37,9 @@ pub enum LinkError {
     /// A signed checkpoint does not hold: its signature does not verify with the key given,
     /// or it covers an anchor that is not in the chain as signed (history was rewritten).
     BadCheckpoint(String),
+    /// Its seq is the largest there is, which leaves no seq for a next event: no chain gets
+    /// there by appending, so it was written by hand.
+    SeqExhausted,
 }
 
 impl fmt::Display for LinkError {
@@ -46,6 +49,7 @@ impl fmt::Display for LinkError {
             Self::BrokenLink => f.write_str("broken link: its prev_hash is not the hash of the event before it"),
             Self::Edited => f.write_str("edited: the record no longer matches its hash"),
             Self::BadCheckpoint(why) => write!(f, "bad checkpoint: {why}"),
+            Self::SeqExhausted => write!(f, "seq {} leaves no room for a next event", u64::MAX),
         }
     }
 }
@@ -101,6 +105,7 @@ impl ChainVerifier {
         if event.seq != current.next_seq {
             return Err(LinkError::OutOfSequence { expected: current.next_seq });
         }
+        let next_seq = event.seq.checked_add(1).ok_or(LinkError::SeqExhausted)?;
         if event.prev_hash != current.head {
             return Err(LinkError::BrokenLink);
         }
@@ -117,7 +122,7 @@ impl ChainVerifier {
                 self.signed_through = Some(covers);
             }
         }
-        self.head = Some(ChainHead { next_seq: event.seq + 1, head: event.hash });
+        self.head = Some(ChainHead { next_seq, head: event.hash });
         self.verified += 1;
         Ok(())
     }
@@ -229,6 +234,18 @@ mod tests {
         let mut forged = events[0].clone();
         forged.prev_hash = events[3].hash;
         assert_eq!(fresh.push(&forged), Err(LinkError::BrokenLink), "seq 0 must start from genesis");
+    }
+
+    #[test]
+    fn the_largest_seq_is_refused_not_overflowed() {
+        // Found by the audit_verify fuzz target: a (pruned) chain starting at u64::MAX
+        // overflowed `seq + 1`.
+        let mut record = chain(1).remove(0);
+        record.seq = u64::MAX;
+        record.hash = chain_hash(&record.prev_hash, record.seq, &record.record);
+        let mut v = ChainVerifier::new(None);
+        assert_eq!(v.push(&record), Err(LinkError::SeqExhausted));
+        assert_eq!((v.verified(), v.expected_seq()), (0, None), "nothing is counted");
     }
 
     #[test]
