@@ -88,6 +88,7 @@ impl Walk<'_> {
                     LinkError::BrokenLink => BreakReason::BrokenLink,
                     LinkError::Edited => BreakReason::Edited,
                     LinkError::BadCheckpoint(why) => BreakReason::BadCheckpoint(why),
+                    e @ LinkError::SeqExhausted => BreakReason::Unparseable(e.to_string()),
                 };
                 return self.stop(path, number, Some(event.seq), reason);
             }
