@@ -99,11 +99,7 @@ pub fn clip_quoted(message: &str) -> Cow<'_, str> {
 pub fn clip_json(value: &mut serde_json::Value, max: usize) {
     use serde_json::Value;
     match value {
-        Value::String(s) => {
-            if s.len() > max {
-                *s = clip(s, max).into_owned();
-            }
-        }
+        Value::String(s) if s.len() > max => *s = clip(s, max).into_owned(),
         Value::Array(items) => items.iter_mut().for_each(|item| clip_json(item, max)),
         Value::Object(map) => {
             if map.keys().any(|k| k.len() > max) {
