@@ -601,7 +601,9 @@ impl Admission {
 }
 
 /// Hand `record` to `sink` for the request `ctx`, filling in its request id and client
-/// address. A sink refusal is logged loudly, never ignored.
+/// address, with every string kept to a fixed size ([`AuditRecord::bounded`]: callers'
+/// names, URIs and messages are never stored whole). A sink refusal is logged loudly, never
+/// ignored.
 pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record: AuditRecord) {
     if record.request_id.is_none() && !ctx.request_id.is_empty() {
         record.request_id = Some(ctx.request_id.clone());
@@ -609,6 +611,7 @@ pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record
     if record.client_addr.is_none() {
         record.client_addr = ctx.client_addr.map(|a| a.to_string());
     }
+    let record = record.bounded();
     let action = record.action;
     if let Err(error) = sink.submit(record).await {
         tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit sink refused a record");

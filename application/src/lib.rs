@@ -6,6 +6,8 @@
 //!
 //! - [`admission`]: the one path every inbound operation takes — limit per address →
 //!   authenticate → limit per principal → authorize → run → audit.
+//! - [`limits`]: what one caller may hold at once (sessions, subscriptions, tool calls,
+//!   requests to the client), and the error naming the bound reached.
 //! - [`mcp`]: the MCP engine (both wire eras), its catalog and its typed bus messages.
 //! - [`ports`]: see its list of ports and their adapters.
 //! - [`usecases`]: sessions, the vault, `.dark` names and simulation, the admin operations,
@@ -19,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod limits;
 pub mod mcp;
 pub mod ports;
 pub mod tools;

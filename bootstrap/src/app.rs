@@ -9,6 +9,7 @@ use qudag_adapter_http::mcp::{McpEndpoint, McpHttpConfig};
 use qudag_adapter_http::server::{ConnectionStats, ServerConfig, TlsConfig, TlsState, TlsStats};
 use qudag_adapter_http::{HttpState, router};
 use qudag_application::admission::{Admission, AuthMode, LimiterFailurePolicy, RateLimitSettings};
+use qudag_application::limits::CallerLimits;
 use qudag_application::mcp::McpEngine;
 use qudag_application::ports::{AuditSink, Clock, Membership, NodeInfo};
 use qudag_application::tools::{Dependencies, QuantumLimits, ThisNode};
@@ -431,8 +432,17 @@ pub(crate) fn services(
         std::time::Duration::from_secs(s.absolute_timeout_secs),
     )
     .context("QUDAG_SESSION_IDLE_TIMEOUT_SECS / QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS")?;
-    let sessions =
-        Arc::new(SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), admission.clone(), timeouts));
+    let sessions = Arc::new(
+        SessionService::new(adapters.sessions.clone(), adapters.clock.clone(), admission.clone(), timeouts)
+            .with_per_holder(s.max_sessions_per_principal),
+    );
+    let limits = CallerLimits {
+        sessions: s.max_sessions_per_principal,
+        subscriptions_per_session: s.max_subscriptions_per_session,
+        subscription_uri_bytes: s.max_subscription_uri_bytes,
+        tool_calls: settings.mcp.max_tool_calls_per_principal,
+        pending_requests: settings.mcp.max_pending_requests_per_principal,
+    };
     let state_key = match settings.request_state_key_bytes().map_err(anyhow::Error::msg)? {
         Some(key) => key,
         None => {
@@ -448,7 +458,8 @@ pub(crate) fn services(
         Arc::new(AdminService::new(admission.clone(), explainer, AuditReader::new(adapters.audit_query.clone())));
     let engine = Arc::new(
         McpEngine::new(catalog, admission.clone(), sessions.clone(), adapters.events.clone(), state_key)
-            .map_err(anyhow::Error::msg)?,
+            .map_err(anyhow::Error::msg)?
+            .with_limits(limits),
     );
     Ok(Services { health, admission, sessions, engine, admin })
 }

@@ -200,6 +200,23 @@ impl AuditRecord {
         self.details = details;
         self
     }
+
+    /// The record with every string kept to a fixed size ([`crate::clip`]): actor, target,
+    /// request id, address and node to [`NAME_BYTES`](crate::clip::NAME_BYTES), each string
+    /// in the details to [`TEXT_BYTES`](crate::clip::TEXT_BYTES). Much of a record comes from
+    /// callers (tool names, resource URIs, `clientInfo`, error messages quoting arguments);
+    /// none of it is stored whole.
+    #[must_use]
+    pub fn bounded(mut self) -> Self {
+        use crate::clip::{NAME_BYTES, TEXT_BYTES, clip_json, clip_owned};
+        for field in [&mut self.actor, &mut self.target, &mut self.request_id, &mut self.client_addr, &mut self.node] {
+            if let Some(text) = field.take() {
+                *field = Some(clip_owned(text, NAME_BYTES));
+            }
+        }
+        clip_json(&mut self.details, TEXT_BYTES);
+        self
+    }
 }
 
 /// A BLAKE3 digest in the chain.
@@ -547,6 +564,23 @@ mod tests {
         }
         expected.push('}');
         assert_eq!(canonical_json_value(&v), expected);
+    }
+
+    #[test]
+    fn bounded_records_keep_no_caller_string_whole() {
+        let huge = "u".repeat(1_000_000);
+        let record = AuditRecord::new(Timestamp::from_secs(1), AuditAction::ToolCalled, Outcome::Failure)
+            .actor(huge.clone())
+            .target(huge.clone())
+            .request_id(huge.clone())
+            .details(json!({ "error": huge.clone(), "nested": [{ "uri": huge.clone() }], "small": 7 }))
+            .bounded();
+        let stored = serde_json::to_string(&record).unwrap();
+        assert!(stored.len() < 2_000, "{} bytes", stored.len());
+        assert_eq!(record.target.as_deref(), Some(crate::clip::clip(&huge, crate::clip::NAME_BYTES).as_ref()));
+        assert_eq!(record.details["small"], 7);
+        let short = AuditRecord::new(Timestamp::from_secs(1), AuditAction::ToolCalled, Outcome::Success).target("echo");
+        assert_eq!(short.clone().bounded(), short, "short records are unchanged");
     }
 
     #[test]

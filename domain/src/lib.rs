@@ -15,10 +15,12 @@
 //! - [`quantum`]: quantum circuits, their simulation, optimization and analysis.
 //! - [`pqc`]: post-quantum key encapsulation, signatures and the vault envelope.
 //! - [`redact`]: what may be shown of a URL that can carry credentials.
+//! - [`clip`]: caller-supplied text kept to a fixed size (a prefix and a digest).
 #![deny(missing_docs)]
 
 pub mod audit;
 pub mod backoff;
+pub mod clip;
 pub mod dark;
 pub mod pqc;
 pub mod principal;

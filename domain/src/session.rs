@@ -208,6 +208,9 @@ pub struct Session {
     log_level: Option<String>,
     #[serde(default)]
     resource_subscriptions: std::collections::BTreeSet<String>,
+    /// Whose allowance of sessions this one counts against (see [`Session::holder`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    holder: String,
 }
 
 impl Session {
@@ -233,6 +236,25 @@ impl Session {
             initialized: false,
             log_level: None,
             resource_subscriptions: std::collections::BTreeSet::new(),
+            holder: String::new(),
+        }
+    }
+
+    /// The session counted against `holder`'s allowance of sessions instead of its owner's
+    /// (an anonymous owner's sessions are counted per client address).
+    #[must_use]
+    pub fn with_holder(mut self, holder: impl Into<String>) -> Self {
+        self.holder = holder.into();
+        self
+    }
+
+    /// Whose allowance of live sessions this one counts against: the holder it was opened
+    /// with, else its owner. Session stores bound the live sessions per holder.
+    pub fn holder(&self) -> std::borrow::Cow<'_, str> {
+        if self.holder.is_empty() {
+            std::borrow::Cow::Owned(self.owner.to_string())
+        } else {
+            self.holder.as_str().into()
         }
     }
 
@@ -256,7 +278,7 @@ impl Session {
         &self.client
     }
 
-    /// The capabilities the client declared, as sent.
+    /// The capabilities the client declared, as far as the server uses them.
     pub fn client_capabilities(&self) -> &serde_json::Value {
         &self.client_capabilities
     }

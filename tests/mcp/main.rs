@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod admission;
+mod bounds;
 mod client;
 mod envelope;
 mod stateful;

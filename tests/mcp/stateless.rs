@@ -214,7 +214,8 @@ async fn progress_rides_the_response_stream_and_logs_need_a_log_level() {
 #[tokio::test]
 async fn subscriptions_listen_acknowledges_and_tags_notifications() {
     let app = spawn_fixture_app(|_| {}).await;
-    let mut params = json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://x"]}});
+    let mut params =
+        json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://static-text"]}});
     params["_meta"] = meta(json!({}));
     let listen = post(
         &app,

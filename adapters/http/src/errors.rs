@@ -7,6 +7,7 @@
 use poem::Response;
 use poem::http::{HeaderValue, StatusCode};
 use qudag_application::admission::Refusal;
+use qudag_application::limits::Limit;
 use qudag_application::mcp::EngineError;
 use qudag_application::mcp::wire;
 use qudag_application::ports::TokenError;
@@ -146,8 +147,25 @@ pub fn engine_error_message(
             tracing::error!(error = %other, "Session store failed");
             unavailable("session store unavailable")
         }
+        EngineError::Limit(limit) => limit_data(&limit),
     };
     (ServerJsonRpcMessage::error(error, id), status)
+}
+
+/// 429 and -31002 for a bound per caller, naming the bound and its setting.
+fn limit_data(limit: &Limit) -> (StatusCode, ErrorData) {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorData::new(
+            ErrorCode(codes::RATE_LIMITED),
+            limit.to_string(),
+            Some(json!({
+                "limit": limit.max,
+                "setting": limit.setting,
+                "retryAfterSeconds": limit.retry_after_secs,
+            })),
+        ),
+    )
 }
 
 /// HTTP status of a JSON-RPC error on the stateless wire (2026-07-28 streamable-http).
@@ -192,6 +210,7 @@ pub fn retry_after(e: &EngineError) -> Option<u64> {
     match e {
         EngineError::Refused(r) => refusal_retry_after(r),
         EngineError::Session(SessionError::Store(_)) => Some(UNAVAILABLE_RETRY_SECS),
+        EngineError::Limit(limit) => Some(limit.retry_after_secs),
         _ => None,
     }
 }
@@ -204,7 +223,8 @@ fn refusal_retry_after(r: &Refusal) -> Option<u64> {
     }
 }
 
-fn set_retry_after(response: &mut Response, secs: u64) {
+/// Set `Retry-After` to `secs`.
+pub(crate) fn set_retry_after(response: &mut Response, secs: u64) {
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert("retry-after", v);
     }

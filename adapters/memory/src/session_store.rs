@@ -1,8 +1,10 @@
 //! `MemorySessionStore`: stateful-era MCP sessions in this process, at most a configured
-//! number of live ones, so a flood of `initialize` cannot exhaust memory.
+//! number of live ones in all and per holder, so a flood of `initialize` cannot exhaust
+//! memory, nor one caller take every place.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use qudag_application::ports::{Clock, ComponentHealth, HealthIndicator, SessionStore, SessionStoreError};
@@ -15,11 +17,14 @@ use crate::shard::Sharded;
 ///
 /// Expired sessions are dropped when met, by [`MemorySessionStore::sweep`] (which the
 /// server runs periodically), and before a create would be refused for capacity — so a
-/// full store is full of live sessions only.
+/// full store is full of live sessions only. Sessions are kept shared ([`Arc`]): a request
+/// loading its session copies nothing.
 pub struct MemorySessionStore {
-    sessions: Sharded<SessionId, Session>,
+    sessions: Sharded<SessionId, Arc<Session>>,
     len: AtomicUsize,
     capacity: usize,
+    /// Sessions held per holder; a holder with none has no entry.
+    holders: Mutex<HashMap<String, usize>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -35,19 +40,26 @@ impl std::fmt::Debug for MemorySessionStore {
 impl MemorySessionStore {
     /// A store holding at most `capacity` live sessions.
     pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
-        Self { sessions: Sharded::new(), len: AtomicUsize::new(0), capacity, clock }
+        Self { sessions: Sharded::new(), len: AtomicUsize::new(0), capacity, holders: Mutex::default(), clock }
     }
 
     /// Drop every session expired at `now`; returns how many were dropped.
     pub fn sweep(&self, now: Timestamp) -> usize {
-        let mut dropped = 0;
+        let mut dropped = Vec::new();
         for mut shard in self.sessions.each_shard() {
-            let before = shard.len();
-            shard.retain(|_, s| !s.is_expired(now));
-            dropped += before - shard.len();
+            shard.retain(|_, s| {
+                let live = !s.is_expired(now);
+                if !live {
+                    dropped.push(s.holder().into_owned());
+                }
+                live
+            });
         }
-        self.len.fetch_sub(dropped, Ordering::AcqRel);
-        dropped
+        self.len.fetch_sub(dropped.len(), Ordering::AcqRel);
+        for holder in &dropped {
+            self.release(holder);
+        }
+        dropped.len()
     }
 
     /// Sessions held, live or not yet swept.
@@ -60,35 +72,86 @@ impl MemorySessionStore {
         self.len() == 0
     }
 
+    /// Holders with at least one session (each has an entry in the count).
+    pub fn holders(&self) -> usize {
+        self.holders_lock().len()
+    }
+
     fn reserve_slot(&self) -> bool {
         self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1)).is_ok()
+    }
+
+    fn holders_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.holders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Count one more session of `holder`, unless it has `max` already.
+    fn reserve_holder(&self, holder: &str, max: usize) -> bool {
+        let mut holders = self.holders_lock();
+        let held = holders.get(holder).copied().unwrap_or(0);
+        if held >= max {
+            return false;
+        }
+        holders.insert(holder.to_owned(), held + 1);
+        true
+    }
+
+    /// One session of `holder` fewer; a holder left with none is forgotten.
+    fn release(&self, holder: &str) {
+        let mut holders = self.holders_lock();
+        if let Some(held) = holders.get_mut(holder) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                holders.remove(holder);
+            }
+        }
+    }
+
+    /// Make room for one session of `holder` under `max_per_holder`: its own expired
+    /// sessions do not count against it.
+    fn admit(&self, holder: &str, max_per_holder: usize) -> Result<(), SessionStoreError> {
+        if !self.reserve_holder(holder, max_per_holder) {
+            self.sweep(self.clock.now());
+            if !self.reserve_holder(holder, max_per_holder) {
+                return Err(SessionStoreError::HolderLimit { limit: max_per_holder });
+            }
+        }
+        if !self.reserve_slot() {
+            self.sweep(self.clock.now());
+            if !self.reserve_slot() {
+                self.release(holder);
+                return Err(SessionStoreError::CapacityExceeded { capacity: self.capacity });
+            }
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl SessionStore for MemorySessionStore {
-    async fn create(&self, session: &Session) -> Result<(), SessionStoreError> {
-        if !self.reserve_slot() {
-            self.sweep(self.clock.now());
-            if !self.reserve_slot() {
-                return Err(SessionStoreError::CapacityExceeded { capacity: self.capacity });
-            }
-        }
+    async fn create(&self, session: &Session, max_per_holder: usize) -> Result<(), SessionStoreError> {
+        let holder = session.holder();
+        self.admit(&holder, max_per_holder)?;
         let mut shard = self.sessions.shard(session.id());
         if shard.contains_key(session.id()) {
+            drop(shard);
             self.len.fetch_sub(1, Ordering::AcqRel);
+            self.release(&holder);
             return Err(SessionStoreError::Conflict);
         }
-        shard.insert(session.id().clone(), session.clone());
+        shard.insert(session.id().clone(), Arc::new(session.clone()));
         Ok(())
     }
 
-    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, SessionStoreError> {
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Arc<Session>>, SessionStoreError> {
         let mut shard = self.sessions.shard(id);
         match shard.get(id) {
             Some(s) if s.is_expired(now) => {
+                let holder = s.holder().into_owned();
                 shard.remove(id);
+                drop(shard);
                 self.len.fetch_sub(1, Ordering::AcqRel);
+                self.release(&holder);
                 Ok(None)
             }
             Some(s) => Ok(Some(s.clone())),
@@ -100,7 +163,7 @@ impl SessionStore for MemorySessionStore {
         let mut shard = self.sessions.shard(session.id());
         match shard.get_mut(session.id()) {
             Some(stored) => {
-                *stored = session.clone();
+                *stored = Arc::new(session.clone());
                 Ok(())
             }
             None => Err(SessionStoreError::NotFound),
@@ -108,11 +171,15 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionStoreError> {
-        let removed = self.sessions.shard(id).remove(id).is_some();
-        if removed {
-            self.len.fetch_sub(1, Ordering::AcqRel);
+        let removed = self.sessions.shard(id).remove(id);
+        match removed {
+            Some(session) => {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                self.release(&session.holder());
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(removed)
     }
 
     async fn count(&self, now: Timestamp) -> Result<usize, SessionStoreError> {
@@ -141,14 +208,14 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
         let store = MemorySessionStore::new(2, clock.clone());
         let t = clock.now();
-        store.create(&sample_session("a", t)).await.unwrap();
-        store.create(&sample_session("b", t)).await.unwrap();
-        let err = store.create(&sample_session("c", t)).await.unwrap_err();
+        store.create(&sample_session("a", t), 100).await.unwrap();
+        store.create(&sample_session("b", t), 100).await.unwrap();
+        let err = store.create(&sample_session("c", t), 100).await.unwrap_err();
         assert!(matches!(err, SessionStoreError::CapacityExceeded { capacity: 2 }));
 
         // Past the idle timeout both are dead: a create sweeps them and succeeds.
         clock.advance(Duration::from_secs(61));
-        store.create(&sample_session("c", clock.now())).await.unwrap();
+        store.create(&sample_session("c", clock.now()), 100).await.unwrap();
         assert_eq!(store.len(), 1);
     }
 
@@ -158,11 +225,37 @@ mod tests {
         let store = MemorySessionStore::new(100, clock.clone());
         let old = sample_session("old", Timestamp::from_secs(0));
         let fresh = sample_session("fresh", Timestamp::from_secs(50));
-        store.create(&old).await.unwrap();
-        store.create(&fresh).await.unwrap();
+        store.create(&old, 100).await.unwrap();
+        store.create(&fresh, 100).await.unwrap();
         assert_eq!(store.sweep(Timestamp::from_secs(70)), 1);
         assert_eq!(store.len(), 1);
         assert!(store.load(fresh.id(), Timestamp::from_secs(70)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn holders_with_no_session_left_are_forgotten() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(0)));
+        let store = MemorySessionStore::new(100, clock.clone());
+        let ended = sample_session("ended", clock.now());
+        let expired = sample_session("expired", clock.now());
+        let swept = sample_session("swept", clock.now());
+        for s in [&ended, &expired, &swept] {
+            store.create(s, 1).await.unwrap();
+        }
+        assert_eq!(store.holders(), 3);
+        store.delete(ended.id()).await.unwrap();
+        clock.advance(Duration::from_secs(61));
+        assert!(store.load(expired.id(), clock.now()).await.unwrap().is_none());
+        assert_eq!(store.holders(), 1);
+        store.sweep(clock.now());
+        assert_eq!((store.holders(), store.len()), (0, 0));
+        // A holder refused at its limit leaves no entry behind either.
+        let again = sample_session("ended", clock.now());
+        store.create(&again, 1).await.unwrap();
+        let refused = store.create(&sample_session("ended", clock.now()), 1).await.unwrap_err();
+        assert!(matches!(refused, SessionStoreError::HolderLimit { limit: 1 }));
+        store.delete(again.id()).await.unwrap();
+        assert_eq!(store.holders(), 0);
     }
 
     #[tokio::test]
@@ -170,14 +263,14 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(0)));
         let store = MemorySessionStore::new(2, clock.clone());
         let s = sample_session("a", clock.now());
-        store.create(&s).await.unwrap();
+        store.create(&s, 100).await.unwrap();
         for _ in 0..10 {
-            assert!(matches!(store.create(&s).await, Err(SessionStoreError::Conflict)));
+            assert!(matches!(store.create(&s, 100).await, Err(SessionStoreError::Conflict)));
         }
         assert_eq!(store.len(), 1);
-        store.create(&sample_session("b", clock.now())).await.unwrap();
+        store.create(&sample_session("b", clock.now()), 100).await.unwrap();
         assert!(matches!(
-            store.create(&sample_session("c", clock.now())).await,
+            store.create(&sample_session("c", clock.now()), 100).await,
             Err(SessionStoreError::CapacityExceeded { .. })
         ));
     }

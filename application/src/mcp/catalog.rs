@@ -216,6 +216,11 @@ impl Catalog {
         self.tools.iter().filter(move |(_, t)| t.availability().includes(stateless)).map(|(d, _)| d)
     }
 
+    /// The tools offered in an era with their definitions, in registration order.
+    pub fn tool_entries(&self, stateless: bool) -> impl Iterator<Item = (&Tool, &Arc<dyn ToolHandler>)> {
+        self.tools.iter().filter(move |(_, t)| t.availability().includes(stateless)).map(|(d, t)| (d, t))
+    }
+
     /// The tool called `name` in an era.
     pub fn tool(&self, name: &str, stateless: bool) -> Option<&Arc<dyn ToolHandler>> {
         self.tool_entry(name, stateless).map(|(_, t)| t)
@@ -238,6 +243,11 @@ impl Catalog {
     /// The definitions of the prompts offered in an era, in registration order.
     pub fn prompt_definitions(&self, stateless: bool) -> impl Iterator<Item = &Prompt> {
         self.prompts.iter().filter(move |(_, p)| p.availability().includes(stateless)).map(|(d, _)| d)
+    }
+
+    /// The prompts offered in an era with their definitions, in registration order.
+    pub fn prompt_entries(&self, stateless: bool) -> impl Iterator<Item = (&Prompt, &Arc<dyn PromptHandler>)> {
+        self.prompts.iter().filter(move |(_, p)| p.availability().includes(stateless)).map(|(d, p)| (d, p))
     }
 
     /// The prompt called `name` in an era.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use qudag_domain::principal::Principal;
 use rmcp::model::{
-    ClientCapabilities, ClientResult, ErrorData, InputResponses, LoggingLevel, LoggingMessageNotification,
+    ClientCapabilities, ClientResult, ErrorCode, ErrorData, InputResponses, LoggingLevel, LoggingMessageNotification,
     LoggingMessageNotificationParam, NumberOrString, ProgressNotification, ProgressNotificationParam, ProgressToken,
     ProtocolVersion, RequestStateCodec, SealOptions, ServerJsonRpcMessage, ServerNotification, ServerRequest,
 };
@@ -18,11 +18,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::bus::NodeMessage;
 use crate::admission::RequestContext;
+use crate::limits::Limit;
 use crate::ports::EventBus;
 
 /// Where the messages of one request's response stream go (notifications, and in the
 /// stateful era requests to the client), before its final response.
 pub type Outbox = mpsc::UnboundedSender<ServerJsonRpcMessage>;
+
+/// The JSON-RPC code of a refusal for a bound per caller (as a rate limit's).
+const LIMIT_CODE: i32 = -31002;
 
 /// How long a server-to-client request may wait for the client's answer.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,28 +59,136 @@ impl From<Change> for NodeMessage {
 }
 
 type Answer = oneshot::Sender<Result<ClientResult, ErrorData>>;
-type Waiting = HashMap<(String, String), Answer>;
 
-/// Server-to-client requests waiting for their answers, by session and request id.
-#[derive(Debug, Default)]
+/// Server-to-client requests waiting for their answers, by session and request id, at most
+/// a bound per caller ([`Limit::pending_requests`]).
+///
+/// Request ids are `qudag-<node>-<n>-<tag>`: the tag is a keyed digest of the session and
+/// the rest of the id, under a key every node shares (derived from the request-state key),
+/// so any node can tell an answer to a request some node really sent in this session from
+/// one nobody asked for ([`PendingRequests::origin`]) — and only the first kind is ever
+/// forwarded to the other nodes.
 pub struct PendingRequests {
     next: AtomicU64,
+    max_per_holder: usize,
+    key: [u8; 32],
     waiting: std::sync::Mutex<Waiting>,
 }
 
+impl std::fmt::Debug for PendingRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRequests").field("max_per_holder", &self.max_per_holder).finish_non_exhaustive()
+    }
+}
+
+/// Where the request a client's answer names was sent from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerOrigin {
+    /// This node, and it still waits.
+    Waiting,
+    /// This node, and it no longer waits (answered, timed out, cancelled).
+    Gone,
+    /// Another node sent it in this session: forward the answer there.
+    OtherNode,
+    /// No node sent a request with this id in this session.
+    Unknown,
+}
+
+/// Hex digits of the tag in a request id.
+const TAG_HEX: usize = 16;
+
+/// This process's part of request ids.
+fn process_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PROCESS.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32)
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    /// The answer channel and the holder, by (session, request id).
+    requests: HashMap<(String, String), (Answer, String)>,
+    /// Requests waiting per holder; a holder with none has no entry.
+    by_holder: HashMap<String, usize>,
+}
+
+impl Waiting {
+    fn remove(&mut self, key: &(String, String)) -> Option<Answer> {
+        let (answer, holder) = self.requests.remove(key)?;
+        if let Some(n) = self.by_holder.get_mut(&holder) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_holder.remove(&holder);
+            }
+        }
+        Some(answer)
+    }
+}
+
+impl Default for PendingRequests {
+    fn default() -> Self {
+        Self::new(crate::limits::CallerLimits::default().pending_requests, b"")
+    }
+}
+
 impl PendingRequests {
-    fn register(&self, session: &str) -> (NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>) {
-        use std::hash::{BuildHasher, Hasher};
+    /// At most `max_per_holder` requests waiting per caller; ids tagged under a key derived
+    /// from `secret` (nodes that route answers to each other must share it).
+    pub fn new(max_per_holder: usize, secret: &[u8]) -> Self {
+        let key = blake3::derive_key("qudag-mcp server-to-client request ids v1", secret);
+        Self { next: AtomicU64::new(0), max_per_holder, key, waiting: std::sync::Mutex::default() }
+    }
+
+    /// A fresh set under the same key with another bound per caller.
+    pub(crate) fn with_max(&self, max_per_holder: usize) -> Self {
+        Self { next: AtomicU64::new(0), max_per_holder, key: self.key, waiting: std::sync::Mutex::default() }
+    }
+
+    /// The tag of request id `body` (`qudag-<node>-<n>`) in `session`.
+    fn tag(&self, session: &str, body: &str) -> String {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(session.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(body.as_bytes());
+        hasher.finalize().to_hex()[..TAG_HEX].to_owned()
+    }
+
+    /// Who sent the request a client's answer with this id names, in `session`. Cheap for
+    /// an id nobody minted: no lock is taken for it.
+    pub fn origin(&self, session: &str, id: &NumberOrString) -> AnswerOrigin {
+        let NumberOrString::String(text) = id else { return AnswerOrigin::Unknown };
+        let Some((body, tag)) = text.rsplit_once('-') else { return AnswerOrigin::Unknown };
+        let Some(node) = body.strip_prefix("qudag-").and_then(|rest| rest.split('-').next()) else {
+            return AnswerOrigin::Unknown;
+        };
+        if tag.len() != TAG_HEX || body.len() > 64 || tag != self.tag(session, body) {
+            return AnswerOrigin::Unknown;
+        }
+        if node != format!("{:08x}", process_id()) {
+            return AnswerOrigin::OtherNode;
+        }
+        if self.waits(session, id) { AnswerOrigin::Waiting } else { AnswerOrigin::Gone }
+    }
+
+    fn register(
+        &self,
+        session: &str,
+        holder: &str,
+    ) -> Result<(NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>), Limit> {
         // Ids differ between processes too: with a shared session store, another node may
         // have requests of the same session waiting, and answers are routed between nodes.
-        static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-        let process =
-            *PROCESS.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32);
+        let mut waiting = self.lock();
+        let held = waiting.by_holder.get(holder).copied().unwrap_or(0);
+        if held >= self.max_per_holder {
+            return Err(Limit::pending_requests(self.max_per_holder));
+        }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("qudag-{process:08x}-{n}");
+        let body = format!("qudag-{:08x}-{n}", process_id());
+        let id = format!("{body}-{}", self.tag(session, &body));
         let (tx, rx) = oneshot::channel();
-        self.lock().insert((session.to_owned(), id.clone()), tx);
-        (NumberOrString::String(id.into()), rx)
+        waiting.requests.insert((session.to_owned(), id.clone()), (tx, holder.to_owned()));
+        waiting.by_holder.insert(holder.to_owned(), held + 1);
+        Ok((NumberOrString::String(id.into()), rx))
     }
 
     fn forget(&self, session: &str, id: &NumberOrString) {
@@ -85,7 +197,8 @@ impl PendingRequests {
 
     /// Hand the client's answer to the request waiting for it; false if none waits.
     pub fn deliver(&self, session: &str, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) -> bool {
-        match self.lock().remove(&(session.to_owned(), id.to_string())) {
+        let waiting = self.lock().remove(&(session.to_owned(), id.to_string()));
+        match waiting {
             Some(tx) => tx.send(answer).is_ok(),
             None => false,
         }
@@ -93,12 +206,41 @@ impl PendingRequests {
 
     /// Whether a request of `session` with this id waits here.
     pub fn waits(&self, session: &str, id: &NumberOrString) -> bool {
-        self.lock().contains_key(&(session.to_owned(), id.to_string()))
+        self.lock().requests.contains_key(&(session.to_owned(), id.to_string()))
+    }
+
+    /// Requests waiting now, and callers with at least one waiting.
+    pub fn counts(&self) -> (usize, usize) {
+        let waiting = self.lock();
+        (waiting.requests.len(), waiting.by_holder.len())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// A registered request's place, given up however the wait ends — answered, timed out,
+/// or the handler's task dropped (a cancelled request, a closed connection).
+struct Registered<'a> {
+    pending: &'a PendingRequests,
+    session: &'a str,
+    id: NumberOrString,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.pending.forget(self.session, &self.id);
+    }
+}
+
+/// Where a handler's requests to the client go: its session, whose allowance they count
+/// against, and the requests waiting on this node.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub(crate) session: String,
+    pub(crate) holder: String,
+    pub(crate) pending: Arc<PendingRequests>,
 }
 
 /// The context of one request, as a handler sees it.
@@ -122,7 +264,7 @@ pub struct CallContext {
     /// Sealed state echoed from an earlier input-required result.
     pub request_state: Option<String>,
     pub(crate) outbox: Option<Outbox>,
-    pub(crate) peer: Option<(String, Arc<PendingRequests>)>,
+    pub(crate) peer: Option<Peer>,
     pub(crate) codec: Arc<RequestStateCodec>,
     pub(crate) binding: String,
     pub(crate) events: Option<Arc<dyn EventBus>>,
@@ -210,24 +352,27 @@ impl CallContext {
     /// input-required result), -32603 when the client does not answer in time or the
     /// stream is gone, or the client's own error.
     pub async fn request_client(&self, request: ServerRequest) -> Result<ClientResult, ErrorData> {
-        let (Some((session, pending)), Some(outbox)) = (&self.peer, &self.outbox) else {
+        let (Some(peer), Some(outbox)) = (&self.peer, &self.outbox) else {
             return Err(ErrorData::internal_error(
                 "server-to-client requests need a stateful session and a response stream",
                 None,
             ));
         };
-        let (id, answer) = pending.register(session);
-        if outbox.send(ServerJsonRpcMessage::request(request, id.clone())).is_err() {
-            pending.forget(session, &id);
+        let (id, answer) = peer.pending.register(&peer.session, &peer.holder).map_err(|limit| {
+            ErrorData::new(
+                ErrorCode(LIMIT_CODE),
+                limit.to_string(),
+                Some(serde_json::json!({ "limit": limit.max, "setting": limit.setting })),
+            )
+        })?;
+        let _registered = Registered { pending: &peer.pending, session: &peer.session, id: id.clone() };
+        if outbox.send(ServerJsonRpcMessage::request(request, id)).is_err() {
             return Err(ErrorData::internal_error("the response stream is closed", None));
         }
         match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ErrorData::internal_error("the session ended before the client answered", None)),
-            Err(_) => {
-                pending.forget(session, &id);
-                Err(ErrorData::internal_error("the client did not answer in time", None))
-            }
+            Err(_) => Err(ErrorData::internal_error("the client did not answer in time", None)),
         }
     }
 

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 
+use qudag_domain::clip::{NAME_BYTES, QUOTE_BYTES, clip};
 use rmcp::model::{ContentBlock, ErrorCode, ErrorData, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
 use serde_json::{Value, json};
 
@@ -119,12 +120,13 @@ pub fn version(label: &str) -> ProtocolVersion {
 
 /// -32601 for `method`.
 pub fn method_not_found(method: &str) -> ErrorData {
-    ErrorData::new(ErrorCode::METHOD_NOT_FOUND, format!("method not found: {method}"), None)
+    ErrorData::new(ErrorCode::METHOD_NOT_FOUND, format!("method not found: {}", clip(method, QUOTE_BYTES)), None)
 }
 
 /// The error for a resource that does not exist.
 pub fn resource_not_found(uri: &str, stateless: bool) -> ErrorData {
     let code = if stateless { ErrorCode::INVALID_PARAMS } else { ErrorCode::RESOURCE_NOT_FOUND };
+    let uri = clip(uri, NAME_BYTES);
     ErrorData::new(code, format!("resource not found: {uri}"), Some(json!({ "uri": uri })))
 }
 
@@ -190,8 +192,9 @@ pub fn first_text(content: &[ContentBlock]) -> Option<String> {
 /// Shape a result for its era: older peers never see `resultType` or cache hints, and an
 /// empty result is `{}` for them but `{"resultType":"complete"}` for 2026-07-28, whose
 /// list and read results also carry the cache hints a handler did not set
-/// (server/utilities/caching: lists public for [`LIST_TTL_MS`], reads private and
-/// immediately stale, since what a caller may read can depend on who asks).
+/// (server/utilities/caching: lists private for [`LIST_TTL_MS`] — each caller is shown
+/// only what its roles and scopes allow, so no list may be served to another — and reads
+/// private and immediately stale, since what a caller may read can depend on who asks).
 pub fn shape_result(mut result: ServerResult, stateless: bool) -> ServerResult {
     if stateless {
         if matches!(result, ServerResult::EmptyResult(_)) {
@@ -199,13 +202,13 @@ pub fn shape_result(mut result: ServerResult, stateless: bool) -> ServerResult {
         }
         use rmcp::model::CacheScope;
         let (ttl, scope, default_ttl, default_scope) = match &mut result {
-            ServerResult::ListToolsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public),
-            ServerResult::ListPromptsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public),
+            ServerResult::ListToolsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Private),
+            ServerResult::ListPromptsResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Private),
             ServerResult::ListResourcesResult(r) => {
-                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public)
+                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Private)
             }
             ServerResult::ListResourceTemplatesResult(r) => {
-                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Public)
+                (&mut r.ttl_ms, &mut r.cache_scope, LIST_TTL_MS, CacheScope::Private)
             }
             ServerResult::ReadResourceResult(r) => (&mut r.ttl_ms, &mut r.cache_scope, 0, CacheScope::Private),
             _ => return result,
@@ -273,6 +276,15 @@ mod tests {
     }
 
     #[test]
+    fn errors_quote_only_a_prefix_of_a_callers_name() {
+        let huge = "m".repeat(1_000_000);
+        assert!(method_not_found(&huge).message.len() < 200);
+        let missing = resource_not_found(&huge, true);
+        assert!(missing.message.len() < 300);
+        assert!(missing.data.unwrap().to_string().len() < 300);
+    }
+
+    #[test]
     fn empty_results_are_shaped_per_era() {
         let legacy = serde_json::to_value(shape_result(ServerResult::empty(()), false)).unwrap();
         assert_eq!(legacy, json!({}));
@@ -289,7 +301,7 @@ mod tests {
     fn stateless_lists_and_reads_get_cache_hints_and_older_peers_none() {
         let list = ServerResult::ListToolsResult(rmcp::model::ListToolsResult::with_all_items(vec![]));
         let modern = serde_json::to_value(shape_result(list.clone(), true)).unwrap();
-        assert_eq!((modern["ttlMs"].clone(), modern["cacheScope"].clone()), (json!(LIST_TTL_MS), json!("public")));
+        assert_eq!((modern["ttlMs"].clone(), modern["cacheScope"].clone()), (json!(LIST_TTL_MS), json!("private")));
         let legacy = serde_json::to_value(shape_result(list, false)).unwrap();
         assert!(legacy.get("ttlMs").is_none() && legacy.get("cacheScope").is_none());
         let read = ServerResult::ReadResourceResult(

@@ -3,6 +3,8 @@
 //! Adapters: `MemorySessionStore` (adapters/memory, one process) and `RedisSessionStore`
 //! (adapters/redis), shared by several nodes so that any node can serve any session.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use qudag_domain::Timestamp;
 use qudag_domain::session::{Session, SessionId};
@@ -19,6 +21,13 @@ pub enum SessionStoreError {
     /// The session does not exist (or has expired).
     #[error("session not found")]
     NotFound,
+    /// The session's holder has as many live sessions as it may; no new one for it until
+    /// one of them ends or expires.
+    #[error("at most {limit} live sessions per caller")]
+    HolderLimit {
+        /// The configured maximum per holder.
+        limit: usize,
+    },
     /// The store is full; no new session can be taken until some expire.
     #[error("session store is at capacity ({capacity} sessions)")]
     CapacityExceeded {
@@ -44,19 +53,22 @@ pub enum SessionStoreError {
 #[cfg_attr(any(test, feature = "testkit"), mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Store a new session. Once this returns, every node sharing the store sees it.
+    /// Store a new session, unless its [holder](Session::holder) already has
+    /// `max_per_holder` live sessions. Once this returns, every node sharing the store sees
+    /// it.
     ///
     /// # Errors
-    /// `Conflict` if the id is taken, `CapacityExceeded` when full, `Unavailable` when the
-    /// backend cannot be reached.
-    async fn create(&self, session: &Session) -> Result<(), SessionStoreError>;
+    /// `Conflict` if the id is taken, `HolderLimit` when the holder is at its limit,
+    /// `CapacityExceeded` when full, `Unavailable` when the backend cannot be reached.
+    async fn create(&self, session: &Session, max_per_holder: usize) -> Result<(), SessionStoreError>;
 
     /// The live session with this id at `now`; `None` when unknown or expired. Expired
-    /// sessions are never returned, whatever the backend's eviction timing.
+    /// sessions are never returned, whatever the backend's eviction timing. Shared, so a
+    /// store that keeps sessions in memory hands them out without copying.
     ///
     /// # Errors
     /// `Unavailable`, or `Corrupt` when the stored form cannot be read.
-    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Session>, SessionStoreError>;
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Arc<Session>>, SessionStoreError>;
 
     /// Replace a stored session (after `touch`, or a state change).
     ///

@@ -14,6 +14,10 @@ use qudag_domain::session::{ClientInfo, ProtocolVersion, Session, SessionTimeout
 use crate::ports::{SessionStore, SessionStoreError};
 use crate::usecases::sessions::new_session_id;
 
+/// The allowance per holder the checks create sessions under (beyond what any of them uses,
+/// except the one about the allowance).
+pub const PER_HOLDER: usize = 100;
+
 /// A fresh session created at `now` with 60 s idle / 300 s absolute timeouts.
 pub fn sample_session(subject: &str, now: Timestamp) -> Session {
     Session::new(
@@ -38,19 +42,19 @@ pub fn now() -> Timestamp {
 pub async fn create_then_load_round_trips(store: Arc<dyn SessionStore>) {
     let t = now();
     let s = sample_session("alice", t);
-    store.create(&s).await.expect("create");
+    store.create(&s, PER_HOLDER).await.expect("create");
     let loaded = store.load(s.id(), t).await.expect("load").expect("present");
-    assert_eq!(loaded, s);
+    assert_eq!(*loaded, s);
 }
 
 /// Creating an id twice is a conflict and keeps the first session.
 pub async fn duplicate_create_is_a_conflict(store: Arc<dyn SessionStore>) {
     let t = now();
     let s = sample_session("alice", t);
-    store.create(&s).await.expect("create");
+    store.create(&s, PER_HOLDER).await.expect("create");
     let mut other = s.clone();
     other.mark_initialized();
-    assert!(matches!(store.create(&other).await, Err(SessionStoreError::Conflict)));
+    assert!(matches!(store.create(&other, PER_HOLDER).await, Err(SessionStoreError::Conflict)));
     assert!(!store.load(s.id(), t).await.expect("load").expect("present").is_initialized());
 }
 
@@ -64,7 +68,7 @@ pub async fn unknown_id_is_none(store: Arc<dyn SessionStore>) {
 pub async fn expired_sessions_are_not_returned(store: Arc<dyn SessionStore>) {
     let t = now();
     let s = sample_session("alice", t);
-    store.create(&s).await.expect("create");
+    store.create(&s, PER_HOLDER).await.expect("create");
     assert!(store.load(s.id(), t.saturating_add(Duration::from_secs(59))).await.expect("load").is_some());
     assert!(store.load(s.id(), t.saturating_add(Duration::from_secs(60))).await.expect("load").is_none());
 }
@@ -73,7 +77,7 @@ pub async fn expired_sessions_are_not_returned(store: Arc<dyn SessionStore>) {
 pub async fn save_updates_but_never_resurrects(store: Arc<dyn SessionStore>) {
     let t = now();
     let mut s = sample_session("alice", t);
-    store.create(&s).await.expect("create");
+    store.create(&s, PER_HOLDER).await.expect("create");
     s.mark_initialized();
     s.touch(t.saturating_add(Duration::from_secs(30)));
     store.save(&s).await.expect("save");
@@ -91,7 +95,7 @@ pub async fn save_updates_but_never_resurrects(store: Arc<dyn SessionStore>) {
 pub async fn delete_is_final(store: Arc<dyn SessionStore>) {
     let t = now();
     let s = sample_session("alice", t);
-    store.create(&s).await.expect("create");
+    store.create(&s, PER_HOLDER).await.expect("create");
     assert!(store.delete(s.id()).await.expect("delete"));
     assert!(!store.delete(s.id()).await.expect("delete again"));
     assert!(store.load(s.id(), t).await.expect("load").is_none());
@@ -102,7 +106,7 @@ pub async fn count_counts_live_sessions(store: Arc<dyn SessionStore>) {
     let t = now();
     let before = store.count(t).await.expect("count");
     for name in ["a", "b", "c"] {
-        store.create(&sample_session(name, t)).await.expect("create");
+        store.create(&sample_session(name, t), PER_HOLDER).await.expect("create");
     }
     assert_eq!(store.count(t).await.expect("count"), before + 3);
     let after_expiry = t.saturating_add(Duration::from_secs(301));
@@ -113,11 +117,40 @@ pub async fn count_counts_live_sessions(store: Arc<dyn SessionStore>) {
 pub async fn concurrent_creates_all_land(store: Arc<dyn SessionStore>) {
     let t = now();
     let sessions: Vec<Session> = (0..64).map(|i| sample_session(&format!("user{i}"), t)).collect();
-    let results = futures::future::join_all(sessions.iter().map(|s| store.create(s))).await;
+    let results = futures::future::join_all(sessions.iter().map(|s| store.create(s, PER_HOLDER))).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     for s in &sessions {
-        assert_eq!(store.load(s.id(), t).await.expect("load").as_ref(), Some(s));
+        assert_eq!(store.load(s.id(), t).await.expect("load").as_deref(), Some(s));
     }
+}
+
+/// A holder gets at most its allowance of live sessions; ending or expiring one makes room,
+/// other holders are not affected, and a holder given explicitly is counted instead of the
+/// owner.
+pub async fn live_sessions_are_bounded_per_holder(store: Arc<dyn SessionStore>) {
+    let t = now();
+    let subject = format!("bounded-{}", crate::testkit::random_hex(8));
+    let mine: Vec<Session> = (0..3).map(|_| sample_session(&subject, t)).collect();
+    for s in &mine {
+        store.create(s, 3).await.expect("within the allowance");
+    }
+    let refused = store.create(&sample_session(&subject, t), 3).await;
+    assert!(matches!(refused, Err(SessionStoreError::HolderLimit { limit: 3 })), "{refused:?}");
+    store.create(&sample_session(&format!("{subject}-other"), t), 3).await.expect("another holder is not affected");
+    // Ending one makes room for one.
+    assert!(store.delete(mine[0].id()).await.expect("delete"));
+    store.create(&sample_session(&subject, t), 3).await.expect("room after a delete");
+    assert!(matches!(store.create(&sample_session(&subject, t), 3).await, Err(SessionStoreError::HolderLimit { .. })));
+    // Sessions of one owner counted per address are not the owner's.
+    let by_address = sample_session(&subject, t).with_holder(format!("ip:{subject}"));
+    store.create(&by_address, 3).await.expect("another holder, same owner");
+    // Expired sessions do not count: sessions created long ago are past their deadline now.
+    let gone = t.saturating_sub(Duration::from_secs(400));
+    let old_subject = format!("{subject}-old");
+    for _ in 0..2 {
+        store.create(&sample_session(&old_subject, gone), 2).await.expect("create");
+    }
+    store.create(&sample_session(&old_subject, t), 2).await.expect("expired sessions make room");
 }
 
 /// Expand the `SessionStore` contract into one `#[tokio::test]` per check.
@@ -135,6 +168,7 @@ macro_rules! session_store_contract {
             delete_is_final,
             count_counts_live_sessions,
             concurrent_creates_all_land,
+            live_sessions_are_bounded_per_holder,
         );
     };
 }

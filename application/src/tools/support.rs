@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use qudag_domain::clip::{NAME_BYTES, clip_owned, clip_quoted};
 use qudag_domain::quota::Cost;
 use qudag_domain::rbac::Permission;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool, ToolAnnotations};
@@ -35,14 +36,20 @@ pub enum ToolFailure {
 }
 
 impl ToolFailure {
-    /// A bad argument.
+    /// A bad argument. The message quotes at most a short prefix of any value in it (a
+    /// tool's message often repeats what the caller sent), and the path is kept short.
     pub fn argument(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Refused { argument: Some(path.into()), message: message.into() }
+        let message = message.into();
+        Self::Refused {
+            argument: Some(clip_owned(path.into(), NAME_BYTES)),
+            message: clip_quoted(&message).into_owned(),
+        }
     }
 
-    /// A failure not caused by one argument.
+    /// A failure not caused by one argument (its message clipped as [`Self::argument`]'s).
     pub fn operation(message: impl Into<String>) -> Self {
-        Self::Refused { argument: None, message: message.into() }
+        let message = message.into();
+        Self::Refused { argument: None, message: clip_quoted(&message).into_owned() }
     }
 
     /// The argument at fault, if one is.
@@ -99,7 +106,9 @@ impl From<NoEntropy> for ToolFailure {
 pub fn parse<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolFailure> {
     let value = Value::Object(arguments);
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        // serde repeats a bad value in its message, and a path may name a caller's key: the
+        // failure quotes only a short prefix of either.
+        let path = clip_owned(e.path().to_string(), NAME_BYTES);
         let inner = e.into_inner().to_string();
         // serde says "missing field `x`" at the parent's path; name the field itself.
         match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
@@ -265,6 +274,19 @@ mod tests {
         assert_eq!(e.path(), Some("circuit"));
         let e = parse::<Outer>(args(json!({"circuit": {"qubits": -1, "gates": []}}))).unwrap_err();
         assert_eq!(e.path(), Some("circuit.qubits"));
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_only_by_a_short_prefix() {
+        let huge = "x".repeat(2_000_000);
+        let e = parse::<Outer>(args(json!({"circuit": {"qubits": huge, "gates": []}}))).unwrap_err();
+        assert_eq!(e.path(), Some("circuit.qubits"));
+        let text = e.to_string();
+        assert!(text.len() < 300, "the error repeats {} bytes", text.len());
+        assert!(text.contains("expected u32"), "{text}");
+        let key = "k".repeat(1_000_000);
+        let e = parse::<std::collections::HashMap<String, u32>>(args(json!({ key: "no" }))).unwrap_err();
+        assert!(e.to_string().len() < 600, "the path repeats {} bytes", e.to_string().len());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum SessionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] SessionStoreError),
+    /// The caller has as many live sessions as it may (HTTP 429).
+    #[error(transparent)]
+    Limit(#[from] crate::limits::Limit),
     /// The operating system's random source failed; no id could be minted.
     #[error("no entropy for a session id: {0}")]
     Entropy(String),
@@ -41,6 +44,7 @@ pub struct SessionService {
     clock: Arc<dyn Clock>,
     admission: Arc<Admission>,
     timeouts: SessionTimeouts,
+    per_holder: usize,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -57,7 +61,14 @@ impl SessionService {
         admission: Arc<Admission>,
         timeouts: SessionTimeouts,
     ) -> Self {
-        Self { store, clock, admission, timeouts }
+        Self { store, clock, admission, timeouts, per_holder: crate::limits::CallerLimits::default().sessions }
+    }
+
+    /// At most `max` live sessions per caller (`QUDAG_MAX_SESSIONS_PER_PRINCIPAL`).
+    #[must_use]
+    pub fn with_per_holder(mut self, max: usize) -> Self {
+        self.per_holder = max;
+        self
     }
 
     /// How many live sessions the store holds (may be approximate for a shared store).
@@ -68,14 +79,17 @@ impl SessionService {
         Ok(self.store.count(self.clock.now()).await?)
     }
 
-    /// Open a new session for `owner`.
+    /// Open a new session for `owner`, counted against `holder`'s allowance of live
+    /// sessions (see [`crate::limits::holder_of`]).
     ///
     /// # Errors
-    /// `Store` when the store refuses (full, unavailable), `Entropy` when no id can be made.
+    /// `Limit` when `holder` has as many live sessions as it may, `Store` when the store
+    /// refuses (full, unavailable), `Entropy` when no id can be made.
     pub async fn open(
         &self,
         ctx: &RequestContext,
         owner: &PrincipalId,
+        holder: &str,
         protocol_version: ProtocolVersion,
         client: ClientInfo,
         client_capabilities: serde_json::Value,
@@ -92,8 +106,9 @@ impl SessionService {
                 client_capabilities.clone(),
                 self.timeouts,
                 now,
-            );
-            match self.store.create(&session).await {
+            )
+            .with_holder(holder);
+            match self.store.create(&session, self.per_holder).await {
                 Ok(()) => {
                     self.admission
                         .audit(
@@ -110,13 +125,18 @@ impl SessionService {
                     return Ok(session);
                 }
                 Err(SessionStoreError::Conflict) => continue,
+                Err(SessionStoreError::HolderLimit { limit }) => {
+                    return Err(crate::limits::Limit::sessions(limit).into());
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(SessionError::Store(SessionStoreError::Conflict))
     }
 
-    /// The caller's live session `id`, marked as used now.
+    /// The caller's live session `id`, marked as used now. Shared as the store hands it
+    /// out: a request copies the session only when it records a use (at most once per
+    /// second) or changes it.
     ///
     /// # Errors
     /// `NotFound` when unknown, expired or owned by someone else (that last case is
@@ -126,12 +146,12 @@ impl SessionService {
         ctx: &RequestContext,
         id: &SessionId,
         caller: &PrincipalId,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<Arc<Session>, SessionError> {
         let now = self.clock.now();
         let mut session = self.store.load(id, now).await?.ok_or(SessionError::NotFound)?;
         self.check_access(ctx, &session, caller).await?;
         if now.saturating_duration_since(session.last_seen()) >= TOUCH_GRANULARITY {
-            session.touch(now);
+            Arc::make_mut(&mut session).touch(now);
             match self.store.save(&session).await {
                 Ok(()) => {}
                 Err(SessionStoreError::NotFound) => return Err(SessionError::NotFound),
@@ -281,13 +301,14 @@ mod tests {
     #[tokio::test]
     async fn open_stores_the_session_and_audits_without_the_id() {
         let mut store = MockSessionStore::new();
-        store.expect_create().times(1).returning(|_| Ok(()));
+        store.expect_create().times(1).returning(|_, _| Ok(()));
         let clock = Arc::new(ManualClock::new(Timestamp::from_secs(10)));
         let (svc, seen) = service(store, clock);
         let s = svc
             .open(
                 &RequestContext::default(),
                 &alice(),
+                "user:alice",
                 ProtocolVersion::parse("2025-06-18").unwrap(),
                 ClientInfo::default(),
                 json!({}),
@@ -304,7 +325,7 @@ mod tests {
     async fn open_retries_once_on_an_id_collision() {
         let mut store = MockSessionStore::new();
         let calls = Mutex::new(0);
-        store.expect_create().times(2).returning(move |_| {
+        store.expect_create().times(2).returning(move |_, _| {
             let mut c = calls.lock().unwrap();
             *c += 1;
             if *c == 1 { Err(SessionStoreError::Conflict) } else { Ok(()) }
@@ -312,8 +333,33 @@ mod tests {
         let (svc, _) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(1))));
         let version = ProtocolVersion::parse("2025-06-18").unwrap();
         assert!(
-            svc.open(&RequestContext::default(), &alice(), version, ClientInfo::default(), json!({})).await.is_ok()
+            svc.open(&RequestContext::default(), &alice(), "user:alice", version, ClientInfo::default(), json!({}))
+                .await
+                .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_holder_at_its_limit_is_refused_naming_the_setting() {
+        let mut store = MockSessionStore::new();
+        store
+            .expect_create()
+            .withf(|s, max| s.holder() == "ip:192.0.2.1" && *max == 3)
+            .returning(|_, max| Err(SessionStoreError::HolderLimit { limit: max }));
+        let (svc, seen) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(1))));
+        let svc = svc.with_per_holder(3);
+        let version = ProtocolVersion::parse("2025-06-18").unwrap();
+        let err = svc
+            .open(&RequestContext::default(), &alice(), "ip:192.0.2.1", version, ClientInfo::default(), json!({}))
+            .await
+            .unwrap_err();
+        match err {
+            SessionError::Limit(limit) => {
+                assert_eq!((limit.max, limit.setting), (3, "QUDAG_MAX_SESSIONS_PER_PRINCIPAL"));
+            }
+            other => panic!("expected a limit, got {other:?}"),
+        }
+        assert!(seen.lock().unwrap().is_empty(), "nothing was created");
     }
 
     #[tokio::test]
@@ -321,7 +367,7 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_load().returning(move |_, _| Ok(Some(Arc::new(session.clone()))));
         store.expect_save().never();
         let (svc, seen) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(200))));
         let mallory = PrincipalId::new("https://iss", "mallory");
@@ -337,7 +383,7 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_load().returning(move |_, _| Ok(Some(Arc::new(session.clone()))));
         store.expect_save().times(1).withf(|s| s.last_seen() == Timestamp::from_secs(105)).returning(|_| Ok(()));
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(100_000_500)));
         let (svc, _) = service(store, clock.clone());
@@ -353,7 +399,7 @@ mod tests {
         let session = stored(Timestamp::from_secs(100));
         let id = session.id().clone();
         let mut store = MockSessionStore::new();
-        store.expect_load().returning(move |_, _| Ok(Some(session.clone())));
+        store.expect_load().returning(move |_, _| Ok(Some(Arc::new(session.clone()))));
         store.expect_delete().times(1).returning(|_| Ok(true));
         let (svc, seen) = service(store, Arc::new(ManualClock::new(Timestamp::from_secs(101))));
         let stranger = PrincipalId::new("https://iss", "eve");

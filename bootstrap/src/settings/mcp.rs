@@ -45,6 +45,11 @@ pub struct McpSettings {
     pub max_streams_per_principal: usize,
     /// Long-lived SSE streams this node holds at most.
     pub max_streams: usize,
+    /// Tool calls one principal may have running at once.
+    pub max_tool_calls_per_principal: usize,
+    /// Server-to-client requests (sampling, elicitation, roots) one principal may have
+    /// waiting for answers.
+    pub max_pending_requests_per_principal: usize,
     /// Seconds between SSE keep-alive comments.
     pub sse_keepalive_secs: u64,
 }
@@ -62,6 +67,8 @@ impl Default for McpSettings {
             body_timeout_secs: 30,
             max_streams_per_principal: 16,
             max_streams: 10_000,
+            max_tool_calls_per_principal: 8,
+            max_pending_requests_per_principal: 16,
             sse_keepalive_secs: 15,
         }
     }
@@ -82,6 +89,8 @@ impl PartialEq for McpSettings {
             body_timeout_secs,
             max_streams_per_principal,
             max_streams,
+            max_tool_calls_per_principal,
+            max_pending_requests_per_principal,
             sse_keepalive_secs,
         } = self;
         *cors_origins == other.cors_origins
@@ -94,6 +103,8 @@ impl PartialEq for McpSettings {
             && *body_timeout_secs == other.body_timeout_secs
             && *max_streams_per_principal == other.max_streams_per_principal
             && *max_streams == other.max_streams
+            && *max_tool_calls_per_principal == other.max_tool_calls_per_principal
+            && *max_pending_requests_per_principal == other.max_pending_requests_per_principal
             && *sse_keepalive_secs == other.sse_keepalive_secs
     }
 }
@@ -131,6 +142,8 @@ impl McpSettings {
             "body_timeout_secs" => self.body_timeout_secs = parse_num(v)?,
             "max_streams_per_principal" => self.max_streams_per_principal = parse_num(v)?,
             "max_streams" => self.max_streams = parse_num(v)?,
+            "max_tool_calls_per_principal" => self.max_tool_calls_per_principal = parse_num(v)?,
+            "max_pending_requests_per_principal" => self.max_pending_requests_per_principal = parse_num(v)?,
             "sse_keepalive_secs" => self.sse_keepalive_secs = parse_num(v)?,
             _ => return Err(unknown(field)),
         }
@@ -172,6 +185,12 @@ impl McpSettings {
                 self.max_streams,
                 format!("must be at least QUDAG_MAX_STREAMS_PER_PRINCIPAL ({})", self.max_streams_per_principal),
             ));
+        }
+        if self.max_tool_calls_per_principal == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_TOOL_CALLS_PER_PRINCIPAL", 0, "must be at least 1"));
+        }
+        if self.max_pending_requests_per_principal == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_PENDING_REQUESTS_PER_PRINCIPAL", 0, "must be at least 1"));
         }
         self.request_state_key_bytes()
             .map_err(|reason| ConfigError::invalid("QUDAG_REQUEST_STATE_KEY", REDACTED, reason))?;

@@ -1,5 +1,7 @@
 //! `[sessions]`: MCP sessions of the stateful protocol era: their lifetimes, how many are
-//! held, and where they live (`QUDAG_SESSION_*`, `QUDAG_MAX_SESSIONS`).
+//! held (in all and per caller), what one may hold, and where they live
+//! (`QUDAG_SESSION_*`, `QUDAG_MAX_SESSIONS`, `QUDAG_MAX_SESSIONS_PER_PRINCIPAL`,
+//! `QUDAG_MAX_SUBSCRIPTIONS_PER_SESSION`, `QUDAG_MAX_SUBSCRIPTION_URI_BYTES`).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,12 @@ pub struct SessionSettings {
     pub absolute_timeout_secs: u64,
     /// Live sessions held at most (memory store).
     pub max_sessions: usize,
+    /// Live sessions one caller may hold (every store).
+    pub max_sessions_per_principal: usize,
+    /// Resource subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Bytes of a resource URI a subscription may name.
+    pub max_subscription_uri_bytes: usize,
     /// Where sessions (and the list of live nodes) live.
     pub store: StateStore,
 }
@@ -27,6 +35,9 @@ impl Default for SessionSettings {
             idle_timeout_secs: 1_800,
             absolute_timeout_secs: 86_400,
             max_sessions: 10_000,
+            max_sessions_per_principal: 100,
+            max_subscriptions_per_session: 32,
+            max_subscription_uri_bytes: 1024,
             store: StateStore::Memory,
         }
     }
@@ -39,6 +50,9 @@ impl SessionSettings {
             "idle_timeout_secs" => self.idle_timeout_secs = parse_num(v)?,
             "absolute_timeout_secs" => self.absolute_timeout_secs = parse_num(v)?,
             "max_sessions" => self.max_sessions = parse_num(v)?,
+            "max_sessions_per_principal" => self.max_sessions_per_principal = parse_num(v)?,
+            "max_subscriptions_per_session" => self.max_subscriptions_per_session = parse_num(v)?,
+            "max_subscription_uri_bytes" => self.max_subscription_uri_bytes = parse_num(v)?,
             "store" => self.store = parse_choice(v, &[("memory", StateStore::Memory), ("redis", StateStore::Redis)])?,
             _ => return Err(unknown(field)),
         }
@@ -55,6 +69,19 @@ impl SessionSettings {
                 "QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS",
                 self.absolute_timeout_secs,
                 format!("must be at least the idle timeout ({} s)", self.idle_timeout_secs),
+            ));
+        }
+        if self.max_sessions_per_principal == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_SESSIONS_PER_PRINCIPAL", 0, "must be at least 1"));
+        }
+        if self.max_subscriptions_per_session == 0 {
+            return Err(ConfigError::invalid("QUDAG_MAX_SUBSCRIPTIONS_PER_SESSION", 0, "must be at least 1"));
+        }
+        if !(64..=65_536).contains(&self.max_subscription_uri_bytes) {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_SUBSCRIPTION_URI_BYTES",
+                self.max_subscription_uri_bytes,
+                "must be 64 to 65536",
             ));
         }
         Ok(())

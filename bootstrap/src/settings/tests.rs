@@ -157,6 +157,11 @@ fn every_variable_applies_its_value() {
         ("QUDAG_SESSION_IDLE_TIMEOUT_SECS", "60"),
         ("QUDAG_SESSION_ABSOLUTE_TIMEOUT_SECS", "120"),
         ("QUDAG_MAX_SESSIONS", "5"),
+        ("QUDAG_MAX_SESSIONS_PER_PRINCIPAL", "4"),
+        ("QUDAG_MAX_SUBSCRIPTIONS_PER_SESSION", "3"),
+        ("QUDAG_MAX_SUBSCRIPTION_URI_BYTES", "100"),
+        ("QUDAG_MAX_TOOL_CALLS_PER_PRINCIPAL", "2"),
+        ("QUDAG_MAX_PENDING_REQUESTS_PER_PRINCIPAL", "6"),
         ("QUDAG_RATE_LIMIT", "30"),
         ("QUDAG_RATE_LIMIT_BURST", "3"),
         ("QUDAG_RATE_LIMIT_PER_USER", "false"),
@@ -177,6 +182,14 @@ fn every_variable_applies_its_value() {
     assert_eq!(s.logging.level, "info,qudag_adapter_http=debug");
     assert_eq!(s.logging.format, LogFormat::Json);
     assert_eq!((s.sessions.idle_timeout_secs, s.sessions.absolute_timeout_secs, s.sessions.max_sessions), (60, 120, 5));
+    let per_caller = (
+        s.sessions.max_sessions_per_principal,
+        s.sessions.max_subscriptions_per_session,
+        s.sessions.max_subscription_uri_bytes,
+        s.mcp.max_tool_calls_per_principal,
+        s.mcp.max_pending_requests_per_principal,
+    );
+    assert_eq!(per_caller, (4, 3, 100, 2, 6));
     assert_eq!(s.rate_limit.requests_per_minute, 30);
     assert_eq!(s.rate_limit.burst, Some(3));
     assert_eq!(s.rate_limit.effective_burst(), 3);
@@ -280,6 +293,22 @@ fn bad_values_name_the_variable_and_the_value() {
         assert!(text.contains(name), "{text}");
         assert!(text.contains(value), "{text}");
         assert_eq!(names(err), *name);
+    }
+}
+
+#[test]
+fn per_caller_bounds_must_allow_something() {
+    for (name, value) in [
+        ("QUDAG_MAX_SESSIONS_PER_PRINCIPAL", "0"),
+        ("QUDAG_MAX_SUBSCRIPTIONS_PER_SESSION", "0"),
+        ("QUDAG_MAX_SUBSCRIPTION_URI_BYTES", "10"),
+        ("QUDAG_MAX_SUBSCRIPTION_URI_BYTES", "100000"),
+        ("QUDAG_MAX_TOOL_CALLS_PER_PRINCIPAL", "0"),
+        ("QUDAG_MAX_PENDING_REQUESTS_PER_PRINCIPAL", "0"),
+    ] {
+        let err = load(&[(name, value)]).unwrap_err();
+        assert!(err.to_string().contains(value), "{err}");
+        assert_eq!(names(err), name);
     }
 }
 

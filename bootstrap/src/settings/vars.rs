@@ -139,6 +139,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "live sessions held at most by the in-memory store; new sessions are refused beyond it",
     },
     EnvVar {
+        name: "QUDAG_MAX_SESSIONS_PER_PRINCIPAL",
+        key: "sessions.max_sessions_per_principal",
+        default: "100",
+        help: "live sessions one caller (principal; without authentication, client address) may hold, in every session store; one more `initialize` gets 429 with `Retry-After` until one ends or expires",
+    },
+    EnvVar {
+        name: "QUDAG_MAX_SUBSCRIPTIONS_PER_SESSION",
+        key: "sessions.max_subscriptions_per_session",
+        default: "32",
+        help: "resources one session may subscribe to (`resources/subscribe`); one more gets 429 with `Retry-After`",
+    },
+    EnvVar {
+        name: "QUDAG_MAX_SUBSCRIPTION_URI_BYTES",
+        key: "sessions.max_subscription_uri_bytes",
+        default: "1024",
+        help: "longest resource URI a subscription may name, in bytes (64-65536); a longer one gets -32602",
+    },
+    EnvVar {
         name: "QUDAG_SESSION_STORE",
         key: "sessions.store",
         default: "memory",
@@ -390,6 +408,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "mcp.max_streams",
         default: "10000",
         help: "long-lived SSE streams this node holds open at once, all callers together; one more gets 503",
+    },
+    EnvVar {
+        name: "QUDAG_MAX_TOOL_CALLS_PER_PRINCIPAL",
+        key: "mcp.max_tool_calls_per_principal",
+        default: "8",
+        help: "tool calls one caller may have running at once; one more gets 429 with `Retry-After`",
+    },
+    EnvVar {
+        name: "QUDAG_MAX_PENDING_REQUESTS_PER_PRINCIPAL",
+        key: "mcp.max_pending_requests_per_principal",
+        default: "16",
+        help: "requests to the client (sampling, elicitation, roots) one caller's tool calls may have waiting for answers at once; one more fails the tool call with -31002 naming this limit",
     },
     EnvVar {
         name: "QUDAG_SSE_KEEPALIVE_SECS",

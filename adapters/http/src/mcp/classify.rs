@@ -8,6 +8,7 @@
 
 use poem::http::HeaderMap;
 use qudag_application::mcp::{Catalog, wire};
+use qudag_domain::clip::{QUOTE_BYTES, clip};
 use rmcp::model::{
     CallToolRequest, CallToolRequestMethod, ClientJsonRpcMessage, ClientRequest, CompleteRequest,
     CompleteRequestMethod, ConstString, ErrorData, GetPromptRequest, GetPromptRequestMethod, JsonRpcMessage,
@@ -128,7 +129,9 @@ pub fn check_stateless(headers: &HeaderMap, value: &Value, catalog: &Catalog) ->
             Some(Some(h)) if h == body_name => {}
             Some(Some(h)) => {
                 return Err(wire::header_mismatch(format!(
-                    "Mcp-Name header {h} does not match body {field} {body_name}"
+                    "Mcp-Name header {} does not match body {field} {}",
+                    clip(&h, QUOTE_BYTES),
+                    clip(body_name, QUOTE_BYTES)
                 )));
             }
             Some(None) => return Err(wire::header_mismatch("Mcp-Name header is malformed")),
@@ -146,7 +149,11 @@ pub fn check_stateless(headers: &HeaderMap, value: &Value, catalog: &Catalog) ->
 fn header_matches(headers: &HeaderMap, name: &str, label: &str, body: &str, what: &str) -> Result<(), ErrorData> {
     match headers::text(headers, name) {
         Some(h) if h == body => Ok(()),
-        Some(h) => Err(wire::header_mismatch(format!("{label} header {h} does not match {what} {body}"))),
+        Some(h) => Err(wire::header_mismatch(format!(
+            "{label} header {} does not match {what} {}",
+            clip(h, QUOTE_BYTES),
+            clip(body, QUOTE_BYTES)
+        ))),
         None => Err(wire::header_mismatch(format!("{label} header is required"))),
     }
 }

@@ -83,7 +83,7 @@ impl McpEndpoint {
     /// notifications, each tagged with the subscription id, until the client closes.
     pub(super) async fn listen(&self, caller: Caller, id: RequestId, filter: SubscriptionFilter) -> Response {
         let policy = self.admission().rate_policy();
-        let decision = match self.engine.open_listen(&caller).await {
+        let decision = match self.engine.open_listen(&caller, &filter).await {
             Ok(d) => d,
             Err(e) => return errors::engine_error(e, Some(id), true, policy),
         };

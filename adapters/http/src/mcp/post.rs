@@ -103,7 +103,7 @@ impl McpEndpoint {
         }
         let message = match classify::client_message(value) {
             Ok(m) => m,
-            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(format!("{e}"), None)),
+            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(quoted(&e), None)),
         };
         let session = headers::text(headers, headers::SESSION_ID);
         let initialize = match &message {
@@ -142,7 +142,12 @@ impl McpEndpoint {
         stateless: bool,
     ) -> poem::Response {
         let policy = self.admission().rate_policy();
+        let request = matches!(message, JsonRpcMessage::Request(_));
         match self.engine.accept(caller, route, message).await {
+            // A response or notification not taken (an answer nothing waits for): 400 with
+            // the error and no id (basic/transports: "If the server cannot accept the input,
+            // it MUST return an HTTP error status code").
+            Err(EngineError::Rpc(e)) if !request => rpc_error(StatusCode::BAD_REQUEST, None, e),
             Ok(Accepted::Call(call)) => {
                 let decision = call.decision().copied();
                 let Some(id) = id else { return accepted() };
@@ -199,7 +204,7 @@ impl McpEndpoint {
             let filter = value.pointer("/params/notifications").cloned().unwrap_or(Value::Null);
             return match serde_json::from_value::<SubscriptionFilter>(filter) {
                 Ok(filter) => self.listen(caller, request_id, filter).await,
-                Err(e) => bad(ErrorData::invalid_params(format!("params.notifications: {e}"), None)),
+                Err(e) => bad(ErrorData::invalid_params(format!("params.notifications: {}", quoted(&e)), None)),
             };
         }
         if !wire::is_known_method(&checked.method) || wire::REMOVED_IN_STATELESS.contains(&checked.method.as_str()) {
@@ -211,7 +216,7 @@ impl McpEndpoint {
         let message = match classify::client_message(value) {
             Ok(m @ JsonRpcMessage::Request(_)) => m,
             Ok(_) => return bad(ErrorData::invalid_request("expected a request", None)),
-            Err(e) => return bad(ErrorData::invalid_params(format!("{e}"), None)),
+            Err(e) => return bad(ErrorData::invalid_params(quoted(&e), None)),
         };
         let version = wire::version(&checked.version);
         self.accept(&caller, Route::Stateless(&version), message, Some(request_id), true).await
@@ -241,7 +246,7 @@ impl McpEndpoint {
             let message = match classify::client_message(item) {
                 Ok(m) => m,
                 Err(e) => {
-                    replies.push(ServerJsonRpcMessage::error(ErrorData::invalid_request(format!("{e}"), None), id));
+                    replies.push(ServerJsonRpcMessage::error(ErrorData::invalid_request(quoted(&e), None), id));
                     continue;
                 }
             };
@@ -271,4 +276,10 @@ impl McpEndpoint {
         let body = format!("[{}]", replies.iter().map(wire::encode).collect::<Vec<_>>().join(","));
         poem::Response::builder().status(StatusCode::OK).content_type("application/json").body(body)
     }
+}
+
+/// A decoding error for the caller: serde repeats the bad value, so only a short prefix of
+/// each quoted value is kept.
+fn quoted(e: &serde_json::Error) -> String {
+    qudag_domain::clip::clip_quoted(&e.to_string()).into_owned()
 }

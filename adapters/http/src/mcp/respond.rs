@@ -62,12 +62,13 @@ impl McpEndpoint {
                     queued.push(m);
                 }
                 drop(untrack);
+                let retry = retry_after_of(&joined);
                 let Some((message, status)) = final_message(id, joined, stateless) else {
                     return Response::builder().status(StatusCode::NO_CONTENT).finish();
                 };
                 if queued.is_empty() {
                     drop(guard);
-                    return json_response(status, &message);
+                    return answer(status, &message, retry);
                 }
                 queued.push(message);
                 return self.sse(messages_to_frames(futures::stream::iter(queued).boxed()));
@@ -79,11 +80,12 @@ impl McpEndpoint {
                 None => {
                     let joined = (&mut task).await;
                     drop(untrack);
+                    let retry = retry_after_of(&joined);
                     let Some((message, status)) = final_message(id, joined, stateless) else {
                         return Response::builder().status(StatusCode::NO_CONTENT).finish();
                     };
                     drop(guard);
-                    return json_response(status, &message);
+                    return answer(status, &message, retry);
                 }
             },
             true = closed(disconnect.as_mut()) => (None, true),
@@ -226,6 +228,24 @@ impl Drop for Untrack {
             self.engine.untrack(session, &self.id);
         }
     }
+}
+
+/// Seconds a refused request may be retried after (a limit reached, a backend away), for
+/// the `Retry-After` of an answer sent alone.
+fn retry_after_of(joined: &Joined) -> Option<u64> {
+    match joined {
+        Ok(Err(e)) => crate::errors::retry_after(e),
+        _ => None,
+    }
+}
+
+/// A request's final message sent alone as JSON, with `Retry-After` when it says when.
+fn answer(status: StatusCode, message: &ServerJsonRpcMessage, retry_after: Option<u64>) -> Response {
+    let mut response = json_response(status, message);
+    if let Some(secs) = retry_after {
+        crate::errors::set_retry_after(&mut response, secs);
+    }
+    response
 }
 
 /// The final message for a request and the HTTP status it warrants when sent alone;

@@ -3,6 +3,8 @@
 #![allow(deprecated)] // logging and subscriptions are deprecated in 2026-07-28, current before it
 
 use qudag_domain::audit::digest_json;
+use qudag_domain::clip::{QUOTE_BYTES, clip};
+use qudag_domain::rbac::{Permission, authorize};
 use qudag_domain::session::Session;
 use rmcp::model::{
     CallToolResult, ClientCapabilities, ClientRequest, CompleteResult, DiscoverResult, ErrorData, GetMeta,
@@ -11,9 +13,10 @@ use rmcp::model::{
 use serde_json::Value;
 
 use super::{EngineError, Inbound, McpEngine, PAGE_SIZE, principal};
-use crate::admission::Refusal;
+use crate::admission::{Caller, Refusal};
+use crate::limits::{Limit, holder_of};
 use crate::mcp::catalog::{PromptResponse, ToolResponse};
-use crate::mcp::context::{CallContext, Outbox};
+use crate::mcp::context::{CallContext, Outbox, Peer};
 use crate::mcp::wire;
 
 impl McpEngine {
@@ -50,10 +53,18 @@ impl McpEngine {
                 Ok(ServerResult::empty(()))
             }
             ClientRequest::SubscribeRequest(r) => {
+                let uri = r.params.uri;
+                self.check_subscription(&inbound.caller, &uri, stateless).await?;
                 let mut session = self.session(inbound)?;
-                if session.subscribe(r.params.uri) {
-                    self.sessions.save(&session).await?;
+                if session.resource_subscriptions().contains(&uri) {
+                    return Ok(ServerResult::empty(()));
                 }
+                let max = self.limits.subscriptions_per_session;
+                if session.resource_subscriptions().len() >= max {
+                    return Err(Limit::subscriptions(max).into());
+                }
+                session.subscribe(uri);
+                self.sessions.save(&session).await?;
                 Ok(ServerResult::empty(()))
             }
             ClientRequest::UnsubscribeRequest(r) => {
@@ -65,7 +76,12 @@ impl McpEngine {
             }
             ClientRequest::ListToolsRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let tools: Vec<_> = self.catalog.tool_definitions(stateless).cloned().collect();
+                let tools: Vec<_> = self
+                    .catalog
+                    .tool_entries(stateless)
+                    .filter(|(_, t)| may(inbound, t.permission()))
+                    .map(|(d, _)| d.clone())
+                    .collect();
                 let (tools, next) = wire::page(tools, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListToolsResult::with_all_items(tools);
                 result.next_cursor = next;
@@ -76,7 +92,9 @@ impl McpEngine {
                 let tool = self
                     .catalog
                     .tool(&name, stateless)
-                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown tool: {name}"), None))?
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(format!("unknown tool: {}", clip(&name, QUOTE_BYTES)), None)
+                    })?
                     .clone();
                 let arguments = Value::Object(r.params.arguments.unwrap_or_default());
                 let digest = digest_json(&arguments);
@@ -89,6 +107,10 @@ impl McpEngine {
                     Ok(_) => None,
                     Err(e) => Some(e.message.to_string()),
                 };
+                // One place among the caller's running calls, held until this one ends.
+                let max = self.tool_calls.max();
+                let _running =
+                    self.tool_calls.acquire(&holder_of(&inbound.caller)).ok_or_else(|| Limit::tool_calls(max))?;
                 let outcome = self
                     .admission
                     .run(&inbound.caller, &name, tool.permission(), digest, tool.call(&cx, arguments), describe)
@@ -107,7 +129,12 @@ impl McpEngine {
             }
             ClientRequest::ListPromptsRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let prompts: Vec<_> = self.catalog.prompt_definitions(stateless).cloned().collect();
+                let prompts: Vec<_> = self
+                    .catalog
+                    .prompt_entries(stateless)
+                    .filter(|(_, p)| may(inbound, p.permission()))
+                    .map(|(d, _)| d.clone())
+                    .collect();
                 let (prompts, next) = wire::page(prompts, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListPromptsResult::with_all_items(prompts);
                 result.next_cursor = next;
@@ -118,7 +145,9 @@ impl McpEngine {
                 let prompt = self
                     .catalog
                     .prompt(&name, stateless)
-                    .ok_or_else(|| ErrorData::invalid_params(format!("unknown prompt: {name}"), None))?
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(format!("unknown prompt: {}", clip(&name, QUOTE_BYTES)), None)
+                    })?
                     .clone();
                 self.admission.authorize(&inbound.caller, &name, prompt.permission()).await?;
                 match prompt.get(&cx, r.params.arguments.unwrap_or_default()).await? {
@@ -132,7 +161,13 @@ impl McpEngine {
             }
             ClientRequest::ListResourcesRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let resources: Vec<_> = self.catalog.resource_providers().iter().flat_map(|p| p.resources()).collect();
+                let resources: Vec<_> = self
+                    .catalog
+                    .resource_providers()
+                    .iter()
+                    .filter(|p| may(inbound, p.permission()))
+                    .flat_map(|p| p.resources())
+                    .collect();
                 let (resources, next) = wire::page(resources, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourcesResult::with_all_items(resources);
                 result.next_cursor = next;
@@ -140,7 +175,13 @@ impl McpEngine {
             }
             ClientRequest::ListResourceTemplatesRequest(r) => {
                 let cursor = r.params.and_then(|p| p.cursor);
-                let templates: Vec<_> = self.catalog.resource_providers().iter().flat_map(|p| p.templates()).collect();
+                let templates: Vec<_> = self
+                    .catalog
+                    .resource_providers()
+                    .iter()
+                    .filter(|p| may(inbound, p.permission()))
+                    .flat_map(|p| p.templates())
+                    .collect();
                 let (templates, next) = wire::page(templates, cursor.as_deref(), PAGE_SIZE)?;
                 let mut result = ListResourceTemplatesResult::with_all_items(templates);
                 result.next_cursor = next;
@@ -168,6 +209,36 @@ impl McpEngine {
             }
             other => Err(wire::method_not_found(other.method()).into()),
         }
+    }
+
+    /// Whether `caller` may be told of changes to `uri` (`resources/subscribe`, a
+    /// `subscriptions/listen` filter): a URI of bounded length naming a resource the server
+    /// serves, which the caller may read (authorized, and audited when refused, as a read).
+    ///
+    /// # Errors
+    /// -32602 for a URI over the length bound, the era's not-found error for a resource not
+    /// served, `Forbidden` for one the caller may not read.
+    pub async fn check_subscription(&self, caller: &Caller, uri: &str, stateless: bool) -> Result<(), EngineError> {
+        let max_uri = self.limits.subscription_uri_bytes;
+        if uri.len() > max_uri {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "resource URI of {} bytes is longer than the {max_uri} bytes a subscription may name \
+                     (QUDAG_MAX_SUBSCRIPTION_URI_BYTES)",
+                    uri.len()
+                ),
+                Some(serde_json::json!({ "limit": max_uri, "setting": "QUDAG_MAX_SUBSCRIPTION_URI_BYTES" })),
+            )
+            .into());
+        }
+        let provider = self
+            .catalog
+            .resource_providers()
+            .iter()
+            .find(|p| p.serves(uri))
+            .ok_or_else(|| wire::resource_not_found(uri, stateless))?;
+        self.admission.authorize(caller, uri, provider.permission()).await?;
+        Ok(())
     }
 
     fn session(&self, inbound: &Inbound) -> Result<Session, ErrorData> {
@@ -202,8 +273,11 @@ impl McpEngine {
             }
             _ => (None, None, String::new()),
         };
-        let peer =
-            inbound.session.as_ref().filter(|_| !stateless).map(|s| (s.id().as_str().to_owned(), self.pending.clone()));
+        let peer = inbound.session.as_ref().filter(|_| !stateless).map(|s| Peer {
+            session: s.id().as_str().to_owned(),
+            holder: holder_of(&inbound.caller),
+            pending: self.pending.clone(),
+        });
         CallContext {
             request: inbound.caller.ctx().clone(),
             principal: principal(inbound).clone(),
@@ -222,4 +296,11 @@ impl McpEngine {
             binding: format!("{}|{}|{}", principal(inbound).id(), request.method(), name),
         }
     }
+}
+
+/// Whether the caller's roles and scopes allow what needs `permission`: lists show a caller
+/// only what it may call (the call itself is still authorized, and audited, on its own).
+fn may(inbound: &Inbound, permission: Permission) -> bool {
+    let principal = principal(inbound);
+    authorize(principal.roles(), principal.scopes(), permission).allowed
 }

@@ -23,22 +23,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use qudag_domain::clip::{NAME_BYTES, QUOTE_BYTES, clip, clip_owned};
 use qudag_domain::principal::Principal;
 use qudag_domain::quota::{Cost, Decision};
 use qudag_domain::session::{ClientInfo, ProtocolVersion as DomainVersion, Session, SessionId};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, ClientResult, ErrorData, GetMeta, InitializeRequestParams,
-    InitializeResult, JsonObject, JsonRpcMessage, NumberOrString, PromptsCapability, ProtocolVersion, RequestId,
-    RequestStateCodec, ResourcesCapability, ServerCapabilities, ServerResult, ToolsCapability,
+    ClientCapabilities, ClientJsonRpcMessage, ClientNotification, ClientRequest, ClientResult, ErrorData, GetMeta,
+    InitializeRequestParams, InitializeResult, JsonObject, JsonRpcMessage, NumberOrString, PromptsCapability,
+    ProtocolVersion, RequestId, RequestStateCodec, ResourcesCapability, SamplingCapability, ServerCapabilities,
+    ServerResult, ToolsCapability,
 };
 use serde_json::Value;
 use tracing::Instrument;
 
 use super::bus::{ANSWERS_TOPIC, NodeMessage};
 use super::catalog::{Catalog, ResourceError};
-use super::context::{Outbox, PendingRequests};
+use super::context::{AnswerOrigin, Outbox, PendingRequests};
 use super::wire;
 use crate::admission::{Admission, Caller, Refusal};
+use crate::limits::{CallerLimits, Limit, Slots, holder_of};
 use crate::ports::EventBus;
 use crate::ports::metrics::ToolOutcome;
 use crate::usecases::{SessionError, SessionService};
@@ -149,7 +152,21 @@ pub enum EngineError {
     Refused(#[from] Refusal),
     /// The session store failed, or the session is unknown, expired or someone else's.
     #[error(transparent)]
-    Session(#[from] SessionError),
+    Session(SessionError),
+    /// A bound per caller was reached (HTTP 429, JSON-RPC -31002, with `Retry-After`).
+    #[error(transparent)]
+    Limit(#[from] Limit),
+}
+
+/// A session refused for the caller's allowance is that limit; anything else stays a
+/// session error.
+impl From<SessionError> for EngineError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Limit(limit) => Self::Limit(limit),
+            other => Self::Session(other),
+        }
+    }
 }
 
 impl From<ErrorData> for EngineError {
@@ -177,6 +194,8 @@ pub struct McpEngine {
     codec: Arc<RequestStateCodec>,
     events: Arc<dyn EventBus>,
     running: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
+    limits: CallerLimits,
+    tool_calls: Arc<Slots>,
 }
 
 impl std::fmt::Debug for McpEngine {
@@ -199,16 +218,38 @@ impl McpEngine {
         events: Arc<dyn EventBus>,
         state_key: Vec<u8>,
     ) -> Result<Self, String> {
+        let pending = PendingRequests::new(CallerLimits::default().pending_requests, &state_key);
         let codec = RequestStateCodec::try_new(state_key).map_err(|e| format!("request-state key: {e}"))?;
         Ok(Self {
             catalog,
             admission,
             sessions,
-            pending: Arc::new(PendingRequests::default()),
+            pending: Arc::new(pending),
             codec: Arc::new(codec),
             events,
             running: Mutex::new(HashMap::new()),
+            limits: CallerLimits::default(),
+            tool_calls: Slots::new(CallerLimits::default().tool_calls),
         })
+    }
+
+    /// Keep callers within `limits` (the session bound is the [`SessionService`]'s).
+    #[must_use]
+    pub fn with_limits(mut self, limits: CallerLimits) -> Self {
+        self.pending = Arc::new(self.pending.with_max(limits.pending_requests));
+        self.tool_calls = Slots::new(limits.tool_calls);
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds per caller it keeps.
+    pub fn limits(&self) -> &CallerLimits {
+        &self.limits
+    }
+
+    /// Callers with a tool call running now (each has one entry in the count).
+    pub fn callers_running_tools(&self) -> usize {
+        self.tool_calls.holders()
     }
 
     /// The catalog.
@@ -269,9 +310,15 @@ impl McpEngine {
         let version = wire::negotiate(params.protocol_version.as_str());
         let domain_version = DomainVersion::parse(version.as_str())
             .map_err(|e| ErrorData::internal_error(format!("negotiated version: {e}"), None))?;
-        let client = ClientInfo { name: params.client_info.name.clone(), version: params.client_info.version.clone() };
-        let caps = serde_json::to_value(&params.capabilities).unwrap_or(Value::Null);
-        let session = self.sessions.open(caller.ctx(), caller.principal().id(), domain_version, client, caps).await?;
+        // Only what the server uses is kept, and the client's strings only to a fixed size.
+        let client = ClientInfo {
+            name: clip(&params.client_info.name, NAME_BYTES).into_owned(),
+            version: clip(&params.client_info.version, NAME_BYTES).into_owned(),
+        };
+        let caps = serde_json::to_value(used_capabilities(&params.capabilities)).unwrap_or(Value::Null);
+        let holder = holder_of(caller);
+        let session =
+            self.sessions.open(caller.ctx(), caller.principal().id(), &holder, domain_version, client, caps).await?;
         let mut result = InitializeResult::new(self.capabilities(false))
             .with_protocol_version(version)
             .with_server_info(self.catalog.server_info().clone());
@@ -328,12 +375,12 @@ impl McpEngine {
                 Ok(Accepted::Absorbed)
             }
             JsonRpcMessage::Response(r) => {
-                self.answer(&inbound, &r.id, Ok(r.result)).await;
+                self.answer(&inbound, &r.id, Ok(r.result)).await?;
                 Ok(Accepted::Absorbed)
             }
             JsonRpcMessage::Error(e) => {
                 if let Some(id) = &e.id {
-                    self.answer(&inbound, id, Err(e.error)).await;
+                    self.answer(&inbound, id, Err(e.error)).await?;
                 }
                 Ok(Accepted::Absorbed)
             }
@@ -364,12 +411,28 @@ impl McpEngine {
         Ok((self.resume(caller, session).await?, decision))
     }
 
-    /// Admit the opening of a `subscriptions/listen` stream.
+    /// Admit the opening of a `subscriptions/listen` stream asking for `filter`: the
+    /// resources it names are checked as `resources/subscribe` checks one, and there may be
+    /// no more of them than a session may subscribe to.
     ///
     /// # Errors
-    /// A refusal.
-    pub async fn open_listen(&self, caller: &Caller) -> Result<Option<Decision>, EngineError> {
-        Ok(self.admission.admit(caller, Cost::ONE).await?)
+    /// A refusal, a resource URI refused, or too many of them.
+    pub async fn open_listen(
+        &self,
+        caller: &Caller,
+        filter: &rmcp::model::SubscriptionFilter,
+    ) -> Result<Option<Decision>, EngineError> {
+        let decision = self.admission.admit(caller, Cost::ONE).await?;
+        if let Some(uris) = &filter.resource_subscriptions {
+            let max = self.limits.subscriptions_per_session;
+            if uris.len() > max {
+                return Err(Limit::subscriptions(max).into());
+            }
+            for uri in uris {
+                self.check_subscription(caller, uri, true).await?;
+            }
+        }
+        Ok(decision)
     }
 
     /// End the caller's session (DELETE), and tell every node its streams are over.
@@ -390,7 +453,7 @@ impl McpEngine {
     /// The caller's session called `raw`.
     async fn resume(&self, caller: &Caller, raw: &str) -> Result<Arc<Session>, EngineError> {
         let id = SessionId::parse(raw).map_err(|_| SessionError::NotFound)?;
-        Ok(Arc::new(self.sessions.resume(caller.ctx(), &id, caller.principal().id()).await?))
+        Ok(self.sessions.resume(caller.ctx(), &id, caller.principal().id()).await?)
     }
 
     /// The quota cost of a request (a tool's own cost for `tools/call`, one otherwise).
@@ -416,7 +479,9 @@ impl McpEngine {
         outbox: Option<Outbox>,
     ) -> Result<ServerResult, EngineError> {
         let Call { inbound, request, .. } = call;
-        let method = request.method().to_owned();
+        // The method and id are the caller's text: spans and logs get a short prefix.
+        let method = clip(request.method(), QUOTE_BYTES).into_owned();
+        let rpc_label = clip_owned(rpc_id.to_string(), QUOTE_BYTES);
         let tool = match &request {
             ClientRequest::CallToolRequest(r) => Some(self.tool_label(&r.params.name, inbound.era.is_stateless())),
             _ => None,
@@ -430,7 +495,7 @@ impl McpEngine {
             mcp.method.name = %method,
             mcp.protocol.version = %inbound.era.version().as_str(),
             mcp.session.id = tracing::field::Empty,
-            jsonrpc.request.id = %rpc_id,
+            jsonrpc.request.id = %rpc_label,
             gen_ai.tool.name = tool.as_deref(),
             gen_ai.operation.name = tool.as_ref().map(|_| "execute_tool"),
             request_id = %inbound.caller.ctx().request_id,
@@ -507,7 +572,7 @@ impl McpEngine {
                     let handle = self.running_lock().remove(&key);
                     if let Some(handle) = handle {
                         handle.abort();
-                        tracing::debug!(request = %key.1, "Request cancelled by the client");
+                        tracing::debug!(request = %clip(&key.1, QUOTE_BYTES), "Request cancelled by the client");
                     }
                 }
             }
@@ -517,17 +582,40 @@ impl McpEngine {
     }
 
     /// Route the client's answer to a server-to-client request: to the request waiting on
-    /// this node, or else over the bus to the node where it waits (`route_answers`).
-    async fn answer(&self, inbound: &Inbound, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) {
-        let Some(session) = &inbound.session else { return };
+    /// this node, or else over the bus to the node where it waits (`route_answers`). An
+    /// answer to no request any node sent in this session — or to one of this node's that
+    /// no longer waits — is refused here and never published.
+    ///
+    /// # Errors
+    /// -32600 naming the id, for an answer nothing waits for.
+    async fn answer(
+        &self,
+        inbound: &Inbound,
+        id: &NumberOrString,
+        answer: Result<ClientResult, ErrorData>,
+    ) -> Result<(), EngineError> {
+        let unmatched = || {
+            let id = clip_owned(id.to_string(), QUOTE_BYTES);
+            EngineError::Rpc(ErrorData::invalid_request(
+                format!("no request of this session waits for a response with id {id}"),
+                None,
+            ))
+        };
+        let Some(session) = &inbound.session else { return Err(unmatched()) };
         let sid = session.id().as_str();
-        if self.pending.waits(sid, id) {
-            self.pending.deliver(sid, id, answer);
-            return;
-        }
-        let message = NodeMessage::Answer { session: sid.to_owned(), id: id.clone(), answer: answer.into() };
-        if let Err(error) = message.publish(self.events.as_ref()).await {
-            tracing::warn!(%error, "Cannot forward a client's answer to the other nodes");
+        match self.pending.origin(sid, id) {
+            AnswerOrigin::Waiting => {
+                self.pending.deliver(sid, id, answer);
+                Ok(())
+            }
+            AnswerOrigin::OtherNode => {
+                let message = NodeMessage::Answer { session: sid.to_owned(), id: id.clone(), answer: answer.into() };
+                if let Err(error) = message.publish(self.events.as_ref()).await {
+                    tracing::warn!(%error, "Cannot forward a client's answer to the other nodes");
+                }
+                Ok(())
+            }
+            AnswerOrigin::Gone | AnswerOrigin::Unknown => Err(unmatched()),
         }
     }
 
@@ -566,6 +654,22 @@ impl McpEngine {
     }
 }
 
+/// What a session keeps of the capabilities a client declared: what the server asks about
+/// (can it be sent sampling, elicitation, roots requests, and in which forms), never the
+/// client's free-form objects (`experimental`, `extensions`, sampling's settings).
+fn used_capabilities(sent: &ClientCapabilities) -> ClientCapabilities {
+    let mut kept = ClientCapabilities::default();
+    kept.roots = sent.roots.clone();
+    kept.elicitation = sent.elicitation.clone();
+    kept.sampling = sent.sampling.as_ref().map(|s| {
+        let mut sampling = SamplingCapability::default();
+        sampling.tools = s.tools.as_ref().map(|_| JsonObject::new());
+        sampling.context = s.context.as_ref().map(|_| JsonObject::new());
+        sampling
+    });
+    kept
+}
+
 /// The principal of an inbound request.
 fn principal(inbound: &Inbound) -> &Principal {
     inbound.caller.principal()
@@ -577,6 +681,7 @@ fn engine_error_kind(e: &EngineError) -> (ToolOutcome, &'static str) {
         EngineError::Rpc(_) => (ToolOutcome::Error, "jsonrpc_error"),
         EngineError::Refused(r) => refusal_kind(r),
         EngineError::Session(SessionError::NotFound) => (ToolOutcome::Error, "session_not_found"),
+        EngineError::Limit(_) => (ToolOutcome::RateLimited, "limit_reached"),
         EngineError::Session(_) => (ToolOutcome::Unavailable, "session_store_unavailable"),
     }
 }
@@ -603,3 +708,7 @@ fn backend_of(e: &EngineError) -> Option<&'static str> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod bounds_tests;
