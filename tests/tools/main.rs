@@ -231,6 +231,46 @@ async fn quantum_tools_compute_real_results() {
     app.stop().await.unwrap();
 }
 
+/// Work is counted for every run (a circuit without gates is still a pass over its state
+/// vector), and results list a bounded number of outcomes however many there are.
+#[tokio::test]
+async fn simulation_work_and_results_are_bounded() {
+    let app = spawn_app_with(|s| {
+        s.tools.max_qubits = 14;
+        s.tools.max_amplitude_updates = 1 << 20;
+    })
+    .await;
+    let c = Client::new(&app, None).await;
+    // 2¹² amplitudes × 2 000 runs, without a gate: counted as nothing before.
+    let text = c
+        .bad(
+            "benchmark_performance",
+            json!({"circuit": {"qubits": 12, "gates": []}, "benchmark": {"iterations": 1000, "warmup_iterations": 1000}}),
+            "benchmark.iterations",
+        )
+        .await;
+    assert!(text.contains("QUDAG_MAX_AMPLITUDE_UPDATES = 1048576"), "{text}");
+    assert!(text.contains("8192000 amplitude updates"), "{text}");
+
+    // H on each of 14 qubits: 16 384 equally likely outcomes, 4096 listed.
+    let gates: Vec<Value> = (0..14).map(|q| json!({"type": "H", "target": q})).collect();
+    let run = c
+        .ok(
+            "execute_quantum_dag",
+            json!({"circuit": {"qubits": 14, "gates": gates}, "execution": {"shots": 50000, "seed": 1}}),
+        )
+        .await;
+    let results = &run["results"];
+    assert_eq!(results["probabilities"].as_object().unwrap().len(), 4096);
+    assert_eq!(results["probabilities_truncated"], true);
+    let counts = results["measurements"].as_object().unwrap();
+    assert!(counts.len() <= 4096, "{} outcomes listed", counts.len());
+    let listed: u64 = counts.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(listed + results["unlisted_shots"].as_u64().unwrap(), 50000);
+    assert!(results["unlisted_shots"].as_u64().unwrap() > 0);
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn key_exchange_sign_and_verify() {
     let app = spawn_app_with(|_| {}).await;
@@ -455,6 +495,12 @@ async fn dark_names_are_signed_and_verified() {
     assert_eq!(resolved["record"]["address"], "quic://203.0.113.7:4001");
     assert_eq!(resolved["record"]["public_key"], signed["public_key"]);
     assert_eq!(resolved["record"]["signature"]["verified"], true);
+    // A resolver is not told who owns the name, nor given the signature that would let it
+    // confirm a guess; the owner sees both when it registers.
+    assert!(resolved["record"].get("owner").is_none(), "{resolved}");
+    assert!(resolved["record"]["signature"].get("value").is_none(), "{resolved}");
+    assert!(registered["owner"].is_string() && registered["signature"]["value"].is_string(), "{registered}");
+    assert!(!resolved.to_string().contains(registered["owner"].as_str().unwrap()), "{resolved}");
 
     // The record's signature verifies against the server key published as a resource.
     let key = c.request("resources/read", json!({"uri": "qudag://keys/signing"})).await;
@@ -482,6 +528,81 @@ async fn dark_names_are_signed_and_verified() {
         "key_algorithm",
     )
     .await;
+    app.stop().await.unwrap();
+}
+
+/// Names under a name belong to its owner; vault entries and names are bounded per
+/// principal; a key is a vault entry, and making one needs `vault:write`.
+#[tokio::test]
+async fn ownership_and_per_principal_quotas() {
+    let tmp = temp_dir("tools");
+    let dir = tmp.path();
+    let app = spawn_app_with({
+        let dev = dev_settings(dir);
+        move |s| {
+            dev(s);
+            s.tools.max_vault_entries_per_principal = 3;
+            s.tools.max_names_per_principal = 2;
+        }
+    })
+    .await;
+    let alice = Client::new(&app, Some(token(dir, "admin", "alice"))).await;
+    let mallory = Client::new(&app, Some(token(dir, "admin", "mallory"))).await;
+    let key = alice.ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-65"})).await;
+    let register = |name: &str| json!({"name": name, "address": "quic://203.0.113.7:4001", "public_key": key["public_key"], "key_algorithm": "ml-dsa-65"});
+
+    // Sub-names: only the owner of alice.dark registers under it.
+    alice.ok("dark_address_register", register("alice.dark")).await;
+    let text = mallory.bad("dark_address_register", register("x.alice.dark"), "name").await;
+    assert!(text.contains("alice.dark") && text.contains("someone else"), "{text}");
+    mallory.bad("dark_address_register", register("a.b.alice.dark"), "name").await;
+    assert_eq!(mallory.ok("dark_address_resolve", json!({"address": "x.alice.dark"})).await["found"], false);
+    alice.ok("dark_address_register", register("x.alice.dark")).await;
+
+    // Names per principal: alice holds two; a third is refused, a renewal is not.
+    let third = alice.call("dark_address_register", register("other.dark")).await;
+    assert!(third.is_error && third.text.contains("QUDAG_MAX_NAMES_PER_PRINCIPAL"), "{}", third.text);
+    alice.ok("dark_address_register", register("alice.dark")).await;
+    mallory.ok("dark_address_register", register("mallory.dark")).await;
+
+    // Vault entries per principal, the minted key included.
+    alice.ok("vault_quantum_store", json!({"secret": {"label": "a", "data": "x"}})).await;
+    alice.ok("vault_quantum_store", json!({"secret": {"label": "b", "data": "x"}})).await;
+    let over = alice.call("vault_quantum_store", json!({"secret": {"label": "c", "data": "x"}})).await;
+    assert!(over.is_error && over.text.contains("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL"), "{}", over.text);
+    let over = alice.call("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-44"})).await;
+    assert!(over.is_error && over.text.contains("QUDAG_MAX_VAULT_ENTRIES_PER_PRINCIPAL"), "{}", over.text);
+    mallory.ok("vault_quantum_store", json!({"secret": {"label": "c", "data": "x"}})).await;
+    alice.ok("vault_quantum_delete", json!({"entry": {"label": "a"}})).await;
+    alice.ok("vault_quantum_store", json!({"secret": {"label": "c", "data": "x"}})).await;
+
+    // Making a key is a vault write: a developer (crypto:execute, no vault:write) is refused
+    // before anything is stored, and may still sign with its own key or exchange without
+    // keeping the secret.
+    let dev = Client::new(&app, Some(token(dir, "developer", "dev"))).await;
+    let refused = dev.call("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-65"})).await;
+    assert!(refused.is_error && refused.text.contains("vault:write"), "{}", refused.text);
+    let refused = dev.call("quantum_key_exchange", json!({"algorithm": "ml-kem-768", "role": "initiator"})).await;
+    assert!(refused.is_error && refused.text.contains("vault:write"), "{}", refused.text);
+    let pk = mallory.ok("quantum_key_exchange", json!({"algorithm": "ml-kem-512", "role": "initiator"})).await;
+    let kept = dev
+        .call(
+            "quantum_key_exchange",
+            json!({"algorithm": "ml-kem-512", "role": "responder", "public_key": pk["public_key"]}),
+        )
+        .await;
+    assert!(kept.is_error && kept.text.contains("store_in_vault"), "{}", kept.text);
+    let exchanged = dev
+        .ok("quantum_key_exchange", json!({"algorithm": "ml-kem-512", "role": "responder", "public_key": pk["public_key"], "options": {"store_in_vault": false}}))
+        .await;
+    assert!(exchanged["shared_secret_entry"].is_null());
+    let own = mallory
+        .ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-44", "options": {"export_private_key": true}}))
+        .await;
+    dev.ok("quantum_sign", json!({"data": "x", "algorithm": "ml-dsa-44", "private_key": own["private_key"]})).await;
+    let status = alice.request("resources/read", json!({"uri": "qudag://status/vault"})).await;
+    let counts: Value = serde_json::from_str(status["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(counts["owners"], 2, "the developer stored nothing: {counts}");
     app.stop().await.unwrap();
 }
 

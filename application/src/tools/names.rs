@@ -129,7 +129,7 @@ impl QudagTool for ResolveTool {
         ToolSpec {
             name: "dark_address_resolve",
             title: "Resolve a .dark address",
-            description: "Resolve a .dark name to its network address and public key. The record's ML-DSA-65 signature is verified before anything is returned.",
+            description: "Resolve a .dark name to its network address and public key. The record's ML-DSA-65 signature is verified before anything is returned. Who owns the name is not shown.",
             input: json!({
                 "type": "object",
                 "required": ["address"],
