@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (method, url) = request.and_then(|r| r.split_once(' ')).unwrap_or(("POST", "https://mcp.example/mcp"));
     let proof = DpopProof { proof, method: method.to_owned(), url: url.to_owned() };
-    let verifier = DpopVerifier::new(Duration::from_secs(300), 16);
+    let verifier = DpopVerifier::new(Duration::from_secs(300), 16, 16);
     if verifier.verify(&proof, TOKEN, &key.thumbprint(), NOW).is_ok() {
         // A proof is good once: the same proof again is a replay.
         assert!(verifier.verify(&proof, TOKEN, &key.thumbprint(), NOW).is_err(), "a replayed proof was accepted");
