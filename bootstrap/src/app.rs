@@ -311,6 +311,7 @@ impl App {
             body: qudag_adapter_http::body::BodyLimits {
                 max_bytes: settings.mcp.max_body_bytes,
                 admin_max_bytes: settings.mcp.admin_max_body_bytes,
+                per_address_bytes: settings.mcp.max_body_bytes_per_address,
                 timeout: std::time::Duration::from_secs(settings.mcp.body_timeout_secs),
             },
         };

@@ -272,3 +272,54 @@ async fn admin_endpoints_refuse_a_rebinding_host_or_origin() {
     assert_eq!(status(&exchange(addr, &explain).await), 403);
     app.stop().await.unwrap();
 }
+
+/// Opens a connection from `from` that sends a `/mcp` request declaring `length` body bytes
+/// and sends `sent` of them, then stalls.
+async fn partial_body(from: &str, server: SocketAddr, length: usize, sent: usize) -> TcpStream {
+    let mut stream = connect_from(from, server).await.expect("connected");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {server}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    stream.write_all(&vec![b' '; sent]).await.expect("body sent");
+    stream
+}
+
+#[tokio::test]
+async fn bodies_held_at_once_are_bounded_per_address_not_per_connection() {
+    // Each body may be 64 KiB; one address may hold 160 KiB of bodies at once.
+    let app = spawn_app_with(|s| {
+        s.mcp.max_body_bytes = 64 * 1024;
+        s.mcp.max_body_bytes_per_address = 160 * 1024;
+        s.mcp.body_timeout_secs = 30;
+    })
+    .await;
+    let (length, sent) = (64 * 1024, 60 * 1024);
+    // Two stalled bodies of 60 KiB fit the allowance ...
+    let mut held = vec![
+        partial_body("127.0.0.1", app.addr, length, sent).await,
+        partial_body("127.0.0.1", app.addr, length, sent).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... a third one passes it while it is read: 429 with Retry-After, naming the setting,
+    // long before the body deadline.
+    let mut third = partial_body("127.0.0.1", app.addr, length, sent).await;
+    let answer = read_head(&mut third, Duration::from_secs(5)).await;
+    assert_eq!(status(&answer), 429, "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("retry-after: 1"), "{answer}");
+    let mut rest = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), third.read_to_string(&mut rest)).await;
+    assert!(format!("{answer}{rest}").contains("QUDAG_MAX_BODY_BYTES_PER_ADDRESS"), "{answer}{rest}");
+    // Another address has its own allowance.
+    let mut other = partial_body("127.0.0.2", app.addr, length, sent).await;
+    let probe = tokio::time::timeout(Duration::from_millis(500), other.read(&mut [0u8; 1])).await;
+    assert!(probe.is_err(), "another address's body is still being read, not refused");
+    // Once the first two connections go, their bytes are given back.
+    held.clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = partial_body("127.0.0.1", app.addr, length, sent).await;
+    let probe = tokio::time::timeout(Duration::from_millis(500), again.read(&mut [0u8; 1])).await;
+    assert!(probe.is_err(), "the address's allowance was given back");
+    app.stop().await.unwrap();
+}

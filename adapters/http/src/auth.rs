@@ -42,6 +42,16 @@ impl PublicOrigin {
         is_trusted(&self.trusted_proxies, peer)
     }
 
+    /// The client's address for `req`: the peer's, or behind a trusted proxy the client the
+    /// `X-Forwarded-For` chain names (see [`client_address`]); `None` when the connection
+    /// has no IP peer.
+    pub fn client_addr(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req.remote_addr().as_socket_addr()?.ip();
+        let lines: Vec<&str> =
+            req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        Some(client_address(peer, &lines, &self.trusted_proxies))
+    }
+
     /// The external base URL of `req`: the configured one, else the scheme and host the
     /// request came with — `X-Forwarded-Proto`/`-Host` only from a trusted proxy; the `Host`
     /// header, or the authority of an HTTP/2 request, otherwise.
@@ -85,12 +95,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// What admission needs to know of `req`: its id, the client's address and credential.
 pub fn request_context(req: &Request, origin: &PublicOrigin) -> RequestContext {
     let request_id = req.extensions().get::<crate::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    let peer: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let client_addr = peer.map(|peer| {
-        let lines: Vec<&str> =
-            req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        client_address(peer, &lines, &origin.trusted_proxies)
-    });
+    let client_addr = origin.client_addr(req);
     let (credential, credential_problem) = credential(req, || format!("{}{}", origin.base(req), req.uri().path()));
     RequestContext { request_id, client_addr, credential, credential_problem }
 }

@@ -11,15 +11,23 @@
 //!   408, so a slowly sent body holds its connection for that long at most, however long
 //!   `QUDAG_REQUEST_TIMEOUT_SECS` allows a handler to run.
 //!
+//! Across requests, the bytes of bodies read and still held (until each request ends) are
+//! counted per client address, and a read that would take an address past
+//! `QUDAG_MAX_BODY_BYTES_PER_ADDRESS` fails the same way and is answered 429 with
+//! `Retry-After`: many connections each sending a large body slowly hold at most that much
+//! memory per address, not connections × body limit.
+//!
 //! The limit is `QUDAG_MAX_BODY_BYTES` for `/mcp` and every route outside `/admin/`, and
 //! `QUDAG_ADMIN_MAX_BODY_BYTES` for `/admin/*`, whose bodies are read (to be parsed) before
 //! their caller is authenticated. An unfinished body is never drained: hyper closes an
 //! HTTP/1.1 connection whose request body was not read to its end.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,11 +49,19 @@ pub struct BodyLimits {
     /// The most time a body may take to arrive, counted from the request's head
     /// (`QUDAG_BODY_TIMEOUT_SECS`).
     pub timeout: Duration,
+    /// The most body bytes one client address may have held at once, across its requests
+    /// in flight (`QUDAG_MAX_BODY_BYTES_PER_ADDRESS`); 0 for no bound.
+    pub per_address_bytes: usize,
 }
 
 impl Default for BodyLimits {
     fn default() -> Self {
-        Self { max_bytes: 4 << 20, admin_max_bytes: 64 << 10, timeout: Duration::from_secs(30) }
+        Self {
+            max_bytes: 4 << 20,
+            admin_max_bytes: 64 << 10,
+            timeout: Duration::from_secs(30),
+            per_address_bytes: 16 << 20,
+        }
     }
 }
 
@@ -60,15 +76,16 @@ impl BodyLimits {
     }
 }
 
-/// The body-limit middleware (see the module documentation).
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimit(pub BodyLimits);
+/// The body-limit middleware (see the module documentation): the limits, and how a
+/// request's client address is found (the one admission counts).
+#[derive(Clone, Debug)]
+pub struct BodyLimit(pub BodyLimits, pub crate::auth::PublicOrigin);
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint { inner, limits: self.0 }
+        BodyLimitEndpoint { inner, limits: self.0, origin: self.1.clone(), held: Arc::default() }
     }
 }
 
@@ -77,12 +94,63 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 pub struct BodyLimitEndpoint<E> {
     inner: E,
     limits: BodyLimits,
+    origin: crate::auth::PublicOrigin,
+    held: Arc<Held>,
+}
+
+/// Body bytes held per client address; an address holding none has no entry.
+#[derive(Debug, Default)]
+struct Held(Mutex<HashMap<IpAddr, usize>>);
+
+/// What one request's body holds of its address's allowance, given back when the
+/// request ends (dropped after the endpoint has answered).
+#[derive(Debug)]
+struct Charge {
+    held: Arc<Held>,
+    addr: IpAddr,
+    budget: usize,
+    bytes: AtomicUsize,
+}
+
+impl Charge {
+    /// Take `n` more bytes of the address's allowance; `false` (nothing taken) when that
+    /// would pass the budget.
+    fn take(&self, n: usize) -> bool {
+        let mut map = self.held.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let total = map.entry(self.addr).or_insert(0);
+        if total.saturating_add(n) > self.budget {
+            if *total == 0 {
+                map.remove(&self.addr);
+            }
+            return false;
+        }
+        *total += n;
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        true
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let bytes = *self.bytes.get_mut();
+        if bytes == 0 {
+            return;
+        }
+        let mut map = self.held.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(total) = map.get_mut(&self.addr) {
+            *total = total.saturating_sub(bytes);
+            if *total == 0 {
+                map.remove(&self.addr);
+            }
+        }
+    }
 }
 
 /// How the reading of a body went, shared between the body and the middleware.
 const READING: u8 = 0;
 const TOO_LARGE: u8 = 1;
 const TOO_SLOW: u8 = 2;
+const OVER_BUDGET: u8 = 3;
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = Response;
@@ -102,23 +170,38 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
         let outcome = Arc::new(AtomicU8::new(READING));
+        let budget = self.limits.per_address_bytes;
+        let charge = match self.origin.client_addr(&req) {
+            Some(addr) if budget > 0 => Some(Arc::new(Charge {
+                held: self.held.clone(),
+                addr: addr.to_canonical(),
+                budget,
+                bytes: AtomicUsize::new(0),
+            })),
+            _ => None,
+        };
         let bounded = Bounded {
             inner: body.into(),
             read: 0,
             limit,
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + self.limits.timeout)),
             outcome: outcome.clone(),
+            charge: charge.clone(),
         };
         req.set_body(Body::from(http_body_util::combinators::BoxBody::new(bounded)));
         let response = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
+        // What the body held is given back once the endpoint has answered (it held the
+        // bytes, or what it made of them, until then).
+        drop(charge);
         // The endpoint's own answer to a failed read (a 400 "cannot read the body") is
         // replaced by the reason the read failed.
         Ok(match outcome.load(Ordering::Acquire) {
             TOO_LARGE => too_large(limit, variable, admin, http1),
             TOO_SLOW => too_slow(self.limits.timeout, admin, http1),
+            OVER_BUDGET => over_budget(budget, admin, http1),
             _ => response,
         })
     }
@@ -134,6 +217,17 @@ fn too_large(limit: usize, variable: &str, admin: bool, http1: bool) -> Response
 fn too_slow(timeout: Duration, admin: bool, http1: bool) -> Response {
     let text = format!("request body not received within {} s (QUDAG_BODY_TIMEOUT_SECS)", timeout.as_secs());
     refusal(StatusCode::REQUEST_TIMEOUT, &text, "body_timeout", admin, http1)
+}
+
+/// 429 naming the per-address allowance; the bytes free up as the address's other
+/// requests end, so it may come back in a second.
+fn over_budget(budget: usize, admin: bool, http1: bool) -> Response {
+    let text = format!(
+        "request bodies in flight from this address would exceed {budget} bytes (QUDAG_MAX_BODY_BYTES_PER_ADDRESS)"
+    );
+    let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, &text, "body_bytes_per_address", admin, http1);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A refusal of the body: in the admin endpoints' error shape under `/admin/`, plain text
@@ -162,6 +256,8 @@ struct Bounded {
     limit: usize,
     deadline: Pin<Box<Sleep>>,
     outcome: Arc<AtomicU8>,
+    /// The address's allowance each frame is taken from, if there is one.
+    charge: Option<Arc<Charge>>,
 }
 
 impl Bounded {
@@ -169,6 +265,7 @@ impl Bounded {
         self.outcome.store(outcome, Ordering::Release);
         match outcome {
             TOO_LARGE => io::Error::other(format!("request body exceeds {} bytes", self.limit)),
+            OVER_BUDGET => io::Error::other("request bodies in flight from this address exceed their allowance"),
             _ => io::Error::new(io::ErrorKind::TimedOut, "request body not received in time"),
         }
     }
@@ -189,6 +286,11 @@ impl HttpBody for Bounded {
                     self.read = self.read.saturating_add(data.len());
                     if self.read > self.limit {
                         return Poll::Ready(Some(Err(self.fail(TOO_LARGE))));
+                    }
+                    if let Some(charge) = &self.charge
+                        && !charge.take(data.len())
+                    {
+                        return Poll::Ready(Some(Err(self.fail(OVER_BUDGET))));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -231,11 +333,14 @@ mod tests {
     }
 
     fn app(limits: BodyLimits) -> impl Endpoint {
-        Route::new().at("/mcp", post(echo)).at("/admin/authz/explain", post(echo)).with(BodyLimit(limits))
+        Route::new()
+            .at("/mcp", post(echo))
+            .at("/admin/authz/explain", post(echo))
+            .with(BodyLimit(limits, crate::auth::PublicOrigin::default()))
     }
 
     fn limits() -> BodyLimits {
-        BodyLimits { max_bytes: 4096, admin_max_bytes: 1024, timeout: Duration::from_millis(300) }
+        BodyLimits { max_bytes: 4096, admin_max_bytes: 1024, timeout: Duration::from_millis(300), per_address_bytes: 0 }
     }
 
     #[tokio::test]

@@ -123,6 +123,7 @@ const UNDOCUMENTED_ROUTES: [(&str, &str); 3] =
 /// timeout, DNS-rebinding and body-limit middleware.
 pub fn router(state: HttpState) -> impl Endpoint {
     let (cors, timeout, bodies) = (state.cors.clone(), state.request_timeout, state.body);
+    let origin = state.oauth.origin.clone();
     let api = openapi_service(&state);
     let timing = metrics::HttpMetricsMiddleware(state.metrics.clone());
     let raw = api.spec();
@@ -139,7 +140,7 @@ pub fn router(state: HttpState) -> impl Endpoint {
     route
         .nest("/", api)
         .with(openapi::AllowOn405(Arc::new(allow)))
-        .with(body::BodyLimit(bodies))
+        .with(body::BodyLimit(bodies, origin))
         .with(security::RebindingGuard(cors.clone()))
         .with(security::RequestTimeout(timeout))
         .with(security::Cors(cors))

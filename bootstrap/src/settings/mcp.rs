@@ -28,6 +28,9 @@ pub struct McpSettings {
     pub max_body_bytes: usize,
     /// The largest request body accepted on `/admin/*`, in bytes.
     pub admin_max_body_bytes: usize,
+    /// Request-body bytes one client address may have held at once, across all its
+    /// requests in flight; 0 for no such bound.
+    pub max_body_bytes_per_address: usize,
     /// Hex key (at least 32 bytes) sealing input-required request state; random per
     /// process when unset, so several nodes must share one.
     #[serde(serialize_with = "redacted::secret")]
@@ -60,6 +63,7 @@ impl Default for McpSettings {
             cors_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             admin_max_body_bytes: 64 * 1024,
+            max_body_bytes_per_address: 16 * 1024 * 1024,
             request_state_key: None,
             trusted_proxies: Vec::new(),
             public_url: None,
@@ -82,6 +86,7 @@ impl PartialEq for McpSettings {
             cors_origins,
             max_body_bytes,
             admin_max_body_bytes,
+            max_body_bytes_per_address,
             request_state_key,
             trusted_proxies,
             public_url,
@@ -96,6 +101,7 @@ impl PartialEq for McpSettings {
         *cors_origins == other.cors_origins
             && *max_body_bytes == other.max_body_bytes
             && *admin_max_body_bytes == other.admin_max_body_bytes
+            && *max_body_bytes_per_address == other.max_body_bytes_per_address
             && redacted::same(request_state_key, &other.request_state_key)
             && *trusted_proxies == other.trusted_proxies
             && *public_url == other.public_url
@@ -129,6 +135,7 @@ impl McpSettings {
             "cors_origins" => self.cors_origins = parse_list(v),
             "max_body_bytes" => self.max_body_bytes = parse_num(v)?,
             "admin_max_body_bytes" => self.admin_max_body_bytes = parse_num(v)?,
+            "max_body_bytes_per_address" => self.max_body_bytes_per_address = parse_num(v)?,
             "request_state_key" => self.request_state_key = Some(SecretString::from(v)),
             "trusted_proxies" => {
                 let list = parse_list(v);
@@ -161,6 +168,16 @@ impl McpSettings {
                 "QUDAG_ADMIN_MAX_BODY_BYTES",
                 self.admin_max_body_bytes,
                 "must be at least 1024",
+            ));
+        }
+        let largest = self.max_body_bytes.max(self.admin_max_body_bytes);
+        if self.max_body_bytes_per_address != 0 && self.max_body_bytes_per_address < largest {
+            return Err(ConfigError::invalid(
+                "QUDAG_MAX_BODY_BYTES_PER_ADDRESS",
+                self.max_body_bytes_per_address,
+                format!(
+                    "must be 0 (no bound) or at least the largest single body ({largest} bytes), or no body that size could ever be read"
+                ),
             ));
         }
         if self.request_timeout_secs == 0 {

@@ -457,7 +457,13 @@ fn body_and_connection_limits_are_validated() {
     assert_eq!((s.mcp.max_body_bytes, s.mcp.admin_max_body_bytes, s.mcp.body_timeout_secs), (4_194_304, 65_536, 30));
     assert_eq!(s.server.max_connections_per_address, 256);
     assert_eq!(load(&[("QUDAG_MAX_CONNECTIONS_PER_ADDRESS", "0")]).unwrap().server.max_connections_per_address, 0);
+    assert_eq!(s.mcp.max_body_bytes_per_address, 16_777_216);
+    assert_eq!(load(&[("QUDAG_MAX_BODY_BYTES_PER_ADDRESS", "0")]).unwrap().mcp.max_body_bytes_per_address, 0);
+    let equal = load(&[("QUDAG_MAX_BODY_BYTES", "8192"), ("QUDAG_MAX_BODY_BYTES_PER_ADDRESS", "65536")]).unwrap();
+    assert_eq!(equal.mcp.max_body_bytes_per_address, 65_536, "the admin limit (65536) is the larger one");
     for (name, value) in [
+        // Smaller than one body of QUDAG_MAX_BODY_BYTES (4194304): no such body could be read.
+        ("QUDAG_MAX_BODY_BYTES_PER_ADDRESS", "4194303"),
         ("QUDAG_ADMIN_MAX_BODY_BYTES", "1023"),
         ("QUDAG_BODY_TIMEOUT_SECS", "0"),
         ("QUDAG_BODY_TIMEOUT_SECS", "3601"),

@@ -386,6 +386,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "largest request body accepted on `/admin/*`, in bytes (at least 1024), refused with 413 like QUDAG_MAX_BODY_BYTES; smaller, as these bodies are read before their caller is authenticated",
     },
     EnvVar {
+        name: "QUDAG_MAX_BODY_BYTES_PER_ADDRESS",
+        key: "mcp.max_body_bytes_per_address",
+        default: "16777216",
+        help: "request-body bytes one client address may have held at once, across all its requests in flight (0 for no bound; else at least the larger of QUDAG_MAX_BODY_BYTES and QUDAG_ADMIN_MAX_BODY_BYTES); a body that would pass it gets 429 with `Retry-After` while it is read",
+    },
+    EnvVar {
         name: "QUDAG_REQUEST_TIMEOUT_SECS",
         key: "mcp.request_timeout_secs",
         default: "120",
