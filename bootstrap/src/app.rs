@@ -447,6 +447,14 @@ pub(crate) fn services(
     let state_key = match settings.request_state_key_bytes().map_err(anyhow::Error::msg)? {
         Some(key) => key,
         None => {
+            if settings.sessions.store == crate::settings::StateStore::Redis {
+                tracing::warn!(
+                    "QUDAG_REQUEST_STATE_KEY is unset while sessions are shared in Redis: each node makes its own, \
+                     so a client's answer to a sampling, elicitation or roots request, or an input-required \
+                     request state, reaching another node than the one that asked is refused; give every node \
+                     the same key"
+                );
+            }
             let mut key = vec![0u8; 32];
             getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no entropy for the request-state key: {e}"))?;
             key

@@ -66,6 +66,11 @@ async fn three_processes_sharing_redis_enforce_one_limit() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
 }
 
+/// The request-state key every node of a cluster shares (as the deployment files require):
+/// it seals input-required state and tags the ids of requests to clients, so an answer can
+/// reach the node that asked through any node.
+const SHARED_STATE_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
 /// A node serving the product with sessions and membership in Redis, authentication off.
 fn start_shared(redis_url: &str, prefix: &str, id: &str) -> Node {
     spawn(
@@ -73,6 +78,7 @@ fn start_shared(redis_url: &str, prefix: &str, id: &str) -> Node {
             .arg("serve")
             .env("QUDAG_REQUIRE_AUTH", "false")
             .env("QUDAG_SESSION_STORE", "redis")
+            .env("QUDAG_REQUEST_STATE_KEY", SHARED_STATE_KEY)
             .env("QUDAG_NODE_ID", id),
         redis_url,
         prefix,
@@ -469,6 +475,7 @@ fn start_audited(redis_url: &str, prefix: &str, database: &str, dir: &std::path:
         qudag_mcp_command!()
             .args(["serve", "--fixtures", "conformance"])
             .env("QUDAG_SESSION_STORE", "redis")
+            .env("QUDAG_REQUEST_STATE_KEY", SHARED_STATE_KEY)
             .env("QUDAG_NODE_ID", format!("node-{n}"))
             .env("QUDAG_AUDIT_SINK", "postgres")
             .env("QUDAG_DATABASE_URL", database)
