@@ -171,7 +171,10 @@ async fn three_processes_share_sessions_and_membership() {
 /// A node serving the conformance fixture with everything shared in Redis.
 fn start_fixture_shared(redis_url: &str, prefix: &str) -> Node {
     spawn(
-        qudag_mcp_command!().args(["serve", "--fixtures", "conformance"]).env("QUDAG_SESSION_STORE", "redis"),
+        qudag_mcp_command!()
+            .args(["serve", "--fixtures", "conformance"])
+            .env("QUDAG_SESSION_STORE", "redis")
+            .env("QUDAG_REQUEST_STATE_KEY", SHARED_STATE_KEY),
         redis_url,
         prefix,
     )
