@@ -62,6 +62,30 @@ async fn version_negotiation_offers_what_we_serve() {
 }
 
 #[tokio::test]
+async fn an_initialize_with_bad_params_is_told_what_is_wrong() {
+    let app = spawn_fixture_app(|_| {}).await;
+    // `experimental` capabilities must be objects: this one is a string.
+    let resp = post(
+        &app,
+        &[],
+        json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {"experimental": {"x": "e"}},
+                       "clientInfo": {"name": "e2e", "version": "1"}}
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("invalid initialize params: "), "{message}");
+    assert!(!message.contains("Mcp-Session-Id"), "not mistaken for a request outside a session: {message}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn requests_need_a_live_session() {
     let app = spawn_fixture_app(|_| {}).await;
     let resp = post(&app, &[], json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;

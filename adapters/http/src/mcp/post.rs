@@ -101,6 +101,10 @@ impl McpEndpoint {
                 ErrorData::invalid_request(format!("unsupported MCP-Protocol-Version {v}"), None),
             );
         }
+        // An `initialize` whose params do not decode is read by rmcp as some other request;
+        // its params are kept (once per session) to say what is wrong with them.
+        let initialize_params = (value.get("method").and_then(Value::as_str) == Some("initialize"))
+            .then(|| value.get("params").cloned().unwrap_or(Value::Null));
         let message = match classify::client_message(value) {
             Ok(m) => m,
             Err(e) => return rpc_error(StatusCode::BAD_REQUEST, id, ErrorData::invalid_request(quoted(&e), None)),
@@ -110,6 +114,19 @@ impl McpEndpoint {
             JsonRpcMessage::Request(r) => matches!(r.request, ClientRequest::InitializeRequest(_)),
             _ => false,
         };
+        if let Some(params) = initialize_params
+            && !initialize
+        {
+            let reason = match serde_json::from_value::<InitializeRequestParams>(params) {
+                Err(e) => quoted(&e),
+                Ok(_) => "not an initialize request".to_owned(),
+            };
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                ErrorData::invalid_params(format!("invalid initialize params: {reason}"), None),
+            );
+        }
         let Some(session) = session else {
             if let JsonRpcMessage::Request(r) = message
                 && let ClientRequest::InitializeRequest(init) = r.request
