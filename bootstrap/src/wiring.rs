@@ -429,15 +429,24 @@ async fn postgres_audit(
         tracing::warn!(%error, "PostgreSQL is unreachable at start: audit events are spooled until it returns");
     }
     if keep > Duration::ZERO {
+        // Rows are verified, checkpoints included, with this server's key before any is
+        // deleted; a chain that does not verify is kept and counted.
+        let key = qudag_domain::audit::CheckpointKey {
+            algorithm: adapters.keys.signing().algorithm(),
+            verifying_key: adapters.keys.signing().verifying_key().to_vec(),
+        };
+        let metrics = adapters.metrics.clone();
         adapters.audit_retention = Some(AuditRetention {
             keep,
             prune: Box::new(move |cutoff| {
-                let db = db.clone();
+                let (db, key, metrics) = (db.clone(), key.clone(), metrics.clone());
                 Box::pin(async move {
-                    qudag_adapter_postgres::prune_database(&db, cutoff)
-                        .await
-                        .map(|report| report.rows)
-                        .map_err(|e| e.to_string())
+                    let report =
+                        qudag_adapter_postgres::prune_database(&db, cutoff, &key).await.map_err(|e| e.to_string())?;
+                    if !report.unverified.is_empty() {
+                        qudag_application::ports::metrics::Metrics::backend_error(metrics.as_ref(), "audit_retention");
+                    }
+                    Ok(report.rows)
                 })
             }),
         });

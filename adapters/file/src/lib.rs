@@ -24,7 +24,7 @@ mod verify;
 
 pub use error::FileAuditError;
 pub use files::EXTENSION;
-pub use retention::{PruneReport, prune};
+pub use retention::{PruneReport, prune, signed_with};
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
 pub use spool::Spool;
 pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_with};

@@ -109,30 +109,43 @@ impl Walk<'_> {
     /// A checkpoint signature naming this server's key must verify with it; one that does
     /// extends what may be pruned.
     fn signed_by_us(&mut self, event: &ChainedEvent) -> Result<(), String> {
-        let d = &event.record.details;
-        if event.record.action != AuditAction::Checkpoint
-            || d["phase"] != "signature"
-            || d["key_id"].as_str() != Some(self.key_id.as_str())
-        {
-            return Ok(());
+        if let Some(covers) = signed_with(event, self.key, &self.key_id)? {
+            self.covered = self.covered.max(Some(covers));
         }
-        let covers = d["covers_seq"].as_u64().ok_or("no covers_seq")?;
-        let hash: ChainHash = d["covers_hash"]
-            .as_str()
-            .ok_or("no covers_hash")?
-            .to_owned()
-            .try_into()
-            .map_err(|_| "covers_hash is not a hash".to_owned())?;
-        if d["algorithm"].as_str() != Some(self.key.algorithm.as_str()) {
-            return Err(format!("signed with {}, not the server key's {}", d["algorithm"], self.key.algorithm));
-        }
-        let signature = hex::decode(d["signature"].as_str().unwrap_or_default())
-            .map_err(|_| "the signature is not hex".to_owned())?;
-        dsa::verify(self.key.algorithm, &self.key.verifying_key, &checkpoint_message(covers, &hash), b"", &signature)
-            .map_err(|_| format!("the signature over seq {covers} does not verify with the server's key"))?;
-        self.covered = self.covered.max(Some(covers));
         Ok(())
     }
+}
+
+/// Whether `event` is a checkpoint signature that names `key` (whose fingerprint is
+/// `key_id`): then the seq it covers once its signature verifies with `key`. Any other
+/// event, or a checkpoint of another key, is `Ok(None)`: it neither vouches nor breaks.
+/// Retention (of files here, of database rows in the PostgreSQL adapter) trusts only these.
+///
+/// # Errors
+/// A checkpoint naming `key` whose fields or signature do not hold: why.
+pub fn signed_with(event: &ChainedEvent, key: &CheckpointKey, key_id: &str) -> Result<Option<u64>, String> {
+    let d = &event.record.details;
+    if event.record.action != AuditAction::Checkpoint
+        || d["phase"] != "signature"
+        || d["key_id"].as_str() != Some(key_id)
+    {
+        return Ok(None);
+    }
+    let covers = d["covers_seq"].as_u64().ok_or("no covers_seq")?;
+    let hash: ChainHash = d["covers_hash"]
+        .as_str()
+        .ok_or("no covers_hash")?
+        .to_owned()
+        .try_into()
+        .map_err(|_| "covers_hash is not a hash".to_owned())?;
+    if d["algorithm"].as_str() != Some(key.algorithm.as_str()) {
+        return Err(format!("signed with {}, not the server key's {}", d["algorithm"], key.algorithm));
+    }
+    let signature =
+        hex::decode(d["signature"].as_str().unwrap_or_default()).map_err(|_| "the signature is not hex".to_owned())?;
+    dsa::verify(key.algorithm, &key.verifying_key, &checkpoint_message(covers, &hash), b"", &signature)
+        .map_err(|_| format!("the signature over seq {covers} does not verify with the server's key"))?;
+    Ok(Some(covers))
 }
 
 /// Remove the rotated files of the chain at `active` whose events all precede `before`,

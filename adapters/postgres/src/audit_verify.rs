@@ -4,8 +4,13 @@
 use std::fmt;
 
 use qudag_domain::Timestamp;
-use qudag_domain::audit::{AuditAction, ChainHead, ChainVerifier, CheckpointKey, CheckpointSummary, LinkError};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use qudag_domain::audit::{
+    AuditAction, ChainHead, ChainVerifier, ChainedEvent, CheckpointKey, CheckpointSummary, LinkError,
+};
+use qudag_domain::pqc::fingerprint;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, IsolationLevel, Statement, TransactionTrait,
+};
 
 use crate::audit::{at_column, column_text, row_event};
 use crate::entity::micros;
@@ -134,7 +139,7 @@ impl fmt::Display for ChainReport {
 }
 
 /// The nodes with a chain in the table.
-async fn nodes(db: &DatabaseConnection) -> Result<Vec<String>, PgError> {
+async fn nodes(db: &impl ConnectionTrait) -> Result<Vec<String>, PgError> {
     let rows = db
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -189,42 +194,52 @@ async fn verify_node(db: &DatabaseConnection, node: &str, key: Option<&Checkpoin
             return Ok(report);
         }
         for row in &rows {
-            let id: i64 = row.try_get("", "id").map_err(PgError::query("audit_events verify"))?;
-            let seq: i64 = row.try_get("", "seq").map_err(PgError::query("audit_events verify"))?;
-            after = seq;
-            let broken = |reason| Some(BrokenRow { id, seq: u64::try_from(seq).ok(), reason });
-            let event = match row_event(row) {
-                Ok((_, event)) => event,
-                Err(why) => {
-                    report.broken = broken(RowBreak::Unparseable(why));
-                    return Ok(report);
-                }
-            };
-            report.first_seq.get_or_insert(event.seq);
-            let pushed = chain.push(&event);
+            let checked = check_row(&mut chain, row);
             report.verified = chain.verified();
             report.head = chain.head();
             report.checkpoints = chain.checkpoints();
             report.signed_through = chain.signed_through();
-            let reason = match pushed {
-                Ok(()) => match column_mismatch(row, &event) {
-                    None => continue,
-                    Some(column) => {
+            match checked {
+                Ok((seq, event)) => {
+                    after = seq;
+                    report.first_seq.get_or_insert(event.seq);
+                }
+                Err(broken) => {
+                    if let Some(seq) = broken.seq {
+                        report.first_seq.get_or_insert(seq);
+                    }
+                    if matches!(broken.reason, RowBreak::ColumnEdited(_)) {
                         // The event itself verified; the row does not: count it out.
                         report.verified -= 1;
-                        RowBreak::ColumnEdited(column)
                     }
-                },
-                Err(LinkError::OutOfSequence { expected }) => RowBreak::Gap { expected },
-                Err(LinkError::BrokenLink) => RowBreak::BrokenLink,
-                Err(LinkError::Edited) => RowBreak::Edited,
-                Err(LinkError::BadCheckpoint(why)) => RowBreak::BadCheckpoint(why),
-                Err(e @ LinkError::SeqExhausted) => RowBreak::Unparseable(e.to_string()),
-            };
-            report.broken = broken(reason);
-            return Ok(report);
+                    report.broken = Some(broken);
+                    return Ok(report);
+                }
+            }
         }
     }
+}
+
+/// Feed one `audit_events` row to `chain`: its seq and event when it continues the chain
+/// and its query columns agree with its record, else where and why it breaks. A row whose
+/// only fault is a query column has been counted by `chain`.
+fn check_row(chain: &mut ChainVerifier, row: &sea_orm::QueryResult) -> Result<(i64, ChainedEvent), BrokenRow> {
+    let id: i64 = row.try_get("", "id").unwrap_or(-1);
+    let seq: Option<i64> = row.try_get("", "seq").ok();
+    let broken = |reason| BrokenRow { id, seq: seq.and_then(|s| u64::try_from(s).ok()), reason };
+    let event = row_event(row).map_err(|why| broken(RowBreak::Unparseable(why)))?.1;
+    let reason = match chain.push(&event) {
+        Ok(()) => match column_mismatch(row, &event) {
+            None => return Ok((seq.unwrap_or_default(), event)),
+            Some(column) => RowBreak::ColumnEdited(column),
+        },
+        Err(LinkError::OutOfSequence { expected }) => RowBreak::Gap { expected },
+        Err(LinkError::BrokenLink) => RowBreak::BrokenLink,
+        Err(LinkError::Edited) => RowBreak::Edited,
+        Err(LinkError::BadCheckpoint(why)) => RowBreak::BadCheckpoint(why),
+        Err(e @ LinkError::SeqExhausted) => RowBreak::Unparseable(e.to_string()),
+    };
+    Err(broken(reason))
 }
 
 /// The first query column of `row` that disagrees with its record.
@@ -253,36 +268,62 @@ pub struct PruneReport {
     pub rows: u64,
     /// The nodes whose chains were shortened.
     pub nodes: Vec<String>,
+    /// The nodes whose chains stopped verifying before what would have been removed, with
+    /// the first broken row: nothing of the node from that row on was removed.
+    pub unverified: Vec<(String, BrokenRow)>,
 }
 
-/// Remove the rows recorded before `before`, per node only as a prefix of its chain and only
-/// as far as the node's newest signed checkpoint covers — so what remains verifies, its
-/// first link taken on trust and vouched for by the signature.
+/// Remove the rows recorded before `before`, per node only as a prefix of its chain, only
+/// as far as a checkpoint **signed with `key`** (the server's checkpoint key) covers, and
+/// only rows that **verify** — so what remains verifies, its first link taken on trust and
+/// vouched for by the signature.
+///
+/// Before anything is removed, each node's chain is read from its first row as `audit
+/// verify --database` reads it (links, seqs, hashes, query columns, every checkpoint naming
+/// an anchor present as signed), and every checkpoint that names `key` must carry a
+/// signature that verifies with it. Checkpoints of another key (an earlier key of this
+/// node) neither vouch for rows nor break the chain. The read goes on until what may be
+/// removed is known: to the node's last checkpoint, or until a verified checkpoint covers
+/// every row older than `before`. Where the chain breaks first, nothing from that row on is
+/// removed and the place is reported ([`PruneReport::unverified`], logged as an error; the
+/// server also counts it as a backend error of `audit_retention`).
+///
+/// Reading and removing happen in one repeatable-read transaction: the rows removed are the
+/// rows verified (a row changed meanwhile fails the transaction and nothing is removed).
 ///
 /// # Errors
-/// The table cannot be read or written.
-pub async fn prune_database(db: &DatabaseConnection, before: Timestamp) -> Result<PruneReport, PgError> {
+/// The table cannot be read or written. A chain that does not verify is not an error.
+pub async fn prune_database(
+    db: &DatabaseConnection,
+    before: Timestamp,
+    key: &CheckpointKey,
+) -> Result<PruneReport, PgError> {
+    let txn = db
+        .begin_with_config(Some(IsolationLevel::RepeatableRead), None)
+        .await
+        .map_err(PgError::query("audit_events retention begin"))?;
+    let key_id = fingerprint(&key.verifying_key);
     let mut report = PruneReport::default();
-    for node in nodes(db).await? {
-        let Some(covered) = newest_signed(db, &node).await? else { continue };
-        // The first row of the node not older than the cut-off ends the prefix.
-        let young = db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT min(seq) AS seq FROM audit_events WHERE node = $1 AND at >= $2",
-                [node.clone().into(), micros(before).into()],
-            ))
-            .await
-            .map_err(PgError::query("audit_events retention"))?
-            .and_then(|row| row.try_get::<Option<i64>>("", "seq").ok().flatten());
-        let through = match young {
-            Some(young) => covered.min(young - 1),
-            None => covered,
+    for node in nodes(&txn).await? {
+        let through = match prunable(&txn, &node, before, key, &key_id).await? {
+            Prunable::Through(through) => through,
+            Prunable::Nothing => continue,
+            Prunable::Broken { through, broken } => {
+                tracing::error!(
+                    node = %node,
+                    row_id = broken.id,
+                    seq = ?broken.seq,
+                    reason = %broken.reason,
+                    "Audit retention: the chain does not verify here; no row from here on is removed"
+                );
+                report.unverified.push((node.clone(), broken));
+                match through {
+                    Some(through) => through,
+                    None => continue,
+                }
+            }
         };
-        if through < 0 {
-            continue;
-        }
-        let removed = db
+        let removed = txn
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "DELETE FROM audit_events WHERE node = $1 AND seq <= $2",
@@ -292,29 +333,96 @@ pub async fn prune_database(db: &DatabaseConnection, before: Timestamp) -> Resul
             .map_err(PgError::query("audit_events retention"))?
             .rows_affected();
         if removed > 0 {
+            tracing::info!(node = %node, rows = removed, through_seq = through, "Old audit rows removed (verified, covered by a signed checkpoint)");
             report.rows += removed;
             report.nodes.push(node);
         }
     }
+    txn.commit().await.map_err(PgError::query("audit_events retention commit"))?;
     Ok(report)
 }
 
-/// The seq covered by the node's newest checkpoint signature.
-async fn newest_signed(db: &DatabaseConnection, node: &str) -> Result<Option<i64>, PgError> {
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
+/// How far a node's chain may be removed.
+enum Prunable {
+    /// Nothing: no verified checkpoint of the key covers a row older than the cut-off.
+    Nothing,
+    /// Every row up to this seq: verified and covered.
+    Through(i64),
+    /// The chain breaks at `broken`; rows before it up to `through`, if any, verified and
+    /// are covered.
+    Broken { through: Option<i64>, broken: BrokenRow },
+}
+
+/// Read `node`'s chain from its first row (see [`prune_database`]) and say how far it may go.
+async fn prunable(
+    txn: &DatabaseTransaction,
+    node: &str,
+    before: Timestamp,
+    key: &CheckpointKey,
+    key_id: &str,
+) -> Result<Prunable, PgError> {
+    // Rows from the first one not older than the cut-off stay in any case; checkpoints after
+    // the last one cannot vouch for anything.
+    let bounds = txn
+        .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT record FROM audit_events WHERE node = $1 AND action = $2 ORDER BY seq DESC LIMIT 2",
-            [node.into(), AuditAction::Checkpoint.as_str().into()],
+            "SELECT (SELECT min(seq) FROM audit_events WHERE node = $1 AND at >= $2) AS young, \
+                    (SELECT max(seq) FROM audit_events WHERE node = $1 AND action = $3) AS last_checkpoint",
+            [node.into(), micros(before).into(), AuditAction::Checkpoint.as_str().into()],
         ))
         .await
-        .map_err(PgError::query("audit_events checkpoints"))?;
-    for row in rows {
-        let record: String = row.try_get("", "record").map_err(PgError::query("audit_events checkpoints"))?;
-        let value: serde_json::Value = serde_json::from_str(&record).unwrap_or_default();
-        if let Some(covers) = value["details"]["covers_seq"].as_i64() {
-            return Ok(Some(covers));
+        .map_err(PgError::query("audit_events retention"))?;
+    let get = |c: &str| bounds.as_ref().and_then(|row| row.try_get::<Option<i64>>("", c).ok().flatten());
+    let (young, Some(last_checkpoint)) = (get("young"), get("last_checkpoint")) else {
+        return Ok(Prunable::Nothing);
+    };
+    // The highest seq that may go by age.
+    let old_through = young.map_or(i64::MAX, |young| young - 1);
+    let mut chain = ChainVerifier::new(None);
+    let mut covered: Option<i64> = None;
+    let covered_through = |covered: Option<i64>| covered.map(|c| c.min(old_through)).filter(|t| *t >= 0);
+    let mut after: i64 = -1;
+    loop {
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, seq, at, action, outcome, actor, record, prev_hash, hash FROM audit_events \
+                 WHERE node = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                [node.into(), after.into(), last_checkpoint.into(), PAGE.into()],
+            ))
+            .await
+            .map_err(PgError::query("audit_events retention"))?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let signed = check_row(&mut chain, row).and_then(|(seq, event)| {
+                let vouches = qudag_adapter_file::signed_with(&event, key, key_id).map_err(|why| BrokenRow {
+                    id: row.try_get("", "id").unwrap_or(-1),
+                    seq: Some(event.seq),
+                    reason: RowBreak::BadCheckpoint(why),
+                })?;
+                Ok((seq, vouches))
+            });
+            match signed {
+                Ok((seq, vouches)) => {
+                    after = seq;
+                    if let Some(covers) = vouches.and_then(|c| i64::try_from(c).ok()) {
+                        covered = covered.max(Some(covers));
+                    }
+                }
+                Err(broken) => {
+                    // Only rows before the break count, whatever a checkpoint claims.
+                    let before_break = broken.seq.and_then(|s| i64::try_from(s).ok()).map_or(-1, |s| s - 1);
+                    let through = covered_through(covered).map(|t| t.min(before_break)).filter(|t| *t >= 0);
+                    return Ok(Prunable::Broken { through, broken });
+                }
+            }
+            if covered.is_some_and(|c| c >= old_through) {
+                // Every row old enough to go is covered: what comes after cannot change that.
+                return Ok(Prunable::Through(old_through));
+            }
         }
     }
-    Ok(None)
+    Ok(covered_through(covered).map_or(Prunable::Nothing, Prunable::Through))
 }

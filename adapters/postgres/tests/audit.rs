@@ -360,13 +360,87 @@ async fn retention_removes_only_what_a_signed_checkpoint_covers() {
     let (db, dir) = (TestDb::new().await, spool_dir());
     two_chains(&db.db, dir.path()).await;
     // n2 has no checkpoint: nothing of it goes. n1's checkpoint covers seq 8.
-    let report = prune_database(&db.db, Timestamp::from_secs(10_005)).await.unwrap();
+    let report = prune_database(&db.db, Timestamp::from_secs(10_005), &public(&signer())).await.unwrap();
     assert_eq!((report.rows, report.nodes.clone()), (5, vec!["n1".to_owned()]), "seq 0..=4 are older than the cut-off");
-    let report = prune_database(&db.db, Timestamp::from_secs(99_999)).await.unwrap();
+    assert!(report.unverified.is_empty(), "{report:?}");
+    let report = prune_database(&db.db, Timestamp::from_secs(99_999), &public(&signer())).await.unwrap();
     assert_eq!(report.rows, 4, "then up to the anchor (seq 8), no further");
     let reports = verify_database(&db.db, Some(&public(&signer()))).await.unwrap();
     let n1 = &reports[0];
     assert!(n1.is_intact(), "{n1}");
     assert_eq!((n1.first_seq, n1.verified, n1.checkpoints), (Some(9), 5, 1));
     assert_eq!(reports[1].verified, 3);
+}
+
+/// Rows per node, as (node, count), in node order.
+async fn rows_per_node(db: &DatabaseConnection) -> Vec<(String, i64)> {
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT node, count(*) AS n FROM audit_events GROUP BY node ORDER BY node",
+        ))
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.try_get("", "node").unwrap(), r.try_get("", "n").unwrap())).collect()
+}
+
+#[tokio::test]
+async fn retention_keeps_and_reports_a_chain_that_does_not_verify() {
+    let (db, dir) = (TestDb::new().await, spool_dir());
+    two_chains(&db.db, dir.path()).await;
+    // A row before the checkpoint edited: the checkpoint still covers it, but the chain
+    // does not hold from there on.
+    exec(
+        &db.db,
+        "UPDATE audit_events SET record = replace(record, '\"i\":2', '\"i\":7') WHERE node = 'n1' AND seq = 2",
+    )
+    .await;
+    let report = prune_database(&db.db, Timestamp::from_secs(99_999), &public(&signer())).await.unwrap();
+    assert_eq!(report.rows, 0, "nothing from the break on, nor after it, is removed: {report:?}");
+    let [(node, broken)] = report.unverified.as_slice() else { panic!("the break is not reported: {report:?}") };
+    assert_eq!((node.as_str(), broken.seq, &broken.reason), ("n1", Some(2), &RowBreak::Edited));
+    assert_eq!(rows_per_node(&db.db).await, [("n1".to_owned(), 14), ("n2".to_owned(), 3)]);
+    assert_eq!(broken_n1(&db.db).await, (2, Some(2), RowBreak::Edited), "the evidence is still there");
+}
+
+#[tokio::test]
+async fn retention_keeps_a_rewritten_history_whose_checkpoint_no_longer_verifies() {
+    let (db, dir) = (TestDb::new().await, spool_dir());
+    two_chains(&db.db, dir.path()).await;
+    // Without the signing key, seq 1 rewritten and every later hash of n1 recomputed: the
+    // links hold, the signature over the anchor does not.
+    let mut prev = qudag_domain::audit::ChainHash::GENESIS;
+    for (seq, mut record) in verify_rows(&db.db, "n1").await {
+        if seq == 1 {
+            record.details["i"] = serde_json::json!(999);
+        }
+        let hash = qudag_domain::audit::chain_hash(&prev, seq, &record);
+        let sql = format!(
+            "UPDATE audit_events SET record = '{}', prev_hash = '{prev}', hash = '{hash}' WHERE node = 'n1' AND seq = {seq}",
+            qudag_domain::audit::canonical_json(&record).replace('\'', "''")
+        );
+        exec(&db.db, &sql).await;
+        prev = hash;
+    }
+    let report = prune_database(&db.db, Timestamp::from_secs(99_999), &public(&signer())).await.unwrap();
+    assert_eq!(report.rows, 0, "{report:?}");
+    let [(node, broken)] = report.unverified.as_slice() else { panic!("the break is not reported: {report:?}") };
+    assert_eq!((node.as_str(), broken.seq), ("n1", Some(9)), "caught at the checkpoint's signature");
+    assert!(matches!(broken.reason, RowBreak::BadCheckpoint(_)), "{}", broken.reason);
+    assert_eq!(rows_per_node(&db.db).await, [("n1".to_owned(), 14), ("n2".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn retention_trusts_only_checkpoints_signed_with_the_server_key() {
+    let (db, dir) = (TestDb::new().await, spool_dir());
+    two_chains(&db.db, dir.path()).await;
+    // n1's checkpoint was signed with another key (an earlier key of the node, say): it
+    // vouches for nothing, and does not break the chain either.
+    let other = DsaKeyPair::from_seed(DsaAlgorithm::MlDsa65, &[8; 32]);
+    let report = prune_database(&db.db, Timestamp::from_secs(99_999), &public(&other)).await.unwrap();
+    assert_eq!(report, qudag_adapter_postgres::PruneReport::default());
+    assert_eq!(rows_per_node(&db.db).await, [("n1".to_owned(), 14), ("n2".to_owned(), 3)]);
+    // With the key that did sign it, the same rows go.
+    let report = prune_database(&db.db, Timestamp::from_secs(99_999), &public(&signer())).await.unwrap();
+    assert_eq!((report.rows, report.unverified.len()), (9, 0), "{report:?}");
 }
