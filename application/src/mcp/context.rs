@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::bus::NodeMessage;
 use crate::admission::RequestContext;
-use crate::limits::Limit;
+use crate::limits::{Limit, Slot, Slots};
 use crate::ports::EventBus;
 
 /// Where the messages of one request's response stream go (notifications, and in the
@@ -70,14 +70,16 @@ type Answer = oneshot::Sender<Result<ClientResult, ErrorData>>;
 /// forwarded to the other nodes.
 pub struct PendingRequests {
     next: AtomicU64,
-    max_per_holder: usize,
     key: [u8; 32],
+    /// Places per caller: each waiting request holds one.
+    slots: Arc<Slots>,
+    /// The answer channel and the caller's place, by (session, request id).
     waiting: std::sync::Mutex<Waiting>,
 }
 
 impl std::fmt::Debug for PendingRequests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingRequests").field("max_per_holder", &self.max_per_holder).finish_non_exhaustive()
+        f.debug_struct("PendingRequests").field("max_per_holder", &self.slots.max()).finish_non_exhaustive()
     }
 }
 
@@ -104,26 +106,7 @@ fn process_id() -> u32 {
     *PROCESS.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish() as u32)
 }
 
-#[derive(Debug, Default)]
-struct Waiting {
-    /// The answer channel and the holder, by (session, request id).
-    requests: HashMap<(String, String), (Answer, String)>,
-    /// Requests waiting per holder; a holder with none has no entry.
-    by_holder: HashMap<String, usize>,
-}
-
-impl Waiting {
-    fn remove(&mut self, key: &(String, String)) -> Option<Answer> {
-        let (answer, holder) = self.requests.remove(key)?;
-        if let Some(n) = self.by_holder.get_mut(&holder) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.by_holder.remove(&holder);
-            }
-        }
-        Some(answer)
-    }
-}
+type Waiting = HashMap<(String, String), (Answer, Slot)>;
 
 impl Default for PendingRequests {
     fn default() -> Self {
@@ -135,13 +118,16 @@ impl PendingRequests {
     /// At most `max_per_holder` requests waiting per caller; ids tagged under a key derived
     /// from `secret` (nodes that route answers to each other must share it).
     pub fn new(max_per_holder: usize, secret: &[u8]) -> Self {
-        let key = blake3::derive_key("qudag-mcp server-to-client request ids v1", secret);
-        Self { next: AtomicU64::new(0), max_per_holder, key, waiting: std::sync::Mutex::default() }
+        Self::with_key(blake3::derive_key("qudag-mcp server-to-client request ids v1", secret), max_per_holder)
+    }
+
+    fn with_key(key: [u8; 32], max_per_holder: usize) -> Self {
+        Self { next: AtomicU64::new(0), key, slots: Slots::new(max_per_holder), waiting: std::sync::Mutex::default() }
     }
 
     /// A fresh set under the same key with another bound per caller.
     pub(crate) fn with_max(&self, max_per_holder: usize) -> Self {
-        Self { next: AtomicU64::new(0), max_per_holder, key: self.key, waiting: std::sync::Mutex::default() }
+        Self::with_key(self.key, max_per_holder)
     }
 
     /// The tag of request id `body` (`qudag-<node>-<n>`) in `session`.
@@ -177,17 +163,12 @@ impl PendingRequests {
     ) -> Result<(NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>), Limit> {
         // Ids differ between processes too: with a shared session store, another node may
         // have requests of the same session waiting, and answers are routed between nodes.
-        let mut waiting = self.lock();
-        let held = waiting.by_holder.get(holder).copied().unwrap_or(0);
-        if held >= self.max_per_holder {
-            return Err(Limit::pending_requests(self.max_per_holder));
-        }
+        let slot = self.slots.acquire(holder).ok_or_else(|| Limit::pending_requests(self.slots.max()))?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let body = format!("qudag-{:08x}-{n}", process_id());
         let id = format!("{body}-{}", self.tag(session, &body));
         let (tx, rx) = oneshot::channel();
-        waiting.requests.insert((session.to_owned(), id.clone()), (tx, holder.to_owned()));
-        waiting.by_holder.insert(holder.to_owned(), held + 1);
+        self.lock().insert((session.to_owned(), id.clone()), (tx, slot));
         Ok((NumberOrString::String(id.into()), rx))
     }
 
@@ -199,20 +180,19 @@ impl PendingRequests {
     pub fn deliver(&self, session: &str, id: &NumberOrString, answer: Result<ClientResult, ErrorData>) -> bool {
         let waiting = self.lock().remove(&(session.to_owned(), id.to_string()));
         match waiting {
-            Some(tx) => tx.send(answer).is_ok(),
+            Some((tx, _slot)) => tx.send(answer).is_ok(),
             None => false,
         }
     }
 
     /// Whether a request of `session` with this id waits here.
     pub fn waits(&self, session: &str, id: &NumberOrString) -> bool {
-        self.lock().requests.contains_key(&(session.to_owned(), id.to_string()))
+        self.lock().contains_key(&(session.to_owned(), id.to_string()))
     }
 
     /// Requests waiting now, and callers with at least one waiting.
     pub fn counts(&self) -> (usize, usize) {
-        let waiting = self.lock();
-        (waiting.requests.len(), waiting.by_holder.len())
+        (self.lock().len(), self.slots.holders())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
