@@ -300,14 +300,14 @@ impl Admission {
             }
             AuthMode::Required(verifier) => verifier,
         };
-        let failure_key = self
-            .failure_limit
-            .as_ref()
-            .map(|_| RateLimitKey::custom(format!("authfail:{}", summary::address_key(ctx.client_addr))));
-        if let Some(key) = &failure_key
-            && let Some(decision) = self.blocks.blocked(key.as_str(), self.clock.now())
+        // Nothing is allocated for this check: the key's text is built only for a refusal.
+        let address = self.failure_limit.is_some().then(|| summary::Address::of(ctx.client_addr));
+        let failure_key = |address: summary::Address| RateLimitKey::custom(format!("authfail:{address}"));
+        if let Some(address) = address
+            && let Some(decision) = self.blocks.blocked(address, self.clock.now())
         {
-            return Err(self.limited(&ctx, None, key, Cost::ONE, decision, Quota::AuthFailures).await);
+            let key = failure_key(address);
+            return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, Quota::AuthFailures).await);
         }
         let result = match (&ctx.credential_problem, &ctx.credential) {
             (Some((reason, description)), _) => {
@@ -331,15 +331,16 @@ impl Admission {
                 self.metrics.auth_failure(error.reason());
                 tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
                 self.audit_failure(&ctx, error.reason()).await;
-                if let (Some(key), Some(policy)) = (&failure_key, &self.failure_limit) {
+                if let (Some(address), Some(policy)) = (address, &self.failure_limit) {
+                    let key = failure_key(address);
                     let on_failure = self.limits.as_ref().map_or(LimiterFailurePolicy::FailOpen, |l| l.on_failure);
                     // A limiter that cannot decide leaves the answer at 401: the request is
                     // refused either way.
-                    if let Ok(Some(decision)) = self.check_limit(key, policy, Cost::ONE, on_failure).await
+                    if let Ok(Some(decision)) = self.check_limit(&key, policy, Cost::ONE, on_failure).await
                         && !decision.allowed
                     {
-                        self.blocks.block(key.as_str(), decision, self.clock.now());
-                        return Err(self.limited(&ctx, None, key, Cost::ONE, decision, Quota::AuthFailures).await);
+                        self.blocks.block(address, decision, self.clock.now());
+                        return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, Quota::AuthFailures).await);
                     }
                 }
                 Err(Refusal::Unauthenticated(error))

@@ -21,7 +21,7 @@
 //! [`Admission::flush_summaries`]: super::Admission::flush_summaries
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,18 +42,39 @@ const MAX_WINDOWS: usize = 10_000;
 /// (that address then costs one more verification before it is blocked again).
 const MAX_BLOCKS: usize = 10_000;
 
-/// The key of a client address for per-address accounting before authentication: an IPv4
+/// A client address as counted for per-address accounting before authentication: an IPv4
 /// address (also when it arrives IPv4-mapped), or the /64 an IPv6 address is in (one host
-/// commonly holds a whole /64, so single IPv6 addresses would be free to rotate).
-pub fn address_key(addr: Option<IpAddr>) -> String {
-    match addr.map(|a| a.to_canonical()) {
-        None => "ip:unknown".to_owned(),
-        Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+/// commonly holds a whole /64, so single IPv6 addresses would be free to rotate). Building
+/// one allocates nothing; its text (`ip:…`) is [`address_key`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Address(Option<IpAddr>);
+
+impl Address {
+    /// The accounting address of `addr`.
+    pub fn of(addr: Option<IpAddr>) -> Self {
+        Self(addr.map(|a| match a.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+            v4 => v4,
+        }))
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("ip:unknown"),
+            Some(IpAddr::V4(v4)) => write!(f, "ip:{v4}"),
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                write!(f, "ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
         }
     }
+}
+
+/// The key of a client address for per-address accounting ([`Address`]).
+pub fn address_key(addr: Option<IpAddr>) -> String {
+    Address::of(addr).to_string()
 }
 
 /// What a window counts.
@@ -207,35 +228,36 @@ fn summary(topic: Topic, w: Window) -> Option<Summary> {
 /// Addresses whose failed-authentication allowance is spent, until it refills.
 #[derive(Debug, Default)]
 pub struct Blocks {
-    until: Mutex<HashMap<String, (Timestamp, Decision)>>,
+    until: Mutex<HashMap<Address, (Timestamp, Decision)>>,
 }
 
 impl Blocks {
-    /// The refusal for `key` if it is blocked at `now` (its `Retry-After` counted from now).
-    pub fn blocked(&self, key: &str, now: Timestamp) -> Option<Decision> {
+    /// The refusal for `address` if it is blocked at `now` (its `Retry-After` counted from
+    /// now).
+    pub fn blocked(&self, address: Address, now: Timestamp) -> Option<Decision> {
         let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (end, decision) = until.get(key).copied()?;
+        let (end, decision) = until.get(&address).copied()?;
         if now >= end {
-            until.remove(key);
+            until.remove(&address);
             return None;
         }
         let left = end.saturating_duration_since(now);
         Some(Decision { retry_after: Some(left), reset_after: decision.reset_after.max(left), ..decision })
     }
 
-    /// Block `key` from `now` for as long as `decision` says.
-    pub fn block(&self, key: &str, decision: Decision, now: Timestamp) {
+    /// Block `address` from `now` for as long as `decision` says.
+    pub fn block(&self, address: Address, decision: Decision, now: Timestamp) {
         let Some(wait) = decision.retry_after.filter(|d| !d.is_zero()) else { return };
         let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if until.len() >= MAX_BLOCKS && !until.contains_key(key) {
+        if until.len() >= MAX_BLOCKS && !until.contains_key(&address) {
             until.retain(|_, (end, _)| *end > now);
             if until.len() >= MAX_BLOCKS
-                && let Some(first) = until.iter().min_by_key(|(_, (end, _))| *end).map(|(k, _)| k.clone())
+                && let Some(first) = until.iter().min_by_key(|(_, (end, _))| *end).map(|(k, _)| *k)
             {
                 until.remove(&first);
             }
         }
-        until.insert(key.to_owned(), (now.saturating_add(wait), decision));
+        until.insert(address, (now.saturating_add(wait), decision));
     }
 }
 
@@ -301,10 +323,11 @@ mod tests {
             reset_after: Duration::from_secs(6),
             retry_after: Some(Duration::from_secs(6)),
         };
-        b.block("ip:192.0.2.7", d, at(100));
-        assert_eq!(b.blocked("ip:192.0.2.7", at(102)).unwrap().retry_after, Some(Duration::from_secs(4)));
-        assert!(b.blocked("ip:192.0.2.8", at(102)).is_none());
-        assert!(b.blocked("ip:192.0.2.7", at(106)).is_none());
+        let address = |s: &str| Address::of(Some(s.parse().unwrap()));
+        b.block(address("192.0.2.7"), d, at(100));
+        assert_eq!(b.blocked(address("192.0.2.7"), at(102)).unwrap().retry_after, Some(Duration::from_secs(4)));
+        assert!(b.blocked(address("192.0.2.8"), at(102)).is_none());
+        assert!(b.blocked(address("192.0.2.7"), at(106)).is_none());
     }
 
     #[test]
