@@ -105,10 +105,10 @@ impl Limit {
 pub fn holder_of(caller: &Caller) -> String {
     let principal = caller.principal().id();
     if !principal.is_anonymous() {
-        return crate::ports::RateLimitKey::principal(principal).as_str().to_owned();
+        return crate::ports::RateLimitKey::principal(principal).into();
     }
     match &caller.ctx().client_addr {
-        Some(addr) => crate::ports::RateLimitKey::address(addr).as_str().to_owned(),
+        Some(addr) => crate::ports::RateLimitKey::address(addr).into(),
         None => "ip:unknown".to_owned(),
     }
 }

@@ -38,6 +38,12 @@ impl RateLimitKey {
     }
 }
 
+impl From<RateLimitKey> for String {
+    fn from(key: RateLimitKey) -> Self {
+        key.0
+    }
+}
+
 impl fmt::Display for RateLimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
