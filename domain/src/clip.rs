@@ -95,6 +95,14 @@ pub fn clip_quoted(message: &str) -> Cow<'_, str> {
     Cow::Owned(clip_owned(out, TEXT_BYTES))
 }
 
+/// [`clip_quoted`] of an owned message, reusing it when nothing in it is cut.
+pub fn clip_quoted_owned(message: String) -> String {
+    match clip_quoted(&message) {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(clipped) => clipped,
+    }
+}
+
 /// [`clip`] every string in `value` (object keys too) to `max` bytes, in place.
 pub fn clip_json(value: &mut serde_json::Value, max: usize) {
     use serde_json::Value;
@@ -166,6 +174,8 @@ mod tests {
         assert!(clip_quoted(&unterminated).len() < 200);
         let plain = "missing field `qubits` at line 1 column 2, nothing long in it at all here";
         assert!(matches!(clip_quoted(plain), Cow::Borrowed(_)));
+        assert_eq!(clip_quoted_owned(plain.to_owned()), plain);
+        assert_eq!(clip_quoted_owned(message.clone()), clip_quoted(&message));
         let long_plain = "w ".repeat(1_000);
         assert!(clip_quoted(&long_plain).len() <= clipped_len(TEXT_BYTES));
     }

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use qudag_domain::clip::{NAME_BYTES, clip_owned, clip_quoted};
+use qudag_domain::clip::{NAME_BYTES, clip_owned, clip_quoted_owned};
 use qudag_domain::quota::Cost;
 use qudag_domain::rbac::Permission;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool, ToolAnnotations};
@@ -39,17 +39,15 @@ impl ToolFailure {
     /// A bad argument. The message quotes at most a short prefix of any value in it (a
     /// tool's message often repeats what the caller sent), and the path is kept short.
     pub fn argument(path: impl Into<String>, message: impl Into<String>) -> Self {
-        let message = message.into();
         Self::Refused {
             argument: Some(clip_owned(path.into(), NAME_BYTES)),
-            message: clip_quoted(&message).into_owned(),
+            message: clip_quoted_owned(message.into()),
         }
     }
 
     /// A failure not caused by one argument (its message clipped as [`Self::argument`]'s).
     pub fn operation(message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::Refused { argument: None, message: clip_quoted(&message).into_owned() }
+        Self::Refused { argument: None, message: clip_quoted_owned(message.into()) }
     }
 
     /// The argument at fault, if one is.
