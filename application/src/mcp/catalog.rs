@@ -213,7 +213,7 @@ impl Catalog {
 
     /// The definitions of the tools offered in an era, in registration order.
     pub fn tool_definitions(&self, stateless: bool) -> impl Iterator<Item = &Tool> {
-        self.tools.iter().filter(move |(_, t)| t.availability().includes(stateless)).map(|(d, _)| d)
+        self.tool_entries(stateless).map(|(d, _)| d)
     }
 
     /// The tools offered in an era with their definitions, in registration order.
@@ -242,7 +242,7 @@ impl Catalog {
 
     /// The definitions of the prompts offered in an era, in registration order.
     pub fn prompt_definitions(&self, stateless: bool) -> impl Iterator<Item = &Prompt> {
-        self.prompts.iter().filter(move |(_, p)| p.availability().includes(stateless)).map(|(d, _)| d)
+        self.prompt_entries(stateless).map(|(d, _)| d)
     }
 
     /// The prompts offered in an era with their definitions, in registration order.
