@@ -113,7 +113,9 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {addr} (set by QUDAG_HOST and QUDAG_PORT)"))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        Ok(Self { listener, local_addr, settings, adapters, services, node, tls, connections: Arc::default() })
+        let connections = Arc::new(ConnectionStats::default());
+        connections.register_metrics(&adapters.metrics);
+        Ok(Self { listener, local_addr, settings, adapters, services, node, tls, connections })
     }
 
     /// The address actually bound (useful with port 0).
@@ -167,6 +169,11 @@ impl App {
                 .details(serde_json::json!({ "version": crate::VERSION, "config_digest": config_digest, "address": local_addr.to_string() })),
         )
         .await;
+
+        let trusted_proxies = trusted_proxies(&settings)?;
+        let (draining, drain_signal) = tokio::sync::watch::channel(false);
+        let mut state = http_state(&settings, &adapters, &services, local_addr.ip().is_loopback())?;
+        state.mcp = state.mcp.map(|mcp| mcp.with_shutdown(drain_signal));
 
         let upkeep = CancellationToken::new();
         for job in adapters.maintenance {
@@ -267,54 +274,6 @@ impl App {
             upkeep.clone(),
         ));
 
-        let trusted_proxies: Vec<ipnet::IpNet> = settings
-            .mcp
-            .trusted_proxies
-            .iter()
-            .map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?;
-        let origin = qudag_adapter_http::auth::PublicOrigin {
-            configured: settings.mcp.public_url.clone(),
-            trusted_proxies: trusted_proxies.clone(),
-        };
-        let mcp = McpEndpoint::new(
-            services.engine.clone(),
-            adapters.events.clone(),
-            adapters.event_store.clone(),
-            McpHttpConfig {
-                max_body_bytes: settings.mcp.max_body_bytes,
-                origin: origin.clone(),
-                keep_alive: std::time::Duration::from_secs(settings.mcp.sse_keepalive_secs),
-                streams: qudag_adapter_http::mcp::streams::StreamLimits {
-                    per_principal: settings.mcp.max_streams_per_principal,
-                    total: settings.mcp.max_streams,
-                },
-            },
-        );
-        let (draining, drain_signal) = tokio::sync::watch::channel(false);
-        let mcp = mcp.with_shutdown(drain_signal);
-        let state = HttpState {
-            health: services.health.clone(),
-            version: crate::VERSION.to_owned(),
-            mcp: Some(mcp),
-            metrics: adapters.metrics.clone(),
-            oauth: qudag_adapter_http::auth::OAuthApi {
-                issuer: adapters.verifier.as_ref().map(|v| v.issuer().to_owned()),
-                origin: origin.clone(),
-            },
-            admin: Some(qudag_adapter_http::admin::AdminState { service: services.admin.clone(), origin }),
-            cors: qudag_adapter_http::security::CorsPolicy {
-                allowed: settings.mcp.cors_origins.clone(),
-                loopback: local_addr.ip().is_loopback(),
-            },
-            request_timeout: std::time::Duration::from_secs(settings.mcp.request_timeout_secs),
-            body: qudag_adapter_http::body::BodyLimits {
-                max_bytes: settings.mcp.max_body_bytes,
-                admin_max_bytes: settings.mcp.admin_max_body_bytes,
-                per_address_bytes: settings.mcp.max_body_bytes_per_address,
-                timeout: std::time::Duration::from_secs(settings.mcp.body_timeout_secs),
-            },
-        };
         let health = services.health.clone();
         let grace = settings.server.shutdown_grace();
         let signal = async move {
@@ -372,6 +331,59 @@ async fn heartbeat(
             }
         }
     }
+}
+
+/// The trusted proxies of `settings`, parsed.
+fn trusted_proxies(settings: &Settings) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    settings.mcp.trusted_proxies.iter().map(|p| crate::settings::parse_cidr(p).map_err(anyhow::Error::msg)).collect()
+}
+
+/// What the HTTP routes serve for `settings`: `/mcp`, the admin endpoints, health and
+/// metadata, with every limit the settings give. The server and the fuzz targets
+/// ([`crate::fuzzing`]) both build their routes here, so the targets reach the same stack.
+pub(crate) fn http_state(
+    settings: &Settings,
+    adapters: &Adapters,
+    services: &Services,
+    loopback: bool,
+) -> anyhow::Result<HttpState> {
+    let origin = qudag_adapter_http::auth::PublicOrigin {
+        configured: settings.mcp.public_url.clone(),
+        trusted_proxies: trusted_proxies(settings)?,
+    };
+    let mcp = McpEndpoint::new(
+        services.engine.clone(),
+        adapters.events.clone(),
+        adapters.event_store.clone(),
+        McpHttpConfig {
+            max_body_bytes: settings.mcp.max_body_bytes,
+            origin: origin.clone(),
+            keep_alive: std::time::Duration::from_secs(settings.mcp.sse_keepalive_secs),
+            streams: qudag_adapter_http::mcp::streams::StreamLimits {
+                per_principal: settings.mcp.max_streams_per_principal,
+                total: settings.mcp.max_streams,
+            },
+        },
+    );
+    Ok(HttpState {
+        health: services.health.clone(),
+        version: crate::VERSION.to_owned(),
+        mcp: Some(mcp),
+        metrics: adapters.metrics.clone(),
+        oauth: qudag_adapter_http::auth::OAuthApi {
+            issuer: adapters.verifier.as_ref().map(|v| v.issuer().to_owned()),
+            origin: origin.clone(),
+        },
+        admin: Some(qudag_adapter_http::admin::AdminState { service: services.admin.clone(), origin }),
+        cors: qudag_adapter_http::security::CorsPolicy { allowed: settings.mcp.cors_origins.clone(), loopback },
+        request_timeout: std::time::Duration::from_secs(settings.mcp.request_timeout_secs),
+        body: qudag_adapter_http::body::BodyLimits {
+            max_bytes: settings.mcp.max_body_bytes,
+            admin_max_bytes: settings.mcp.admin_max_body_bytes,
+            per_address_bytes: settings.mcp.max_body_bytes_per_address,
+            timeout: std::time::Duration::from_secs(settings.mcp.body_timeout_secs),
+        },
+    })
 }
 
 pub(crate) fn services(
