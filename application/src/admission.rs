@@ -29,6 +29,8 @@
 
 mod summary;
 
+pub use summary::Address;
+
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;

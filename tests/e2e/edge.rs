@@ -239,8 +239,25 @@ async fn slow_senders_from_one_address_cannot_starve_health_for_others() {
         assert_eq!(health_from(from, app.addr).await, Ok(200), "{from}");
         assert!(started.elapsed() < Duration::from_secs(1), "{from}: {:?}", started.elapsed());
     }
-    // The crowded address itself is refused until it closes some.
-    assert!(health_from("127.0.0.1", app.addr).await.is_err(), "one more from the full address");
+    // The crowded address itself is refused, and told why, until it closes some.
+    assert_eq!(health_from("127.0.0.1", app.addr).await, Ok(429), "one more from the full address");
+    let addr = app.addr;
+    let read_all = move |from: &'static str, request: &'static str| async move {
+        let mut stream = connect_from(from, addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let answer = read_all("127.0.0.1", "GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await;
+    assert!(answer.contains("QUDAG_MAX_CONNECTIONS_PER_ADDRESS"), "{answer}");
+    let metrics = read_all("127.0.0.2", "GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").await;
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("qudag_connections_refused_total{reason=\"per_address\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no refusal count in {metrics}"));
+    assert!(refused >= 52, "70 - 20 slow senders and two more were refused, counted {refused}");
     drop(kept);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(health_from("127.0.0.1", app.addr).await, Ok(200));

@@ -24,7 +24,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +33,7 @@ use std::time::Duration;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use poem::http::{HeaderValue, StatusCode, Version, header};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use qudag_application::admission::Address;
 use tokio::time::{Instant, Sleep};
 
 /// The path prefix of the admin endpoints, which have their own limit.
@@ -100,14 +100,14 @@ pub struct BodyLimitEndpoint<E> {
 
 /// Body bytes held per client address; an address holding none has no entry.
 #[derive(Debug, Default)]
-struct Held(Mutex<HashMap<IpAddr, usize>>);
+struct Held(Mutex<HashMap<Address, usize>>);
 
 /// What one request's body holds of its address's allowance, given back when the
 /// request ends (dropped after the endpoint has answered).
 #[derive(Debug)]
 struct Charge {
     held: Arc<Held>,
-    addr: IpAddr,
+    addr: Address,
     budget: usize,
     bytes: AtomicUsize,
 }
@@ -174,7 +174,7 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         let charge = match self.origin.client_addr(&req) {
             Some(addr) if budget > 0 => Some(Arc::new(Charge {
                 held: self.held.clone(),
-                addr: addr.to_canonical(),
+                addr: Address::of(Some(addr)),
                 budget,
                 bytes: AtomicUsize::new(0),
             })),
