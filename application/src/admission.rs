@@ -112,9 +112,9 @@ pub enum Refusal {
     /// No acceptable credential (HTTP 401, or 400 for a credential sent wrongly).
     #[error("unauthenticated: {0}")]
     Unauthenticated(TokenError),
-    /// Over the rate limit (HTTP 429); the decision says when to come back.
+    /// Over a rate limit (HTTP 429): which one, and when to come back.
     #[error("rate limited")]
-    RateLimited(Decision),
+    RateLimited(Limited),
     /// A backend needed to decide, or to run the operation, is unavailable (HTTP 503 with
     /// `Retry-After`; counted in `qudag_backend_errors_total`).
     #[error("{component} unavailable")]
@@ -128,6 +128,19 @@ pub enum Refusal {
     /// The caller may not use the operation (HTTP 403).
     #[error("forbidden: {}", .0.rule)]
     Forbidden(AuthzDecision),
+}
+
+/// A rate limit's refusal: the decision, and the quota and policy that made it (the short-term
+/// rate, or an address's failed-authentication allowance), so that the answer's
+/// `RateLimit-Policy` describes the limit that was met.
+#[derive(Clone, Copy, Debug)]
+pub struct Limited {
+    /// The limiter's decision (when to come back).
+    pub decision: Decision,
+    /// Which quota refused.
+    pub quota: Quota,
+    /// That quota's policy.
+    pub policy: QuotaPolicy,
 }
 
 /// A use case's, tool's or resource's backend outage is the request's refusal.
@@ -145,8 +158,13 @@ impl Refusal {
 
     /// The rate-limit decision behind a 429, for `Retry-After` and `RateLimit` headers.
     pub fn rate_decision(&self) -> Option<&Decision> {
+        self.limited().map(|l| &l.decision)
+    }
+
+    /// The rate limit behind a 429: its decision, quota and policy.
+    pub fn limited(&self) -> Option<&Limited> {
         match self {
-            Self::RateLimited(d) => Some(d),
+            Self::RateLimited(l) => Some(l),
             _ => None,
         }
     }
@@ -305,11 +323,11 @@ impl Admission {
         // Nothing is allocated for this check: the key's text is built only for a refusal.
         let address = self.failure_limit.is_some().then(|| summary::Address::of(ctx.client_addr));
         let failure_key = |address: summary::Address| RateLimitKey::custom(format!("authfail:{address}"));
-        if let Some(address) = address
+        if let (Some(address), Some(policy)) = (address, self.failure_limit)
             && let Some(decision) = self.blocks.blocked(address, self.clock.now())
         {
             let key = failure_key(address);
-            return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, Quota::AuthFailures).await);
+            return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, (Quota::AuthFailures, policy)).await);
         }
         let result = match (&ctx.credential_problem, &ctx.credential) {
             (Some((reason, description)), _) => {
@@ -342,7 +360,8 @@ impl Admission {
                         && !decision.allowed
                     {
                         self.blocks.block(address, decision, self.clock.now());
-                        return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, Quota::AuthFailures).await);
+                        let quota = (Quota::AuthFailures, *policy);
+                        return Err(self.limited(&ctx, None, &key, Cost::ONE, decision, quota).await);
                     }
                 }
                 Err(Refusal::Unauthenticated(error))
@@ -423,7 +442,7 @@ impl Admission {
                 && !d.allowed
             {
                 return Err(self
-                    .limited(&caller.ctx, Some(&caller.principal), &daily_key, cost, d, Quota::Daily)
+                    .limited(&caller.ctx, Some(&caller.principal), &daily_key, cost, d, (Quota::Daily, *daily))
                     .await);
             }
         }
@@ -459,7 +478,7 @@ impl Admission {
         };
         match self.check_limit(&key, &limits.policy, cost, limits.on_failure).await? {
             Some(d) if d.allowed => Ok(Some(d)),
-            Some(d) => Err(self.limited(ctx, principal, &key, cost, d, Quota::Rate).await),
+            Some(d) => Err(self.limited(ctx, principal, &key, cost, d, (Quota::Rate, limits.policy)).await),
             None => Ok(None),
         }
     }
@@ -496,16 +515,17 @@ impl Admission {
         key: &RateLimitKey,
         cost: Cost,
         decision: Decision,
-        quota: Quota,
+        (quota, policy): (Quota, QuotaPolicy),
     ) -> Refusal {
         self.metrics.rate_limited(quota);
+        let refusal = Refusal::RateLimited(Limited { decision, quota, policy });
         let quota = quota.as_str();
         let topic = summary::Topic::RateLimited { key: key.as_str().to_owned(), quota };
         let actor = principal.map(|p| p.id().to_string());
         let (first, ended) = self.summaries.note(topic, quota, ctx, actor.as_deref(), self.clock.now());
         self.write_summaries(ended).await;
         if !first {
-            return Refusal::RateLimited(decision);
+            return refusal;
         }
         let mut record = AuditRecord::new(self.clock.now(), AuditAction::RateLimited, Outcome::Denied).details(json!({
             "quota": quota,
@@ -517,7 +537,7 @@ impl Admission {
             record = record.actor(p.id().to_string());
         }
         self.audit(ctx, record).await;
-        Refusal::RateLimited(decision)
+        refusal
     }
 
     /// Stage 4: whether `caller` may use `target`, which needs `permission`.
@@ -877,8 +897,13 @@ mod tests {
         for _ in 0..100 {
             match a.authenticate(ctx(Some("garbage"))).await {
                 Err(Refusal::Unauthenticated(_)) => unauthenticated += 1,
-                Err(Refusal::RateLimited(d)) => {
-                    assert_eq!(d.retry_after, Some(Duration::from_secs(30)));
+                Err(Refusal::RateLimited(Limited { decision, quota, policy: refused_by })) => {
+                    assert_eq!(decision.retry_after, Some(Duration::from_secs(30)));
+                    assert_eq!(
+                        (quota, refused_by),
+                        (Quota::AuthFailures, policy),
+                        "the allowance refused, not the rate"
+                    );
                     limited += 1;
                 }
                 other => panic!("{other:?}"),

@@ -193,6 +193,12 @@ async fn a_flood_of_bad_tokens_meets_429_before_the_audit_sink() {
         let status = resp.status().as_u16();
         if status == 429 {
             assert!(resp.headers().contains_key("retry-after"));
+            // The limit met is the address's failed-authentication allowance, and the answer
+            // says so (not the rate limit that its callers have not spent).
+            let policy = resp.headers()["ratelimit-policy"].to_str().unwrap().to_owned();
+            assert!(policy.starts_with("\"auth_failures\";q=60;"), "{policy}");
+            let left = resp.headers()["ratelimit"].to_str().unwrap().to_owned();
+            assert!(left.starts_with("\"auth_failures\";r=0;"), "{left}");
         }
         *statuses.entry(status).or_default() += 1;
     }

@@ -11,6 +11,7 @@ use qudag_application::limits::Limit;
 use qudag_application::mcp::EngineError;
 use qudag_application::mcp::wire;
 use qudag_application::ports::TokenError;
+use qudag_application::ports::metrics::Quota;
 use qudag_application::usecases::SessionError;
 use qudag_domain::quota::{Decision, QuotaPolicy};
 use qudag_domain::rbac::Denial;
@@ -97,12 +98,12 @@ pub fn refusal_data(e: &Refusal) -> (StatusCode, ErrorData) {
                 oauth_error_data(e).map(|oauth| json!({ "oauth": oauth })),
             ),
         ),
-        Refusal::RateLimited(d) => (
+        Refusal::RateLimited(l) => (
             StatusCode::TOO_MANY_REQUESTS,
             ErrorData::new(
                 ErrorCode(codes::RATE_LIMITED),
                 "rate limit exceeded",
-                Some(json!({ "retryAfterSeconds": d.retry_after.map(|r| r.as_secs_f64().ceil() as u64) })),
+                Some(json!({ "retryAfterSeconds": l.decision.retry_after.map(|r| r.as_secs_f64().ceil() as u64) })),
             ),
         ),
         Refusal::Forbidden(d) => (
@@ -185,10 +186,10 @@ fn session_not_found_data() -> (StatusCode, ErrorData) {
 
 /// The response for a failed MCP message answering `id`, with the headers its error
 /// calls for (`Retry-After` on 429 and 503, `RateLimit` on 429, the OAuth challenge).
-pub fn engine_error(e: EngineError, id: Option<RequestId>, stateless: bool, policy: Option<&QuotaPolicy>) -> Response {
+pub fn engine_error(e: EngineError, id: Option<RequestId>, stateless: bool) -> Response {
     let retry = retry_after(&e);
-    let decision = match &e {
-        EngineError::Refused(r) => r.rate_decision().copied(),
+    let limited = match &e {
+        EngineError::Refused(r) => r.limited().copied(),
         _ => None,
     };
     let (message, status) = engine_error_message(e, id, stateless);
@@ -196,13 +197,20 @@ pub fn engine_error(e: EngineError, id: Option<RequestId>, stateless: bool, poli
     if let Some(secs) = retry {
         set_retry_after(&mut response, secs);
     }
-    add_rate_headers(&mut response, policy, decision.as_ref());
+    if let Some(limited) = limited {
+        // The limit that refused: the rate (`default`, as on every answer) or another quota.
+        let name = match limited.quota {
+            Quota::Rate => DEFAULT_POLICY,
+            other => other.as_str(),
+        };
+        set_rate_headers(&mut response, name, &limited.policy, &limited.decision);
+    }
     response
 }
 
 /// The response for a refusal (see [`engine_error`]).
-pub fn refusal(e: Refusal, id: Option<RequestId>, policy: Option<&QuotaPolicy>) -> Response {
-    engine_error(EngineError::Refused(e), id, false, policy)
+pub fn refusal(e: Refusal, id: Option<RequestId>) -> Response {
+    engine_error(EngineError::Refused(e), id, false)
 }
 
 /// Seconds until a refused or failed request may be retried, if it may.
@@ -217,7 +225,7 @@ pub fn retry_after(e: &EngineError) -> Option<u64> {
 
 fn refusal_retry_after(r: &Refusal) -> Option<u64> {
     match r {
-        Refusal::RateLimited(d) => Some(d.retry_after.map_or(1, |t| (t.as_secs_f64().ceil() as u64).max(1))),
+        Refusal::RateLimited(l) => Some(l.decision.retry_after.map_or(1, |t| (t.as_secs_f64().ceil() as u64).max(1))),
         Refusal::Unavailable { .. } => Some(UNAVAILABLE_RETRY_SECS),
         _ => None,
     }
@@ -233,14 +241,22 @@ pub(crate) fn set_retry_after(response: &mut Response, secs: u64) {
 /// `RateLimit-Policy` and `RateLimit` (IETF httpapi ratelimit-headers draft): the quota, its
 /// window, what is left and when it is full again.
 pub fn add_rate_headers(response: &mut Response, policy: Option<&QuotaPolicy>, decision: Option<&Decision>) {
-    let (Some(policy), Some(decision)) = (policy, decision) else { return };
+    if let (Some(policy), Some(decision)) = (policy, decision) {
+        set_rate_headers(response, DEFAULT_POLICY, policy, decision);
+    }
+}
+
+/// The name of the short-term rate limit's policy in `RateLimit-Policy`.
+const DEFAULT_POLICY: &str = "default";
+
+fn set_rate_headers(response: &mut Response, name: &str, policy: &QuotaPolicy, decision: &Decision) {
     let window = policy.tolerance_micros().div_ceil(1_000_000).max(1);
     let reset = decision.reset_after.as_secs_f64().ceil() as u64;
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";q={};w={window}", policy.burst())) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", policy.burst())) {
         headers.insert("ratelimit-policy", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={};t={reset}", decision.remaining)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={};t={reset}", decision.remaining)) {
         headers.insert("ratelimit", v);
     }
 }

@@ -40,7 +40,7 @@ impl McpEndpoint {
         let policy = self.admission().rate_policy();
         let (session, decision) = match self.engine.open_stream(&caller, &session).await {
             Ok(s) => s,
-            Err(e) => return errors::engine_error(e, None, false, policy),
+            Err(e) => return errors::engine_error(e, None, false),
         };
         let slot = match self.stream_slot(caller.principal()) {
             Ok(slot) => slot,
@@ -85,7 +85,7 @@ impl McpEndpoint {
         let policy = self.admission().rate_policy();
         let decision = match self.engine.open_listen(&caller, &filter).await {
             Ok(d) => d,
-            Err(e) => return errors::engine_error(e, Some(id), true, policy),
+            Err(e) => return errors::engine_error(e, Some(id), true),
         };
         let slot = match self.stream_slot(caller.principal()) {
             Ok(slot) => slot,
@@ -145,7 +145,7 @@ impl McpEndpoint {
                 }
                 Response::builder().status(StatusCode::NO_CONTENT).finish()
             }
-            Err(e) => errors::engine_error(e, None, false, self.admission().rate_policy()),
+            Err(e) => errors::engine_error(e, None, false),
         }
     }
 }

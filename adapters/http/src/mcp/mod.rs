@@ -129,7 +129,7 @@ impl McpEndpoint {
     /// The caller of `req`, or the response refusing it.
     async fn caller(&self, req: &Request) -> Result<Caller, Response> {
         let ctx = request_context(req, &self.config.origin);
-        self.admission().authenticate(ctx).await.map_err(|e| errors::refusal(e, None, self.admission().rate_policy()))
+        self.admission().authenticate(ctx).await.map_err(|e| errors::refusal(e, None))
     }
 
     /// A place for a long-lived stream of `principal`, or why not.

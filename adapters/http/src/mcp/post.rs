@@ -29,7 +29,7 @@ impl McpEndpoint {
                 ctx.credential_problem =
                     Some(("token_in_body", "access tokens are accepted only in the Authorization header".into()));
                 if let Err(e) = self.admission().authenticate(ctx).await {
-                    return errors::refusal(e, None, self.admission().rate_policy());
+                    return errors::refusal(e, None);
                 }
             }
             return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
@@ -49,7 +49,7 @@ impl McpEndpoint {
                     }),
                     None => None,
                 };
-                return errors::refusal(refusal, id, self.admission().rate_policy());
+                return errors::refusal(refusal, id);
             }
         };
         let body = match body.into_bytes_limit(self.config.max_body_bytes).await {
@@ -173,7 +173,7 @@ impl McpEndpoint {
                 response
             }
             Ok(Accepted::Absorbed) => accepted(),
-            Err(e) => errors::engine_error(e, id, stateless, policy),
+            Err(e) => errors::engine_error(e, id, stateless),
         }
     }
 
@@ -192,7 +192,7 @@ impl McpEndpoint {
                 errors::add_rate_headers(&mut response, policy, decision.as_ref());
                 response
             }
-            Err(e) => errors::engine_error(e, Some(id), false, policy),
+            Err(e) => errors::engine_error(e, Some(id), false),
         }
     }
 
@@ -208,13 +208,12 @@ impl McpEndpoint {
             Ok(c) => c,
             Err(e) => return bad(e),
         };
-        let policy = self.admission().rate_policy();
         let Some(request_id) = id.clone() else {
             // No client-to-server notification is defined over HTTP in 2026-07-28; accept and
             // ignore what arrives (basic/transports: 202 for an accepted notification).
             return match self.engine.admit_unrouted(&caller).await {
                 Ok(()) => accepted(),
-                Err(e) => errors::engine_error(e, None, true, policy),
+                Err(e) => errors::engine_error(e, None, true),
             };
         };
         if checked.method == "subscriptions/listen" {
@@ -226,7 +225,7 @@ impl McpEndpoint {
         }
         if !wire::is_known_method(&checked.method) || wire::REMOVED_IN_STATELESS.contains(&checked.method.as_str()) {
             if let Err(e) = self.engine.admit_unrouted(&caller).await {
-                return errors::engine_error(e, id, true, policy);
+                return errors::engine_error(e, id, true);
             }
             return rpc_error(StatusCode::NOT_FOUND, id, wire::method_not_found(&checked.method));
         }
@@ -256,7 +255,6 @@ impl McpEndpoint {
             Value::Array(items) if !items.is_empty() => items,
             _ => return rpc_error(StatusCode::BAD_REQUEST, None, ErrorData::invalid_request("empty batch", None)),
         };
-        let policy = self.admission().rate_policy();
         let mut replies = Vec::new();
         for item in items {
             let id = classify::request_id_of(&item);
@@ -284,7 +282,7 @@ impl McpEndpoint {
                 }
                 Ok(Accepted::Absorbed) => {}
                 Err(EngineError::Rpc(e)) => return rpc_error(StatusCode::BAD_REQUEST, None, e),
-                Err(e) => return errors::engine_error(e, id, false, policy),
+                Err(e) => return errors::engine_error(e, id, false),
             }
         }
         if replies.is_empty() {
@@ -298,5 +296,5 @@ impl McpEndpoint {
 /// A decoding error for the caller: serde repeats the bad value, so only a short prefix of
 /// each quoted value is kept.
 fn quoted(e: &serde_json::Error) -> String {
-    qudag_domain::clip::clip_quoted(&e.to_string()).into_owned()
+    qudag_domain::clip::clip_quoted_owned(e.to_string())
 }
