@@ -203,7 +203,8 @@ impl AuditRecord {
 
     /// The record with every string kept to a fixed size ([`crate::clip`]): actor, target,
     /// request id, address and node to [`NAME_BYTES`](crate::clip::NAME_BYTES), each string
-    /// in the details to [`TEXT_BYTES`](crate::clip::TEXT_BYTES). Much of a record comes from
+    /// in the details to [`TEXT_BYTES`](crate::clip::TEXT_BYTES), each list in them to
+    /// [`ITEMS`](crate::clip::ITEMS) entries. Much of a record comes from
     /// callers (tool names, resource URIs, `clientInfo`, error messages quoting arguments);
     /// none of it is stored whole.
     #[must_use]

@@ -18,6 +18,9 @@ pub const TEXT_BYTES: usize = 512;
 /// Bytes kept of a bad value quoted in an error message.
 pub const QUOTE_BYTES: usize = 64;
 
+/// Items kept of an array, and entries of an object, by [`clip_json`].
+pub const ITEMS: usize = 64;
+
 /// Hex digits of the digest appended to clipped text.
 const DIGEST_HEX: usize = 16;
 
@@ -103,23 +106,44 @@ pub fn clip_quoted_owned(message: String) -> String {
     }
 }
 
-/// [`clip`] every string in `value` (object keys too) to `max` bytes, in place.
+/// [`clip`] every string in `value` (object keys too) to `max` bytes, and keep at most
+/// [`ITEMS`] items of each array and entries of each object, in place. What is cut from an
+/// array is replaced by one last item, and from an object by one last entry under the key
+/// `…`: a string saying how many were left out and the BLAKE3 digest of their JSON.
 pub fn clip_json(value: &mut serde_json::Value, max: usize) {
     use serde_json::Value;
     match value {
         Value::String(s) if s.len() > max => *s = clip(s, max).into_owned(),
-        Value::Array(items) => items.iter_mut().for_each(|item| clip_json(item, max)),
+        Value::Array(items) => {
+            if items.len() > ITEMS {
+                let rest: Vec<Value> = items.split_off(ITEMS - 1);
+                items.push(Value::String(left_out(rest.len(), &Value::Array(rest))));
+            }
+            items.iter_mut().for_each(|item| clip_json(item, max));
+        }
         Value::Object(map) => {
-            if map.keys().any(|k| k.len() > max) {
-                let entries = std::mem::take(map);
-                for (key, item) in entries {
+            let too_many = map.len() > ITEMS;
+            if too_many || map.keys().any(|k| k.len() > max) {
+                let mut entries = std::mem::take(map).into_iter();
+                for (key, item) in entries.by_ref().take(if too_many { ITEMS - 1 } else { usize::MAX }) {
                     map.insert(clip_owned(key, max), item);
+                }
+                let rest: serde_json::Map<String, Value> = entries.collect();
+                if !rest.is_empty() {
+                    let count = rest.len();
+                    map.insert("…".to_owned(), Value::String(left_out(count, &Value::Object(rest))));
                 }
             }
             map.values_mut().for_each(|item| clip_json(item, max));
         }
         _ => {}
     }
+}
+
+/// What stands for `count` items cut from a list: their number and a digest of `cut`.
+fn left_out(count: usize, cut: &serde_json::Value) -> String {
+    let digest = blake3::hash(cut.to_string().as_bytes()).to_hex();
+    format!("… {count} more, {}", &digest.as_str()[..DIGEST_HEX])
 }
 
 #[cfg(test)]
@@ -191,5 +215,32 @@ mod tests {
         assert_eq!(value["a"][1], 1);
         assert_eq!(value["a"][0], json!(clip(&long, 16)));
         assert_eq!(value[clip(&long, 16).as_ref()], true);
+    }
+
+    #[test]
+    fn long_lists_keep_their_first_items_and_a_digest_of_the_rest() {
+        let mut value = json!({
+            "many": (0..1_000).collect::<Vec<_>>(),
+            "wide": (0..1_000).map(|i| (format!("k{i:04}"), json!(i))).collect::<serde_json::Map<_, _>>(),
+            "few": [1, 2, 3],
+        });
+        clip_json(&mut value, TEXT_BYTES);
+        let many = value["many"].as_array().unwrap();
+        assert_eq!(many.len(), ITEMS);
+        assert_eq!(many[ITEMS - 2], json!(ITEMS - 2));
+        let marker = many[ITEMS - 1].as_str().unwrap();
+        assert!(marker.starts_with(&format!("… {} more, ", 1_000 - (ITEMS - 1))), "{marker}");
+        let wide = value["wide"].as_object().unwrap();
+        assert_eq!(wide.len(), ITEMS);
+        assert!(wide["…"].as_str().unwrap().starts_with(&format!("… {} more, ", 1_000 - (ITEMS - 1))));
+        assert_eq!(value["few"], json!([1, 2, 3]));
+        // Different cut-off tails give different digests.
+        let mut other = json!((0..1_000).map(|i| if i == 999 { 0 } else { i }).collect::<Vec<_>>());
+        clip_json(&mut other, TEXT_BYTES);
+        assert_ne!(other[ITEMS - 1], many[ITEMS - 1]);
+        let exact = json!((0..ITEMS).collect::<Vec<_>>());
+        let mut kept = exact.clone();
+        clip_json(&mut kept, TEXT_BYTES);
+        assert_eq!(kept, exact, "a list of exactly ITEMS is kept whole");
     }
 }
