@@ -3,7 +3,7 @@
 //! memory, nor one caller take every place.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -16,9 +16,10 @@ use crate::shard::Sharded;
 /// Sessions in this process's memory, at most `capacity` of them.
 ///
 /// Expired sessions are dropped when met, by [`MemorySessionStore::sweep`] (which the
-/// server runs periodically), and before a create would be refused for capacity — so a
-/// full store is full of live sessions only. Sessions are kept shared ([`Arc`]): a request
-/// loading its session copies nothing.
+/// server runs periodically), and before a create would be refused for capacity or for its
+/// holder's limit — at most once per [`REFUSAL_SWEEP_EVERY`], so a caller at its limit that
+/// keeps asking cannot make every request walk all sessions. Sessions are kept shared
+/// ([`Arc`]): a request loading its session copies nothing.
 pub struct MemorySessionStore {
     sessions: Sharded<SessionId, Arc<Session>>,
     len: AtomicUsize,
@@ -26,7 +27,12 @@ pub struct MemorySessionStore {
     /// Sessions held per holder; a holder with none has no entry.
     holders: Mutex<HashMap<String, usize>>,
     clock: Arc<dyn Clock>,
+    /// When (microseconds) a refusal last swept.
+    last_refusal_sweep: AtomicU64,
 }
+
+/// How often a create that would be refused may sweep expired sessions first.
+pub const REFUSAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for MemorySessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +46,14 @@ impl std::fmt::Debug for MemorySessionStore {
 impl MemorySessionStore {
     /// A store holding at most `capacity` live sessions.
     pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
-        Self { sessions: Sharded::new(), len: AtomicUsize::new(0), capacity, holders: Mutex::default(), clock }
+        Self {
+            sessions: Sharded::new(),
+            len: AtomicUsize::new(0),
+            capacity,
+            holders: Mutex::default(),
+            clock,
+            last_refusal_sweep: AtomicU64::new(0),
+        }
     }
 
     /// Drop every session expired at `now`; returns how many were dropped.
@@ -107,21 +120,35 @@ impl MemorySessionStore {
         }
     }
 
+    /// Sweep before refusing a create, unless a refusal swept less than
+    /// [`REFUSAL_SWEEP_EVERY`] ago; whether it swept.
+    fn sweep_for_refusal(&self) -> bool {
+        let now = self.clock.now();
+        let every = REFUSAL_SWEEP_EVERY.as_micros() as u64;
+        let last = self.last_refusal_sweep.load(Ordering::Acquire);
+        if now.as_micros().saturating_sub(last) < every && last != 0 {
+            return false;
+        }
+        if self.last_refusal_sweep.compare_exchange(last, now.as_micros(), Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
+            return false;
+        }
+        self.sweep(now);
+        true
+    }
+
     /// Make room for one session of `holder` under `max_per_holder`: its own expired
     /// sessions do not count against it.
     fn admit(&self, holder: &str, max_per_holder: usize) -> Result<(), SessionStoreError> {
-        if !self.reserve_holder(holder, max_per_holder) {
-            self.sweep(self.clock.now());
-            if !self.reserve_holder(holder, max_per_holder) {
-                return Err(SessionStoreError::HolderLimit { limit: max_per_holder });
-            }
+        // Each check may sweep once (see `sweep_for_refusal`) and then asks again.
+        if !self.reserve_holder(holder, max_per_holder)
+            && (!self.sweep_for_refusal() || !self.reserve_holder(holder, max_per_holder))
+        {
+            return Err(SessionStoreError::HolderLimit { limit: max_per_holder });
         }
-        if !self.reserve_slot() {
-            self.sweep(self.clock.now());
-            if !self.reserve_slot() {
-                self.release(holder);
-                return Err(SessionStoreError::CapacityExceeded { capacity: self.capacity });
-            }
+        if !self.reserve_slot() && (!self.sweep_for_refusal() || !self.reserve_slot()) {
+            self.release(holder);
+            return Err(SessionStoreError::CapacityExceeded { capacity: self.capacity });
         }
         Ok(())
     }
@@ -217,6 +244,32 @@ mod tests {
         clock.advance(Duration::from_secs(61));
         store.create(&sample_session("c", clock.now()), 100).await.unwrap();
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_at_its_limit_cannot_make_every_refusal_walk_all_sessions() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
+        let store = MemorySessionStore::new(100, clock.clone());
+        let t0 = clock.now();
+        // The caller's one session stays live; another caller's expires unswept.
+        store.create(&sample_session("at-limit", t0.saturating_add(Duration::from_secs(100))), 1).await.unwrap();
+        store.create(&sample_session("other", t0), 1).await.unwrap();
+        clock.advance(Duration::from_secs(61));
+        async fn refused(store: &MemorySessionStore, clock: &ManualClock) -> SessionStoreError {
+            store.create(&sample_session("at-limit", clock.now()), 1).await.unwrap_err()
+        }
+        // The first refusal sweeps (its expired sessions might have been the caller's) ...
+        assert!(matches!(refused(&store, &clock).await, SessionStoreError::HolderLimit { limit: 1 }));
+        assert_eq!(store.len(), 1, "the first refusal swept");
+        // ... the next ones within REFUSAL_SWEEP_EVERY do not.
+        store.create(&sample_session("expired-again", t0), 1).await.unwrap();
+        for _ in 0..10 {
+            assert!(matches!(refused(&store, &clock).await, SessionStoreError::HolderLimit { limit: 1 }));
+        }
+        assert_eq!(store.len(), 2, "no sweep within a second of the last");
+        clock.advance(REFUSAL_SWEEP_EVERY + Duration::from_millis(1));
+        assert!(matches!(refused(&store, &clock).await, SessionStoreError::HolderLimit { limit: 1 }));
+        assert_eq!(store.len(), 1, "a refusal a second later sweeps again");
     }
 
     #[tokio::test]
