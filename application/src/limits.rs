@@ -3,12 +3,13 @@
 //! one is a [`Limit`] naming it (HTTP 429, JSON-RPC -31002, with `Retry-After`).
 //!
 //! A caller is its principal, or — for the anonymous principal of a server without
-//! authentication, which every caller shares — its address ([`holder_of`]).
+//! authentication, which every caller shares — its address ([`holder_of`], [`Holder`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::admission::Caller;
+use crate::admission::{Address, Caller};
 
 /// The bounds per caller the MCP engine keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,13 +114,40 @@ pub fn holder_of(caller: &Caller) -> String {
     }
 }
 
+/// A caller as [`Slots`] count it: the caller of [`holder_of`], as a 64-bit SipHash under a
+/// key drawn at random once per process, so that taking a place on the request path
+/// formats and allocates nothing. Two callers would share a count only if their hashes
+/// collided, which a caller cannot arrange without the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Holder(u64);
+
+impl Holder {
+    /// Whose places `caller` takes.
+    pub fn of(caller: &Caller) -> Self {
+        static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+        let key = KEY.get_or_init(std::collections::hash_map::RandomState::new);
+        let principal = caller.principal().id();
+        Self(if principal.is_anonymous() {
+            key.hash_one((1_u8, Address::of(caller.ctx().client_addr)))
+        } else {
+            key.hash_one((0_u8, principal))
+        })
+    }
+
+    /// A holder for tests.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn of_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+}
+
 /// Places counted per holder, at most `max` each: a place is held while its [`Slot`] lives.
 /// A holder with no place taken has no entry, so the map holds only holders with something
 /// running.
 #[derive(Debug)]
 pub struct Slots {
     max: usize,
-    held: Mutex<HashMap<String, usize>>,
+    held: Mutex<HashMap<Holder, usize>>,
 }
 
 impl Slots {
@@ -134,14 +162,17 @@ impl Slots {
     }
 
     /// A place for `holder`, or `None` when it holds `max` already.
-    pub fn acquire(self: &Arc<Self>, holder: &str) -> Option<Slot> {
+    pub fn acquire(self: &Arc<Self>, holder: Holder) -> Option<Slot> {
         let mut held = self.lock();
-        let n = held.get(holder).copied().unwrap_or(0);
-        if n >= self.max {
+        let n = held.entry(holder).or_insert(0);
+        if *n >= self.max {
+            if *n == 0 {
+                held.remove(&holder);
+            }
             return None;
         }
-        held.insert(holder.to_owned(), n + 1);
-        Some(Slot { slots: self.clone(), holder: holder.to_owned() })
+        *n += 1;
+        Some(Slot { slots: self.clone(), holder })
     }
 
     /// Holders with at least one place taken.
@@ -149,7 +180,7 @@ impl Slots {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Holder, usize>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -158,7 +189,7 @@ impl Slots {
 #[derive(Debug)]
 pub struct Slot {
     slots: Arc<Slots>,
-    holder: String,
+    holder: Holder,
 }
 
 impl Drop for Slot {
@@ -180,13 +211,14 @@ mod tests {
     #[test]
     fn places_are_bounded_per_holder_and_empty_holders_forgotten() {
         let slots = Slots::new(2);
-        let a1 = slots.acquire("a").unwrap();
-        let a2 = slots.acquire("a").unwrap();
-        assert!(slots.acquire("a").is_none());
-        let b1 = slots.acquire("b").unwrap();
+        let (a, b) = (Holder::of_raw(1), Holder::of_raw(2));
+        let a1 = slots.acquire(a).unwrap();
+        let a2 = slots.acquire(a).unwrap();
+        assert!(slots.acquire(a).is_none());
+        let b1 = slots.acquire(b).unwrap();
         assert_eq!(slots.holders(), 2);
         drop(a1);
-        let a3 = slots.acquire("a").unwrap();
+        let a3 = slots.acquire(a).unwrap();
         drop((a2, a3, b1));
         assert_eq!(slots.holders(), 0, "no entry outlives its last place");
     }

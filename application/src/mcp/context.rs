@@ -159,7 +159,7 @@ impl PendingRequests {
     fn register(
         &self,
         session: &str,
-        holder: &str,
+        holder: crate::limits::Holder,
     ) -> Result<(NumberOrString, oneshot::Receiver<Result<ClientResult, ErrorData>>), Limit> {
         // Ids differ between processes too: with a shared session store, another node may
         // have requests of the same session waiting, and answers are routed between nodes.
@@ -219,7 +219,7 @@ impl Drop for Registered<'_> {
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub(crate) session: String,
-    pub(crate) holder: String,
+    pub(crate) holder: crate::limits::Holder,
     pub(crate) pending: Arc<PendingRequests>,
 }
 
@@ -338,7 +338,7 @@ impl CallContext {
                 None,
             ));
         };
-        let (id, answer) = peer.pending.register(&peer.session, &peer.holder).map_err(|limit| {
+        let (id, answer) = peer.pending.register(&peer.session, peer.holder).map_err(|limit| {
             ErrorData::new(
                 ErrorCode(LIMIT_CODE),
                 limit.to_string(),

@@ -408,7 +408,7 @@ async fn requests_to_the_client_are_bounded_per_caller_and_forgotten_when_droppe
         cx.outbox = Some(tx);
         cx.peer = Some(crate::mcp::context::Peer {
             session: "s1".into(),
-            holder: "user:alice".into(),
+            holder: crate::limits::Holder::of_raw(1),
             pending: pending.clone(),
         });
         cx

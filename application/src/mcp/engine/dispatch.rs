@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{EngineError, Inbound, McpEngine, PAGE_SIZE, principal};
 use crate::admission::{Caller, Refusal};
-use crate::limits::{Limit, holder_of};
+use crate::limits::{Holder, Limit};
 use crate::mcp::catalog::{PromptResponse, ToolResponse};
 use crate::mcp::context::{CallContext, Outbox, Peer};
 use crate::mcp::wire;
@@ -110,7 +110,7 @@ impl McpEngine {
                 // One place among the caller's running calls, held until this one ends.
                 let max = self.tool_calls.max();
                 let _running =
-                    self.tool_calls.acquire(&holder_of(&inbound.caller)).ok_or_else(|| Limit::tool_calls(max))?;
+                    self.tool_calls.acquire(Holder::of(&inbound.caller)).ok_or_else(|| Limit::tool_calls(max))?;
                 let outcome = self
                     .admission
                     .run(&inbound.caller, &name, tool.permission(), digest, tool.call(&cx, arguments), describe)
@@ -275,7 +275,7 @@ impl McpEngine {
         };
         let peer = inbound.session.as_ref().filter(|_| !stateless).map(|s| Peer {
             session: s.id().as_str().to_owned(),
-            holder: holder_of(&inbound.caller),
+            holder: Holder::of(&inbound.caller),
             pending: self.pending.clone(),
         });
         CallContext {
