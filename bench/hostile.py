@@ -185,3 +185,65 @@ for s in held:
 row("200 stalled ~4 MiB bodies from one address (readonly)", f"{answered} answered early, {refused} refused; RSS +{(rss(p)-base)//1024} MiB")
 for s in held: s.close()
 stop(p)
+
+# 10. everything at once, one readonly principal from one address, the rate limit out of the
+# way: sessions with subscriptions, listening streams, stalled bodies, half-sent request heads,
+# unsolicited answers. Peak growth is what the per-caller bounds allow together; after the
+# caller lets go, the node should give the sessions' and connections' memory back (sessions
+# stay until their idle timeout, so the second number shows what sessions keep).
+p = start({"QUDAG_RATE_LIMIT": "1000000", "QUDAG_RATE_LIMIT_BURST": "1000000"}); ro = token("readonly")
+base = rss(p); sessions = []; subs = {}; held = []
+for i in range(120):
+    st, sid = init(ro, client_info={"name": "c" * 60000, "version": "v" * 60000}, caps={"experimental": {"x": {"blob": "e" * 60000}}})
+    if sid: sessions.append(sid)
+for sid in sessions:
+    uris = ["qudag://status/dag", "qudag://status/vault", "qudag://keys/signing"] + [f"qudag://status/dag/{j}" + "u" * 1000 for j in range(40)]
+    for j, uri in enumerate(uris):
+        st, _, b = mcp(ro, {"jsonrpc": "2.0", "id": 100 + j, "method": "resources/subscribe", "params": {"uri": uri}}, sid)
+        k = "ok" if st == 200 and b'"result"' in b else st if st != 200 else "error"
+        subs[k] = subs.get(k, 0) + 1
+    for j in range(20):
+        mcp(ro, {"jsonrpc": "2.0", "id": 5000 + j, "result": {"x": "r" * 1000}}, sid)
+def open_socket():
+    s = socket.create_connection(("127.0.0.1", PORT)); s.settimeout(5); return s
+streams = 0
+for sid in sessions[:24]:
+    try:
+        s = open_socket()
+        s.sendall(f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nAuthorization: Bearer {ro}\r\nMcp-Session-Id: {sid}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        head = s.recv(64)
+        if b" 200 " in head: streams += 1; held.append(s)
+        else: s.close()
+    except OSError: pass
+size = (4 << 20) - 16; bodies = 0
+body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"system_health","arguments":{"x":"' + b"a" * size
+for i in range(8):
+    try:
+        s = open_socket()
+        s.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nAuthorization: Bearer {ro}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {size}\r\n\r\n".encode())
+        s.sendall(body[: size - 1]); held.append(s); bodies += 1
+    except OSError: pass
+heads = 0
+for i in range(300):
+    try:
+        s = open_socket()
+        s.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nX-Pad: {'h' * 60000}".encode()); held.append(s); heads += 1
+    except OSError: break
+time.sleep(3)
+peak = rss(p)
+still_open = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        data = s.recv(4096)  # b"": closed; a refusal; or an event on a held stream
+        still_open += 1 if data and not data.startswith(b"HTTP/1.1 4") else 0
+    except BlockingIOError:
+        still_open += 1  # nothing to read and not closed: the server still holds it
+    except OSError:
+        pass
+for s in held: s.close()
+time.sleep(3)
+row("all at once, one readonly caller, rate limit out of the way",
+    f"{len(sessions)} sessions, subscriptions {subs}, {streams} streams, {bodies} bodies and {heads} half heads sent, "
+    f"{still_open} connections held; RSS +{(peak-base)//1024} MiB at peak, +{(rss(p)-base)//1024} MiB after letting go")
+stop(p)
