@@ -17,21 +17,31 @@ use crate::shard::Sharded;
 ///
 /// Expired sessions are dropped when met, by [`MemorySessionStore::sweep`] (which the
 /// server runs periodically), and before a create would be refused for capacity or for its
-/// holder's limit — at most once per [`REFUSAL_SWEEP_EVERY`], so a caller at its limit that
-/// keeps asking cannot make every request walk all sessions. Sessions are kept shared
+/// holder's limit — at most once per [`REFUSAL_SWEEP_EVERY`] for each holder (and for the
+/// capacity), so a caller at its limit that keeps asking cannot make every request walk all
+/// sessions. Sessions are kept shared
 /// ([`Arc`]): a request loading its session copies nothing.
 pub struct MemorySessionStore {
     sessions: Sharded<SessionId, Arc<Session>>,
     len: AtomicUsize,
     capacity: usize,
-    /// Sessions held per holder; a holder with none has no entry.
-    holders: Mutex<HashMap<String, usize>>,
+    /// Sessions held per holder, and when (microseconds) a refusal at its limit last swept;
+    /// a holder with no session has no entry.
+    holders: Mutex<HashMap<String, Held>>,
     clock: Arc<dyn Clock>,
     /// When (microseconds) a refusal last swept.
     last_refusal_sweep: AtomicU64,
 }
 
-/// How often a create that would be refused may sweep expired sessions first.
+/// One holder's sessions.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    sessions: usize,
+    swept_at: Option<u64>,
+}
+
+/// How often a create that would be refused may sweep expired sessions first: per holder
+/// for its own limit, for the whole store for its capacity.
 pub const REFUSAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for MemorySessionStore {
@@ -94,33 +104,53 @@ impl MemorySessionStore {
         self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1)).is_ok()
     }
 
-    fn holders_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn holders_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.holders.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Count one more session of `holder`, unless it has `max` already.
     fn reserve_holder(&self, holder: &str, max: usize) -> bool {
         let mut holders = self.holders_lock();
-        let held = holders.get(holder).copied().unwrap_or(0);
-        if held >= max {
-            return false;
+        match holders.get_mut(holder) {
+            Some(held) if held.sessions >= max => false,
+            Some(held) => {
+                held.sessions += 1;
+                true
+            }
+            None if max == 0 => false,
+            None => {
+                holders.insert(holder.to_owned(), Held { sessions: 1, swept_at: None });
+                true
+            }
         }
-        holders.insert(holder.to_owned(), held + 1);
-        true
     }
 
     /// One session of `holder` fewer; a holder left with none is forgotten.
     fn release(&self, holder: &str) {
         let mut holders = self.holders_lock();
         if let Some(held) = holders.get_mut(holder) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
+            held.sessions = held.sessions.saturating_sub(1);
+            if held.sessions == 0 {
                 holders.remove(holder);
             }
         }
     }
 
-    /// Sweep before refusing a create, unless a refusal swept less than
+    /// Whether `holder`, refused at its limit, may have the store swept first: once per
+    /// [`REFUSAL_SWEEP_EVERY`] per holder.
+    fn holder_may_sweep(&self, holder: &str) -> bool {
+        let now = self.clock.now().as_micros();
+        let every = REFUSAL_SWEEP_EVERY.as_micros() as u64;
+        let mut holders = self.holders_lock();
+        let Some(held) = holders.get_mut(holder) else { return true };
+        if held.swept_at.is_some_and(|at| now.saturating_sub(at) < every) {
+            return false;
+        }
+        held.swept_at = Some(now);
+        true
+    }
+
+    /// Sweep before refusing a create for capacity, unless such a refusal swept less than
     /// [`REFUSAL_SWEEP_EVERY`] ago; whether it swept.
     fn sweep_for_refusal(&self) -> bool {
         let now = self.clock.now();
@@ -142,7 +172,10 @@ impl MemorySessionStore {
     fn admit(&self, holder: &str, max_per_holder: usize) -> Result<(), SessionStoreError> {
         // Each check may sweep once (see `sweep_for_refusal`) and then asks again.
         if !self.reserve_holder(holder, max_per_holder)
-            && (!self.sweep_for_refusal() || !self.reserve_holder(holder, max_per_holder))
+            && (!self.holder_may_sweep(holder) || {
+                self.sweep(self.clock.now());
+                !self.reserve_holder(holder, max_per_holder)
+            })
         {
             return Err(SessionStoreError::HolderLimit { limit: max_per_holder });
         }
