@@ -163,12 +163,15 @@ impl App {
         let clock = adapters.clock.clone();
         let audit = adapters.audit.clone();
         let config_digest = digest_json(&serde_json::Value::String(settings.to_toml()));
-        record(
-            audit.as_ref(),
-            AuditRecord::new(clock.now(), AuditAction::ServerStarted, Outcome::Success)
-                .details(serde_json::json!({ "version": crate::VERSION, "config_digest": config_digest, "address": local_addr.to_string() })),
-        )
-        .await;
+        // Nothing is served that the trail cannot record: a trail that does not take the
+        // start record stops the server here.
+        audit
+            .record(
+                AuditRecord::new(clock.now(), AuditAction::ServerStarted, Outcome::Success)
+                    .details(serde_json::json!({ "version": crate::VERSION, "config_digest": config_digest, "address": local_addr.to_string() })),
+            )
+            .await
+            .context("the audit trail did not take the server.started record; not serving unaudited")?;
 
         let trusted_proxies = trusted_proxies(&settings)?;
         let (draining, drain_signal) = tokio::sync::watch::channel(false);
@@ -294,7 +297,9 @@ impl App {
         }
 
         services.engine.admission().flush_summaries(true).await;
-        record(audit.as_ref(), AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
+        // A stop the trail did not take makes the exit status non-zero (below), so it is
+        // seen by whatever runs the server, not only logged.
+        let stopped = audit.record(AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
         if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
             take_checkpoint(audit.as_ref(), &adapters.keys, clock.now()).await;
         }
@@ -302,6 +307,7 @@ impl App {
             tracing::error!(%error, "Audit flush at shutdown failed");
         }
         served.context("serving HTTP")?;
+        stopped.context("the audit trail did not take the server.stopped record")?;
         tracing::info!("Stopped");
         Ok(())
     }
@@ -507,38 +513,41 @@ fn quantum_limits(settings: &Settings) -> QuantumLimits {
     limits
 }
 
-async fn record(audit: &dyn AuditSink, record: AuditRecord) {
-    let action = record.action;
-    if let Err(error) = audit.record(record).await {
-        tracing::error!(%error, %action, "Audit sink refused a record");
-    }
-}
-
 /// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    // The handlers are installed here, when this is called (before the server says it is
+    // listening), not when the future is first polled: a SIGTERM that arrives right after
+    // the "Listening" line is a graceful shutdown, never the default action (death).
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        let wait = |installed: std::io::Result<Signal>, name: &'static str| async move {
+            match installed {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "Cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        async move {
+            tokio::select! {
+                () = wait(interrupt, "SIGINT") => tracing::info!(signal = "SIGINT", "Signal received"),
+                () = wait(terminate, "SIGTERM") => tracing::info!(signal = "SIGTERM", "Signal received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "Cannot listen for SIGINT");
+            tracing::error!(%error, "Cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "Cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!(signal = "SIGINT", "Signal received"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "Signal received"),
+        tracing::info!(signal = "SIGINT", "Signal received");
     }
 }
 
