@@ -297,9 +297,9 @@ fn warn_if_readable_by_others(_path: &std::path::Path) {}
 /// # Errors
 /// [`WiringError::Audit`] naming the file that cannot be used.
 async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), WiringError> {
-    use qudag_application::usecases::{QueueFullPolicy, QueuedAuditSink};
+    use qudag_application::usecases::{Acknowledge, QueueFullPolicy, QueuedAuditSink};
 
-    use crate::settings::{AuditSinkKind, FsyncMode};
+    use crate::settings::{AuditAck, AuditSinkKind, FsyncMode};
     let a = &settings.audit;
     if !a.enabled {
         tracing::warn!("QUDAG_AUDIT_ENABLED=false: security-relevant acts are not recorded");
@@ -322,9 +322,12 @@ async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), 
             let path = a.file.clone().ok_or(WiringError::Config("QUDAG_AUDIT_SINK=file needs QUDAG_AUDIT_FILE"))?;
             let mut config = FileAuditConfig::new(path.clone());
             config.max_file_bytes = a.max_file_bytes;
-            config.fsync = match a.fsync {
-                FsyncMode::Always => FsyncPolicy::Always,
-                FsyncMode::Interval => FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms)),
+            // Durable acknowledgement needs each batch synced before it is acknowledged.
+            config.fsync = match (a.ack, a.fsync) {
+                (AuditAck::Durable, _) | (_, FsyncMode::Always) => FsyncPolicy::Always,
+                (AuditAck::Queued, FsyncMode::Interval) => {
+                    FsyncPolicy::Interval(Duration::from_millis(a.fsync_interval_ms))
+                }
             };
             let sink = Arc::new(
                 FileAuditSink::open(config).map_err(|e| WiringError::Audit(format!("QUDAG_AUDIT_FILE: {e}")))?,
@@ -370,7 +373,11 @@ async fn audit_sink(settings: &Settings, adapters: &mut Adapters) -> Result<(), 
         crate::settings::QueueFull::Block => QueueFullPolicy::Block(Duration::from_millis(a.queue_block_ms)),
         crate::settings::QueueFull::Refuse => QueueFullPolicy::Refuse,
     };
-    let queue = Arc::new(QueuedAuditSink::start(sink, a.queue_capacity, policy));
+    let acknowledge = match a.ack {
+        AuditAck::Durable => Acknowledge::Durable,
+        AuditAck::Queued => Acknowledge::Queued,
+    };
+    let queue = Arc::new(QueuedAuditSink::start(sink, a.queue_capacity, policy).acknowledging(acknowledge));
     let depth = Arc::downgrade(&queue);
     adapters.metrics.register_gauge(
         "qudag_audit_queue_depth",

@@ -9,9 +9,18 @@
 //! and then [`AuditSink::accepting`] turns false so admission refuses new requests (503)
 //! before they run, instead of running them unaudited. `record` (for callers that need the
 //! chained event) and `flush` wait for everything queued before them.
+//!
+//! When a submitted record counts as taken is the [`Acknowledge`] mode. **Durable** (the
+//! server's default): `submit` returns only once the sink has written the record (synced or
+//! committed), so a request is answered only after its record is durable; records of
+//! concurrent requests share one write (one sync, one transaction), so this costs little
+//! under concurrency. While the queue is full or the sink is failing, [`AuditSink::accepting`]
+//! is false, and admission refuses new requests (503) before they run. **Queued**: `submit`
+//! returns once the record holds a place in the queue — what is queued when the process dies
+//! is lost.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +29,16 @@ use qudag_domain::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ports::{AuditSink, AuditSinkError};
+
+/// When [`QueuedAuditSink::submit`] returns (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acknowledge {
+    /// Once the sink has written the record durably.
+    #[default]
+    Durable,
+    /// Once the record holds a place in the queue.
+    Queued,
+}
 
 /// What happens when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +60,9 @@ pub struct QueuedAuditSink {
     policy: QueueFullPolicy,
     capacity: usize,
     retries: Arc<AtomicU64>,
+    /// Whether the writer's last attempt failed (it is retrying).
+    failing: Arc<AtomicBool>,
+    acknowledge: Acknowledge,
 }
 
 impl std::fmt::Debug for QueuedAuditSink {
@@ -49,6 +71,7 @@ impl std::fmt::Debug for QueuedAuditSink {
             .field("capacity", &self.capacity)
             .field("depth", &self.depth())
             .field("policy", &self.policy)
+            .field("acknowledge", &self.acknowledge)
             .finish()
     }
 }
@@ -64,7 +87,12 @@ type Ack = oneshot::Sender<Result<ChainedEvent, AuditSinkError>>;
 
 /// Write `batch` in order, retrying what the sink did not take (with backoff, from 50 ms to
 /// 2 s) until all of it is written; acknowledge each record as it is.
-async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, retries: &AtomicU64) {
+async fn write(
+    inner: &dyn AuditSink,
+    batch: Vec<(AuditRecord, Option<Ack>)>,
+    retries: &AtomicU64,
+    failing: &AtomicBool,
+) {
     let (mut records, acks): (Vec<AuditRecord>, Vec<Option<Ack>>) = batch.into_iter().unzip();
     let mut acks = acks.into_iter();
     let mut backoff = Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2));
@@ -79,6 +107,7 @@ async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, re
         let error = outcome
             .error
             .or_else(|| (!records.is_empty()).then(|| full("sink recorded part of a batch without an error")));
+        failing.store(error.is_some(), Ordering::Release);
         if let Some(error) = error {
             retries.fetch_add(1, Ordering::Relaxed);
             let pause = backoff.next_delay();
@@ -89,12 +118,15 @@ async fn write(inner: &dyn AuditSink, batch: Vec<(AuditRecord, Option<Ack>)>, re
 }
 
 impl QueuedAuditSink {
-    /// Start the writer task (needs a Tokio runtime) over `inner`.
+    /// Start the writer task (needs a Tokio runtime) over `inner`, acknowledging records
+    /// once queued; [`QueuedAuditSink::acknowledging`] chooses durable acknowledgement.
     pub fn start(inner: Arc<dyn AuditSink>, capacity: usize, policy: QueueFullPolicy) -> Self {
         let capacity = capacity.max(1);
         let (tx, mut rx) = mpsc::channel::<Job>(capacity);
         let retries = Arc::new(AtomicU64::new(0));
         let counted = retries.clone();
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer_failing = failing.clone();
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -103,15 +135,27 @@ impl QueuedAuditSink {
                     match job {
                         Job::Record(record, ack) => batch.push((record, ack)),
                         Job::Flush(ack) => {
-                            write(inner.as_ref(), std::mem::take(&mut batch), &counted).await;
+                            write(inner.as_ref(), std::mem::take(&mut batch), &counted, &writer_failing).await;
                             let _ = ack.send(inner.flush().await);
                         }
                     }
                 }
-                write(inner.as_ref(), batch, &counted).await;
+                write(inner.as_ref(), batch, &counted, &writer_failing).await;
             }
         });
-        Self { tx, policy, capacity, retries }
+        Self { tx, policy, capacity, retries, failing, acknowledge: Acknowledge::Queued }
+    }
+
+    /// When `submit` returns: once queued, or once durably written.
+    #[must_use]
+    pub fn acknowledging(mut self, acknowledge: Acknowledge) -> Self {
+        self.acknowledge = acknowledge;
+        self
+    }
+
+    /// Whether the sink refused the writer's last attempt (it is being retried).
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
     }
 
     /// Records waiting to be written.
@@ -148,7 +192,8 @@ impl crate::ports::HealthIndicator for QueuedAuditSink {
         let depth = self.depth();
         let detail = format!("{depth} of {} queued, {} sink retries so far", self.capacity, self.retries());
         if !self.accepting() {
-            ComponentHealth::down(format!("full: requests are refused ({detail})"))
+            let why = if self.failing() { "the sink is failing" } else { "full" };
+            ComponentHealth::down(format!("{why}: requests are refused ({detail})"))
         } else if depth * 10 >= self.capacity * 9 {
             ComponentHealth::degraded(format!("nearly full ({detail})"))
         } else {
@@ -166,12 +211,20 @@ impl AuditSink for QueuedAuditSink {
     }
 
     async fn submit(&self, record: AuditRecord) -> Result<(), AuditSinkError> {
+        if self.acknowledge == Acknowledge::Durable {
+            return self.record(record).await.map(|_| ());
+        }
         self.place().await?.send(Job::Record(record, None));
         Ok(())
     }
 
     fn accepting(&self) -> bool {
-        self.policy != QueueFullPolicy::Refuse || self.tx.capacity() > 0
+        match self.acknowledge {
+            // Nothing may run that could not be recorded at once: a full queue or a failing
+            // sink refuses new requests whatever the queue-full policy.
+            Acknowledge::Durable => self.tx.capacity() > 0 && !self.failing(),
+            Acknowledge::Queued => self.policy != QueueFullPolicy::Refuse || self.tx.capacity() > 0,
+        }
     }
 
     async fn flush(&self) -> Result<(), AuditSinkError> {
@@ -304,6 +357,72 @@ mod tests {
         assert_eq!(written.len(), 21);
         assert!(written.iter().enumerate().all(|(i, e)| e.record.target.as_deref() == Some(format!("t{i}").as_str())));
         assert!(verify_chain(ChainHead::GENESIS, written.iter()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn durable_submit_returns_only_once_the_sink_has_written() {
+        let gate = Gate::new(0);
+        let q = Arc::new(
+            QueuedAuditSink::start(gate.clone(), 8, QueueFullPolicy::Block(Duration::from_secs(5)))
+                .acknowledging(Acknowledge::Durable),
+        );
+        let waiting = tokio::spawn({
+            let q = q.clone();
+            async move { q.submit(rec(0)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "not acknowledged while the sink has not written it");
+        gate.open.add_permits(1);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(gate.written.lock().unwrap().len(), 1, "acknowledged once written");
+    }
+
+    #[tokio::test]
+    async fn durable_acknowledgement_refuses_requests_while_the_sink_fails_or_the_queue_is_full() {
+        let gate = Gate::new(1000);
+        gate.failing.store(true, Ordering::SeqCst);
+        let q = Arc::new(
+            QueuedAuditSink::start(gate.clone(), 2, QueueFullPolicy::Block(Duration::from_millis(50)))
+                .acknowledging(Acknowledge::Durable),
+        );
+        assert!(q.accepting());
+        // A record that meets a failing sink stays queued, unacknowledged, and from then on
+        // new requests are refused before they run.
+        let pending = tokio::spawn({
+            let q = q.clone();
+            async move { q.submit(rec(0)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(q.failing() && !q.accepting(), "a failing sink stops admission");
+        use crate::ports::{HealthIndicator, HealthStatus};
+        let health = q.health().await;
+        assert_eq!(health.status, HealthStatus::Down);
+        let detail = health.detail.unwrap_or_default();
+        assert!(detail.contains("failing"), "{detail}");
+        assert!(!pending.is_finished());
+        gate.failing.store(false, Ordering::SeqCst);
+        pending.await.unwrap().unwrap();
+        assert_eq!(gate.written.lock().unwrap().len(), 1, "nothing was lost while the sink failed");
+        assert!(q.accepting() && !q.failing());
+
+        // A full queue refuses new requests too, even under the block policy.
+        let gate = Gate::new(0);
+        let q = Arc::new(
+            QueuedAuditSink::start(gate.clone(), 1, QueueFullPolicy::Block(Duration::from_secs(5)))
+                .acknowledging(Acknowledge::Durable),
+        );
+        let mut waiting = Vec::new();
+        for i in 0..3 {
+            let q = q.clone();
+            waiting.push(tokio::spawn(async move { q.submit(rec(i)).await }));
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert!(!q.accepting(), "a full queue stops admission under durable acknowledgement");
+        gate.open.add_permits(100);
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        assert!(q.accepting());
     }
 
     /// Takes at most two records of each batch, then fails the rest (a sink whose

@@ -25,7 +25,7 @@ pub mod vault;
 pub use admin::AdminService;
 pub use audit_checkpoint::{CheckpointError, checkpoint};
 pub use audit_log::{AuditReader, AuditRequest};
-pub use audit_queue::{QueueFullPolicy, QueuedAuditSink};
+pub use audit_queue::{Acknowledge, QueueFullPolicy, QueuedAuditSink};
 pub use authz::{AuthzExplainer, ExplainInput, Explanation, Permissions, TargetKind};
 pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};

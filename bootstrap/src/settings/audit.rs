@@ -35,6 +35,18 @@ pub enum FsyncMode {
     Interval,
 }
 
+/// When a request whose act is recorded may be answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAck {
+    /// Once its record is durable (the file synced, the row committed); requests are
+    /// refused before they run while the trail cannot take records.
+    #[default]
+    Durable,
+    /// Once its record is queued: faster, but what is queued when the process dies is lost.
+    Queued,
+}
+
 /// What happens when the audit queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +70,8 @@ pub struct AuditSettings {
     pub file: Option<PathBuf>,
     /// The PostgreSQL sink's local spool, where events wait while the database is unreachable.
     pub spool: Option<PathBuf>,
+    /// When a request whose act is recorded by a durable sink may be answered.
+    pub ack: AuditAck,
     /// The file sink's fsync policy.
     pub fsync: FsyncMode,
     /// With `fsync = interval`, the most milliseconds between syncs.
@@ -84,6 +98,7 @@ impl Default for AuditSettings {
             sink: AuditSinkKind::Memory,
             file: None,
             spool: None,
+            ack: AuditAck::Durable,
             fsync: FsyncMode::Interval,
             fsync_interval_ms: 1000,
             max_file_bytes: 64 << 20,
@@ -111,6 +126,13 @@ impl AuditSettings {
             }
             "file" => self.file = non_empty(v).map(PathBuf::from),
             "spool" => self.spool = non_empty(v).map(PathBuf::from),
+            "ack" => {
+                self.ack = match v.trim() {
+                    "durable" => AuditAck::Durable,
+                    "queued" => AuditAck::Queued,
+                    _ => return Err("expected `durable` or `queued`".into()),
+                };
+            }
             "fsync" => {
                 self.fsync = match v.trim() {
                     "always" => FsyncMode::Always,

@@ -32,7 +32,7 @@ mod sessions;
 mod tools;
 mod vars;
 
-pub use audit::{AuditSettings, AuditSinkKind, FsyncMode, QueueFull};
+pub use audit::{AuditAck, AuditSettings, AuditSinkKind, FsyncMode, QueueFull};
 pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use error::ConfigError;

@@ -512,10 +512,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "the PostgreSQL audit sink's spool file (e.g. `/var/lib/qudag-mcp/audit/spool.jsonl`, on a persistent local volume): events wait there, synced, while PostgreSQL is unreachable and are replayed in order when it returns, also after a restart; required with QUDAG_AUDIT_SINK=postgres",
     },
     EnvVar {
+        name: "QUDAG_AUDIT_ACK",
+        key: "audit.ack",
+        default: "durable",
+        help: "with the file or PostgreSQL sink, when a request whose act is recorded (a tool call, an admin action, a session change) is answered: `durable` (only after its record is synced to disk or committed; records of concurrent requests share one sync or transaction; while the queue is full or the sink fails, new requests get 503 with Retry-After before they run) or `queued` (as soon as the record is queued: faster, but what is queued when the process dies is lost)",
+    },
+    EnvVar {
         name: "QUDAG_AUDIT_FSYNC",
         key: "audit.fsync",
         default: "interval",
-        help: "when the file sink syncs to disk: `always` (before an event is acknowledged: nothing acknowledged is lost on a crash) or `interval` (at most every QUDAG_AUDIT_FSYNC_INTERVAL_MS)",
+        help: "with QUDAG_AUDIT_ACK=queued, when the file sink syncs to disk: `always` (after each write) or `interval` (at most every QUDAG_AUDIT_FSYNC_INTERVAL_MS); with QUDAG_AUDIT_ACK=durable the file is synced before every acknowledgement",
     },
     EnvVar {
         name: "QUDAG_AUDIT_FSYNC_INTERVAL_MS",
