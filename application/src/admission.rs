@@ -45,7 +45,8 @@ use serde_json::json;
 
 use crate::ports::metrics::{Metrics, NoopMetrics, Quota};
 use crate::ports::{
-    AuditSink, Clock, Credential, RateLimitKey, RateLimiter, RateLimiterError, TokenError, TokenVerifier,
+    AuditSink, AuditSinkError, Clock, Credential, RateLimitKey, RateLimiter, RateLimiterError, TokenError,
+    TokenVerifier,
 };
 
 /// What the transport knows about a request before the core sees it.
@@ -104,6 +105,10 @@ pub struct RateLimitSettings {
     /// day), checked after the short-term limit passes.
     pub daily: Option<QuotaPolicy>,
 }
+
+/// Summary records kept while the audit trail refuses them (each summarises a window of
+/// refusals of one address or key); past this, the oldest are given up, logged and counted.
+const MAX_UNWRITTEN_SUMMARIES: usize = 100_000;
 
 /// Why admission refused an operation, or could not decide.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +224,8 @@ pub struct Admission {
     blocks: summary::Blocks,
     /// Repeated refusals, counted for their summary records.
     summaries: summary::Summaries,
+    /// Summary records the trail could not take yet, offered again at the next flush.
+    unwritten: std::sync::Mutex<Vec<(RequestContext, AuditRecord)>>,
 }
 
 /// Credentials remembered for auditing their first use; past it the memory starts over (a
@@ -251,6 +258,7 @@ impl Admission {
             failure_limit: None,
             blocks: summary::Blocks::default(),
             summaries: summary::Summaries::default(),
+            unwritten: std::sync::Mutex::default(),
         }
     }
 
@@ -270,9 +278,30 @@ impl Admission {
 
     async fn write_summaries(&self, summaries: Vec<summary::Summary>) {
         let now = self.clock.now();
-        for s in summaries {
-            let (ctx, record) = s.into_record(now);
-            self.audit(&ctx, record).await;
+        let mut pending =
+            std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        pending.extend(summaries.into_iter().map(|s| s.into_record(now)));
+        let mut failed = Vec::new();
+        for (ctx, record) in pending {
+            // A summary the trail cannot take now is kept and offered again at the next
+            // flush (at most MAX_UNWRITTEN_SUMMARIES; summaries are bounded per window).
+            if let Err(error) = submit_audit(self.audit.as_ref(), &ctx, record.clone()).await {
+                self.metrics.backend_error("audit");
+                tracing::warn!(%error, "An audit summary is kept for the next flush");
+                failed.push((ctx, record));
+            }
+        }
+        if !failed.is_empty() {
+            let mut unwritten = self.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.extend(unwritten.drain(..));
+            if failed.len() > MAX_UNWRITTEN_SUMMARIES {
+                tracing::error!(
+                    dropped = failed.len() - MAX_UNWRITTEN_SUMMARIES,
+                    "Audit summaries over the keep limit are dropped; the trail has refused records for long"
+                );
+                failed.truncate(MAX_UNWRITTEN_SUMMARIES);
+            }
+            *unwritten = failed;
         }
     }
 
@@ -339,7 +368,7 @@ impl Admission {
         match result {
             Ok(principal) => {
                 if let Some(credential) = &ctx.credential {
-                    self.audit_first_use(&ctx, credential, &principal).await;
+                    self.audit_first_use(&ctx, credential, &principal).await?;
                 }
                 Ok(Caller::new(ctx, principal, by_address, address_decision))
             }
@@ -350,7 +379,7 @@ impl Admission {
             Err(error) => {
                 self.metrics.auth_failure(error.reason());
                 tracing::info!(reason = error.reason(), request_id = %ctx.request_id, "Authentication failed");
-                self.audit_failure(&ctx, error.reason()).await;
+                self.audit_failure(&ctx, error.reason()).await?;
                 if let (Some(address), Some(policy)) = (address, &self.failure_limit) {
                     let key = failure_key(address);
                     let on_failure = self.limits.as_ref().map_or(LimiterFailurePolicy::FailOpen, |l| l.on_failure);
@@ -371,7 +400,7 @@ impl Admission {
 
     /// Audit a failed authentication: the first of its reason from this address in a
     /// window in full, later ones in the window's summary.
-    async fn audit_failure(&self, ctx: &RequestContext, reason: &'static str) {
+    async fn audit_failure(&self, ctx: &RequestContext, reason: &'static str) -> Result<(), Refusal> {
         let now = self.clock.now();
         let topic = summary::Topic::AuthFailed(summary::address_key(ctx.client_addr));
         let (record, ended) = self.summaries.note(topic, reason, ctx, None, now);
@@ -381,12 +410,18 @@ impl Admission {
                 ctx,
                 AuditRecord::new(now, AuditAction::AuthFailed, Outcome::Denied).details(json!({ "reason": reason })),
             )
-            .await;
+            .await?;
         }
+        Ok(())
     }
 
     /// Audit `auth.succeeded` when `credential` is used for the first time on this node.
-    async fn audit_first_use(&self, ctx: &RequestContext, credential: &Credential, principal: &Principal) {
+    async fn audit_first_use(
+        &self,
+        ctx: &RequestContext,
+        credential: &Credential,
+        principal: &Principal,
+    ) -> Result<(), Refusal> {
         let digest = *blake3::hash(credential.token.as_bytes()).as_bytes();
         let first = {
             let mut seen = self.authenticated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -407,8 +442,9 @@ impl Admission {
                         "expires_at": principal.expires_at().map(|t| t.as_secs()),
                     })),
             )
-            .await;
+            .await?;
         }
+        Ok(())
     }
 
     /// Stage 3: whether `caller` has quota left for an operation of `cost`. Returns the
@@ -536,8 +572,10 @@ impl Admission {
         if let Some(p) = principal {
             record = record.actor(p.id().to_string());
         }
-        self.audit(ctx, record).await;
-        refusal
+        match self.audit(ctx, record).await {
+            Ok(()) => refusal,
+            Err(unrecorded) => unrecorded,
+        }
     }
 
     /// Stage 4: whether `caller` may use `target`, which needs `permission`.
@@ -562,7 +600,7 @@ impl Admission {
                     "rule": decision.rule,
                 })),
         )
-        .await;
+        .await?;
         Err(Refusal::Forbidden(decision))
     }
 
@@ -572,7 +610,9 @@ impl Admission {
     /// outcome records as its error, if it failed.
     ///
     /// # Errors
-    /// `Forbidden` before the operation is touched.
+    /// `Forbidden` before the operation is touched; `Unavailable` (audit) when the call's
+    /// record is not taken — the operation ran, but its outcome is not reported as if it
+    /// had been recorded.
     pub async fn run<T, F>(
         &self,
         caller: &Caller,
@@ -588,7 +628,8 @@ impl Admission {
         self.authorize(caller, target, permission).await?;
         let started = Instant::now();
         let outcome = operation.await;
-        self.record_call(caller, target, arguments_digest, describe(&outcome), started.elapsed()).await;
+        // Answered only once recorded: a record the trail refuses turns the answer into 503.
+        self.record_call(caller, target, arguments_digest, describe(&outcome), started.elapsed()).await?;
         Ok(outcome)
     }
 
@@ -601,7 +642,7 @@ impl Admission {
         arguments_digest: String,
         error: Option<String>,
         elapsed: Duration,
-    ) {
+    ) -> Result<(), Refusal> {
         let outcome = if error.is_some() { Outcome::Failure } else { Outcome::Success };
         self.audit(
             &caller.ctx,
@@ -614,20 +655,35 @@ impl Admission {
                     "error": error,
                 })),
         )
-        .await;
+        .await
     }
 
     /// Record an event for the request `ctx` (see [`submit_audit`]).
-    pub async fn audit(&self, ctx: &RequestContext, record: AuditRecord) {
-        submit_audit(self.audit.as_ref(), ctx, record).await;
+    ///
+    /// # Errors
+    /// `Unavailable` (component `audit`) when the trail did not take the record: the
+    /// request must not be answered as if it had been recorded.
+    pub async fn audit(&self, ctx: &RequestContext, record: AuditRecord) -> Result<(), Refusal> {
+        submit_audit(self.audit.as_ref(), ctx, record).await.map_err(|error| {
+            self.metrics.backend_error("audit");
+            Refusal::unavailable("audit", error)
+        })
     }
 }
 
 /// Hand `record` to `sink` for the request `ctx`, filling in its request id and client
 /// address, with every string kept to a fixed size ([`AuditRecord::bounded`]: callers'
-/// names, URIs and messages are never stored whole). A sink refusal is logged loudly, never
-/// ignored.
-pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record: AuditRecord) {
+/// names, URIs and messages are never stored whole). Returns once the sink has taken it —
+/// with durable acknowledgement, once it is written.
+///
+/// # Errors
+/// The sink's, when it did not take the record; the caller answers with that failure (503),
+/// never as if the act had been recorded.
+pub async fn submit_audit(
+    sink: &dyn AuditSink,
+    ctx: &RequestContext,
+    mut record: AuditRecord,
+) -> Result<(), AuditSinkError> {
     if record.request_id.is_none() && !ctx.request_id.is_empty() {
         record.request_id = Some(ctx.request_id.clone());
     }
@@ -636,9 +692,9 @@ pub async fn submit_audit(sink: &dyn AuditSink, ctx: &RequestContext, mut record
     }
     let record = record.bounded();
     let action = record.action;
-    if let Err(error) = sink.submit(record).await {
-        tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit sink refused a record");
-    }
+    sink.submit(record).await.inspect_err(|error| {
+        tracing::error!(error = %error, %action, request_id = %ctx.request_id, "Audit trail refused a record; the request is answered 503");
+    })
 }
 
 #[cfg(test)]
@@ -1077,14 +1133,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_audit_outage_does_not_lose_the_response() {
+    async fn a_call_whose_record_the_trail_refuses_is_answered_unavailable_not_as_done() {
         let mut sink = MockAuditSink::new();
         sink.expect_submit()
             .times(1)
             .returning(|_| Err(crate::ports::AuditSinkError::Unavailable { source: "disk full".into() }));
         sink.expect_accepting().return_const(true);
         let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
-        let out = Probe::default().call(&a, ctx(None), json!({"x": 1})).await.unwrap().unwrap();
-        assert_eq!(out["echo"]["x"], json!(1));
+        let probe = Probe::default();
+        let refused = probe.call(&a, ctx(None), json!({"x": 1})).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
+        assert_eq!(probe.runs(), 1, "it ran (admission had the trail accepting), but is not reported as done");
+    }
+
+    #[tokio::test]
+    async fn nothing_runs_while_the_trail_cannot_take_records() {
+        let mut sink = MockAuditSink::new();
+        sink.expect_submit().never();
+        sink.expect_accepting().return_const(false);
+        let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
+        let probe = Probe::default();
+        let refused = probe.call(&a, ctx(None), json!({"x": 1})).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
+        assert_eq!(probe.runs(), 0, "refused before it runs");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_the_trail_cannot_record_is_answered_unavailable() {
+        // A forbidden call whose `tool.denied` record is not taken: 503, not a silent 403.
+        let mut sink = MockAuditSink::new();
+        sink.expect_submit()
+            .returning(|_| Err(crate::ports::AuditSinkError::Unavailable { source: "disk full".into() }));
+        sink.expect_accepting().return_const(true);
+        let readonly = Principal::anonymous([Role::Readonly]);
+        let a = Admission::new(AuthMode::Disabled(readonly), allow_all(), None, Arc::new(sink), clock());
+        let caller = a.authenticate(ctx(None)).await.unwrap();
+        let refused = a.authorize(&caller, "quantum_execute", Permission::QuantumExecute).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
     }
 }

@@ -238,7 +238,10 @@ impl QudagTool for KeyExchangeTool {
                     "key_handle": handle, "public_key": b64(pair.encapsulation_key()), "key_id": key_id,
                 });
                 if export {
-                    self.0.record_key_export(&cx.request, &cx.principal, &key_id).await;
+                    self.0
+                        .record_key_export(&cx.request, &cx.principal, &key_id)
+                        .await
+                        .map_err(|e| vault_failure(e, "entry"))?;
                     out["private_key"] = json!(b64(&pair.decapsulation_key()));
                 }
                 let text = format!(
@@ -490,7 +493,10 @@ impl QudagTool for SignTool {
                         .await?;
                 out["key_handle"] = json!(handle);
                 if export {
-                    self.0.record_key_export(&cx.request, &cx.principal, &fingerprint(pair.verifying_key())).await;
+                    self.0
+                        .record_key_export(&cx.request, &cx.principal, &fingerprint(pair.verifying_key()))
+                        .await
+                        .map_err(|e| vault_failure(e, "entry"))?;
                     out["private_key"] = json!(b64(&pair.signing_key_encoded()));
                 }
                 (pair.sign(&msg, &ctx, &rnd).map_err(sign_failure)?, pair.verifying_key().to_vec())

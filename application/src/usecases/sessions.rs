@@ -36,6 +36,10 @@ pub enum SessionError {
     /// The operating system's random source failed; no id could be minted.
     #[error("no entropy for a session id: {0}")]
     Entropy(String),
+    /// The change could not be recorded in the audit trail, so it is not reported as done
+    /// (HTTP 503 with `Retry-After`).
+    #[error(transparent)]
+    Unrecorded(crate::admission::Refusal),
 }
 
 /// Session handling over a [`SessionStore`].
@@ -121,7 +125,8 @@ impl SessionService {
                                     "client": { "name": &session.client().name, "version": &session.client().version },
                                 })),
                         )
-                        .await;
+                        .await
+                        .map_err(SessionError::Unrecorded)?;
                     return Ok(session);
                 }
                 Err(SessionStoreError::Conflict) => continue,
@@ -192,8 +197,8 @@ impl SessionService {
                     .target(session_ref(id))
                     .details(json!({ "reason": "client_delete" })),
             )
-            .await;
-        Ok(())
+            .await
+            .map_err(SessionError::Unrecorded)
     }
 
     async fn check_access(
@@ -213,7 +218,8 @@ impl SessionService {
                             .target(session_ref(session.id()))
                             .details(json!({ "owner": session.owner().to_string() })),
                     )
-                    .await;
+                    .await
+                    .map_err(SessionError::Unrecorded)?;
                 Err(SessionError::NotFound)
             }
             Err(_) => Err(SessionError::NotFound),

@@ -254,7 +254,7 @@ impl Vault {
                     .actor(owner)
                     .target(entry.id.clone())
                     .details(json!({ "reason": "not_owner" }));
-                submit_audit(self.audit.as_ref(), request, record).await;
+                submit_audit(self.audit.as_ref(), request, record).await.map_err(unrecorded)?;
                 Err(VaultError::NotFound)
             }
             None => Err(VaultError::NotFound),
@@ -318,14 +318,30 @@ impl Vault {
         Ok(self.store.counts(self.clock.now()).await?)
     }
 
-    /// Audit that `caller` was handed the private key `key_id` (an admin's export).
-    pub async fn record_key_export(&self, request: &RequestContext, caller: &Principal, key_id: &str) {
+    /// Audit that `caller` is handed the private key `key_id` (an admin's export). Called
+    /// before the key is put in the answer: an export is irreversible, so it is recorded
+    /// (durably, with durable acknowledgement) before it happens.
+    ///
+    /// # Errors
+    /// `Unavailable` (component `audit`) when the trail does not take the record: the key
+    /// must not be handed out.
+    pub async fn record_key_export(
+        &self,
+        request: &RequestContext,
+        caller: &Principal,
+        key_id: &str,
+    ) -> Result<(), VaultError> {
         let record = AuditRecord::new(self.clock.now(), AuditAction::AdminAction, Outcome::Success)
             .actor(owner_of(caller))
             .target(key_id.to_owned())
             .details(json!({ "action": "private_key.exported" }));
-        submit_audit(self.audit.as_ref(), request, record).await;
+        submit_audit(self.audit.as_ref(), request, record).await.map_err(unrecorded)
     }
+}
+
+/// An act the audit trail did not take: refused as the trail's outage (HTTP 503).
+fn unrecorded(error: crate::ports::AuditSinkError) -> VaultError {
+    VaultError::Unavailable(Unavailable::new("audit", error))
 }
 
 #[cfg(test)]

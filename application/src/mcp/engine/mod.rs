@@ -164,6 +164,7 @@ impl From<SessionError> for EngineError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Limit(limit) => Self::Limit(limit),
+            SessionError::Unrecorded(refusal) => Self::Refused(refusal),
             other => Self::Session(other),
         }
     }
