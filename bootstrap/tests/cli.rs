@@ -455,9 +455,9 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     for id in 10..30 {
         assert_eq!(call_tool(&client, port, id).await, 200, "served while PostgreSQL is unreachable");
     }
-    // Every event of the 30 calls is durable (in the table, or in the spool) before the kill:
-    // the queue in front of the sink acknowledges before writing. Counted by chain position,
-    // as a batch whose commit was cut off may be both in the table and spooled (the replay
+    // Every event of the 30 answered calls is durable (in the table, or in the synced spool)
+    // the moment the answers are in: durable acknowledgement. Counted by chain position, as
+    // a batch whose commit was cut off may be both in the table and spooled (the replay
     // skips what the table already holds).
     let durable_calls = || {
         let mut seqs: std::collections::BTreeSet<u64> =
@@ -474,7 +474,7 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
         }
         seqs.len()
     };
-    wait_until("all 30 calls are written", || durable_calls() == 30).await;
+    assert_eq!(durable_calls(), 30, "answered means durable: committed or in the synced spool");
     assert!(spooled() >= 20, "the calls made during the cut are spooled");
     let health: serde_json::Value =
         client.get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap().json().await.unwrap();
@@ -516,6 +516,106 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     assert!(report.contains("seq 12"), "the report names the row: {report}");
     let (code, _) = verify(&format!("postgres://{}@127.0.0.1:9/none", upstream.username()));
     assert_eq!(code, Some(2), "an unreachable database is exit 2");
+}
+
+/// Durable acknowledgement under a kill: 20 clients call a tool as fast as they can on a
+/// server with the file audit sink; after a while the server is killed (SIGKILL, no chance
+/// to flush). Every call a client saw answered 200 has its `tool.called` record in the file
+/// (matched by request id), and after a restart repairs the torn end the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
+    let tmp = temp_dir("cli-kill-audit");
+    let dir = tmp.path().to_path_buf();
+    let file = dir.join("audit.jsonl");
+    let serve = || {
+        let mut cmd = qudag_mcp_command!();
+        cmd.arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_RATE_LIMIT", "0")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_KEY_FILE", dir.join("keys.json"));
+        cmd
+    };
+    let mut server = Server::start(&mut serve()).drain_log();
+    let port = server.port();
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..20)
+        .map(|caller| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = format!("kill-{caller}-{n}");
+                    let call = serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                        "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
+                        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+                    let sent = client
+                        .post(format!("http://127.0.0.1:{port}/mcp"))
+                        .header("accept", "application/json, text/event-stream")
+                        .header("mcp-protocol-version", "2026-07-28")
+                        .header("mcp-method", "tools/call")
+                        .header("mcp-name", "analyze_complexity")
+                        .header("x-request-id", &id)
+                        .json(&call)
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    let ok = resp.status() == 200;
+                    match resp.text().await {
+                        Ok(body) if ok && body.contains("\"result\"") => answered.push(id),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = Vec::new();
+    for caller in callers {
+        answered.extend(caller.await.unwrap());
+    }
+    assert!(answered.len() >= 100, "the load reached the server: {} calls answered", answered.len());
+
+    // What the file holds (a torn last line is skipped: it was never acknowledged).
+    let text = std::fs::read_to_string(&file).unwrap();
+    let recorded: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["action"] == "tool.called")
+        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+    eprintln!("answered {}, recorded {}, lost {}", answered.len(), recorded.len(), lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered calls have no record ({} recorded): {:?}",
+        lost.len(),
+        answered.len(),
+        recorded.len(),
+        &lost[..lost.len().min(5)]
+    );
+
+    // A restart repairs a torn end and continues the chain; it verifies.
+    let mut restarted = Server::start(&mut serve()).drain_log();
+    let status = restarted.terminate(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0));
+    let verify = qudag_mcp_command!().args(["audit", "verify"]).arg(&dir).output().unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 /// One client call's fate in the shutdown test.
