@@ -107,14 +107,18 @@ impl McpEngine {
                     Ok(_) => None,
                     Err(e) => Some(e.message.to_string()),
                 };
-                // One place among the caller's running calls, held until this one ends.
+                // One place among the caller's running calls, held while the tool runs (not
+                // while its record is made durable: that holds nothing of the caller's).
                 let max = self.tool_calls.max();
-                let _running =
+                let running =
                     self.tool_calls.acquire(Holder::of(&inbound.caller)).ok_or_else(|| Limit::tool_calls(max))?;
-                let outcome = self
-                    .admission
-                    .run(&inbound.caller, &name, tool.permission(), digest, tool.call(&cx, arguments), describe)
-                    .await?;
+                let permission = tool.permission();
+                let call = async move {
+                    let outcome = tool.call(&cx, arguments).await;
+                    drop(running);
+                    outcome
+                };
+                let outcome = self.admission.run(&inbound.caller, &name, permission, digest, call, describe).await?;
                 match outcome? {
                     ToolResponse::Complete(result) => Ok(ServerResult::CallToolResult(result)),
                     ToolResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
