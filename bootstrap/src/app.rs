@@ -498,7 +498,17 @@ async fn take_checkpoint(
     now: qudag_domain::Timestamp,
 ) {
     match qudag_application::usecases::checkpoint(audit, keys.signing(), now).await {
-        Ok(event) => tracing::debug!(seq = event.seq, "Audit checkpoint signed"),
+        // The log pipeline is a witness of the trail's head: with this line kept elsewhere,
+        // `audit verify --expect-head SEQ:HASH` notices records cut off the trail's end.
+        Ok(event) => tracing::info!(
+            seq = event.seq,
+            hash = %event.hash,
+            covers_seq = %event.record.details["covers_seq"],
+            covers_hash = event.record.details["covers_hash"].as_str().unwrap_or_default(),
+            signature = event.record.details["signature"].as_str().unwrap_or_default(),
+            expect_head = %format_args!("{}:{}", event.seq, event.hash),
+            "Audit checkpoint signed"
+        ),
         Err(error) => tracing::error!(%error, "Audit checkpoint failed"),
     }
 }

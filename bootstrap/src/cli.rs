@@ -77,6 +77,12 @@ pub enum AuditCommand {
         /// `qudag://keys/signing` publishes it): also check every checkpoint's signature.
         #[arg(long, value_name = "BASE64")]
         public_key: Option<String>,
+        /// A head the trail must reach, as a witness kept it (a checkpoint's seq and hash from
+        /// the log or `GET /admin/audit`, or a head `verify` printed before): exit 1 when the
+        /// trail ends before that seq or has another hash there — records cut off its end
+        /// are noticed. Files only.
+        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "database")]
+        expect_head: Option<qudag_adapter_file::ExpectedHead>,
     },
 }
 

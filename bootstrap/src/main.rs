@@ -50,14 +50,14 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Audit { command: AuditCommand::Verify { paths, database, public_key } } => {
+        Command::Audit { command: AuditCommand::Verify { paths, database, public_key, expect_head } } => {
             let key = match checkpoint_key(public_key.as_deref()) {
                 Ok(key) => key,
                 Err(code) => return code,
             };
             match database {
                 Some(url) => audit_verify_database(url, key.as_ref()),
-                None => audit_verify(paths, key.as_ref()),
+                None => audit_verify(paths, key.as_ref(), *expect_head),
             }
         }
         Command::Migrate { database } => match load(&cli) {
@@ -117,8 +117,12 @@ fn checkpoint_key(public_key: Option<&str>) -> Result<Option<qudag_domain::audit
     }
 }
 
-fn audit_verify(paths: &[std::path::PathBuf], key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
-    match qudag_adapter_file::verify_with(paths, key) {
+fn audit_verify(
+    paths: &[std::path::PathBuf],
+    key: Option<&qudag_domain::audit::CheckpointKey>,
+    expect_head: Option<qudag_adapter_file::ExpectedHead>,
+) -> ExitCode {
+    match qudag_adapter_file::verify_expecting(paths, key, expect_head) {
         Ok(report) if report.is_intact() => {
             println!("{report}");
             ExitCode::SUCCESS

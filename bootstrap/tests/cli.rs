@@ -618,6 +618,82 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
     );
 }
 
+/// Records cut off the end of a file trail: the shortened chain still verifies on its own,
+/// but not against the head a witness kept — the checkpoint the server logged at shutdown
+/// (`expect_head` of "Audit checkpoint signed"): `verify --expect-head` exits 1 saying the
+/// trail ends before it; a head with another hash is reported as differing; a malformed one
+/// is a usage error (exit 2).
+#[tokio::test]
+async fn records_cut_off_the_end_are_reported_against_the_logged_head() {
+    use std::io::BufRead as _;
+
+    let tmp = temp_dir("cli-expect-head");
+    let dir = tmp.path();
+    let file = dir.join("audit.jsonl");
+    let mut server = Server::start(
+        qudag_mcp_command!()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
+    );
+    let port = server.port();
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::new();
+    for id in 0..5 {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "analyze_complexity")
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
+    let mut head = None;
+    for line in server.log().lines().map_while(Result::ok) {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if entry["message"] == "Audit checkpoint signed" {
+            head = entry["expect_head"].as_str().map(str::to_owned);
+        }
+    }
+    let head = head.expect("the shutdown checkpoint is logged with its head");
+    let verify = |extra: &[&str]| {
+        let out = qudag_mcp_command!().args(["audit", "verify"]).args(extra).arg(dir).output().unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (code, report) = verify(&["--expect-head", &head]);
+    assert_eq!(code, Some(0), "the whole trail reaches its logged head: {report}");
+    assert!(report.contains("Expected head seq"), "{report}");
+
+    // Cut the last three records off the end.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&file, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
+    let (code, report) = verify(&[]);
+    assert_eq!(code, Some(0), "on its own a shortened chain cannot be told from one that ended there: {report}");
+    let (code, report) = verify(&["--expect-head", &head]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("EXPECTED HEAD MISSING"), "{report}");
+
+    let (seq, _) = head.split_once(':').unwrap();
+    let other = format!("{}:{}", seq.parse::<u64>().unwrap() - 5, "ab".repeat(32));
+    let (code, report) = verify(&["--expect-head", &other]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("EXPECTED HEAD DIFFERS"), "{report}");
+    let (code, report) = verify(&["--expect-head", "seven:beef"]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains("seven"), "the bad value is named: {report}");
+}
+
 /// One client call's fate in the shutdown test.
 #[derive(Debug)]
 struct Call {

@@ -27,4 +27,7 @@ pub use files::EXTENSION;
 pub use retention::{PruneReport, prune, signed_with};
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
 pub use spool::Spool;
-pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_with};
+pub use verify::{
+    BreakReason, BrokenLink, CheckpointKey, ExpectedHead, HeadCheck, VerifyReport, verify, verify_expecting,
+    verify_with,
+};

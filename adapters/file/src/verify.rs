@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use qudag_domain::audit::{ChainHead, ChainVerifier, CheckpointSummary, LinkError};
+use qudag_domain::audit::{ChainHash, ChainHead, ChainVerifier, CheckpointSummary, LinkError};
 
 use crate::error::FileAuditError;
 use crate::files::{EXTENSION, LineReader, seq_from_name};
@@ -86,14 +86,81 @@ pub struct VerifyReport {
     pub signed_through: Option<u64>,
     /// Whether checkpoint signatures were checked (a verification key was given).
     pub signatures_checked: bool,
+    /// The head the trail was expected to reach, and what was found of it.
+    pub expected: Option<(ExpectedHead, HeadCheck)>,
+}
+
+/// A head the trail is expected to contain: the event `seq` with `hash`, as a witness kept
+/// it (a logged or published checkpoint, a head `verify` printed before).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedHead {
+    /// The event's seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: ChainHash,
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+
+    /// `SEQ:HASH`, the hash in hex.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = text.split_once(':').ok_or_else(|| format!("expected SEQ:HASH, got {text:?}"))?;
+        let seq = seq.trim().parse().map_err(|_| format!("the seq {seq:?} is not a number"))?;
+        let hash = ChainHash::try_from(hash.trim().to_owned()).map_err(|e| format!("the hash {hash:?}: {e}"))?;
+        Ok(Self { seq, hash })
+    }
+}
+
+/// What a trail holds of an [`ExpectedHead`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// The event is there with that hash.
+    Found,
+    /// The trail ends (or breaks) before that seq: events were cut off its end.
+    EndsBefore,
+    /// The event at that seq has another hash: the trail is not the one the head came from.
+    Differs {
+        /// The hash found at that seq.
+        found: ChainHash,
+    },
 }
 
 pub use qudag_domain::audit::CheckpointKey;
 
 impl VerifyReport {
-    /// Whether every event verified.
+    /// Whether every event verified, and the expected head (if any) is in the chain.
     pub fn is_intact(&self) -> bool {
-        self.broken.is_none()
+        self.broken.is_none() && self.expected.is_none_or(|(_, check)| check == HeadCheck::Found)
+    }
+
+    /// Events after the last signed checkpoint that held: what no signature vouches for yet.
+    pub fn unattested(&self) -> u64 {
+        let Some(head) = self.head.filter(|_| self.verified > 0) else { return 0 };
+        let last = head.next_seq.saturating_sub(1);
+        match self.signed_through {
+            Some(through) => last.saturating_sub(through),
+            None => self.verified,
+        }
+    }
+}
+
+impl VerifyReport {
+    fn write_expected(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.expected {
+            None => Ok(()),
+            Some((head, HeadCheck::Found)) => write!(f, " Expected head seq {} found with its hash.", head.seq),
+            Some((head, HeadCheck::EndsBefore)) => write!(
+                f,
+                " EXPECTED HEAD MISSING: the trail ends before seq {} (hash {}); events were cut off its end.",
+                head.seq, head.hash
+            ),
+            Some((head, HeadCheck::Differs { found })) => write!(
+                f,
+                " EXPECTED HEAD DIFFERS: seq {} has hash {found}, not {}; this is not the trail that head came from.",
+                head.seq, head.hash
+            ),
+        }
     }
 }
 
@@ -130,7 +197,10 @@ impl fmt::Display for VerifyReport {
                         " The chain starts at seq {first}: earlier events were not given, so its first link is taken on trust."
                     )?;
                 }
-                Ok(())
+                if self.checkpoints > 0 || self.signatures_checked {
+                    write!(f, " {} events after the last signed checkpoint (unattested tail).", self.unattested())?;
+                }
+                self.write_expected(f)
             }
             Some(b) => {
                 let seq = b.seq.map_or_else(|| "seq unreadable".to_owned(), |s| format!("seq {s}"));
@@ -141,7 +211,8 @@ impl fmt::Display for VerifyReport {
                     b.line,
                     b.reason,
                     self.verified
-                )
+                )?;
+                self.write_expected(f)
             }
         }
     }
@@ -171,6 +242,34 @@ pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, FileAuditError> {
 /// # Errors
 /// As [`verify`].
 pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<VerifyReport, FileAuditError> {
+    verify_expecting(paths, key, None)
+}
+
+/// As [`verify_with`], and also whether the chain contains `expected` (see
+/// [`VerifyReport::expected`]): a trail whose last events were cut off verifies as a chain,
+/// but not as one that reaches a head a witness kept.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_expecting(
+    paths: &[PathBuf],
+    key: Option<&CheckpointKey>,
+    expected: Option<ExpectedHead>,
+) -> Result<VerifyReport, FileAuditError> {
+    let mut report = verify_chain_files(paths, key, expected)?;
+    if let Some(head) = expected
+        && report.expected.is_none()
+    {
+        report.expected = Some((head, HeadCheck::EndsBefore));
+    }
+    Ok(report)
+}
+
+fn verify_chain_files(
+    paths: &[PathBuf],
+    key: Option<&CheckpointKey>,
+    expected: Option<ExpectedHead>,
+) -> Result<VerifyReport, FileAuditError> {
     let files = chain_order(expand(paths)?)?;
     let mut report = VerifyReport {
         files: files.clone(),
@@ -181,6 +280,7 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<Ver
         checkpoints: 0,
         signed_through: None,
         signatures_checked: key.is_some(),
+        expected: None,
     };
     let mut chain = ChainVerifier::new(key.cloned());
     for (index, path) in files.iter().enumerate() {
@@ -208,7 +308,17 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&CheckpointKey>) -> Result<Ver
             report.checkpoints = chain.checkpoints();
             report.signed_through = chain.signed_through();
             let reason = match pushed {
-                Ok(()) => continue,
+                Ok(()) => {
+                    if let Some(head) = expected.filter(|h| h.seq == event.seq) {
+                        let check = if event.hash == head.hash {
+                            HeadCheck::Found
+                        } else {
+                            HeadCheck::Differs { found: event.hash }
+                        };
+                        report.expected = Some((head, check));
+                    }
+                    continue;
+                }
                 Err(LinkError::OutOfSequence { expected }) => {
                     let later =
                         event.seq > expected && appears_later(&mut reader, path, &files[index + 1..], expected)?;
