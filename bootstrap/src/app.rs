@@ -196,6 +196,7 @@ impl App {
 
         if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
             let (audit, keys, clock, stop) = (audit.clone(), adapters.keys.clone(), clock.clone(), upkeep.clone());
+            let node = node.clone();
             let every = std::time::Duration::from_secs(settings.audit.checkpoint_secs);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -203,7 +204,7 @@ impl App {
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        _ = tick.tick() => take_checkpoint(audit.as_ref(), &keys, clock.now()).await,
+                        _ = tick.tick() => take_checkpoint(audit.as_ref(), &keys, &node, clock.now()).await,
                     }
                 }
             });
@@ -301,7 +302,7 @@ impl App {
         // seen by whatever runs the server, not only logged.
         let stopped = audit.record(AuditRecord::new(clock.now(), AuditAction::ServerStopped, Outcome::Success)).await;
         if settings.audit.enabled && settings.audit.checkpoint_secs > 0 {
-            take_checkpoint(audit.as_ref(), &adapters.keys, clock.now()).await;
+            take_checkpoint(audit.as_ref(), &adapters.keys, &node, clock.now()).await;
         }
         if let Err(error) = audit.flush().await {
             tracing::error!(%error, "Audit flush at shutdown failed");
@@ -495,12 +496,14 @@ pub(crate) fn services(
 async fn take_checkpoint(
     audit: &dyn AuditSink,
     keys: &qudag_application::tools::ServerKeys,
+    node: &str,
     now: qudag_domain::Timestamp,
 ) {
     match qudag_application::usecases::checkpoint(audit, keys.signing(), now).await {
         // The log pipeline is a witness of the trail's head: with this line kept elsewhere,
         // `audit verify --expect-head SEQ:HASH` notices records cut off the trail's end.
         Ok(event) => tracing::info!(
+            node,
             seq = event.seq,
             hash = %event.hash,
             covers_seq = %event.record.details["covers_seq"],

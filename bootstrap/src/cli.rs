@@ -77,12 +77,16 @@ pub enum AuditCommand {
         /// `qudag://keys/signing` publishes it): also check every checkpoint's signature.
         #[arg(long, value_name = "BASE64")]
         public_key: Option<String>,
-        /// A head the trail must reach, as a witness kept it (a checkpoint's seq and hash from
-        /// the log or `GET /admin/audit`, or a head `verify` printed before): exit 1 when the
-        /// trail ends before that seq or has another hash there — records cut off its end
-        /// are noticed. Files only.
-        #[arg(long, value_name = "SEQ:HASH", conflicts_with = "database")]
+        /// A head the trail must reach, as a witness kept it (`expect_head` of the
+        /// "Audit checkpoint signed" log line, or a head `verify` printed before): exit 1 when
+        /// the trail ends before that seq or has another hash there — records cut off its end
+        /// are noticed. With `--database`, also give the node whose chain it is (`--node`).
+        #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<qudag_adapter_file::ExpectedHead>,
+        /// With `--database` and `--expect-head`: the node (`QUDAG_NODE_ID`) whose chain must
+        /// reach that head; each node keeps its own chain.
+        #[arg(long, value_name = "NODE", requires_all = ["database", "expect_head"])]
+        node: Option<String>,
     },
 }
 

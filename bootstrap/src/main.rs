@@ -50,13 +50,25 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Audit { command: AuditCommand::Verify { paths, database, public_key, expect_head } } => {
+        Command::Audit { command: AuditCommand::Verify { paths, database, public_key, expect_head, node } } => {
             let key = match checkpoint_key(public_key.as_deref()) {
                 Ok(key) => key,
                 Err(code) => return code,
             };
             match database {
-                Some(url) => audit_verify_database(url, key.as_ref()),
+                Some(url) => {
+                    let expected = match (expect_head, node) {
+                        (None, _) => None,
+                        (Some(head), Some(node)) => Some((node.as_str(), *head)),
+                        (Some(_), None) => {
+                            eprintln!(
+                                "error: with --database, --expect-head needs --node NODE: each node keeps its own chain"
+                            );
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    };
+                    audit_verify_database(url, key.as_ref(), expected)
+                }
                 None => audit_verify(paths, key.as_ref(), *expect_head),
             }
         }
@@ -149,7 +161,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// `audit verify --database URL`: one line per node; exit 1 if any chain is broken.
 #[cfg(feature = "postgres")]
-fn audit_verify_database(url: &str, key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
+fn audit_verify_database(
+    url: &str,
+    key: Option<&qudag_domain::audit::CheckpointKey>,
+    expected: Option<(&str, qudag_domain::audit::ExpectedHead)>,
+) -> ExitCode {
     let redacted = qudag_adapter_postgres::redact_url(url);
     let runtime = match runtime() {
         Ok(rt) => rt,
@@ -157,7 +173,7 @@ fn audit_verify_database(url: &str, key: Option<&qudag_domain::audit::Checkpoint
     };
     let reports = runtime.block_on(async {
         let db = qudag_adapter_postgres::connect(url, qudag_adapter_postgres::PgOptions::default()).await?;
-        qudag_adapter_postgres::verify_database(&db, key).await
+        qudag_adapter_postgres::verify_database_expecting(&db, key, expected).await
     });
     match reports {
         Ok(reports) if reports.is_empty() => {
@@ -182,7 +198,11 @@ fn audit_verify_database(url: &str, key: Option<&qudag_domain::audit::Checkpoint
 }
 
 #[cfg(not(feature = "postgres"))]
-fn audit_verify_database(_url: &str, _key: Option<&qudag_domain::audit::CheckpointKey>) -> ExitCode {
+fn audit_verify_database(
+    _url: &str,
+    _key: Option<&qudag_domain::audit::CheckpointKey>,
+    _expected: Option<(&str, qudag_domain::audit::ExpectedHead)>,
+) -> ExitCode {
     eprintln!(
         "error: `audit verify --database` needs the `postgres` cargo feature, which this build of qudag-mcp does not include"
     );

@@ -694,6 +694,63 @@ async fn records_cut_off_the_end_are_reported_against_the_logged_head() {
     assert!(report.contains("seven"), "the bad value is named: {report}");
 }
 
+/// The same for the PostgreSQL trail: rows deleted off the end of a node's chain leave a
+/// chain that verifies, but not against the head that node logged; `--expect-head` with
+/// `--database` names the node, and without `--node` it is a usage error.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_cut_off_a_node_chain_are_reported_against_the_logged_head() {
+    use std::io::BufRead as _;
+
+    let database = FreshDatabase::create("cli_expect_head");
+    let url = database.url();
+    let tmp = temp_dir("cli-pg-expect-head");
+    let dir = tmp.path();
+    let mut server = Server::start(
+        qudag_mcp_command!()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "postgres")
+            .env("QUDAG_DATABASE_URL", url)
+            .env("QUDAG_AUDIT_SPOOL", dir.join("spool.jsonl"))
+            .env("QUDAG_NODE_ID", "head-node")
+            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
+    );
+    let port = server.port();
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::new();
+    for id in 0..5 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
+    let mut logged = None;
+    for line in server.log().lines().map_while(Result::ok) {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if entry["message"] == "Audit checkpoint signed" {
+            logged =
+                Some((entry["node"].as_str().map(str::to_owned), entry["expect_head"].as_str().map(str::to_owned)));
+        }
+    }
+    let (node, head) = logged.expect("the shutdown checkpoint is logged");
+    assert_eq!(node.as_deref(), Some("head-node"));
+    let head = head.unwrap();
+    let verify = |extra: &[&str]| {
+        let out = qudag_mcp_command!().args(["audit", "verify", "--database", url]).args(extra).output().unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (code, report) = verify(&["--expect-head", &head, "--node", "head-node"]);
+    assert_eq!(code, Some(0), "{report}");
+    psql(url, "DELETE FROM audit_events WHERE seq > (SELECT max(seq) - 3 FROM audit_events)");
+    let (code, report) = verify(&[]);
+    assert_eq!(code, Some(0), "a shortened chain verifies on its own: {report}");
+    let (code, report) = verify(&["--expect-head", &head, "--node", "head-node"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("node head-node") && report.contains("EXPECTED HEAD MISSING"), "{report}");
+    let (code, report) = verify(&["--expect-head", &head]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains("--node"), "{report}");
+}
+
 /// One client call's fate in the shutdown test.
 #[derive(Debug)]
 struct Call {

@@ -281,6 +281,68 @@ pub struct ChainedEvent {
     pub hash: ChainHash,
 }
 
+/// A head a trail is expected to contain: the event `seq` with `hash`, as a witness kept it
+/// (a logged checkpoint, a head `verify` printed before). A trail whose last events were cut
+/// off still verifies as a chain; against such a head it does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedHead {
+    /// The event's seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: ChainHash,
+}
+
+impl ExpectedHead {
+    /// What `event` says of this head: `None` when it is another seq.
+    pub fn check(&self, event: &ChainedEvent) -> Option<HeadCheck> {
+        (event.seq == self.seq)
+            .then(|| if event.hash == self.hash { HeadCheck::Found } else { HeadCheck::Differs { found: event.hash } })
+    }
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+
+    /// `SEQ:HASH`, the hash in hex.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = text.split_once(':').ok_or_else(|| format!("expected SEQ:HASH, got {text:?}"))?;
+        let seq = seq.trim().parse().map_err(|_| format!("the seq {seq:?} is not a number"))?;
+        let hash = ChainHash::try_from(hash.trim().to_owned()).map_err(|e| format!("the hash {hash:?}: {e}"))?;
+        Ok(Self { seq, hash })
+    }
+}
+
+/// What a trail holds of an [`ExpectedHead`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// The event is there with that hash.
+    Found,
+    /// The trail ends (or breaks) before that seq: events were cut off its end.
+    EndsBefore,
+    /// The event at that seq has another hash: the trail is not the one the head came from.
+    Differs {
+        /// The hash found at that seq.
+        found: ChainHash,
+    },
+}
+
+impl HeadCheck {
+    /// One sentence for a verification report.
+    pub fn describe(&self, head: &ExpectedHead) -> String {
+        match self {
+            Self::Found => format!("Expected head seq {} found with its hash.", head.seq),
+            Self::EndsBefore => format!(
+                "EXPECTED HEAD MISSING: the trail ends before seq {} (hash {}); events were cut off its end.",
+                head.seq, head.hash
+            ),
+            Self::Differs { found } => format!(
+                "EXPECTED HEAD DIFFERS: seq {} has hash {found}, not {}; this is not the trail that head came from.",
+                head.seq, head.hash
+            ),
+        }
+    }
+}
+
 /// Domain separation, so a chain hash can never be confused with another BLAKE3 use.
 const HASH_CONTEXT: &[u8] = b"qudag-mcp audit chain v1\0";
 

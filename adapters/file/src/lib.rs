@@ -24,10 +24,8 @@ mod verify;
 
 pub use error::FileAuditError;
 pub use files::EXTENSION;
+pub use qudag_domain::audit::{ExpectedHead, HeadCheck};
 pub use retention::{PruneReport, prune, signed_with};
 pub use sink::{FileAuditConfig, FileAuditSink, FsyncPolicy};
 pub use spool::Spool;
-pub use verify::{
-    BreakReason, BrokenLink, CheckpointKey, ExpectedHead, HeadCheck, VerifyReport, verify, verify_expecting,
-    verify_with,
-};
+pub use verify::{BreakReason, BrokenLink, CheckpointKey, VerifyReport, verify, verify_expecting, verify_with};

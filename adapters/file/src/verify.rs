@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use qudag_domain::audit::{ChainHash, ChainHead, ChainVerifier, CheckpointSummary, LinkError};
+use qudag_domain::audit::{ChainHead, ChainVerifier, CheckpointSummary, ExpectedHead, HeadCheck, LinkError};
 
 use crate::error::FileAuditError;
 use crate::files::{EXTENSION, LineReader, seq_from_name};
@@ -90,42 +90,6 @@ pub struct VerifyReport {
     pub expected: Option<(ExpectedHead, HeadCheck)>,
 }
 
-/// A head the trail is expected to contain: the event `seq` with `hash`, as a witness kept
-/// it (a logged or published checkpoint, a head `verify` printed before).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExpectedHead {
-    /// The event's seq.
-    pub seq: u64,
-    /// Its hash.
-    pub hash: ChainHash,
-}
-
-impl std::str::FromStr for ExpectedHead {
-    type Err = String;
-
-    /// `SEQ:HASH`, the hash in hex.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (seq, hash) = text.split_once(':').ok_or_else(|| format!("expected SEQ:HASH, got {text:?}"))?;
-        let seq = seq.trim().parse().map_err(|_| format!("the seq {seq:?} is not a number"))?;
-        let hash = ChainHash::try_from(hash.trim().to_owned()).map_err(|e| format!("the hash {hash:?}: {e}"))?;
-        Ok(Self { seq, hash })
-    }
-}
-
-/// What a trail holds of an [`ExpectedHead`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeadCheck {
-    /// The event is there with that hash.
-    Found,
-    /// The trail ends (or breaks) before that seq: events were cut off its end.
-    EndsBefore,
-    /// The event at that seq has another hash: the trail is not the one the head came from.
-    Differs {
-        /// The hash found at that seq.
-        found: ChainHash,
-    },
-}
-
 pub use qudag_domain::audit::CheckpointKey;
 
 impl VerifyReport {
@@ -147,19 +111,9 @@ impl VerifyReport {
 
 impl VerifyReport {
     fn write_expected(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.expected {
+        match &self.expected {
+            Some((head, check)) => write!(f, " {}", check.describe(head)),
             None => Ok(()),
-            Some((head, HeadCheck::Found)) => write!(f, " Expected head seq {} found with its hash.", head.seq),
-            Some((head, HeadCheck::EndsBefore)) => write!(
-                f,
-                " EXPECTED HEAD MISSING: the trail ends before seq {} (hash {}); events were cut off its end.",
-                head.seq, head.hash
-            ),
-            Some((head, HeadCheck::Differs { found })) => write!(
-                f,
-                " EXPECTED HEAD DIFFERS: seq {} has hash {found}, not {}; this is not the trail that head came from.",
-                head.seq, head.hash
-            ),
         }
     }
 }

@@ -5,7 +5,8 @@ use std::fmt;
 
 use qudag_domain::Timestamp;
 use qudag_domain::audit::{
-    AuditAction, ChainHead, ChainVerifier, ChainedEvent, CheckpointKey, CheckpointSummary, LinkError,
+    AuditAction, ChainHead, ChainVerifier, ChainedEvent, CheckpointKey, CheckpointSummary, ExpectedHead, HeadCheck,
+    LinkError,
 };
 use qudag_domain::pqc::fingerprint;
 use sea_orm::{
@@ -85,12 +86,18 @@ pub struct ChainReport {
     pub signatures_checked: bool,
     /// The first broken row; `None` when intact.
     pub broken: Option<BrokenRow>,
+    /// The head this node's chain was expected to reach, and what was found of it.
+    pub expected: Option<(ExpectedHead, HeadCheck)>,
 }
 
 impl ChainReport {
-    /// Whether every row verified.
+    /// Whether every row verified, and the expected head (if any) is in the chain.
     pub fn is_intact(&self) -> bool {
-        self.broken.is_none()
+        self.broken.is_none() && self.expected.is_none_or(|(_, check)| check == HeadCheck::Found)
+    }
+
+    fn expected_sentence(&self) -> String {
+        self.expected.as_ref().map(|(head, check)| format!(" {}", check.describe(head))).unwrap_or_default()
     }
 }
 
@@ -105,8 +112,11 @@ impl fmt::Display for ChainReport {
             let seq = b.seq.map_or_else(|| "seq unreadable".to_owned(), |s| format!("seq {s}"));
             return write!(
                 f,
-                "node {node}: audit chain BROKEN at row id {} ({seq}): {}. The {} events before it verified{range}; nothing from this row on can be trusted.",
-                b.id, b.reason, self.verified
+                "node {node}: audit chain BROKEN at row id {} ({seq}): {}. The {} events before it verified{range}; nothing from this row on can be trusted.{}",
+                b.id,
+                b.reason,
+                self.verified,
+                self.expected_sentence()
             );
         }
         match self.head {
@@ -134,7 +144,7 @@ impl fmt::Display for ChainReport {
                 " The chain starts at seq {first} (older rows were removed by retention); its first link is taken on trust."
             )?;
         }
-        Ok(())
+        write!(f, "{}", self.expected_sentence())
     }
 }
 
@@ -160,14 +170,46 @@ pub async fn verify_database(
     db: &DatabaseConnection,
     key: Option<&CheckpointKey>,
 ) -> Result<Vec<ChainReport>, PgError> {
+    verify_database_expecting(db, key, None).await
+}
+
+/// As [`verify_database`], and whether the chain of the node named in `expected` reaches
+/// that head ([`ChainReport::expected`]; a node with no rows gets a report that says its
+/// trail ends before it).
+///
+/// # Errors
+/// The table cannot be read.
+pub async fn verify_database_expecting(
+    db: &DatabaseConnection,
+    key: Option<&CheckpointKey>,
+    expected: Option<(&str, ExpectedHead)>,
+) -> Result<Vec<ChainReport>, PgError> {
+    let mut names = nodes(db).await?;
+    if let Some((node, _)) = expected
+        && !names.iter().any(|n| n == node)
+    {
+        names.push(node.to_owned());
+    }
     let mut reports = Vec::new();
-    for node in nodes(db).await? {
-        reports.push(verify_node(db, &node, key).await?);
+    for node in names {
+        let head = expected.filter(|(n, _)| *n == node).map(|(_, head)| head);
+        let mut report = verify_node(db, &node, key, head).await?;
+        if let Some(head) = head
+            && report.expected.is_none()
+        {
+            report.expected = Some((head, HeadCheck::EndsBefore));
+        }
+        reports.push(report);
     }
     Ok(reports)
 }
 
-async fn verify_node(db: &DatabaseConnection, node: &str, key: Option<&CheckpointKey>) -> Result<ChainReport, PgError> {
+async fn verify_node(
+    db: &DatabaseConnection,
+    node: &str,
+    key: Option<&CheckpointKey>,
+    expected: Option<ExpectedHead>,
+) -> Result<ChainReport, PgError> {
     let mut chain = ChainVerifier::new(key.cloned());
     let mut report = ChainReport {
         node: node.to_owned(),
@@ -178,6 +220,7 @@ async fn verify_node(db: &DatabaseConnection, node: &str, key: Option<&Checkpoin
         signed_through: None,
         signatures_checked: key.is_some(),
         broken: None,
+        expected: None,
     };
     let mut after: i64 = -1;
     loop {
@@ -203,6 +246,11 @@ async fn verify_node(db: &DatabaseConnection, node: &str, key: Option<&Checkpoin
                 Ok((seq, event)) => {
                     after = seq;
                     report.first_seq.get_or_insert(event.seq);
+                    if let Some(head) = expected
+                        && let Some(check) = head.check(&event)
+                    {
+                        report.expected = Some((head, check));
+                    }
                 }
                 Err(broken) => {
                     if let Some(seq) = broken.seq {

@@ -24,7 +24,9 @@ mod name_registry;
 mod vault_store;
 
 pub use audit::{PgAuditConfig, PostgresAuditSink};
-pub use audit_verify::{BrokenRow, ChainReport, PruneReport, RowBreak, prune_database, verify_database};
+pub use audit_verify::{
+    BrokenRow, ChainReport, PruneReport, RowBreak, prune_database, verify_database, verify_database_expecting,
+};
 pub use config::{PgOptions, connect};
 pub use error::PgError;
 pub use health::PostgresHealth;
