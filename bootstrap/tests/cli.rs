@@ -751,6 +751,136 @@ async fn rows_cut_off_a_node_chain_are_reported_against_the_logged_head() {
     assert!(report.contains("--node"), "{report}");
 }
 
+/// A filesystem mounted for one test, unmounted when dropped.
+#[cfg(target_os = "linux")]
+struct Mounted(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk under the file sink (a 256 KiB tmpfs, filled up by the calls themselves):
+/// from the first record that does not fit, calls are refused with 503 and `Retry-After`
+/// before they run and readiness reports the audit trail down; once space is freed the
+/// queued record is written, calls are served again, and every call answered 200 has its
+/// record. Mounting needs root: elsewhere the test says it did not run.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_calls_before_they_run_and_recovers() {
+    if !running_as_root() {
+        eprintln!("not run: mounting a small filesystem needs root");
+        return;
+    }
+    let tmp = temp_dir("cli-disk-full");
+    let volume = tmp.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&volume)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    let _mounted = Mounted(volume.clone());
+    // Most of the volume is taken; the audit file gets the rest.
+    let filler = volume.join("filler");
+    std::fs::write(&filler, vec![0_u8; 160 * 1024]).unwrap();
+    let file = volume.join("audit.jsonl");
+    let mut server = Server::start(
+        qudag_mcp_command!()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_RATE_LIMIT", "0")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_AUDIT_CHECKPOINT_SECS", "0")
+            .env("QUDAG_KEY_FILE", tmp.path().join("keys.json")),
+    )
+    .drain_log();
+    let port = server.port();
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let call = |n: u64| {
+        let client = client.clone();
+        async move {
+            let id = format!("full-{n}");
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+            let resp = client
+                .post(format!("http://127.0.0.1:{port}/mcp"))
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "analyze_complexity")
+                .header("x-request-id", &id)
+                .json(&body)
+                .send()
+                .await;
+            match resp {
+                Ok(resp) => (id, resp.status().as_u16(), resp.headers().contains_key("retry-after")),
+                Err(_) => (id, 0, false),
+            }
+        }
+    };
+    let mut answered = Vec::new();
+    let mut n = 0;
+    // Calls until the disk is full: the call whose record does not fit waits, unanswered.
+    let stuck = loop {
+        n += 1;
+        assert!(n < 20_000, "the volume never filled up");
+        let pending = tokio::spawn(call(n));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        match tokio::time::timeout(Duration::from_secs(2), pending).await {
+            Ok(Ok((id, 200, _))) => answered.push(id),
+            Ok(Ok(other)) => panic!("before the disk is full every call is served: {other:?}"),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => break n,
+        }
+    };
+    // From now on calls are refused before they run.
+    for m in 0..3 {
+        let (_, status, retry_after) = call(stuck + 1 + m).await;
+        assert_eq!((status, retry_after), (503, true), "refused with Retry-After while the disk is full");
+    }
+    let ready = client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the audit trail cannot take records");
+    // Space comes back: the waiting record is written and calls are served again.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (id, status, _) = call(stuck + 100).await;
+        if status == 200 {
+            answered.push(id);
+            break;
+        }
+        assert!(Instant::now() < deadline, "calls were not served again after space was freed (last {status})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for m in 0..5 {
+        let (id, status, _) = call(stuck + 200 + m).await;
+        assert_eq!(status, 200);
+        answered.push(id);
+    }
+    assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let recorded: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
+    assert!(lost.is_empty(), "answered calls without a record: {lost:?}");
+    assert!(
+        recorded.contains(&format!("full-{stuck}")),
+        "the call that met the full disk was recorded once space came back"
+    );
+    let verify = qudag_mcp_command!().args(["audit", "verify"]).arg(&file).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
 /// One client call's fate in the shutdown test.
 #[derive(Debug)]
 struct Call {
