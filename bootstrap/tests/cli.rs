@@ -881,6 +881,125 @@ async fn a_full_disk_refuses_calls_before_they_run_and_recovers() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
+/// The verification key the server publishes (resource `qudag://keys/signing`), as an
+/// auditor fetches it.
+#[cfg(feature = "postgres")]
+async fn published_key(client: &reqwest::Client, port: u16) -> String {
+    let read = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {
+        "uri": "qudag://keys/signing",
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let body: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "resources/read")
+        .header("mcp-name", "qudag://keys/signing")
+        .json(&read)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: serde_json::Value = serde_json::from_str(body["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    key["public_key"].as_str().unwrap().to_owned()
+}
+
+/// The head of the last checkpoint a stopped server logged: (`node`, `expect_head`).
+#[cfg(feature = "postgres")]
+fn logged_head(server: &mut Server) -> (String, String) {
+    use std::io::BufRead as _;
+    let mut head = None;
+    for line in server.log().lines().map_while(Result::ok) {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if entry["message"] == "Audit checkpoint signed" {
+            head =
+                Some((entry["node"].as_str().unwrap().to_owned(), entry["expect_head"].as_str().unwrap().to_owned()));
+        }
+    }
+    head.expect("the shutdown checkpoint is logged")
+}
+
+/// Run `program` with `args`; panic with its output unless it succeeds.
+#[cfg(feature = "postgres")]
+fn run_ok(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The restore drill of docs/operations.md ("Backup and restore of audit data"), with the
+/// commands it gives: a file trail copied away, destroyed, copied back; a PostgreSQL trail
+/// dumped with `pg_dump`, its table dropped, restored with `pg_restore`. Each restored
+/// trail verifies with the published key against the head the server logged.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_restore_drill_of_the_operations_guide_works() {
+    let tmp = temp_dir("cli-restore");
+    let root = tmp.path();
+    qudag_mcp::install_crypto_provider();
+    let client = reqwest::Client::new();
+
+    // File sink.
+    let dir = root.join("audit");
+    let mut server = Server::start(
+        qudag_mcp_command!()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", dir.join("audit.jsonl"))
+            .env("QUDAG_KEY_FILE", root.join("keys.json")),
+    );
+    let port = server.port();
+    for id in 0..3 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    let key = published_key(&client, port).await;
+    assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
+    let (_, head) = logged_head(&mut server);
+    let (dir_text, backup) = (dir.display().to_string(), root.join("backup").display().to_string());
+    run_ok("cp", &["-a", &dir_text, &backup]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    run_ok("cp", &["-a", &backup, &dir_text]);
+    let verify = |args: &[&str]| {
+        let out = qudag_mcp_command!().args(["audit", "verify"]).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, report) = verify(&["--public-key", &key, "--expect-head", &head, &dir_text]);
+    assert_eq!(code, Some(0), "{report}");
+
+    // PostgreSQL sink.
+    let database = FreshDatabase::create("cli_restore");
+    let url = database.url();
+    let mut server = Server::start(
+        qudag_mcp_command!()
+            .arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_AUDIT_SINK", "postgres")
+            .env("QUDAG_DATABASE_URL", url)
+            .env("QUDAG_AUDIT_SPOOL", root.join("spool.jsonl"))
+            .env("QUDAG_NODE_ID", "restore-node")
+            .env("QUDAG_KEY_FILE", root.join("keys.json")),
+    );
+    let port = server.port();
+    for id in 0..3 {
+        assert_eq!(call_tool(&client, port, id).await, 200);
+    }
+    assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
+    let (node, head) = logged_head(&mut server);
+    let dump = root.join("audit.dump").display().to_string();
+    run_ok("pg_dump", &["--format=custom", "--table=audit_events", &format!("--file={dump}"), url]);
+    psql(url, "DROP TABLE audit_events");
+    run_ok("pg_restore", &[&format!("--dbname={url}"), &dump]);
+    let (code, report) = verify(&["--database", url, "--public-key", &key, "--expect-head", &head, "--node", &node]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("node restore-node: audit chain intact"), "{report}");
+}
+
 /// One client call's fate in the shutdown test.
 #[derive(Debug)]
 struct Call {
