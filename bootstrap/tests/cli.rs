@@ -518,26 +518,11 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     assert_eq!(code, Some(2), "an unreachable database is exit 2");
 }
 
-/// Durable acknowledgement under a kill: 20 clients call a tool as fast as they can on a
-/// server with the file audit sink; after a while the server is killed (SIGKILL, no chance
-/// to flush). Every call a client saw answered 200 has its `tool.called` record in the file
-/// (matched by request id), and after a restart repairs the torn end the chain verifies.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
-    let tmp = temp_dir("cli-kill-audit");
-    let dir = tmp.path().to_path_buf();
-    let file = dir.join("audit.jsonl");
-    let serve = || {
-        let mut cmd = qudag_mcp_command!();
-        cmd.arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_RATE_LIMIT", "0")
-            .env("QUDAG_AUDIT_SINK", "file")
-            .env("QUDAG_AUDIT_FILE", &file)
-            .env("QUDAG_KEY_FILE", dir.join("keys.json"));
-        cmd
-    };
-    let mut server = Server::start(&mut serve()).drain_log();
+/// 20 clients calling a tool as fast as they can on the server `serve` starts, until it is
+/// killed (SIGKILL, no chance to flush) after 4 s: the request ids of the calls a client saw
+/// answered 200 with a result.
+async fn answered_until_killed(mut serve: std::process::Command) -> Vec<String> {
+    let mut server = Server::start(&mut serve).drain_log();
     let port = server.port();
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
@@ -585,15 +570,11 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
         answered.extend(caller.await.unwrap());
     }
     assert!(answered.len() >= 100, "the load reached the server: {} calls answered", answered.len());
+    answered
+}
 
-    // What the file holds (a torn last line is skipped: it was never acknowledged).
-    let text = std::fs::read_to_string(&file).unwrap();
-    let recorded: std::collections::HashSet<String> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["action"] == "tool.called")
-        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
-        .collect();
+/// Every id of `answered` is in `recorded`; prints the counts.
+fn none_lost(answered: &[String], recorded: &std::collections::HashSet<String>) {
     let lost: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
     eprintln!("answered {}, recorded {}, lost {}", answered.len(), recorded.len(), lost.len());
     assert!(
@@ -604,6 +585,36 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
         recorded.len(),
         &lost[..lost.len().min(5)]
     );
+}
+
+/// Durable acknowledgement under a kill, file sink: every call a client saw answered 200
+/// has its `tool.called` record in the file (matched by request id), and after a restart
+/// repairs the torn end the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
+    let tmp = temp_dir("cli-kill-audit");
+    let dir = tmp.path().to_path_buf();
+    let file = dir.join("audit.jsonl");
+    let serve = || {
+        let mut cmd = qudag_mcp_command!();
+        cmd.arg("serve")
+            .env("QUDAG_REQUIRE_AUTH", "false")
+            .env("QUDAG_RATE_LIMIT", "0")
+            .env("QUDAG_AUDIT_SINK", "file")
+            .env("QUDAG_AUDIT_FILE", &file)
+            .env("QUDAG_KEY_FILE", dir.join("keys.json"));
+        cmd
+    };
+    let answered = answered_until_killed(serve()).await;
+    // What the file holds (a torn last line is skipped: it was never acknowledged).
+    let text = std::fs::read_to_string(&file).unwrap();
+    let recorded: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["action"] == "tool.called")
+        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
+        .collect();
+    none_lost(&answered, &recorded);
 
     // A restart repairs a torn end and continues the chain; it verifies.
     let mut restarted = Server::start(&mut serve()).drain_log();
@@ -616,6 +627,45 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// The same with the PostgreSQL sink: every answered call's record is committed (or in
+/// the synced spool) when the node is killed, and the node's chain verifies.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_call_is_in_the_postgres_trail_after_a_kill() {
+    let database = FreshDatabase::create("cli_kill");
+    let url = database.url();
+    let tmp = temp_dir("cli-kill-pg");
+    let dir = tmp.path();
+    let spool = dir.join("spool.jsonl");
+    let mut serve = qudag_mcp_command!();
+    serve
+        .arg("serve")
+        .env("QUDAG_REQUIRE_AUTH", "false")
+        .env("QUDAG_RATE_LIMIT", "0")
+        .env("QUDAG_AUDIT_SINK", "postgres")
+        .env("QUDAG_DATABASE_URL", url)
+        .env("QUDAG_AUDIT_SPOOL", &spool)
+        .env("QUDAG_NODE_ID", "killed-node")
+        .env("QUDAG_KEY_FILE", dir.join("keys.json"));
+    let answered = answered_until_killed(serve).await;
+    let mut recorded: std::collections::HashSet<String> =
+        psql(url, "SELECT record::jsonb->>'request_id' FROM audit_events WHERE action = 'tool.called'")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    let spooled = std::fs::read_to_string(&spool).unwrap_or_default();
+    recorded.extend(
+        spooled
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|event| event["request_id"].as_str().map(str::to_owned)),
+    );
+    none_lost(&answered, &recorded);
+    let verify = qudag_mcp_command!().args(["audit", "verify", "--database", url]).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && report.contains("killed-node: audit chain intact"), "{report}");
 }
 
 /// Records cut off the end of a file trail: the shortened chain still verifies on its own,
