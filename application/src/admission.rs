@@ -625,7 +625,57 @@ impl Admission {
     where
         F: Future<Output = T>,
     {
+        self.run_as(caller, target, permission, arguments_digest, false, operation, describe).await
+    }
+
+    /// As [`Admission::run`], for an operation whose effect cannot be undone: once
+    /// authorized, its attempt (`tool.started`) is recorded before it runs, so that with
+    /// durable acknowledgement the act is on record even if the process dies before its
+    /// `tool.called` record.
+    ///
+    /// # Errors
+    /// As [`Admission::run`]; `Unavailable` (audit) before the operation runs when the
+    /// attempt is not taken.
+    pub async fn run_irreversible<T, F>(
+        &self,
+        caller: &Caller,
+        target: &str,
+        permission: Permission,
+        arguments_digest: String,
+        operation: F,
+        describe: impl FnOnce(&T) -> Option<String>,
+    ) -> Result<T, Refusal>
+    where
+        F: Future<Output = T>,
+    {
+        self.run_as(caller, target, permission, arguments_digest, true, operation, describe).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_as<T, F>(
+        &self,
+        caller: &Caller,
+        target: &str,
+        permission: Permission,
+        arguments_digest: String,
+        attempt_first: bool,
+        operation: F,
+        describe: impl FnOnce(&T) -> Option<String>,
+    ) -> Result<T, Refusal>
+    where
+        F: Future<Output = T>,
+    {
         self.authorize(caller, target, permission).await?;
+        if attempt_first {
+            self.audit(
+                &caller.ctx,
+                AuditRecord::new(self.clock.now(), AuditAction::ToolStarted, Outcome::Success)
+                    .actor(caller.principal.id().to_string())
+                    .target(target)
+                    .details(json!({ "arguments_digest": arguments_digest })),
+            )
+            .await?;
+        }
         let started = Instant::now();
         let outcome = operation.await;
         // Answered only once recorded: a record the trail refuses turns the answer into 503.
@@ -1144,6 +1194,42 @@ mod tests {
         let refused = probe.call(&a, ctx(None), json!({"x": 1})).await.unwrap_err();
         assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
         assert_eq!(probe.runs(), 1, "it ran (admission had the trail accepting), but is not reported as done");
+    }
+
+    #[tokio::test]
+    async fn an_irreversible_operation_is_recorded_before_it_runs_or_does_not_run() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut sink = MockAuditSink::new();
+        let recorded = seen.clone();
+        sink.expect_submit().returning(move |r| {
+            recorded.lock().unwrap().push(r.action);
+            Ok(())
+        });
+        sink.expect_accepting().return_const(true);
+        let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
+        let caller = a.authenticate(ctx(None)).await.unwrap();
+        let runs = AtomicU32::new(0);
+        let operation = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            7
+        };
+        let permission = Permission::VaultWrite;
+        let out = a.run_irreversible(&caller, "delete", permission, "d".into(), operation(), |_| None).await;
+        assert_eq!(out.unwrap(), 7);
+        assert_eq!(*seen.lock().unwrap(), [AuditAction::ToolStarted, AuditAction::ToolCalled]);
+
+        // An attempt the trail does not take: the operation never runs.
+        let mut sink = MockAuditSink::new();
+        sink.expect_submit()
+            .times(1)
+            .returning(|_| Err(crate::ports::AuditSinkError::Unavailable { source: "disk full".into() }));
+        sink.expect_accepting().return_const(true);
+        let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
+        let caller = a.authenticate(ctx(None)).await.unwrap();
+        let refused =
+            a.run_irreversible(&caller, "delete", permission, "d".into(), operation(), |_| None).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "only the first operation ran");
     }
 
     #[tokio::test]

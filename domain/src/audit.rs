@@ -40,6 +40,11 @@ pub enum AuditAction {
     /// A session was presented by a principal other than its owner.
     #[serde(rename = "session.hijack_attempt")]
     SessionHijackAttempt,
+    /// A tool whose effect cannot be undone (a vault entry deleted, a `.dark` name
+    /// registered) is about to run: written durably before it runs, so the act is on record
+    /// even if the process dies before `tool.called` (details: argument digest).
+    #[serde(rename = "tool.started")]
+    ToolStarted,
     /// A tool ran (details: tool, duration, argument digest).
     #[serde(rename = "tool.called")]
     ToolCalled,
@@ -63,7 +68,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for filters and documentation.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::ServerStarted,
         Self::ServerStopped,
         Self::AuthSucceeded,
@@ -71,6 +76,7 @@ impl AuditAction {
         Self::SessionCreated,
         Self::SessionTerminated,
         Self::SessionHijackAttempt,
+        Self::ToolStarted,
         Self::ToolCalled,
         Self::ToolDenied,
         Self::RateLimited,
@@ -89,6 +95,7 @@ impl AuditAction {
             Self::SessionCreated => "session.created",
             Self::SessionTerminated => "session.terminated",
             Self::SessionHijackAttempt => "session.hijack_attempt",
+            Self::ToolStarted => "tool.started",
             Self::ToolCalled => "tool.called",
             Self::ToolDenied => "tool.denied",
             Self::RateLimited => "rate.limited",

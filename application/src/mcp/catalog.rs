@@ -65,6 +65,11 @@ pub trait ToolHandler: Send + Sync + 'static {
     fn availability(&self) -> Availability {
         Availability::Both
     }
+    /// Whether its effect cannot be undone (deleting, registering): then its attempt is
+    /// recorded durably (`tool.started`) before it runs.
+    fn irreversible(&self) -> bool {
+        false
+    }
     /// Run it. Bad arguments and business failures are a result with `isError`; an
     /// `Err` is a protocol error (e.g. -32602, or -32021 for a missing client capability).
     async fn call(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ErrorData>;

@@ -216,6 +216,7 @@ impl QudagTool for KeyExchangeTool {
             read_only: false,
             idempotent: false,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -447,6 +448,7 @@ impl QudagTool for SignTool {
             read_only: false,
             idempotent: false,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -575,6 +577,7 @@ impl QudagTool for VerifyTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 

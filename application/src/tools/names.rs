@@ -152,6 +152,7 @@ impl QudagTool for ResolveTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -217,6 +218,7 @@ impl QudagTool for RegisterTool {
             read_only: false,
             idempotent: false,
             destructive: false,
+            irreversible: true,
         }
     }
 

@@ -210,6 +210,7 @@ impl QudagTool for ExecuteTool {
             read_only: true,
             idempotent: false,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -342,6 +343,7 @@ impl QudagTool for OptimizeTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -429,6 +431,7 @@ impl QudagTool for AnalyzeTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -528,6 +531,7 @@ impl QudagTool for BenchmarkTool {
             read_only: true,
             idempotent: false,
             destructive: false,
+            irreversible: false,
         }
     }
 

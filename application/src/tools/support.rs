@@ -206,6 +206,9 @@ pub struct ToolSpec {
     pub idempotent: bool,
     /// Whether it may delete something.
     pub destructive: bool,
+    /// Whether its effect cannot be undone (deleting, registering): its attempt is then
+    /// recorded durably before it runs (`tool.started`).
+    pub irreversible: bool,
 }
 
 impl ToolSpec {
@@ -332,6 +335,9 @@ impl<T: QudagTool + std::fmt::Debug> ToolHandler for Registered<T> {
     }
     fn cost(&self) -> Cost {
         self.spec.cost()
+    }
+    fn irreversible(&self) -> bool {
+        self.spec.irreversible
     }
     async fn call(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ErrorData> {
         Ok(self.tool.run(cx, arguments).await.unwrap_or_else(ToolFailure::into_response))

@@ -100,6 +100,7 @@ impl QudagTool for PeerDiscoveryTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -262,6 +263,7 @@ impl QudagTool for HealthCheckTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
 

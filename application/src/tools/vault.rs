@@ -229,6 +229,7 @@ impl QudagTool for StoreTool {
             read_only: false,
             idempotent: false,
             destructive: false,
+            irreversible: false,
         }
     }
 
@@ -366,6 +367,7 @@ impl QudagTool for RetrieveTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
     async fn run(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
@@ -442,6 +444,7 @@ impl QudagTool for ListTool {
             read_only: true,
             idempotent: true,
             destructive: false,
+            irreversible: false,
         }
     }
     async fn run(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {
@@ -504,6 +507,7 @@ impl QudagTool for DeleteTool {
             read_only: false,
             idempotent: true,
             destructive: true,
+            irreversible: true,
         }
     }
     async fn run(&self, cx: &CallContext, arguments: JsonObject) -> Result<ToolResponse, ToolFailure> {

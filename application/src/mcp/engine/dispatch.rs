@@ -112,13 +112,18 @@ impl McpEngine {
                 let max = self.tool_calls.max();
                 let running =
                     self.tool_calls.acquire(Holder::of(&inbound.caller)).ok_or_else(|| Limit::tool_calls(max))?;
-                let permission = tool.permission();
+                let (permission, irreversible) = (tool.permission(), tool.irreversible());
                 let call = async move {
                     let outcome = tool.call(&cx, arguments).await;
                     drop(running);
                     outcome
                 };
-                let outcome = self.admission.run(&inbound.caller, &name, permission, digest, call, describe).await?;
+                let caller = &inbound.caller;
+                let outcome = if irreversible {
+                    self.admission.run_irreversible(caller, &name, permission, digest, call, describe).await?
+                } else {
+                    self.admission.run(caller, &name, permission, digest, call, describe).await?
+                };
                 match outcome? {
                     ToolResponse::Complete(result) => Ok(ServerResult::CallToolResult(result)),
                     ToolResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
