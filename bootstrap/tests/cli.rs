@@ -309,20 +309,7 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     );
     let port = server.port();
     qudag_mcp::install_crypto_provider();
-    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "analyze_complexity")
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(call_tool(&reqwest::Client::new(), port, 1).await, 200);
     let health: serde_json::Value =
         reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap().json().await.unwrap();
     assert_eq!(health["components"]["audit_queue"]["status"], "up", "{health}");
@@ -383,23 +370,24 @@ async fn the_file_audit_trail_verifies_and_an_edit_is_caught() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
-/// A stateless `tools/call` of a cheap tool; its HTTP status.
-#[cfg(feature = "postgres")]
-async fn call_tool(client: &reqwest::Client, port: u16, id: u64) -> u16 {
+/// A stateless `tools/call` of a cheap tool (`analyze_complexity` of one gate) with JSON-RPC
+/// id `id`, ready to send to the server on `port`.
+fn tool_call(client: &reqwest::Client, port: u16, id: u64) -> reqwest::RequestBuilder {
     let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
         "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let resp = client
+    client
         .post(format!("http://127.0.0.1:{port}/mcp"))
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", "analyze_complexity")
         .json(&call)
-        .send()
-        .await
-        .unwrap();
-    resp.status().as_u16()
+}
+
+/// [`tool_call`] sent; its HTTP status.
+async fn call_tool(client: &reqwest::Client, port: u16, id: u64) -> u16 {
+    tool_call(client, port, id).send().await.unwrap().status().as_u16()
 }
 
 /// Wait until `done()` holds, or fail naming `what`.
@@ -518,6 +506,40 @@ async fn the_postgres_audit_trail_survives_an_outage_and_a_kill() {
     assert_eq!(code, Some(2), "an unreachable database is exit 2");
 }
 
+/// `serve` with authentication and the rate limit off, audit records in the file `file` and
+/// the server's keys in `keys`.
+fn serve_with_file_audit(file: &std::path::Path, keys: &std::path::Path) -> std::process::Command {
+    let mut cmd = qudag_mcp_command!();
+    cmd.arg("serve")
+        .env("QUDAG_REQUIRE_AUTH", "false")
+        .env("QUDAG_RATE_LIMIT", "0")
+        .env("QUDAG_AUDIT_SINK", "file")
+        .env("QUDAG_AUDIT_FILE", file)
+        .env("QUDAG_KEY_FILE", keys);
+    cmd
+}
+
+/// `serve` with authentication and the rate limit off, audit records in PostgreSQL at `url`
+/// (spooled to `spool`) as node `node`, the server's keys in `keys`.
+#[cfg(feature = "postgres")]
+fn serve_with_postgres_audit(
+    url: &str,
+    spool: &std::path::Path,
+    node: &str,
+    keys: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = qudag_mcp_command!();
+    cmd.arg("serve")
+        .env("QUDAG_REQUIRE_AUTH", "false")
+        .env("QUDAG_RATE_LIMIT", "0")
+        .env("QUDAG_AUDIT_SINK", "postgres")
+        .env("QUDAG_DATABASE_URL", url)
+        .env("QUDAG_AUDIT_SPOOL", spool)
+        .env("QUDAG_NODE_ID", node)
+        .env("QUDAG_KEY_FILE", keys);
+    cmd
+}
+
 /// 20 clients calling a tool as fast as they can on the server `serve` starts, until it is
 /// killed (SIGKILL, no chance to flush) after 4 s: the request ids of the calls a client saw
 /// answered 200 with a result.
@@ -537,19 +559,7 @@ async fn answered_until_killed(mut serve: std::process::Command) -> Vec<String> 
                         break;
                     }
                     let id = format!("kill-{caller}-{n}");
-                    let call = serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                        "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
-                        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-                    let sent = client
-                        .post(format!("http://127.0.0.1:{port}/mcp"))
-                        .header("accept", "application/json, text/event-stream")
-                        .header("mcp-protocol-version", "2026-07-28")
-                        .header("mcp-method", "tools/call")
-                        .header("mcp-name", "analyze_complexity")
-                        .header("x-request-id", &id)
-                        .json(&call)
-                        .send()
-                        .await;
+                    let sent = tool_call(&client, port, n).header("x-request-id", &id).send().await;
                     let Ok(resp) = sent else { break };
                     let ok = resp.status() == 200;
                     match resp.text().await {
@@ -595,16 +605,7 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
     let tmp = temp_dir("cli-kill-audit");
     let dir = tmp.path().to_path_buf();
     let file = dir.join("audit.jsonl");
-    let serve = || {
-        let mut cmd = qudag_mcp_command!();
-        cmd.arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_RATE_LIMIT", "0")
-            .env("QUDAG_AUDIT_SINK", "file")
-            .env("QUDAG_AUDIT_FILE", &file)
-            .env("QUDAG_KEY_FILE", dir.join("keys.json"));
-        cmd
-    };
+    let serve = || serve_with_file_audit(&file, &dir.join("keys.json"));
     let answered = answered_until_killed(serve()).await;
     // What the file holds (a torn last line is skipped: it was never acknowledged).
     let text = std::fs::read_to_string(&file).unwrap();
@@ -639,16 +640,7 @@ async fn every_answered_call_is_in_the_postgres_trail_after_a_kill() {
     let tmp = temp_dir("cli-kill-pg");
     let dir = tmp.path();
     let spool = dir.join("spool.jsonl");
-    let mut serve = qudag_mcp_command!();
-    serve
-        .arg("serve")
-        .env("QUDAG_REQUIRE_AUTH", "false")
-        .env("QUDAG_RATE_LIMIT", "0")
-        .env("QUDAG_AUDIT_SINK", "postgres")
-        .env("QUDAG_DATABASE_URL", url)
-        .env("QUDAG_AUDIT_SPOOL", &spool)
-        .env("QUDAG_NODE_ID", "killed-node")
-        .env("QUDAG_KEY_FILE", dir.join("keys.json"));
+    let serve = serve_with_postgres_audit(url, &spool, "killed-node", &dir.join("keys.json"));
     let answered = answered_until_killed(serve).await;
     let mut recorded: std::collections::HashSet<String> =
         psql(url, "SELECT record::jsonb->>'request_id' FROM audit_events WHERE action = 'tool.called'")
@@ -680,32 +672,12 @@ async fn records_cut_off_the_end_are_reported_against_the_logged_head() {
     let tmp = temp_dir("cli-expect-head");
     let dir = tmp.path();
     let file = dir.join("audit.jsonl");
-    let mut server = Server::start(
-        qudag_mcp_command!()
-            .arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_AUDIT_SINK", "file")
-            .env("QUDAG_AUDIT_FILE", &file)
-            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
-    );
+    let mut server = Server::start(&mut serve_with_file_audit(&file, &dir.join("keys.json")));
     let port = server.port();
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
     for id in 0..5 {
-        let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-        let resp = client
-            .post(format!("http://127.0.0.1:{port}/mcp"))
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "analyze_complexity")
-            .json(&call)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(call_tool(&client, port, id).await, 200);
     }
     assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
     let mut head = None;
@@ -756,16 +728,12 @@ async fn rows_cut_off_a_node_chain_are_reported_against_the_logged_head() {
     let url = database.url();
     let tmp = temp_dir("cli-pg-expect-head");
     let dir = tmp.path();
-    let mut server = Server::start(
-        qudag_mcp_command!()
-            .arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_AUDIT_SINK", "postgres")
-            .env("QUDAG_DATABASE_URL", url)
-            .env("QUDAG_AUDIT_SPOOL", dir.join("spool.jsonl"))
-            .env("QUDAG_NODE_ID", "head-node")
-            .env("QUDAG_KEY_FILE", dir.join("keys.json")),
-    );
+    let mut server = Server::start(&mut serve_with_postgres_audit(
+        url,
+        &dir.join("spool.jsonl"),
+        "head-node",
+        &dir.join("keys.json"),
+    ));
     let port = server.port();
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
@@ -839,14 +807,7 @@ async fn a_full_disk_refuses_calls_before_they_run_and_recovers() {
     std::fs::write(&filler, vec![0_u8; 160 * 1024]).unwrap();
     let file = volume.join("audit.jsonl");
     let mut server = Server::start(
-        qudag_mcp_command!()
-            .arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_RATE_LIMIT", "0")
-            .env("QUDAG_AUDIT_SINK", "file")
-            .env("QUDAG_AUDIT_FILE", &file)
-            .env("QUDAG_AUDIT_CHECKPOINT_SECS", "0")
-            .env("QUDAG_KEY_FILE", tmp.path().join("keys.json")),
+        serve_with_file_audit(&file, &tmp.path().join("keys.json")).env("QUDAG_AUDIT_CHECKPOINT_SECS", "0"),
     )
     .drain_log();
     let port = server.port();
@@ -856,19 +817,7 @@ async fn a_full_disk_refuses_calls_before_they_run_and_recovers() {
         let client = client.clone();
         async move {
             let id = format!("full-{n}");
-            let body = serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                "name": "analyze_complexity", "arguments": {"circuit": {"qubits": 1, "gates": [{"type": "H", "target": 0}]}},
-                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-            let resp = client
-                .post(format!("http://127.0.0.1:{port}/mcp"))
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/call")
-                .header("mcp-name", "analyze_complexity")
-                .header("x-request-id", &id)
-                .json(&body)
-                .send()
-                .await;
+            let resp = tool_call(&client, port, n).header("x-request-id", &id).send().await;
             match resp {
                 Ok(resp) => (id, resp.status().as_u16(), resp.headers().contains_key("retry-after")),
                 Err(_) => (id, 0, false),
@@ -996,14 +945,7 @@ async fn the_audit_restore_drill_of_the_operations_guide_works() {
 
     // File sink.
     let dir = root.join("audit");
-    let mut server = Server::start(
-        qudag_mcp_command!()
-            .arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_AUDIT_SINK", "file")
-            .env("QUDAG_AUDIT_FILE", dir.join("audit.jsonl"))
-            .env("QUDAG_KEY_FILE", root.join("keys.json")),
-    );
+    let mut server = Server::start(&mut serve_with_file_audit(&dir.join("audit.jsonl"), &root.join("keys.json")));
     let port = server.port();
     for id in 0..3 {
         assert_eq!(call_tool(&client, port, id).await, 200);
@@ -1025,16 +967,12 @@ async fn the_audit_restore_drill_of_the_operations_guide_works() {
     // PostgreSQL sink.
     let database = FreshDatabase::create("cli_restore");
     let url = database.url();
-    let mut server = Server::start(
-        qudag_mcp_command!()
-            .arg("serve")
-            .env("QUDAG_REQUIRE_AUTH", "false")
-            .env("QUDAG_AUDIT_SINK", "postgres")
-            .env("QUDAG_DATABASE_URL", url)
-            .env("QUDAG_AUDIT_SPOOL", root.join("spool.jsonl"))
-            .env("QUDAG_NODE_ID", "restore-node")
-            .env("QUDAG_KEY_FILE", root.join("keys.json")),
-    );
+    let mut server = Server::start(&mut serve_with_postgres_audit(
+        url,
+        &root.join("spool.jsonl"),
+        "restore-node",
+        &root.join("keys.json"),
+    ));
     let port = server.port();
     for id in 0..3 {
         assert_eq!(call_tool(&client, port, id).await, 200);
