@@ -672,13 +672,31 @@ async fn records_cut_off_the_end_are_reported_against_the_logged_head() {
     let tmp = temp_dir("cli-expect-head");
     let dir = tmp.path();
     let file = dir.join("audit.jsonl");
-    let mut server = Server::start(&mut serve_with_file_audit(&file, &dir.join("keys.json")));
+    let mut server =
+        Server::start(serve_with_file_audit(&file, &dir.join("keys.json")).env("QUDAG_AUDIT_CHECKPOINT_SECS", "1"));
     let port = server.port();
     qudag_mcp::install_crypto_provider();
     let client = reqwest::Client::new();
     for id in 0..5 {
         assert_eq!(call_tool(&client, port, id).await, 200);
     }
+    // The head is also published to auditors: GET /admin/audit/head, once a checkpoint is signed.
+    let heads = |client: reqwest::Client| async move {
+        let resp = client.get(format!("http://127.0.0.1:{port}/admin/audit/head")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<serde_json::Value>().await.unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let published = loop {
+        let body = heads(client.clone()).await;
+        if let Some(head) = body["checkpoints"][0]["expect_head"].as_str() {
+            assert_eq!(body["checkpoints"].as_array().unwrap().len(), 1, "one node: {body}");
+            assert!(body["checkpoints"][0]["signature"].as_str().is_some_and(|s| s.len() > 1000), "{body}");
+            break head.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no checkpoint published: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
     let mut head = None;
     for line in server.log().lines().map_while(Result::ok) {
@@ -695,6 +713,8 @@ async fn records_cut_off_the_end_are_reported_against_the_logged_head() {
     let (code, report) = verify(&["--expect-head", &head]);
     assert_eq!(code, Some(0), "the whole trail reaches its logged head: {report}");
     assert!(report.contains("Expected head seq"), "{report}");
+    let (code, report) = verify(&["--expect-head", &published]);
+    assert_eq!(code, Some(0), "and the head it published while running: {report}");
 
     // Cut the last three records off the end.
     let text = std::fs::read_to_string(&file).unwrap();

@@ -251,6 +251,83 @@ pub enum AuditResponse {
     Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
 }
 
+/// A node's latest signed checkpoint of the audit chain.
+#[derive(Object, Debug, Clone, PartialEq)]
+pub struct AuditHead {
+    /// The node whose chain it is (`QUDAG_NODE_ID`; null for a file trail without one).
+    #[oai(nullable)]
+    pub node: Option<String>,
+    /// The seq of the checkpoint's signature event.
+    pub seq: u64,
+    /// That event's hash (hex).
+    pub hash: String,
+    /// When it was signed (RFC 3339).
+    pub at: String,
+    /// The seq of the anchor event the signature covers.
+    pub covers_seq: u64,
+    /// The anchor's hash (hex).
+    pub covers_hash: String,
+    /// The signature algorithm (`ml-dsa-65`).
+    pub algorithm: String,
+    /// The signing key's fingerprint.
+    pub key_id: String,
+    /// The signature (hex).
+    pub signature: String,
+    /// `SEQ:HASH`, as `qudag-mcp audit verify --expect-head` takes it.
+    pub expect_head: String,
+}
+
+/// Each node's latest signed checkpoint.
+#[derive(Object, Debug, Clone, PartialEq)]
+pub struct AuditHeads {
+    /// One per node with a signed checkpoint, in node order; empty before the first.
+    pub checkpoints: Vec<AuditHead>,
+}
+
+/// The answer of `GET /admin/audit/head`.
+#[derive(ApiResponse, Debug)]
+#[oai(bad_request_handler = "audit_head_bad_request")]
+pub enum AuditHeadResponse {
+    /// The latest signed checkpoints.
+    #[oai(status = 200)]
+    Ok(Json<AuditHeads>),
+    /// The credential was sent wrongly (then with a challenge).
+    #[oai(status = 400)]
+    BadRequest(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// The caller is neither auditor nor admin, or the token lacks `mcp:audit`;
+    /// or the request's `Origin` is not allowed, or its `Host` is not served here
+    /// (DNS-rebinding protection, reason `forbidden_origin`).
+    #[oai(status = 403)]
+    Forbidden(Json<AdminError>, #[oai(header = "WWW-Authenticate")] Option<String>),
+    /// Over the rate limit.
+    #[oai(status = 429)]
+    TooManyRequests(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
+    /// The audit trail cannot be read now.
+    #[oai(status = 503)]
+    Unavailable(Json<AdminError>, #[oai(header = "Retry-After")] Option<String>),
+}
+
+impl From<Refused> for AuditHeadResponse {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::BadRequest(b, h) => Self::BadRequest(b, h),
+            Refused::Unauthorized(b, h) => Self::Unauthorized(b, h),
+            Refused::Forbidden(b, h) => Self::Forbidden(b, h),
+            // No parameter names a thing that could be missing, and GET takes no body.
+            Refused::NotFound(b) | Refused::UnsupportedMediaType(b) => Self::BadRequest(b, None),
+            Refused::TooManyRequests(b, h) => Self::TooManyRequests(b, h),
+            Refused::Unavailable(b, h) => Self::Unavailable(b, h),
+        }
+    }
+}
+
+fn audit_head_bad_request(err: poem::Error) -> AuditHeadResponse {
+    unreadable(&err).into()
+}
+
 /// A refusal, before it takes an endpoint's response type.
 enum Refused {
     BadRequest(Json<AdminError>, Option<String>),
@@ -466,6 +543,30 @@ impl AdminApi {
             Ok(answer) => match AuditPage::parse_from_json(Some(answer)) {
                 Ok(page) => AuditResponse::Ok(Json(page)),
                 Err(e) => AuditResponse::Unavailable(error(e.into_message(), "internal"), None),
+            },
+            Err(e) => refused(e, &state.origin.metadata_url(req)).into(),
+        }
+    }
+
+    /// Read the audit trail's latest signed checkpoints
+    ///
+    /// Each node's latest signed checkpoint of its audit chain: seq and hash, the anchor it
+    /// covers, the ML-DSA signature and `expect_head` (`SEQ:HASH`). Kept by a witness, it lets
+    /// `qudag-mcp audit verify --expect-head` notice records cut off the trail's end later.
+    /// Needs role `auditor` or `admin` and scope `mcp:audit`; reading is itself audited.
+    #[oai(path = "/admin/audit/head", method = "get", operation_id = "readAuditHead")]
+    async fn audit_head(&self, req: &Request, _token: BearerToken) -> AuditHeadResponse {
+        let Some(state) = &self.state else {
+            return AuditHeadResponse::Unavailable(error("administration is not enabled", "unavailable"), None);
+        };
+        let caller = match state.caller(req).await {
+            Ok(c) => c,
+            Err(r) => return r.into(),
+        };
+        match state.service.audit_heads(&caller).await {
+            Ok(answer) => match AuditHeads::parse_from_json(Some(answer)) {
+                Ok(heads) => AuditHeadResponse::Ok(Json(heads)),
+                Err(e) => AuditHeadResponse::Unavailable(error(e.into_message(), "internal"), None),
             },
             Err(e) => refused(e, &state.origin.metadata_url(req)).into(),
         }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::audit_log::{AuditReader, AuditRequest};
 use super::authz::{AuthzExplainer, ExplainInput, Explanation};
-use super::endpoints::{AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT, endpoint_permission};
+use super::endpoints::{AUDIT_ENDPOINT, AUDIT_HEAD_ENDPOINT, AdminError, EXPLAIN_ENDPOINT, endpoint_permission};
 use crate::admission::{Admission, Caller};
 
 /// The admin operations.
@@ -53,6 +53,15 @@ impl AdminService {
     pub async fn read_audit(&self, caller: &Caller, request: AuditRequest) -> Result<Value, AdminError> {
         let digest = digest_json(&serde_json::to_value(&request).unwrap_or(Value::Null));
         self.call(caller, AUDIT_ENDPOINT, digest, self.audit.page(request)).await
+    }
+
+    /// `GET /admin/audit/head`: each node's latest signed checkpoint.
+    ///
+    /// # Errors
+    /// A refusal, or a trail that cannot be read.
+    pub async fn audit_heads(&self, caller: &Caller) -> Result<Value, AdminError> {
+        let digest = digest_json(&Value::Null);
+        self.call(caller, AUDIT_HEAD_ENDPOINT, digest, self.audit.heads()).await
     }
 
     /// Limit → authorize → run → audit, for the endpoint `name`.

@@ -131,6 +131,49 @@ impl AuditReader {
 }
 
 impl AuditReader {
+    /// The latest signed checkpoint of each node in the trail, in node order: what a witness
+    /// keeps to notice records cut off the trail's end later (`audit verify --expect-head`).
+    ///
+    /// # Errors
+    /// [`AdminError::Failed`] when the trail cannot be read.
+    pub async fn heads(&self) -> Result<Value, AdminError> {
+        let filter = AuditFilter { action: Some(AuditAction::Checkpoint), ..AuditFilter::default() };
+        let failed = |e: AuditSinkError| AdminError::Failed(format!("the audit trail cannot be read: {e}"));
+        let mut latest: std::collections::BTreeMap<Option<String>, ChainedEvent> = std::collections::BTreeMap::new();
+        let mut cursor = None;
+        loop {
+            let page = self.query.query(&filter, cursor, MAX_LIMIT).await.map_err(failed)?;
+            for event in page.events {
+                if event.record.details["phase"] == "signature" {
+                    latest.insert(event.record.node.clone(), event);
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let heads: Vec<Value> = latest
+            .values()
+            .map(|e| {
+                let d = &e.record.details;
+                json!({
+                    "node": e.record.node,
+                    "seq": e.seq,
+                    "hash": e.hash.to_string(),
+                    "at": e.record.at.to_rfc3339(),
+                    "covers_seq": d["covers_seq"],
+                    "covers_hash": d["covers_hash"],
+                    "algorithm": d["algorithm"],
+                    "key_id": d["key_id"],
+                    "signature": d["signature"],
+                    "expect_head": format!("{}:{}", e.seq, e.hash),
+                })
+            })
+            .collect();
+        Ok(json!({ "checkpoints": heads }))
+    }
+
     /// The page `request` asks for, as the endpoint shows it.
     ///
     /// # Errors

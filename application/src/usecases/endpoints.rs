@@ -12,9 +12,15 @@ pub const EXPLAIN_ENDPOINT: &str = "POST /admin/authz/explain";
 /// The audit endpoint.
 pub const AUDIT_ENDPOINT: &str = "GET /admin/audit";
 
+/// The endpoint of the audit trail's latest signed checkpoints.
+pub const AUDIT_HEAD_ENDPOINT: &str = "GET /admin/audit/head";
+
 /// The admin endpoints and the permission each needs.
-pub const ADMIN_ENDPOINTS: &[(&str, Permission)] =
-    &[(EXPLAIN_ENDPOINT, Permission::Admin), (AUDIT_ENDPOINT, Permission::AuditRead)];
+pub const ADMIN_ENDPOINTS: &[(&str, Permission)] = &[
+    (EXPLAIN_ENDPOINT, Permission::Admin),
+    (AUDIT_ENDPOINT, Permission::AuditRead),
+    (AUDIT_HEAD_ENDPOINT, Permission::AuditRead),
+];
 
 /// The permission `endpoint` (`METHOD path`) needs, if it is an admin endpoint.
 pub fn endpoint_permission(endpoint: &str) -> Option<Permission> {

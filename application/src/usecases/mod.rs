@@ -27,7 +27,7 @@ pub use audit_checkpoint::{CheckpointError, checkpoint};
 pub use audit_log::{AuditReader, AuditRequest};
 pub use audit_queue::{Acknowledge, QueueFullPolicy, QueuedAuditSink};
 pub use authz::{AuthzExplainer, ExplainInput, Explanation, Permissions, TargetKind};
-pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, AdminError, EXPLAIN_ENDPOINT};
+pub use endpoints::{ADMIN_ENDPOINTS, AUDIT_ENDPOINT, AUDIT_HEAD_ENDPOINT, AdminError, EXPLAIN_ENDPOINT};
 pub use health::{Component, ComponentReport, HealthReport, HealthService};
 pub use sessions::{SessionError, SessionService};
 pub use unavailable::Unavailable;
