@@ -541,7 +541,7 @@ fn serve_with_postgres_audit(
 }
 
 /// 20 clients calling a tool as fast as they can on the server `serve` starts, until it is
-/// killed (SIGKILL, no chance to flush) after 4 s: the request ids of the calls a client saw
+/// killed (SIGKILL, no chance to flush) after 10 s: the request ids of the calls a client saw
 /// answered 200 with a result.
 async fn answered_until_killed(mut serve: std::process::Command) -> Vec<String> {
     let mut server = Server::start(&mut serve).drain_log();
@@ -572,7 +572,7 @@ async fn answered_until_killed(mut serve: std::process::Command) -> Vec<String> 
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     server.kill();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut answered = Vec::new();
