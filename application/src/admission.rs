@@ -628,37 +628,22 @@ impl Admission {
         self.run_as(caller, target, permission, arguments_digest, false, operation, describe).await
     }
 
-    /// As [`Admission::run`], for an operation whose effect cannot be undone: once
-    /// authorized, its attempt (`tool.started`) is recorded before it runs, so that with
-    /// durable acknowledgement the act is on record even if the process dies before its
-    /// `tool.called` record.
+    /// As [`Admission::run`]; with `irreversible` (an operation whose effect cannot be
+    /// undone), once authorized, its attempt (`tool.started`) is recorded before it runs, so
+    /// that with durable acknowledgement the act is on record even if the process dies
+    /// before its `tool.called` record.
     ///
     /// # Errors
     /// As [`Admission::run`]; `Unavailable` (audit) before the operation runs when the
     /// attempt is not taken.
-    pub async fn run_irreversible<T, F>(
-        &self,
-        caller: &Caller,
-        target: &str,
-        permission: Permission,
-        arguments_digest: String,
-        operation: F,
-        describe: impl FnOnce(&T) -> Option<String>,
-    ) -> Result<T, Refusal>
-    where
-        F: Future<Output = T>,
-    {
-        self.run_as(caller, target, permission, arguments_digest, true, operation, describe).await
-    }
-
     #[allow(clippy::too_many_arguments)]
-    async fn run_as<T, F>(
+    pub async fn run_as<T, F>(
         &self,
         caller: &Caller,
         target: &str,
         permission: Permission,
         arguments_digest: String,
-        attempt_first: bool,
+        irreversible: bool,
         operation: F,
         describe: impl FnOnce(&T) -> Option<String>,
     ) -> Result<T, Refusal>
@@ -666,7 +651,7 @@ impl Admission {
         F: Future<Output = T>,
     {
         self.authorize(caller, target, permission).await?;
-        if attempt_first {
+        if irreversible {
             self.audit(
                 &caller.ctx,
                 AuditRecord::new(self.clock.now(), AuditAction::ToolStarted, Outcome::Success)
@@ -1214,7 +1199,7 @@ mod tests {
             7
         };
         let permission = Permission::VaultWrite;
-        let out = a.run_irreversible(&caller, "delete", permission, "d".into(), operation(), |_| None).await;
+        let out = a.run_as(&caller, "delete", permission, "d".into(), true, operation(), |_| None).await;
         assert_eq!(out.unwrap(), 7);
         assert_eq!(*seen.lock().unwrap(), [AuditAction::ToolStarted, AuditAction::ToolCalled]);
 
@@ -1227,7 +1212,7 @@ mod tests {
         let a = Admission::new(disabled(), allow_all(), None, Arc::new(sink), clock());
         let caller = a.authenticate(ctx(None)).await.unwrap();
         let refused =
-            a.run_irreversible(&caller, "delete", permission, "d".into(), operation(), |_| None).await.unwrap_err();
+            a.run_as(&caller, "delete", permission, "d".into(), true, operation(), |_| None).await.unwrap_err();
         assert!(matches!(refused, Refusal::Unavailable { component: "audit", .. }), "{refused:?}");
         assert_eq!(runs.load(Ordering::SeqCst), 1, "only the first operation ran");
     }

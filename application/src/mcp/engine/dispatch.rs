@@ -118,12 +118,10 @@ impl McpEngine {
                     drop(running);
                     outcome
                 };
-                let caller = &inbound.caller;
-                let outcome = if irreversible {
-                    self.admission.run_irreversible(caller, &name, permission, digest, call, describe).await?
-                } else {
-                    self.admission.run(caller, &name, permission, digest, call, describe).await?
-                };
+                let outcome = self
+                    .admission
+                    .run_as(&inbound.caller, &name, permission, digest, irreversible, call, describe)
+                    .await?;
                 match outcome? {
                     ToolResponse::Complete(result) => Ok(ServerResult::CallToolResult(result)),
                     ToolResponse::InputRequired(result) if stateless => Ok(ServerResult::InputRequiredResult(result)),
