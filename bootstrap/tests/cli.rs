@@ -597,6 +597,17 @@ fn none_lost(answered: &[String], recorded: &std::collections::HashSet<String>) 
     );
 }
 
+/// The request ids of the `tool.called` events in audit JSON lines (a torn last line is
+/// skipped: it was never acknowledged).
+fn called_request_ids(jsonl: &str) -> std::collections::HashSet<String> {
+    jsonl
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["action"] == "tool.called")
+        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Durable acknowledgement under a kill, file sink: every call a client saw answered 200
 /// has its `tool.called` record in the file (matched by request id), and after a restart
 /// repairs the torn end the chain verifies.
@@ -607,15 +618,7 @@ async fn every_answered_call_is_in_the_file_trail_after_a_kill() {
     let file = dir.join("audit.jsonl");
     let serve = || serve_with_file_audit(&file, &dir.join("keys.json"));
     let answered = answered_until_killed(serve()).await;
-    // What the file holds (a torn last line is skipped: it was never acknowledged).
-    let text = std::fs::read_to_string(&file).unwrap();
-    let recorded: std::collections::HashSet<String> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["action"] == "tool.called")
-        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
-        .collect();
-    none_lost(&answered, &recorded);
+    none_lost(&answered, &called_request_ids(&std::fs::read_to_string(&file).unwrap()));
 
     // A restart repairs a torn end and continues the chain; it verifies.
     let mut restarted = Server::start(&mut serve()).drain_log();
@@ -647,13 +650,7 @@ async fn every_answered_call_is_in_the_postgres_trail_after_a_kill() {
             .lines()
             .map(str::to_owned)
             .collect();
-    let spooled = std::fs::read_to_string(&spool).unwrap_or_default();
-    recorded.extend(
-        spooled
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|event| event["request_id"].as_str().map(str::to_owned)),
-    );
+    recorded.extend(called_request_ids(&std::fs::read_to_string(&spool).unwrap_or_default()));
     none_lost(&answered, &recorded);
     let verify = qudag_mcp_command!().args(["audit", "verify", "--database", url]).output().unwrap();
     let report = String::from_utf8_lossy(&verify.stdout);
@@ -884,14 +881,8 @@ async fn a_full_disk_refuses_calls_before_they_run_and_recovers() {
         answered.push(id);
     }
     assert_eq!(server.terminate(Duration::from_secs(15)).await.code(), Some(0));
-    let text = std::fs::read_to_string(&file).unwrap();
-    let recorded: std::collections::HashSet<String> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|event| event["request_id"].as_str().map(str::to_owned))
-        .collect();
-    let lost: Vec<&String> = answered.iter().filter(|id| !recorded.contains(*id)).collect();
-    assert!(lost.is_empty(), "answered calls without a record: {lost:?}");
+    let recorded = called_request_ids(&std::fs::read_to_string(&file).unwrap());
+    none_lost(&answered, &recorded);
     assert!(
         recorded.contains(&format!("full-{stuck}")),
         "the call that met the full disk was recorded once space came back"
